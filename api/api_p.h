@@ -1,0 +1,38 @@
+/*
+ * Inside the user API: a stack is a vtable, implemented by the in-process stack (api/local.c) and
+ * by the management-socket client (api/remote.c). api/api.c holds the public entry points, the
+ * synchronous wrappers over the asynchronous calls, and status names.
+ */
+#ifndef STORSTACK_API_API_P_H
+#define STORSTACK_API_API_P_H
+
+#include <storstack/storstack.h>
+
+struct storstack_ops {
+    void (*destroy)(storstack_t *stack);
+    storstack_status_t (*open)(storstack_t *stack, const char *name, uint32_t access,
+                               storstack_handle_t **out);
+    storstack_status_t (*close)(storstack_handle_t *handle);
+    /* Read (write == 0) or write; STATUS_PENDING and exactly one callback, or a failure and none. */
+    storstack_status_t (*rw_async)(storstack_handle_t *handle, int write, void *buf,
+                                   uint32_t length, uint64_t offset,
+                                   storstack_io_callback *callback, void *context);
+    storstack_status_t (*flush)(storstack_handle_t *handle);
+    storstack_status_t (*ioctl)(storstack_handle_t *handle, uint32_t code, const void *in,
+                                uint32_t in_length, void *out, uint32_t out_length,
+                                uint32_t *returned);
+    storstack_status_t (*get_tree)(storstack_t *stack, char **json);
+    storstack_status_t (*reg_get_string)(storstack_t *stack, const char *key, const char *name,
+                                         char *out, size_t out_length);
+};
+
+struct storstack {
+    const struct storstack_ops *ops;
+    int remote;
+};
+
+struct storstack_handle {
+    storstack_t *stack;
+};
+
+#endif

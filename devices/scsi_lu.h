@@ -1,0 +1,91 @@
+/*
+ * The SCSI device server: logical units that a virtual miniport (or the iSCSI target, through
+ * Storport pass-through) presents. A logical unit has a device type, a command table and a
+ * backend; it returns data, status and sense exactly as SPC/SBC require. A target groups logical
+ * units by LUN and answers what belongs to the target (REPORT LUNS, commands to absent LUNs).
+ *
+ * Contract of scsi_target_execute()/scsi_lu_execute(): the command is owned by the device until
+ * cmd->done runs, exactly once, possibly inside the call (RAM backend) or on a backend thread.
+ * Nothing is allocated per command: backend requests live in the command's scratch space.
+ * Thread safety: commands may be executed concurrently from several threads.
+ */
+#ifndef STORSTACK_DEVICES_SCSI_LU_H
+#define STORSTACK_DEVICES_SCSI_LU_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "backends/backend.h"
+
+#define SCSI_SENSE_MAX 252
+
+enum scsi_dir {
+    SCSI_DIR_NONE,
+    SCSI_DIR_IN,  /* device to initiator */
+    SCSI_DIR_OUT, /* initiator to device */
+};
+
+/* SAM-5 status codes */
+#define SAM_STAT_GOOD                 0x00
+#define SAM_STAT_CHECK_CONDITION      0x02
+#define SAM_STAT_CONDITION_MET        0x04
+#define SAM_STAT_BUSY                 0x08
+#define SAM_STAT_RESERVATION_CONFLICT 0x18
+#define SAM_STAT_TASK_SET_FULL        0x28
+#define SAM_STAT_ACA_ACTIVE           0x30
+#define SAM_STAT_TASK_ABORTED         0x40
+
+struct scsi_cmd {
+    /* Filled by the submitter. */
+    const uint8_t *cdb;
+    uint8_t cdb_len;
+    enum scsi_dir dir;         /* the data direction the initiator set up */
+    const struct iovec *iov;   /* the initiator's data buffer */
+    int iovcnt;
+    uint32_t xfer_len;         /* its length in bytes (the expected data transfer length) */
+    uint64_t nexus;            /* I_T nexus identity (0 for the local port) */
+    void (*done)(struct scsi_cmd *cmd);
+    void *context;
+
+    /* Filled by the device before done(). */
+    uint8_t status;            /* SAM_STAT_* */
+    uint8_t sense_len;         /* valid bytes in sense[] when status is CHECK CONDITION */
+    uint32_t transferred;      /* bytes moved to/from the buffer (residual = xfer_len - this) */
+    uint8_t sense[SCSI_SENSE_MAX];
+
+    /* The device's scratch: no allocation per command. */
+    struct be_io bio;
+    struct iovec bio_iov[4];
+    uint64_t dev_priv[4];
+};
+
+struct scsi_lu;
+struct scsi_target;
+
+struct scsi_disk_config {
+    const char *vendor;    /* T10 vendor, up to 8 chars; default "STORSTAK" */
+    const char *product;   /* up to 16; default "VIRTUAL DISK" */
+    const char *revision;  /* up to 4; default "0001" */
+    const char *serial;    /* unit serial number (VPD 80h); default derived from the device id */
+    uint64_t device_id;    /* seeds the NAA identifier in VPD 83h; unique per LU */
+    uint32_t block_size;   /* 512 or 4096; default 512 */
+    uint32_t max_transfer_blocks; /* VPD B0h MAXIMUM TRANSFER LENGTH; 0 = no limit advertised */
+    bool write_cache;      /* WCE initial value (caching mode page); default true */
+    bool read_only;        /* write-protected medium */
+};
+
+/* Creates a direct-access block device (peripheral type 00h) over a backend it does not own. */
+int scsi_disk_create(const struct scsi_disk_config *cfg, struct backend *be, struct scsi_lu **out);
+void scsi_lu_destroy(struct scsi_lu *lu);
+void scsi_lu_execute(struct scsi_lu *lu, struct scsi_cmd *cmd);
+
+struct scsi_target *scsi_target_create(void);
+/* The target does not own the LUs; destroy them after the target. */
+int scsi_target_add_lu(struct scsi_target *t, uint64_t lun, struct scsi_lu *lu);
+void scsi_target_destroy(struct scsi_target *t);
+/* REPORT LUNS, and absent-LUN answers (INQUIRY PQ=3, other commands LOGICAL UNIT NOT SUPPORTED),
+ * are the target's; everything else goes to the LU. */
+void scsi_target_execute(struct scsi_target *t, uint64_t lun, struct scsi_cmd *cmd);
+
+#endif

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the Debian packages that building, running and testing storstack need, when missing.
+# Usage: scripts/install-deps.sh [build|test|bench]   (each set includes the ones before it)
+set -euo pipefail
+set_name=${1:-build}
+build_pkgs=(gcc make cmake pkg-config liburing-dev libinih-dev)
+test_pkgs=(libcmocka-dev clang libclang-rt-dev)
+bench_pkgs=(fio)
+want=("${build_pkgs[@]}")
+case "$set_name" in
+build) ;;
+test) want+=("${test_pkgs[@]}") ;;
+bench) want+=("${test_pkgs[@]}" "${bench_pkgs[@]}") ;;
+*) echo "install-deps: unknown set '$set_name' (build, test or bench)" >&2; exit 2 ;;
+esac
+missing=()
+for p in "${want[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+    echo "install-deps: missing packages: ${missing[*]} (run as root, or install them)" >&2
+    exit 1
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
