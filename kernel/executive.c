@@ -1,0 +1,91 @@
+/*
+ * Creating and destroying an executive: its locks, threads, IRP lookaside and root driver at
+ * creation; at destruction, the shutdown notifications (IRP_MJ_SHUTDOWN, so disks flush), the
+ * removal of the whole devnode tree, then the threads and everything left.
+ */
+#include <stdlib.h>
+
+#include "kernel/executive_p.h"
+
+NTSTATUS ExCreateExecutive(PEXECUTIVE *Executive)
+{
+    PEXECUTIVE ex = calloc(1, sizeof(*ex));
+    NTSTATUS status;
+    if (!ex)
+        return STATUS_INSUFFICIENT_RESOURCES;
+    pthread_mutex_init(&ex->Lock, NULL);
+    pthread_mutex_init(&ex->RegistryLock, NULL);
+    pthread_mutexattr_t attr;
+    pthread_mutexattr_init(&attr);
+    /* PnP work re-enters: a driver's START may enumerate, which takes the lock on this thread */
+    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+    pthread_mutex_init(&ex->PnpLock, &attr);
+    pthread_mutexattr_destroy(&attr);
+    KeInitializeEvent(&ex->EnumerationIdle, NotificationEvent, TRUE);
+    ExInitializeNPagedLookasideList(&ex->IrpLookaside, NULL, NULL, 0, IoSizeOfIrp(IO_MAX_FAST_STACK),
+                                    'prIS', 1024);
+    KipStartThreads(ex);
+    status = PnpCreateRootDriver(ex);
+    if (!NT_SUCCESS(status)) {
+        ExDestroyExecutive(ex);
+        return status;
+    }
+    *Executive = ex;
+    return STATUS_SUCCESS;
+}
+
+static void ExpSendShutdown(PEXECUTIVE ex)
+{
+    PDEVICE_OBJECT devices[RTL_NUMBER_OF(ex->ShutdownDevices)];
+    ULONG count;
+    pthread_mutex_lock(&ex->Lock);
+    count = ex->ShutdownCount;
+    memcpy(devices, ex->ShutdownDevices, count * sizeof(devices[0]));
+    for (ULONG i = 0; i < count; i++)
+        ObReferenceObject(devices[i]);
+    pthread_mutex_unlock(&ex->Lock);
+    for (ULONG i = 0; i < count; i++) {
+        KEVENT event;
+        IO_STATUS_BLOCK iosb;
+        PIRP irp;
+        KeInitializeEvent(&event, NotificationEvent, FALSE);
+        irp = IoBuildSynchronousFsdRequest(IRP_MJ_SHUTDOWN, devices[i], NULL, 0, NULL, &event, &iosb);
+        if (irp) {
+            IoCallDriver(devices[i], irp);
+            KeWaitForSingleObject(&event, Executive, KernelMode, FALSE, NULL);
+        }
+        KeDeleteEvent(&event);
+        ObDereferenceObject(devices[i]);
+    }
+}
+
+void ExDestroyExecutive(PEXECUTIVE ex)
+{
+    if (!ex)
+        return;
+    IoSynchronizeDeviceRelations(ex);
+    ExpSendShutdown(ex);
+    PnpRemoveTree(ex);
+    KipStopThreads(ex);
+    IopDeleteDriverObjects(ex);
+    if (ex->PnpDriver) {
+        free(ex->PnpDriver);
+        ex->PnpDriver = NULL;
+    }
+    PnpFreePackages(ex);
+    IopFreeNames(ex);
+    CmpFreeRegistry(ex);
+    ExDeleteNPagedLookasideList(&ex->IrpLookaside);
+    KeDeleteEvent(&ex->EnumerationIdle);
+    pthread_mutex_destroy(&ex->Lock);
+    pthread_mutex_destroy(&ex->RegistryLock);
+    pthread_mutex_destroy(&ex->PnpLock);
+    free(ex);
+}
+
+void ExQueryCounters(PEXECUTIVE Executive, EXECUTIVE_COUNTERS *Counters)
+{
+    Counters->Devices = atomic_load(&Executive->DeviceCount);
+    Counters->Irps = atomic_load(&Executive->IrpCount);
+    Counters->DevNodes = atomic_load(&Executive->DevNodeCount);
+}

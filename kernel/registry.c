@@ -1,0 +1,493 @@
+/*
+ * The configuration manager: the registry as a tree of keys with typed values, rooted at
+ * CurrentControlSet. Keys and value names compare case-insensitively, as on Windows. INI files
+ * load into it: a section names a key path, each line a value (docs/config.md has the syntax).
+ * One mutex guards the tree; the registry is read at device start and configuration time, never
+ * on the I/O path.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "kernel/executive_p.h"
+
+typedef struct _REG_VALUE {
+    struct _REG_VALUE *Next;
+    char Name[64];
+    ULONG Type;
+    ULONG Length;
+    UCHAR *Data;
+} REG_VALUE, *PREG_VALUE;
+
+struct _REG_KEY {
+    struct _REG_KEY *Next;  /* sibling */
+    struct _REG_KEY *Child; /* first subkey */
+    char Name[128];
+    PREG_VALUE Values;
+};
+
+static PREG_KEY CmpNewKey(PCSTR name, size_t len)
+{
+    PREG_KEY k = calloc(1, sizeof(*k));
+    if (!k)
+        return NULL;
+    if (len >= sizeof(k->Name))
+        len = sizeof(k->Name) - 1;
+    memcpy(k->Name, name, len);
+    return k;
+}
+
+static void CmpFreeKey(PREG_KEY k)
+{
+    while (k) {
+        PREG_KEY next = k->Next;
+        CmpFreeKey(k->Child);
+        for (PREG_VALUE v = k->Values; v;) {
+            PREG_VALUE nv = v->Next;
+            free(v->Data);
+            free(v);
+            v = nv;
+        }
+        free(k);
+        k = next;
+    }
+}
+
+void CmpFreeRegistry(PEXECUTIVE ex)
+{
+    CmpFreeKey(ex->Registry);
+    ex->Registry = NULL;
+}
+
+/* Strips a leading "HKLM\SYSTEM\CurrentControlSet\" (or "\Registry\Machine\System\...") prefix. */
+static PCSTR CmpRelativePath(PCSTR path)
+{
+    static const char *const prefixes[] = {
+        "HKLM\\SYSTEM\\CurrentControlSet\\",
+        "HKEY_LOCAL_MACHINE\\SYSTEM\\CurrentControlSet\\",
+        "\\Registry\\Machine\\System\\CurrentControlSet\\",
+    };
+    for (size_t i = 0; i < RTL_NUMBER_OF(prefixes); i++) {
+        size_t n = strlen(prefixes[i]);
+        if (!strncasecmp(path, prefixes[i], n))
+            return path + n;
+    }
+    while (*path == '\\')
+        path++;
+    return path;
+}
+
+/* Walks a path from the root; creates missing keys when create is set. Lock held. */
+static PREG_KEY CmpLookup(PEXECUTIVE ex, PCSTR path, BOOLEAN create)
+{
+    PREG_KEY key;
+    PCSTR p = CmpRelativePath(path);
+
+    if (!ex->Registry) {
+        if (!create)
+            return NULL;
+        ex->Registry = CmpNewKey("CurrentControlSet", 17);
+        if (!ex->Registry)
+            return NULL;
+    }
+    key = ex->Registry;
+    while (*p) {
+        PCSTR end = strchr(p, '\\');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        PREG_KEY child;
+        if (len == 0) {
+            p++;
+            continue;
+        }
+        for (child = key->Child; child; child = child->Next)
+            if (strlen(child->Name) == len && !strncasecmp(child->Name, p, len))
+                break;
+        if (!child) {
+            if (!create)
+                return NULL;
+            child = CmpNewKey(p, len);
+            if (!child)
+                return NULL;
+            /* keep subkeys in creation order: enumeration order is what users wrote */
+            PREG_KEY *pp = &key->Child;
+            while (*pp)
+                pp = &(*pp)->Next;
+            *pp = child;
+        }
+        key = child;
+        p += len;
+    }
+    return key;
+}
+
+NTSTATUS CmCreateKey(PEXECUTIVE Executive, PCSTR KeyPath)
+{
+    NTSTATUS status;
+    pthread_mutex_lock(&Executive->RegistryLock);
+    status = CmpLookup(Executive, KeyPath, TRUE) ? STATUS_SUCCESS : STATUS_INSUFFICIENT_RESOURCES;
+    pthread_mutex_unlock(&Executive->RegistryLock);
+    return status;
+}
+
+BOOLEAN CmKeyExists(PEXECUTIVE Executive, PCSTR KeyPath)
+{
+    BOOLEAN exists;
+    pthread_mutex_lock(&Executive->RegistryLock);
+    exists = CmpLookup(Executive, KeyPath, FALSE) != NULL;
+    pthread_mutex_unlock(&Executive->RegistryLock);
+    return exists;
+}
+
+NTSTATUS CmSetValue(PEXECUTIVE Executive, PCSTR KeyPath, PCSTR ValueName, ULONG Type,
+                    const void *Data, ULONG DataLength)
+{
+    PREG_KEY key;
+    PREG_VALUE v;
+    UCHAR *copy;
+
+    if (strlen(ValueName) >= sizeof(v->Name))
+        return STATUS_OBJECT_NAME_INVALID;
+    copy = malloc(DataLength ? DataLength : 1);
+    if (!copy)
+        return STATUS_INSUFFICIENT_RESOURCES;
+    memcpy(copy, Data, DataLength);
+    pthread_mutex_lock(&Executive->RegistryLock);
+    key = CmpLookup(Executive, KeyPath, TRUE);
+    if (!key) {
+        pthread_mutex_unlock(&Executive->RegistryLock);
+        free(copy);
+        return STATUS_INSUFFICIENT_RESOURCES;
+    }
+    for (v = key->Values; v; v = v->Next)
+        if (!strcasecmp(v->Name, ValueName))
+            break;
+    if (!v) {
+        v = calloc(1, sizeof(*v));
+        if (!v) {
+            pthread_mutex_unlock(&Executive->RegistryLock);
+            free(copy);
+            return STATUS_INSUFFICIENT_RESOURCES;
+        }
+        snprintf(v->Name, sizeof(v->Name), "%s", ValueName);
+        PREG_VALUE *pp = &key->Values;
+        while (*pp)
+            pp = &(*pp)->Next;
+        *pp = v;
+    }
+    free(v->Data);
+    v->Data = copy;
+    v->Type = Type;
+    v->Length = DataLength;
+    pthread_mutex_unlock(&Executive->RegistryLock);
+    return STATUS_SUCCESS;
+}
+
+NTSTATUS CmQueryValue(PEXECUTIVE Executive, PCSTR KeyPath, PCSTR ValueName, PULONG Type,
+                      PVOID Buffer, ULONG BufferLength, PULONG ResultLength)
+{
+    PREG_KEY key;
+    PREG_VALUE v = NULL;
+    NTSTATUS status = STATUS_OBJECT_NAME_NOT_FOUND;
+
+    pthread_mutex_lock(&Executive->RegistryLock);
+    key = CmpLookup(Executive, KeyPath, FALSE);
+    if (key)
+        for (v = key->Values; v; v = v->Next)
+            if (!strcasecmp(v->Name, ValueName))
+                break;
+    if (v) {
+        if (Type)
+            *Type = v->Type;
+        if (ResultLength)
+            *ResultLength = v->Length;
+        if (v->Length > BufferLength) {
+            status = STATUS_BUFFER_TOO_SMALL;
+        } else {
+            if (Buffer)
+                memcpy(Buffer, v->Data, v->Length);
+            status = STATUS_SUCCESS;
+        }
+    }
+    pthread_mutex_unlock(&Executive->RegistryLock);
+    return status;
+}
+
+NTSTATUS CmEnumerateKey(PEXECUTIVE Executive, PCSTR KeyPath, ULONG Index, char *Name,
+                        ULONG NameLength)
+{
+    PREG_KEY key, child;
+    NTSTATUS status = STATUS_NO_MORE_ENTRIES;
+    pthread_mutex_lock(&Executive->RegistryLock);
+    key = CmpLookup(Executive, KeyPath, FALSE);
+    if (!key) {
+        status = STATUS_OBJECT_NAME_NOT_FOUND;
+    } else {
+        for (child = key->Child; child && Index; child = child->Next)
+            Index--;
+        if (child) {
+            if (strlen(child->Name) >= NameLength) {
+                status = STATUS_BUFFER_TOO_SMALL;
+            } else {
+                strcpy(Name, child->Name);
+                status = STATUS_SUCCESS;
+            }
+        }
+    }
+    pthread_mutex_unlock(&Executive->RegistryLock);
+    return status;
+}
+
+/* Parses "123", "0x1F", "4K", "1G", "2T" (binary multiples). Returns FALSE when not a number. */
+static BOOLEAN CmpParseNumber(PCSTR s, ULONGLONG *out, BOOLEAN allow_suffix)
+{
+    char *end;
+    unsigned long long v;
+    int shift = 0;
+    if (!*s || *s == '-' || isspace((unsigned char)*s))
+        return FALSE;
+    errno = 0;
+    v = strtoull(s, &end, 0);
+    if (errno || end == s)
+        return FALSE;
+    if (allow_suffix && *end) {
+        switch (toupper((unsigned char)*end)) {
+        case 'K': shift = 10; break;
+        case 'M': shift = 20; break;
+        case 'G': shift = 30; break;
+        case 'T': shift = 40; break;
+        default: return FALSE;
+        }
+        end++;
+        if (toupper((unsigned char)*end) == 'I')
+            end++;
+        if (toupper((unsigned char)*end) == 'B')
+            end++;
+        if (shift && v > (~0ull >> shift))
+            return FALSE;
+        v <<= shift;
+    }
+    if (*end)
+        return FALSE;
+    *out = v;
+    return TRUE;
+}
+
+NTSTATUS RtlQueryRegistryUlonglong(PEXECUTIVE Executive, PCSTR KeyPath, PCSTR ValueName,
+                                   PULONGLONG Value)
+{
+    char buf[64];
+    ULONG type, len;
+    NTSTATUS status = CmQueryValue(Executive, KeyPath, ValueName, &type, buf, sizeof(buf) - 1, &len);
+    if (!NT_SUCCESS(status))
+        return status == STATUS_BUFFER_TOO_SMALL ? STATUS_INVALID_PARAMETER : status;
+    if (type == REG_DWORD && len == 4) {
+        ULONG d;
+        memcpy(&d, buf, 4);
+        *Value = d;
+        return STATUS_SUCCESS;
+    }
+    if (type == REG_QWORD && len == 8) {
+        memcpy(Value, buf, 8);
+        return STATUS_SUCCESS;
+    }
+    if (type == REG_SZ) {
+        buf[len] = 0;
+        if (CmpParseNumber(buf, Value, TRUE))
+            return STATUS_SUCCESS;
+    }
+    return STATUS_INVALID_PARAMETER;
+}
+
+NTSTATUS RtlQueryRegistryString(PEXECUTIVE Executive, PCSTR KeyPath, PCSTR ValueName, char *Buffer,
+                                ULONG BufferLength)
+{
+    ULONG type, len;
+    NTSTATUS status;
+    if (!BufferLength)
+        return STATUS_BUFFER_TOO_SMALL;
+    status = CmQueryValue(Executive, KeyPath, ValueName, &type, Buffer, BufferLength - 1, &len);
+    if (!NT_SUCCESS(status))
+        return status;
+    switch (type) {
+    case REG_SZ:
+        Buffer[len] = 0;
+        return STATUS_SUCCESS;
+    case REG_MULTI_SZ:
+        /* joined with ',' */
+        for (ULONG i = 0; i + 1 < len; i++)
+            if (!Buffer[i])
+                Buffer[i] = ',';
+        Buffer[len] = 0;
+        while (len && (Buffer[len - 1] == ',' || !Buffer[len - 1]))
+            Buffer[--len] = 0;
+        return STATUS_SUCCESS;
+    case REG_DWORD: {
+        ULONG d;
+        memcpy(&d, Buffer, 4);
+        return (ULONG)snprintf(Buffer, BufferLength, "%u", d) < BufferLength ? STATUS_SUCCESS
+                                                                            : STATUS_BUFFER_TOO_SMALL;
+    }
+    case REG_QWORD: {
+        ULONGLONG q;
+        memcpy(&q, Buffer, 8);
+        return (ULONG)snprintf(Buffer, BufferLength, "%llu", (unsigned long long)q) < BufferLength
+                   ? STATUS_SUCCESS
+                   : STATUS_BUFFER_TOO_SMALL;
+    }
+    default:
+        return STATUS_INVALID_PARAMETER;
+    }
+}
+
+/* ---- INI loading ----------------------------------------------------------------------------- */
+
+struct CmpIniContext {
+    PEXECUTIVE Executive;
+    char Error[256];
+    char LastSection[256];
+};
+
+/* Value syntax: dword:N, qword:N, multi:a,b,c, hex:0a0b.., str:text; a bare number is REG_DWORD
+ * (REG_QWORD when it needs 64 bits); anything else REG_SZ. Surrounding quotes are removed. */
+static int CmpIniHandler(void *user, const char *section, const char *name, const char *value)
+{
+    struct CmpIniContext *ctx = user;
+    PEXECUTIVE ex = ctx->Executive;
+    char text[1024];
+    ULONGLONG number;
+    NTSTATUS status;
+    size_t len;
+
+    if (!section[0]) {
+        snprintf(ctx->Error, sizeof(ctx->Error), "value '%s' is outside any [key] section", name);
+        return 0;
+    }
+    snprintf(ctx->LastSection, sizeof(ctx->LastSection), "%s", section);
+    if (!name) { /* a section with no values still creates its key (inih calls with NULL name) */
+        return NT_SUCCESS(CmCreateKey(ex, section));
+    }
+    len = strlen(value);
+    if (len >= sizeof(text)) {
+        snprintf(ctx->Error, sizeof(ctx->Error), "value '%s' is longer than %zu bytes", name,
+                 sizeof(text) - 1);
+        return 0;
+    }
+    if (len >= 2 && value[0] == '"' && value[len - 1] == '"') {
+        memcpy(text, value + 1, len - 2);
+        text[len - 2] = 0;
+        status = CmSetValue(ex, section, name, REG_SZ, text, (ULONG)strlen(text) + 1);
+    } else if (!strncasecmp(value, "dword:", 6)) {
+        if (!CmpParseNumber(value + 6, &number, TRUE) || number > 0xFFFFFFFFull) {
+            snprintf(ctx->Error, sizeof(ctx->Error), "value '%s': '%s' is not a 32-bit number",
+                     name, value + 6);
+            return 0;
+        }
+        ULONG d = (ULONG)number;
+        status = CmSetValue(ex, section, name, REG_DWORD, &d, 4);
+    } else if (!strncasecmp(value, "qword:", 6)) {
+        if (!CmpParseNumber(value + 6, &number, TRUE)) {
+            snprintf(ctx->Error, sizeof(ctx->Error), "value '%s': '%s' is not a number", name,
+                     value + 6);
+            return 0;
+        }
+        status = CmSetValue(ex, section, name, REG_QWORD, &number, 8);
+    } else if (!strncasecmp(value, "multi:", 6)) {
+        size_t n = 0;
+        for (PCSTR p = value + 6; *p; p++) {
+            if (n + 2 >= sizeof(text))
+                break;
+            text[n++] = *p == ',' ? 0 : *p;
+        }
+        text[n++] = 0;
+        text[n++] = 0;
+        status = CmSetValue(ex, section, name, REG_MULTI_SZ, text, (ULONG)n);
+    } else if (!strncasecmp(value, "hex:", 4)) {
+        PCSTR p = value + 4;
+        size_t n = 0;
+        while (*p) {
+            unsigned b;
+            if (*p == ',' || *p == ' ') {
+                p++;
+                continue;
+            }
+            if (!isxdigit((unsigned char)p[0]) || !isxdigit((unsigned char)p[1]) ||
+                sscanf(p, "%2x", &b) != 1 || n >= sizeof(text)) {
+                snprintf(ctx->Error, sizeof(ctx->Error), "value '%s': bad hex data", name);
+                return 0;
+            }
+            text[n++] = (char)b;
+            p += 2;
+        }
+        status = CmSetValue(ex, section, name, REG_BINARY, text, (ULONG)n);
+    } else if (!strncasecmp(value, "str:", 4)) {
+        status = CmSetValue(ex, section, name, REG_SZ, value + 4, (ULONG)strlen(value + 4) + 1);
+    } else if (CmpParseNumber(value, &number, FALSE)) {
+        if (number <= 0xFFFFFFFFull) {
+            ULONG d = (ULONG)number;
+            status = CmSetValue(ex, section, name, REG_DWORD, &d, 4);
+        } else {
+            status = CmSetValue(ex, section, name, REG_QWORD, &number, 8);
+        }
+    } else {
+        status = CmSetValue(ex, section, name, REG_SZ, value, (ULONG)len + 1);
+    }
+    if (!NT_SUCCESS(status)) {
+        snprintf(ctx->Error, sizeof(ctx->Error), "value '%s' could not be stored (0x%08X)", name,
+                 (unsigned)status);
+        return 0;
+    }
+    return 1;
+}
+
+NTSTATUS CmLoadIniText(PEXECUTIVE Executive, PCSTR Text, PCSTR Name, char *Error, size_t ErrorLength)
+{
+    struct CmpIniContext ctx = {.Executive = Executive};
+    int line = ini_parse_string(Text, CmpIniHandler, &ctx);
+    if (line == 0)
+        return STATUS_SUCCESS;
+    if (Error)
+        snprintf(Error, ErrorLength, "%s:%d: %s", Name, line,
+                 ctx.Error[0] ? ctx.Error : "syntax error (expected [Key\\Path] or Name = Value)");
+    return STATUS_INVALID_PARAMETER;
+}
+
+NTSTATUS CmLoadIniFile(PEXECUTIVE Executive, PCSTR Path, char *Error, size_t ErrorLength)
+{
+    FILE *f = fopen(Path, "r");
+    char *text;
+    long size;
+    NTSTATUS status;
+
+    if (!f) {
+        if (Error)
+            snprintf(Error, ErrorLength, "%s: %s", Path, strerror(errno));
+        return STATUS_OBJECT_NAME_NOT_FOUND;
+    }
+    if (fseek(f, 0, SEEK_END) || (size = ftell(f)) < 0 || size > (16 << 20) ||
+        fseek(f, 0, SEEK_SET)) {
+        fclose(f);
+        if (Error)
+            snprintf(Error, ErrorLength, "%s: not a readable configuration file (16 MiB at most)",
+                     Path);
+        return STATUS_INVALID_PARAMETER;
+    }
+    text = malloc((size_t)size + 1);
+    if (!text) {
+        fclose(f);
+        return STATUS_INSUFFICIENT_RESOURCES;
+    }
+    if (fread(text, 1, (size_t)size, f) != (size_t)size) {
+        fclose(f);
+        free(text);
+        if (Error)
+            snprintf(Error, ErrorLength, "%s: read error", Path);
+        return STATUS_IO_DEVICE_ERROR;
+    }
+    text[size] = 0;
+    fclose(f);
+    status = CmLoadIniText(Executive, text, Path, Error, ErrorLength);
+    free(text);
+    return status;
+}
