@@ -23,7 +23,7 @@ NTSTATUS ExCreateExecutive(PEXECUTIVE *Executive)
     pthread_mutexattr_destroy(&attr);
     KeInitializeEvent(&ex->EnumerationIdle, NotificationEvent, TRUE);
     ExInitializeNPagedLookasideList(&ex->IrpLookaside, NULL, NULL, 0, IoSizeOfIrp(IO_MAX_FAST_STACK),
-                                    0x53497270 /* 'SIrp' */);
+                                    0x53497270 /* 'SIrp' */, 1024);
     KipStartThreads(ex);
     status = PnpCreateRootDriver(ex);
     if (!NT_SUCCESS(status)) {
