@@ -505,9 +505,22 @@ static storstack_status_t remote_ioctl_raw(storstack_handle_t *handle, uint32_t 
     uint64_t info = 0;
     storstack_status_t st;
 
+    void *copy = NULL;
+
     if (in_length > WIRE_MAX_PAYLOAD || out_length > WIRE_MAX_PAYLOAD)
         return STATUS_INVALID_PARAMETER;
+    /* METHOD_BUFFERED callers often pass one buffer as both; the response cannot arrive before
+     * the request has left, but keep the sender's and receiver's bytes apart all the same */
+    if (in_length && out_length && (const uint8_t *)in < (uint8_t *)out + out_length &&
+        (uint8_t *)out < (const uint8_t *)in + in_length) {
+        copy = malloc(in_length);
+        if (!copy)
+            return STATUS_INSUFFICIENT_RESOURCES;
+        memcpy(copy, in, in_length);
+        in = copy;
+    }
     st = remote_call(remote_of(handle->stack), &req, in, &t, &info);
+    free(copy);
     *returned = info > out_length ? out_length : (uint32_t)info;
     return st;
 }
