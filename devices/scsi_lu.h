@@ -79,6 +79,14 @@ struct scsi_disk_config {
 int scsi_disk_create(const struct scsi_disk_config *cfg, struct backend *be, struct scsi_lu **out);
 void scsi_lu_destroy(struct scsi_lu *lu);
 void scsi_lu_execute(struct scsi_lu *lu, struct scsi_cmd *cmd);
+/*
+ * Establishes a unit attention condition with the given additional sense code and qualifier for
+ * every I_T nexus (SAM-5 5.14), e.g. 29h/00h after a LUN or target reset, 2Ah/09h after the
+ * backend's capacity changed. Each nexus sees it once, on its next command other than INQUIRY,
+ * REPORT LUNS or REQUEST SENSE (or in the data of a REQUEST SENSE). A reset supersedes the unit
+ * attentions established before it. Safe to call from any thread.
+ */
+void scsi_lu_set_unit_attention(struct scsi_lu *lu, uint8_t asc, uint8_t ascq);
 
 struct scsi_target *scsi_target_create(void);
 /* The target does not own the LUs; destroy them after the target. */

@@ -1,0 +1,216 @@
+/*
+ * Private face of the SCSI device server: the logical unit object, the command table entry, the
+ * per-command scratch layout, and the helpers the command-set files share (sense building, bounded
+ * data-buffer copies, the unit attention store). Nothing here is visible outside devices/.
+ *
+ * Contract of a command handler: it runs on the submitting thread with no lock held. It either
+ * finishes the command (sets status/sense/transferred) and returns SCSI_DONE, and the dispatcher
+ * then calls cmd->done; or it hands the command to the backend and returns SCSI_PENDING, and the
+ * backend completion path calls cmd->done exactly once. A handler never reads or writes the
+ * initiator's buffer except through scsi_data_in()/scsi_data_out(), which are bounded by both
+ * xfer_len and the iov lengths.
+ */
+#ifndef STORSTACK_DEVICES_SCSI_LU_P_H
+#define STORSTACK_DEVICES_SCSI_LU_P_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <storstack/storage/scsi.h>
+
+#include "devices/scsi_lu.h"
+
+enum {
+    SCSI_DONE = 0,    /* the handler finished the command; the dispatcher calls done() */
+    SCSI_PENDING = 1, /* the backend owns the command; its completion calls done() */
+};
+
+/* Flags of a command table entry */
+#define SCSI_F_MEDIA   0x0001u /* needs the unit started (NOT READY 04/02 while stopped) */
+#define SCSI_F_WRITE   0x0002u /* changes the medium (DATA PROTECT 27/00 when read-only) */
+#define SCSI_F_UA_OK   0x0004u /* runs with a unit attention pending (SAM-5 5.14) */
+#define SCSI_F_SA      0x0008u /* byte 1 bits 4..0 hold a service action, matched by `sa` */
+#define SCSI_F_DATA_IN 0x0010u /* returns parameter data (informational, for the README table) */
+
+struct scsi_lu;
+
+typedef int (*scsi_handler_fn)(struct scsi_lu *lu, struct scsi_cmd *cmd);
+
+/*
+ * One command of a device type. `usage` is the CDB usage data of SPC-4 6.35 (REPORT SUPPORTED
+ * OPERATION CODES): a 1 bit is a bit the device server looks at, a 0 bit is reserved (or an
+ * unsupported field such as RDPROTECT) and must be zero in the CDB, else ILLEGAL REQUEST,
+ * INVALID FIELD IN CDB with a field pointer to that bit.
+ */
+struct scsi_cmd_desc {
+    uint8_t opcode;
+    uint8_t sa; /* service action, when SCSI_F_SA */
+    uint8_t cdb_len;
+    uint8_t dir; /* enum scsi_dir the command moves data in */
+    uint16_t flags;
+    uint8_t usage[16];
+    scsi_handler_fn handler;
+    const char *name;
+};
+
+/* The unit attention store (SAM-5 5.14, SPC-4 5.14): a short log of events, each pending for every
+ * I_T nexus that has not seen it, minus the nexus that caused it (MODE SELECT by that nexus). */
+#define SCSI_UA_EVENTS 8
+#define SCSI_UA_NEXUS  32
+
+struct scsi_ua_event {
+    uint64_t gen;
+    uint64_t except_nexus;
+    bool has_except;
+    uint8_t asc, ascq;
+};
+
+struct scsi_ua_nexus {
+    uint64_t nexus;
+    uint64_t seen_gen; /* every event with gen <= seen_gen has been reported to this nexus */
+    bool used;
+};
+
+struct scsi_ua_store {
+    uint64_t gen; /* gen of the newest event; 0 = none ever */
+    struct scsi_ua_event ev[SCSI_UA_EVENTS];
+    struct scsi_ua_nexus nx[SCSI_UA_NEXUS];
+};
+
+/* Bounce buffers for VERIFY with BYTCHK=1 (the medium's data has to land somewhere to be
+ * compared); allocated with the LU, taken per command with an atomic bitmap. */
+#define SCSI_VERIFY_SLOTS     4
+#define SCSI_VERIFY_SLOT_SIZE (64u * 1024u)
+
+struct scsi_lu {
+    /* The command table, indexed by opcode (NULL = unsupported). For an opcode with service
+     * actions this is its first entry; the rest follow it in the same list. */
+    const struct scsi_cmd_desc *op[256];
+    struct backend *be;
+    uint8_t device_type;
+
+    /* Identity, fixed at creation */
+    char vendor[8 + 1];
+    char product[16 + 1];
+    char revision[4 + 1];
+    char serial[64 + 1];
+    uint64_t device_id;
+    uint32_t block_size;
+    uint32_t block_shift;
+    uint64_t nblocks; /* capacity in logical blocks */
+    uint32_t max_transfer_blocks;
+    bool read_only;
+    bool default_wce;
+
+    /* Changeable state. The mode page bits and `stopped` are read lock-free on the I/O path;
+     * `lock` serialises MODE SELECT and the unit attention store. It models no Storport lock: it
+     * is the logical unit's own device-server state lock and is never held across a backend
+     * submission. */
+    atomic_bool wce;
+    atomic_bool d_sense;
+    atomic_bool stopped;
+    pthread_mutex_t lock;
+    struct scsi_ua_store ua;
+
+    atomic_uint verify_busy; /* bit i set: verify slot i taken */
+    uint8_t *verify_buf;     /* SCSI_VERIFY_SLOTS * SCSI_VERIFY_SLOT_SIZE bytes */
+};
+
+/*
+ * The per-command scratch, laid over cmd->dev_priv. A chained backend transfer (more than one
+ * submission: an initiator iov that does not fit bio_iov[], a VERIFY compare in chunks, a write
+ * followed by a flush for FUA) keeps its progress here.
+ */
+struct scsi_cmd_priv {
+    struct scsi_lu *lu;
+    uint64_t offset; /* backend byte offset of the transfer's start */
+    uint32_t total;  /* bytes the transfer moves */
+    uint32_t done;   /* bytes completed so far */
+    _Atomic uint8_t phase;
+    uint8_t kind;   /* enum sbc_io_kind */
+    int8_t slot;    /* verify bounce slot, -1 = none */
+    uint8_t flags;  /* SBC_IO_* */
+    int32_t result; /* the last backend result */
+};
+
+_Static_assert(sizeof(struct scsi_cmd_priv) <= sizeof(((struct scsi_cmd *)0)->dev_priv),
+               "the command scratch fits dev_priv");
+
+static inline struct scsi_cmd_priv *scsi_priv(struct scsi_cmd *cmd)
+{
+    return (struct scsi_cmd_priv *)(void *)cmd->dev_priv;
+}
+
+/* ---- lu.c: dispatch ---- */
+void scsi_cmd_complete(struct scsi_cmd *cmd);
+void scsi_lu_ua_raise(struct scsi_lu *lu, uint8_t asc, uint8_t ascq, const uint64_t *except_nexus);
+/* The same with lu->lock already held. */
+void scsi_lu_ua_raise_locked(struct scsi_lu *lu, uint8_t asc, uint8_t ascq,
+                             const uint64_t *except_nexus);
+bool scsi_lu_ua_take(struct scsi_lu *lu, uint64_t nexus, uint8_t *asc, uint8_t *ascq);
+const struct scsi_cmd_desc *scsi_lu_lookup(const struct scsi_lu *lu, const uint8_t *cdb,
+                                           uint8_t cdb_len);
+
+/* ---- sense.c ---- */
+struct scsi_sense_info {
+    uint8_t key, asc, ascq;
+    bool info_valid;
+    uint64_t info;  /* INFORMATION field */
+    bool sks_valid; /* a field pointer follows */
+    bool sks_cd;    /* the field is in the CDB (else in the parameter list) */
+    bool sks_bpv;   /* bit_pointer is valid */
+    uint8_t bit_pointer;
+    uint16_t field_pointer;
+};
+
+/* Builds sense data into buf (at least SCSI_SENSE_MAX bytes); returns its length. */
+uint8_t scsi_sense_build(uint8_t *buf, bool descriptor, const struct scsi_sense_info *si);
+/* CHECK CONDITION with the given sense, in the LU's current format (D_SENSE). lu may be NULL
+ * (target-level answers): fixed format. */
+void scsi_check(struct scsi_cmd *cmd, const struct scsi_lu *lu, const struct scsi_sense_info *si);
+void scsi_check_simple(struct scsi_cmd *cmd, const struct scsi_lu *lu, uint8_t key, uint8_t asc,
+                       uint8_t ascq);
+/* ILLEGAL REQUEST, INVALID FIELD IN CDB; bit < 0 means no bit pointer. */
+void scsi_check_cdb_field(struct scsi_cmd *cmd, const struct scsi_lu *lu, uint16_t byte, int bit);
+/* ILLEGAL REQUEST, INVALID FIELD IN PARAMETER LIST, pointing into the data-out buffer. */
+void scsi_check_param_field(struct scsi_cmd *cmd, const struct scsi_lu *lu, uint16_t byte, int bit);
+/* Highest set bit of a nonzero byte: the bit pointer for a group of offending bits. */
+int scsi_high_bit(uint8_t v);
+void scsi_good(struct scsi_cmd *cmd);
+
+/* ---- data buffer helpers (lu.c) ---- */
+/* Bytes of data-in the initiator can take: xfer_len when dir is IN, else 0, never more than the
+ * iov holds. */
+uint32_t scsi_in_capacity(const struct scsi_cmd *cmd);
+uint32_t scsi_out_capacity(const struct scsi_cmd *cmd);
+/* Copies len bytes of src to the data-in buffer at offset; bounded; returns bytes copied. */
+uint32_t scsi_data_in(struct scsi_cmd *cmd, uint32_t offset, const void *src, uint32_t len);
+/* Copies up to len bytes of the data-out buffer at offset into dst; returns bytes copied. */
+uint32_t scsi_data_out(const struct scsi_cmd *cmd, uint32_t offset, void *dst, uint32_t len);
+/* Compares len bytes of the data-out buffer at offset with mem: the index of the first byte that
+ * differs, or the number of bytes compared when all are equal. */
+uint32_t scsi_data_out_cmp(const struct scsi_cmd *cmd, uint32_t offset, const void *mem,
+                           uint32_t len);
+/* Sends a parameter-data response of data_len bytes, cut to alloc_len (SPC-4 4.2.5.6). */
+void scsi_respond(struct scsi_cmd *cmd, const void *data, uint32_t data_len, uint32_t alloc_len);
+
+/* ---- spc.c / sbc.c command tables ---- */
+extern const struct scsi_cmd_desc spc_commands[];
+extern const struct scsi_cmd_desc sbc_commands[];
+
+int spc_inquiry(struct scsi_lu *lu, struct scsi_cmd *cmd);
+int spc_mode_sense6(struct scsi_lu *lu, struct scsi_cmd *cmd);
+int spc_mode_sense10(struct scsi_lu *lu, struct scsi_cmd *cmd);
+int spc_mode_select6(struct scsi_lu *lu, struct scsi_cmd *cmd);
+int spc_mode_select10(struct scsi_lu *lu, struct scsi_cmd *cmd);
+int spc_request_sense(struct scsi_lu *lu, struct scsi_cmd *cmd);
+int spc_report_luns_self(struct scsi_lu *lu, struct scsi_cmd *cmd);
+/* REPORT LUNS body shared with the target: validates the CDB, writes the list. */
+void spc_report_luns_emit(struct scsi_cmd *cmd, const struct scsi_lu *lu, const uint64_t *luns,
+                          uint32_t nluns);
+bool spc_report_luns_check(struct scsi_cmd *cmd, const struct scsi_lu *lu);
+
+#endif
