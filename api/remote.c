@@ -26,7 +26,7 @@
 #include <storstack/nt/ntstatus.h>
 
 #include "api/api_p.h"
-#include "api/ntddscsi_compat.h"
+#include <storstack/storage/ntddscsi.h>
 #include "api/wire.h"
 
 #define REMOTE_CHUNK 256 /* pending slots are allocated in chunks that never move */

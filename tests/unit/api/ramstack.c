@@ -11,7 +11,7 @@
 #include <storstack/nt/ntstatus.h>
 
 #include "api/api_p.h"
-#include "api/ntddscsi_compat.h"
+#include <storstack/storage/ntddscsi.h>
 #include "tests/unit/api/ramstack.h"
 
 struct ram_req {

@@ -21,7 +21,7 @@
 
 #include <storstack/nt/ntstatus.h>
 
-#include "api/ntddscsi_compat.h"
+#include <storstack/storage/ntddscsi.h>
 #include "api/server.h"
 #include "api/wire.h"
 #include "tests/unit/api/ramstack.h"

@@ -1,0 +1,436 @@
+/*
+ * `storstack bench DEVICE`: measures a device through the user API the way fio's async engines
+ * do. Each of --threads workers keeps --qd requests in flight with storstack_read_async /
+ * storstack_write_async on buffers allocated once. A completion may run inside the submit call
+ * (a local stack completing inline) or on another thread (a DPC worker, the remote client's
+ * receiver), so submission never recurses: a completion bumps the worker's atomic `kick` counter
+ * and only the caller that raised it from zero runs the submit loop, re-running it while kicks
+ * arrived meanwhile (a trampoline). Latency is taken per I/O with CLOCK_MONOTONIC into a
+ * log-linear histogram (64 linear buckets per power of two, fixed size), so nothing is allocated
+ * per I/O. Offsets are block-aligned: random from a per-worker xorshift64, or sequential per
+ * worker over its own slice of --size.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <storstack/nt/ntstatus.h>
+#include <storstack/storage/ntdddisk.h>
+
+#include "tools/cli.h"
+
+/* ---- histogram ---- */
+
+#define HIST_SHIFT 6 /* log2(CLI_HIST_SUB) */
+
+static unsigned hist_index(uint64_t v)
+{
+    if (v < CLI_HIST_SUB)
+        return (unsigned)v;
+    unsigned e = 63u - (unsigned)__builtin_clzll(v); /* e >= HIST_SHIFT */
+    unsigned sub = (unsigned)(v >> (e - HIST_SHIFT)) - CLI_HIST_SUB;
+    return (e - HIST_SHIFT + 1) * CLI_HIST_SUB + sub;
+}
+
+static uint64_t hist_upper(unsigned index)
+{
+    if (index < CLI_HIST_SUB)
+        return index;
+    unsigned e = index / CLI_HIST_SUB + HIST_SHIFT - 1, sub = index % CLI_HIST_SUB;
+    uint64_t width = (uint64_t)1 << (e - HIST_SHIFT);
+    return ((uint64_t)(CLI_HIST_SUB + sub) << (e - HIST_SHIFT)) + width - 1;
+}
+
+void cli_hist_add(struct cli_hist *h, uint64_t ns)
+{
+    h->buckets[hist_index(ns)]++;
+    h->count++;
+}
+
+void cli_hist_merge(struct cli_hist *into, const struct cli_hist *from)
+{
+    for (unsigned i = 0; i < CLI_HIST_BUCKETS; i++)
+        into->buckets[i] += from->buckets[i];
+    into->count += from->count;
+}
+
+uint64_t cli_hist_quantile(const struct cli_hist *h, double q)
+{
+    uint64_t rank, seen = 0;
+    if (!h->count)
+        return 0;
+    rank = (uint64_t)(q * (double)h->count);
+    if (rank >= h->count)
+        rank = h->count - 1;
+    for (unsigned i = 0; i < CLI_HIST_BUCKETS; i++) {
+        seen += h->buckets[i];
+        if (seen > rank)
+            return hist_upper(i);
+    }
+    return hist_upper(CLI_HIST_BUCKETS - 1);
+}
+
+/* ---- workers ---- */
+
+struct bench_worker;
+
+struct bench_slot {
+    struct bench_worker *w;
+    struct bench_slot *next;
+    uint8_t *buf;
+    uint64_t start_ns;
+};
+
+struct bench_worker {
+    storstack_handle_t *h;
+    int write, random;
+    uint32_t bs;
+    uint64_t blocks, seq_first, seq_next, seq_end, rng;
+    atomic_int stop;
+    atomic_int inflight;
+    atomic_int kick;
+    pthread_mutex_t lock; /* free slots, histogram and counters (completions race) */
+    pthread_cond_t idle;
+    struct bench_slot *free_slots;
+    struct bench_slot *slots;
+    struct cli_hist hist;
+    uint64_t ios, errors;
+    storstack_status_t first_error;
+    pthread_t thread;
+};
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t bench_next_offset(struct bench_worker *w)
+{
+    if (w->random) {
+        uint64_t x = w->rng;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        w->rng = x;
+        return (x % w->blocks) * w->bs;
+    }
+    uint64_t off = w->seq_next;
+    w->seq_next += w->bs;
+    if (w->seq_next + w->bs > w->seq_end)
+        w->seq_next = w->seq_first;
+    return off;
+}
+
+static void bench_submit_loop(struct bench_worker *w);
+
+/*
+ * Completion of one request, in whatever thread completed it (possibly inside the submit call).
+ * Main waits for inflight to reach zero under w->lock before it frees the worker.
+ */
+static void bench_done(void *context, storstack_status_t status, uint64_t information)
+{
+    struct bench_slot *s = context;
+    struct bench_worker *w = s->w;
+    uint64_t lat = now_ns() - s->start_ns;
+
+    pthread_mutex_lock(&w->lock);
+    if (NT_SUCCESS(status) && information == w->bs) {
+        cli_hist_add(&w->hist, lat);
+        w->ios++;
+    } else if (!w->errors++) {
+        w->first_error = NT_SUCCESS(status) ? STATUS_DATA_OVERRUN : status;
+    }
+    s->next = w->free_slots;
+    w->free_slots = s;
+    pthread_mutex_unlock(&w->lock);
+    /* refill first: our own in-flight count keeps the worker alive until the very end */
+    bench_submit_loop(w);
+    pthread_mutex_lock(&w->lock);
+    if (atomic_fetch_sub(&w->inflight, 1) == 1)
+        pthread_cond_broadcast(&w->idle);
+    pthread_mutex_unlock(&w->lock);
+}
+
+/* The trampoline: whoever raises kick from 0 submits; others just leave a kick behind. */
+static void bench_submit_loop(struct bench_worker *w)
+{
+    if (atomic_fetch_add(&w->kick, 1) != 0)
+        return;
+    do {
+        for (;;) {
+            struct bench_slot *s;
+            if (atomic_load(&w->stop))
+                break;
+            pthread_mutex_lock(&w->lock);
+            s = w->free_slots;
+            if (s)
+                w->free_slots = s->next;
+            pthread_mutex_unlock(&w->lock);
+            if (!s)
+                break;
+            uint64_t off = bench_next_offset(w);
+            atomic_fetch_add(&w->inflight, 1);
+            s->start_ns = now_ns();
+            storstack_status_t st =
+                w->write ? storstack_write_async(w->h, s->buf, w->bs, off, bench_done, s)
+                         : storstack_read_async(w->h, s->buf, w->bs, off, bench_done, s);
+            if (st != STATUS_PENDING) {
+                /* not issued: count it, stop this worker (errors would spin) */
+                pthread_mutex_lock(&w->lock);
+                if (!w->errors++)
+                    w->first_error = st;
+                s->next = w->free_slots;
+                w->free_slots = s;
+                pthread_mutex_unlock(&w->lock);
+                atomic_store(&w->stop, 1);
+                atomic_fetch_sub(&w->inflight, 1);
+                break;
+            }
+        }
+    } while (atomic_fetch_sub(&w->kick, 1) != 1);
+}
+
+static void *bench_thread(void *arg)
+{
+    bench_submit_loop(arg);
+    return NULL;
+}
+
+static void bench_usage(FILE *out)
+{
+    fputs("usage: storstack bench DEVICE --rw randread|randwrite|read|write [--bs N] [--qd N]\n"
+          "                       [--seconds N] [--threads N] [--size N] [--json]\n"
+          "  --bs N        block size (default 4K), a multiple of 512\n"
+          "  --qd N        requests in flight per thread (default 32)\n"
+          "  --seconds N   run time (default 10)\n"
+          "  --threads N   submitting threads (default 1)\n"
+          "  --size N      bytes of the device to use (default: its length)\n"
+          "  --json        machine-readable output\n"
+          "  --config FILE, --server PATH   which stack (see storstack --help)\n",
+          out);
+}
+
+int cli_bench(int argc, char **argv)
+{
+    static const struct option opts[] = {{"rw", required_argument, NULL, 'r'},
+                                         {"bs", required_argument, NULL, 'b'},
+                                         {"qd", required_argument, NULL, 'q'},
+                                         {"seconds", required_argument, NULL, 't'},
+                                         {"threads", required_argument, NULL, 'T'},
+                                         {"size", required_argument, NULL, 'S'},
+                                         {"json", no_argument, NULL, 'j'},
+                                         {"config", required_argument, NULL, 'c'},
+                                         {"server", required_argument, NULL, 's'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    struct cli_common common = {0};
+    const char *rw = NULL;
+    uint64_t bs = 4096, qd = 32, seconds = 10, threads = 1, size = 0;
+    int c;
+
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'r':
+            rw = optarg;
+            if (strcmp(rw, "randread") && strcmp(rw, "randwrite") && strcmp(rw, "read") &&
+                strcmp(rw, "write"))
+                return cli_usage_error("bench",
+                                       "--rw: expected randread, randwrite, read or write, "
+                                       "got '%s'",
+                                       optarg);
+            break;
+        case 'b':
+            if (cli_parse_size(optarg, &bs) || bs == 0 || bs % 512 || bs > (64u << 20))
+                return cli_usage_error("bench", "--bs: a multiple of 512 up to 64M: '%s'", optarg);
+            break;
+        case 'q':
+            if (cli_parse_uint(optarg, 1, 4096, &qd))
+                return cli_usage_error("bench", "--qd: 1..4096: '%s'", optarg);
+            break;
+        case 't':
+            if (cli_parse_uint(optarg, 1, 86400, &seconds))
+                return cli_usage_error("bench", "--seconds: 1..86400: '%s'", optarg);
+            break;
+        case 'T':
+            if (cli_parse_uint(optarg, 1, 256, &threads))
+                return cli_usage_error("bench", "--threads: 1..256: '%s'", optarg);
+            break;
+        case 'S':
+            if (cli_parse_size(optarg, &size) || size == 0)
+                return cli_usage_error("bench", "--size: not a size above 0: '%s'", optarg);
+            break;
+        case 'j':
+            common.json = 1;
+            break;
+        case 'c':
+            common.config = optarg;
+            break;
+        case 's':
+            common.server = optarg;
+            break;
+        case 'h':
+            bench_usage(stdout);
+            return CLI_EXIT_OK;
+        default:
+            return cli_usage_error("bench", "unknown or incomplete option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind >= argc)
+        return cli_usage_error("bench", "missing DEVICE");
+    if (argc - optind > 1)
+        return cli_usage_error("bench", "unexpected argument '%s'", argv[optind + 1]);
+    if (!rw)
+        return cli_usage_error("bench", "--rw: required");
+    if (size && size < bs * threads)
+        return cli_usage_error("bench", "--size: smaller than --bs times --threads");
+    const char *device = argv[optind];
+    int write = strstr(rw, "write") != NULL, random = !strncmp(rw, "rand", 4);
+
+    storstack_t *stack = cli_open_stack("bench", &common);
+    if (!stack)
+        return CLI_EXIT_FAILURE;
+    storstack_handle_t *h = NULL;
+    storstack_status_t st = storstack_open(
+        stack, device, STORSTACK_GENERIC_READ | (write ? STORSTACK_GENERIC_WRITE : 0), &h);
+    if (!NT_SUCCESS(st)) {
+        storstack_destroy(stack);
+        return cli_fail("bench", "cannot open %s: %s", device, storstack_status_name(st));
+    }
+    if (!size) {
+        GET_LENGTH_INFORMATION len = {0};
+        uint32_t ret = 0;
+        st = storstack_ioctl(h, IOCTL_DISK_GET_LENGTH_INFO, NULL, 0, &len, sizeof(len), &ret);
+        if (!NT_SUCCESS(st) || ret < sizeof(len) || len.Length.QuadPart <= 0) {
+            storstack_close(h);
+            storstack_destroy(stack);
+            return cli_fail("bench", "cannot learn the length of %s (%s); give --size", device,
+                            storstack_status_name(st));
+        }
+        size = (uint64_t)len.Length.QuadPart;
+        if (size < bs * threads) {
+            storstack_close(h);
+            storstack_destroy(stack);
+            return cli_fail("bench", "%s is smaller than --bs times --threads", device);
+        }
+    }
+
+    struct bench_worker *w = calloc(threads, sizeof(*w));
+    int rc = CLI_EXIT_OK;
+    for (uint64_t i = 0; i < threads && w; i++) {
+        struct bench_worker *k = &w[i];
+        uint64_t slice = size / threads / bs * bs;
+        k->h = h;
+        k->write = write;
+        k->random = random;
+        k->bs = (uint32_t)bs;
+        k->blocks = size / bs;
+        k->seq_first = k->seq_next = i * slice;
+        k->seq_end = k->seq_first + slice;
+        k->rng = 0x9E3779B97F4A7C15ull * (i + 1) ^ (uint64_t)now_ns();
+        pthread_mutex_init(&k->lock, NULL);
+        pthread_cond_init(&k->idle, NULL);
+        k->slots = calloc(qd, sizeof(*k->slots));
+        for (uint64_t j = 0; k->slots && j < qd; j++) {
+            struct bench_slot *s = &k->slots[j];
+            s->w = k;
+            if (posix_memalign((void **)&s->buf, 4096, bs)) {
+                rc = cli_fail("bench", "out of memory for buffers");
+                break;
+            }
+            memset(s->buf, (int)(0xA5 ^ j), bs);
+            s->next = k->free_slots;
+            k->free_slots = s;
+        }
+        if (!k->slots)
+            rc = cli_fail("bench", "out of memory");
+    }
+    if (!w)
+        rc = cli_fail("bench", "out of memory");
+
+    uint64_t t0 = now_ns(), t1 = t0;
+    if (rc == CLI_EXIT_OK) {
+        for (uint64_t i = 0; i < threads; i++)
+            pthread_create(&w[i].thread, NULL, bench_thread, &w[i]);
+        for (uint64_t i = 0; i < threads; i++)
+            pthread_join(w[i].thread, NULL);
+        /* run, then stop every worker and wait for its requests to drain */
+        uint64_t end = t0 + seconds * 1000000000ull;
+        while (now_ns() < end) {
+            int all_stopped = 1;
+            for (uint64_t i = 0; i < threads; i++)
+                all_stopped &= atomic_load(&w[i].stop);
+            if (all_stopped)
+                break;
+            usleep(10000);
+        }
+        for (uint64_t i = 0; i < threads; i++)
+            atomic_store(&w[i].stop, 1);
+        for (uint64_t i = 0; i < threads; i++) {
+            pthread_mutex_lock(&w[i].lock);
+            while (atomic_load(&w[i].inflight))
+                pthread_cond_wait(&w[i].idle, &w[i].lock);
+            pthread_mutex_unlock(&w[i].lock);
+        }
+        t1 = now_ns();
+
+        static struct cli_hist all;
+        uint64_t ios = 0, errors = 0;
+        storstack_status_t first_error = 0;
+        memset(&all, 0, sizeof(all));
+        for (uint64_t i = 0; i < threads; i++) {
+            cli_hist_merge(&all, &w[i].hist);
+            ios += w[i].ios;
+            if (w[i].errors && !errors)
+                first_error = w[i].first_error;
+            errors += w[i].errors;
+        }
+        double secs = (double)(t1 - t0) / 1e9;
+        double iops = ios / secs, mibs = iops * (double)bs / (1024.0 * 1024.0);
+        double p50 = cli_hist_quantile(&all, 0.50) / 1e3, p99 = cli_hist_quantile(&all, 0.99) / 1e3,
+               p999 = cli_hist_quantile(&all, 0.999) / 1e3;
+        if (common.json) {
+            printf("{\"device\": ");
+            cli_json_write_string(stdout, device);
+            printf(", \"rw\": \"%s\", \"bs\": %" PRIu64 ", \"qd\": %" PRIu64
+                   ", \"threads\": %" PRIu64 ", \"seconds\": %.3f, \"remote\": %s, "
+                   "\"ios\": %" PRIu64 ", \"errors\": %" PRIu64 ", \"iops\": %.1f, "
+                   "\"mib_per_s\": %.2f, \"lat_us\": {\"p50\": %.2f, \"p99\": %.2f, "
+                   "\"p99.9\": %.2f}}\n",
+                   rw, bs, qd, threads, secs, storstack_is_remote(stack) ? "true" : "false", ios,
+                   errors, iops, mibs, p50, p99, p999);
+        } else {
+            printf("%s %s bs=%" PRIu64 " qd=%" PRIu64 " threads=%" PRIu64 " (%s stack), %.1f s\n",
+                   device, rw, bs, qd, threads, storstack_is_remote(stack) ? "remote" : "local",
+                   secs);
+            printf("  IOPS     %.0f\n  MiB/s    %.1f\n", iops, mibs);
+            printf("  latency  p50 %.1f us   p99 %.1f us   p99.9 %.1f us\n", p50, p99, p999);
+            if (errors)
+                printf("  errors   %" PRIu64 " (first: %s)\n", errors,
+                       storstack_status_name(first_error));
+        }
+        if (errors)
+            rc = cli_fail("bench", "%" PRIu64 " I/O errors, first %s", errors,
+                          storstack_status_name(first_error));
+    }
+    for (uint64_t i = 0; w && i < threads; i++) {
+        for (uint64_t j = 0; w[i].slots && j < qd; j++)
+            free(w[i].slots[j].buf);
+        free(w[i].slots);
+        pthread_mutex_destroy(&w[i].lock);
+        pthread_cond_destroy(&w[i].idle);
+    }
+    free(w);
+    storstack_close(h);
+    storstack_destroy(stack);
+    return rc;
+}
