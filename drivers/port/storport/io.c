@@ -1,0 +1,489 @@
+/*
+ * Storport's I/O path (Storport I/O Model): an SRB arriving in IRP_MJ_SCSI at a unit's PDO takes
+ * a queue slot (per-unit queue depth, adapter-wide MaxNumberOfIO) or waits in the unit's pending
+ * queue; then HwStorBuildIo runs with no lock held (a miniport that completes the request there
+ * returns FALSE and HwStorStartIo is skipped), then HwStorStartIo under the StartIo lock.
+ * RequestComplete may come from any thread. When it comes from inside a Storport lock (StartIo or
+ * interrupt lock), the completion is deferred until that lock is released on this thread, which
+ * is what Storport's completion DPC achieves; otherwise the IRP completes right there, in the
+ * completing thread. A one-second tick finds requests past TimeOutValue and resets the bus.
+ */
+#include <stdlib.h>
+
+#include "drivers/port/storport/storport_p.h"
+
+static _Thread_local int StorpLockDepth;
+static _Thread_local PSTORP_REQUEST StorpDeferred; /* chained through NextDeferred */
+static _Thread_local PSTORP_UNIT StorpDispatching;
+
+static void StorpFinishRequest(PSTORP_REQUEST req);
+
+void StorpEnterLock(void)
+{
+    StorpLockDepth++;
+}
+
+void StorpLeaveLock(void)
+{
+    if (--StorpLockDepth > 0)
+        return;
+    while (StorpDeferred) {
+        PSTORP_REQUEST req = StorpDeferred;
+        StorpDeferred = req->NextDeferred;
+        StorpFinishRequest(req);
+    }
+}
+
+NTSTATUS StorpSrbStatusToNtStatus(PSCSI_REQUEST_BLOCK Srb)
+{
+    switch (SRB_STATUS(Srb->SrbStatus)) {
+    case SRB_STATUS_SUCCESS:
+        return STATUS_SUCCESS;
+    case SRB_STATUS_DATA_OVERRUN:
+        /* an underrun: DataTransferLength says how much moved; the class driver decides */
+        return Srb->ScsiStatus == SCSISTAT_GOOD ? STATUS_SUCCESS : STATUS_IO_DEVICE_ERROR;
+    case SRB_STATUS_PENDING:
+        return STATUS_PENDING;
+    case SRB_STATUS_INVALID_LUN:
+    case SRB_STATUS_INVALID_TARGET_ID:
+    case SRB_STATUS_NO_DEVICE:
+    case SRB_STATUS_SELECTION_TIMEOUT:
+    case SRB_STATUS_NO_HBA:
+        return STATUS_DEVICE_DOES_NOT_EXIST;
+    case SRB_STATUS_TIMEOUT:
+    case SRB_STATUS_COMMAND_TIMEOUT:
+        return STATUS_IO_TIMEOUT;
+    case SRB_STATUS_BUSY:
+        return STATUS_DEVICE_BUSY;
+    case SRB_STATUS_INVALID_REQUEST:
+    case SRB_STATUS_BAD_FUNCTION:
+    case SRB_STATUS_BAD_SRB_BLOCK_LENGTH:
+        return STATUS_INVALID_DEVICE_REQUEST;
+    case SRB_STATUS_ABORTED:
+    case SRB_STATUS_REQUEST_FLUSHED:
+        return STATUS_CANCELLED;
+    case SRB_STATUS_ERROR:
+        if (Srb->ScsiStatus == SCSISTAT_BUSY || Srb->ScsiStatus == SCSISTAT_QUEUE_FULL)
+            return STATUS_DEVICE_BUSY;
+        return STATUS_IO_DEVICE_ERROR;
+    default:
+        return STATUS_IO_DEVICE_ERROR;
+    }
+}
+
+static void StorpCompleteIrpWithSrbStatus(PIRP Irp, PSCSI_REQUEST_BLOCK Srb, UCHAR SrbStatus)
+{
+    Srb->SrbStatus = SrbStatus;
+    Irp->IoStatus.Status = StorpSrbStatusToNtStatus(Srb);
+    Irp->IoStatus.Information = 0;
+    IoCompleteRequest(Irp, IO_NO_INCREMENT);
+}
+
+/* Hands a request that holds its queue slot to the miniport. No lock held on entry. */
+static void StorpStartRequest(PSTORP_REQUEST req)
+{
+    PSTORP_ADAPTER adapter = req->Unit->Adapter;
+    PSCSI_REQUEST_BLOCK srb = req->Srb;
+    PHW_INITIALIZATION_DATA init = &adapter->Driver->Init;
+
+    atomic_store(&req->State, StorpRequestAtMiniport);
+    /* Unsynchronized HwStorBuildIo: no Storport lock. FALSE means the miniport completed it. */
+    if (init->HwBuildIo && !init->HwBuildIo(adapter->HwDeviceExtension, srb))
+        return;
+    StorpEnterLock();
+    KeAcquireSpinLock(&adapter->StartIoLock, NULL);
+    init->HwStartIo(adapter->HwDeviceExtension, srb);
+    KeReleaseSpinLock(&adapter->StartIoLock, 0);
+    StorpLeaveLock();
+}
+
+/* Takes a queue slot if one is free. Unit lock held. */
+static BOOLEAN StorpTakeSlot(PSTORP_UNIT unit, PSTORP_REQUEST req)
+{
+    PSTORP_ADAPTER adapter = unit->Adapter;
+    if (unit->Outstanding >= unit->QueueDepth)
+        return FALSE;
+    if (atomic_fetch_add(&adapter->Outstanding, 1) >= adapter->Config.MaxNumberOfIO) {
+        atomic_fetch_sub(&adapter->Outstanding, 1);
+        return FALSE;
+    }
+    unit->Outstanding++;
+    req->Counted = TRUE;
+    req->Deadline = KeQueryInterruptTime() + (ULONGLONG)req->Srb->TimeOutValue * 10000000ull;
+    InsertTailList(&unit->OutstandingList, &req->Link);
+    return TRUE;
+}
+
+/* Starts pending requests while slots are free. Not re-entered for the same unit on a thread:
+ * a request that completes inside the loop leaves the next one to the loop. */
+static void StorpStartPending(PSTORP_UNIT unit)
+{
+    PSTORP_UNIT previous = StorpDispatching;
+    if (previous == unit)
+        return;
+    StorpDispatching = unit;
+    for (;;) {
+        PSTORP_REQUEST req = NULL;
+        KeAcquireSpinLock(&unit->Lock, NULL);
+        if (!IsListEmpty(&unit->Pending)) {
+            PIRP irp = CONTAINING_RECORD(unit->Pending.Flink, IRP, Tail.Overlay.ListEntry);
+            PSTORP_REQUEST candidate = irp->Tail.Overlay.DriverContext[0];
+            if (StorpTakeSlot(unit, candidate)) {
+                RemoveEntryList(&irp->Tail.Overlay.ListEntry);
+                req = candidate;
+            }
+        }
+        KeReleaseSpinLock(&unit->Lock, 0);
+        if (!req)
+            break;
+        StorpStartRequest(req);
+    }
+    StorpDispatching = previous;
+}
+
+static void StorpStartAllPending(PSTORP_ADAPTER adapter)
+{
+    for (ULONG i = 0; i < adapter->UnitTableSize; i++) {
+        PSTORP_UNIT unit = adapter->UnitTable[i];
+        if (unit && !IsListEmpty(&unit->Pending))
+            StorpStartPending(unit);
+    }
+}
+
+/* Completes the IRP of a request the miniport finished (or Storport finished for it). */
+static void StorpFinishRequest(PSTORP_REQUEST req)
+{
+    PSTORP_UNIT unit = req->Unit;
+    PSTORP_ADAPTER adapter = unit->Adapter;
+    PIRP irp = req->Irp;
+    PSCSI_REQUEST_BLOCK srb = req->Srb;
+    BOOLEAN adapter_was_full = FALSE;
+
+    if (req->Counted) {
+        KeAcquireSpinLock(&unit->Lock, NULL);
+        RemoveEntryList(&req->Link);
+        unit->Outstanding--;
+        adapter_was_full = atomic_fetch_sub(&adapter->Outstanding, 1) >= adapter->Config.MaxNumberOfIO;
+        KeReleaseSpinLock(&unit->Lock, 0);
+    }
+    if (SRB_STATUS(srb->SrbStatus) == SRB_STATUS_PENDING) {
+        /* A miniport must set a final status before completing. */
+        DbgPrint("storport: verifier: SRB %p completed with SRB_STATUS_PENDING\n", (void *)srb);
+        srb->SrbStatus = SRB_STATUS_ERROR;
+    }
+    irp->IoStatus.Status = StorpSrbStatusToNtStatus(srb);
+    irp->IoStatus.Information = NT_SUCCESS(irp->IoStatus.Status) ? srb->DataTransferLength : 0;
+    irp->Tail.Overlay.DriverContext[0] = NULL;
+    ExFreeToNPagedLookasideList(&adapter->RequestLookaside, req);
+    IoCompleteRequest(irp, IO_NO_INCREMENT);
+    if (adapter_was_full)
+        StorpStartAllPending(adapter);
+    else if (!IsListEmpty(&unit->Pending))
+        StorpStartPending(unit);
+}
+
+/* StorPortNotification(RequestComplete): exactly once per request. */
+void StorpCompleteSrb(PSTORP_ADAPTER Adapter, PSCSI_REQUEST_BLOCK Srb)
+{
+    PSTORP_REQUEST req = StorpRequestFromSrb(Srb);
+    int expected = StorpRequestAtMiniport;
+
+    if (!req || req->Srb != Srb || req->Unit->Adapter != Adapter) {
+        DbgPrint("storport: verifier: RequestComplete for SRB %p that the miniport does not own\n",
+                 (void *)Srb);
+        return;
+    }
+    if (!atomic_compare_exchange_strong(&req->State, &expected, StorpRequestCompleted)) {
+        DbgPrint("storport: verifier: SRB %p completed twice\n", (void *)Srb);
+        return;
+    }
+    if (StorpLockDepth > 0) {
+        /* Inside StartIo or the interrupt lock: complete once this thread releases it. */
+        req->NextDeferred = StorpDeferred;
+        StorpDeferred = req;
+        return;
+    }
+    StorpFinishRequest(req);
+}
+
+static BOOLEAN StorpCountedFunction(UCHAR Function)
+{
+    return Function == SRB_FUNCTION_EXECUTE_SCSI || Function == SRB_FUNCTION_IO_CONTROL;
+}
+
+/* Runs an SRB for a unit. The IRP's current stack location belongs to Storport. */
+NTSTATUS StorpExecuteSrb(PSTORP_UNIT Unit, PIRP Irp, PSCSI_REQUEST_BLOCK Srb)
+{
+    PSTORP_ADAPTER adapter = Unit->Adapter;
+    PSTORP_REQUEST req;
+    BOOLEAN start = FALSE;
+
+    if (Srb->Length != sizeof(SCSI_REQUEST_BLOCK)) {
+        StorpCompleteIrpWithSrbStatus(Irp, Srb, SRB_STATUS_BAD_SRB_BLOCK_LENGTH);
+        return STATUS_INVALID_DEVICE_REQUEST;
+    }
+    if (Srb->Function == SRB_FUNCTION_EXECUTE_SCSI &&
+        (Srb->CdbLength == 0 || Srb->CdbLength > 16 ||
+         Srb->DataTransferLength > adapter->Config.MaximumTransferLength ||
+         (Srb->DataTransferLength && !Srb->DataBuffer) ||
+         (Srb->SenseInfoBufferLength && !Srb->SenseInfoBuffer))) {
+        StorpCompleteIrpWithSrbStatus(Irp, Srb, SRB_STATUS_INVALID_REQUEST);
+        return STATUS_INVALID_DEVICE_REQUEST;
+    }
+    if (!adapter->Started || adapter->Removed) {
+        StorpCompleteIrpWithSrbStatus(Irp, Srb, SRB_STATUS_NO_HBA);
+        return STATUS_DEVICE_DOES_NOT_EXIST;
+    }
+    req = ExAllocateFromNPagedLookasideList(&adapter->RequestLookaside);
+    if (!req) {
+        StorpCompleteIrpWithSrbStatus(Irp, Srb, SRB_STATUS_INTERNAL_ERROR);
+        return STATUS_INSUFFICIENT_RESOURCES;
+    }
+    memset(req, 0, sizeof(*req));
+    if (adapter->Config.SrbExtensionSize)
+        memset(req->SrbExtension, 0, adapter->Config.SrbExtensionSize);
+    req->Irp = Irp;
+    req->Srb = Srb;
+    req->Unit = Unit;
+    Srb->PathId = Unit->PathId;
+    Srb->TargetId = Unit->TargetId;
+    Srb->Lun = Unit->Lun;
+    Srb->OriginalRequest = Irp;
+    Srb->SrbExtension = adapter->Config.SrbExtensionSize ? req->SrbExtension : NULL;
+    Srb->SrbStatus = SRB_STATUS_PENDING;
+    Srb->ScsiStatus = SCSISTAT_GOOD;
+    if (Srb->TimeOutValue == 0)
+        Srb->TimeOutValue = STORP_DEFAULT_TIMEOUT;
+    if (Srb->TimeOutValue > STORP_MAX_TIMEOUT)
+        Srb->TimeOutValue = STORP_MAX_TIMEOUT;
+    req->Sg.NumberOfElements = Srb->DataTransferLength ? 1 : 0;
+    req->SgElement[0].PhysicalAddress.QuadPart = (LONGLONG)(ULONG_PTR)Srb->DataBuffer;
+    req->SgElement[0].Length = Srb->DataTransferLength;
+    Irp->Tail.Overlay.DriverContext[0] = req;
+    IoMarkIrpPending(Irp);
+
+    if (!StorpCountedFunction(Srb->Function)) {
+        /* management functions (flush, shutdown, resets) do not wait behind queued I/O */
+        StorpStartRequest(req);
+        return STATUS_PENDING;
+    }
+    KeAcquireSpinLock(&Unit->Lock, NULL);
+    if (IsListEmpty(&Unit->Pending) && StorpTakeSlot(Unit, req))
+        start = TRUE;
+    else
+        InsertTailList(&Unit->Pending, &Irp->Tail.Overlay.ListEntry);
+    KeReleaseSpinLock(&Unit->Lock, 0);
+    if (start)
+        StorpStartRequest(req);
+    return STATUS_PENDING;
+}
+
+/* Sends an SRB built by Storport itself (bus scan, property queries) and waits for it. */
+NTSTATUS StorpSendSrbSynchronous(PSTORP_UNIT Unit, PSCSI_REQUEST_BLOCK Srb)
+{
+    PSTORP_ADAPTER adapter = Unit->Adapter;
+    KEVENT event;
+    IO_STATUS_BLOCK iosb;
+    PIRP irp;
+    PIO_STACK_LOCATION sp;
+
+    KeInitializeEvent(&event, NotificationEvent, FALSE);
+    irp = IoAllocateIrpEx(adapter->Executive, 1, FALSE);
+    if (!irp) {
+        KeDeleteEvent(&event);
+        return STATUS_INSUFFICIENT_RESOURCES;
+    }
+    irp->Flags |= IRP_IO_MANAGER_OWNED;
+    irp->UserEvent = &event;
+    irp->UserIosb = &iosb;
+    IoSetNextIrpStackLocation(irp);
+    sp = IoGetCurrentIrpStackLocation(irp);
+    sp->MajorFunction = IRP_MJ_SCSI;
+    sp->Parameters.Scsi.Srb = Srb;
+    sp->DeviceObject = Unit->DeviceObject ? Unit->DeviceObject : adapter->DeviceObject;
+    StorpExecuteSrb(Unit, irp, Srb);
+    KeWaitForSingleObject(&event, Executive, KernelMode, FALSE, NULL);
+    KeDeleteEvent(&event);
+    return iosb.Status;
+}
+
+/* ---- Queue functions and dispatch ------------------------------------------------------------ */
+
+static void StorpFlushPending(PSTORP_UNIT unit)
+{
+    LIST_ENTRY flushed;
+    InitializeListHead(&flushed);
+    KeAcquireSpinLock(&unit->Lock, NULL);
+    while (!IsListEmpty(&unit->Pending))
+        InsertTailList(&flushed, RemoveHeadList(&unit->Pending));
+    KeReleaseSpinLock(&unit->Lock, 0);
+    while (!IsListEmpty(&flushed)) {
+        PIRP irp = CONTAINING_RECORD(RemoveHeadList(&flushed), IRP, Tail.Overlay.ListEntry);
+        PSTORP_REQUEST req = irp->Tail.Overlay.DriverContext[0];
+        PSCSI_REQUEST_BLOCK srb = req->Srb;
+        irp->Tail.Overlay.DriverContext[0] = NULL;
+        ExFreeToNPagedLookasideList(&unit->Adapter->RequestLookaside, req);
+        StorpCompleteIrpWithSrbStatus(irp, srb, SRB_STATUS_REQUEST_FLUSHED);
+    }
+}
+
+/* IRP_MJ_SCSI at a unit's PDO: the SRB interface with class drivers. */
+NTSTATUS StorpDispatchScsi(PDEVICE_OBJECT DeviceObject, PIRP Irp)
+{
+    PIO_STACK_LOCATION sp = IoGetCurrentIrpStackLocation(Irp);
+    PSCSI_REQUEST_BLOCK srb = sp->Parameters.Scsi.Srb;
+    STORP_COMMON *common = DeviceObject->DeviceExtension;
+    PSTORP_UNIT unit;
+    NTSTATUS status = STATUS_SUCCESS;
+
+    if (common->Signature != STORP_UNIT_SIGNATURE || !srb) {
+        /* SRBs go to logical units; the adapter FDO takes none. */
+        Irp->IoStatus.Status = STATUS_INVALID_DEVICE_REQUEST;
+        IoCompleteRequest(Irp, IO_NO_INCREMENT);
+        return STATUS_INVALID_DEVICE_REQUEST;
+    }
+    unit = ((PSTORP_PDO_EXTENSION)DeviceObject->DeviceExtension)->Unit;
+    if (unit->Removed || !unit->Present) {
+        StorpCompleteIrpWithSrbStatus(Irp, srb, SRB_STATUS_NO_DEVICE);
+        return STATUS_DEVICE_DOES_NOT_EXIST;
+    }
+
+    switch (srb->Function) {
+    case SRB_FUNCTION_EXECUTE_SCSI:
+    case SRB_FUNCTION_IO_CONTROL:
+    case SRB_FUNCTION_FLUSH:
+    case SRB_FUNCTION_SHUTDOWN:
+    case SRB_FUNCTION_RESET_LOGICAL_UNIT:
+    case SRB_FUNCTION_RESET_DEVICE:
+    case SRB_FUNCTION_ABORT_COMMAND:
+        return StorpExecuteSrb(unit, Irp, srb);
+
+    case SRB_FUNCTION_CLAIM_DEVICE:
+        /* Negotiating claim and release: one claimant at a time; the PDO comes back in
+         * DataBuffer, as class drivers expect. */
+        KeAcquireSpinLock(&unit->Lock, NULL);
+        if (unit->ClaimedBy) {
+            srb->SrbStatus = SRB_STATUS_BUSY;
+            status = STATUS_DEVICE_BUSY;
+        } else {
+            unit->ClaimedBy = srb->DataBuffer ? (PDEVICE_OBJECT)srb->DataBuffer : DeviceObject;
+            srb->DataBuffer = DeviceObject;
+            srb->SrbStatus = SRB_STATUS_SUCCESS;
+        }
+        KeReleaseSpinLock(&unit->Lock, 0);
+        break;
+    case SRB_FUNCTION_RELEASE_DEVICE:
+        KeAcquireSpinLock(&unit->Lock, NULL);
+        unit->ClaimedBy = NULL;
+        KeReleaseSpinLock(&unit->Lock, 0);
+        srb->SrbStatus = SRB_STATUS_SUCCESS;
+        break;
+    case SRB_FUNCTION_RELEASE_QUEUE:
+        /* This Storport never freezes a unit queue (queue freeze arrives with queue
+         * management); releasing an unfrozen queue succeeds, as on Windows, and restarts it. */
+        srb->SrbStatus = SRB_STATUS_SUCCESS;
+        StorpStartPending(unit);
+        break;
+    case SRB_FUNCTION_FLUSH_QUEUE:
+        StorpFlushPending(unit);
+        srb->SrbStatus = SRB_STATUS_SUCCESS;
+        break;
+    default:
+        srb->SrbStatus = SRB_STATUS_INVALID_REQUEST;
+        status = STATUS_INVALID_DEVICE_REQUEST;
+        break;
+    }
+    Irp->IoStatus.Status = status;
+    Irp->IoStatus.Information = 0;
+    IoCompleteRequest(Irp, IO_NO_INCREMENT);
+    return status;
+}
+
+/* ---- Timeouts ---------------------------------------------------------------------------------- */
+
+static void StorpTick(PKDPC Dpc, PVOID Context, PVOID A1, PVOID A2)
+{
+    PSTORP_ADAPTER adapter = Context;
+    ULONGLONG now = KeQueryInterruptTime();
+    BOOLEAN reset_path[SCSI_MAXIMUM_BUSES] = {0};
+    BOOLEAN any = FALSE;
+
+    KeAcquireSpinLock(&adapter->UnitLock, NULL);
+    for (ULONG i = 0; i < adapter->UnitTableSize; i++) {
+        PSTORP_UNIT unit = adapter->UnitTable[i];
+        if (!unit)
+            continue;
+        KeAcquireSpinLock(&unit->Lock, NULL);
+        for (PLIST_ENTRY e = unit->OutstandingList.Flink; e != &unit->OutstandingList; e = e->Flink) {
+            PSTORP_REQUEST req = CONTAINING_RECORD(e, STORP_REQUEST, Link);
+            if (!req->TimedOut && req->Deadline <= now) {
+                req->TimedOut = TRUE;
+                reset_path[unit->PathId % SCSI_MAXIMUM_BUSES] = TRUE;
+                any = TRUE;
+                StorPortLogError(adapter->HwDeviceExtension, req->Srb, unit->PathId, unit->TargetId,
+                                 unit->Lun, SP_REQUEST_TIMEOUT, 0);
+            }
+        }
+        KeReleaseSpinLock(&unit->Lock, 0);
+    }
+    KeReleaseSpinLock(&adapter->UnitLock, 0);
+    if (!any || !adapter->Driver->Init.HwResetBus)
+        return;
+    /* Error management, first tier here: reset the bus of each timed-out request. The miniport
+     * completes what it aborted (StorPortCompleteRequest with SRB_STATUS_BUS_RESET); the class
+     * driver retries. Deeper tiers (LUN and target resets, adapter restart) come later. */
+    StorpEnterLock();
+    KeAcquireSpinLock(&adapter->StartIoLock, NULL);
+    for (ULONG p = 0; p < SCSI_MAXIMUM_BUSES; p++)
+        if (reset_path[p])
+            adapter->Driver->Init.HwResetBus(adapter->HwDeviceExtension, p);
+    KeReleaseSpinLock(&adapter->StartIoLock, 0);
+    StorpLeaveLock();
+}
+
+void StorpStartTick(PSTORP_ADAPTER Adapter)
+{
+    LARGE_INTEGER due = {.QuadPart = -10000000LL};
+    KeInitializeDpcEx(Adapter->Executive, &Adapter->TickDpc, StorpTick, Adapter);
+    KeInitializeTimerEx(Adapter->Executive, &Adapter->TickTimer);
+    KeSetTimerEx(&Adapter->TickTimer, due, 1000, &Adapter->TickDpc);
+}
+
+void StorpStopTick(PSTORP_ADAPTER Adapter)
+{
+    KeCancelTimer(&Adapter->TickTimer);
+    KeRemoveQueueDpc(&Adapter->TickDpc);
+    KeCancelTimer(&Adapter->HwTimer);
+    KeRemoveQueueDpc(&Adapter->HwTimerDpc);
+}
+
+/* StorPortCompleteRequest: the miniport completes every outstanding request of an address
+ * (SP_UNTAGGED, 0xFF, as a wildcard) with one status, typically after a reset. */
+void StorPortCompleteRequest(PVOID HwDeviceExtension, UCHAR PathId, UCHAR TargetId, UCHAR Lun,
+                             UCHAR SrbStatus)
+{
+    PSTORP_ADAPTER adapter = StorpAdapterFromHw(HwDeviceExtension);
+    for (ULONG i = 0; i < adapter->UnitTableSize; i++) {
+        PSTORP_UNIT unit = adapter->UnitTable[i];
+        if (!unit || (PathId != 0xFF && unit->PathId != PathId) ||
+            (TargetId != 0xFF && unit->TargetId != TargetId) || (Lun != 0xFF && unit->Lun != Lun))
+            continue;
+        for (;;) {
+            PSCSI_REQUEST_BLOCK srb = NULL;
+            KeAcquireSpinLock(&unit->Lock, NULL);
+            for (PLIST_ENTRY e = unit->OutstandingList.Flink; e != &unit->OutstandingList;
+                 e = e->Flink) {
+                PSTORP_REQUEST req = CONTAINING_RECORD(e, STORP_REQUEST, Link);
+                if (atomic_load(&req->State) == StorpRequestAtMiniport) {
+                    srb = req->Srb;
+                    break;
+                }
+            }
+            KeReleaseSpinLock(&unit->Lock, 0);
+            if (!srb)
+                break;
+            srb->SrbStatus = SrbStatus;
+            StorpCompleteSrb(adapter, srb);
+        }
+    }
+}

@@ -1,0 +1,276 @@
+/*
+ * The StorPort* service routines a miniport calls: notifications, scatter/gather lists, unit
+ * and SRB lookup, address translation, synchronization with the interrupt lock, queue depth,
+ * registry access, pool and debug output. Each routine finds its adapter from the miniport's
+ * device extension, so no global state is needed.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "drivers/port/storport/storport_p.h"
+
+static void StorpHwTimerDpc(PKDPC Dpc, PVOID Context, PVOID A1, PVOID A2)
+{
+    PSTORP_ADAPTER adapter = Context;
+    PHW_TIMER routine = adapter->HwTimerRoutine;
+    if (!routine || !adapter->Started)
+        return;
+    /* HwStorTimer runs synchronized with HwStorStartIo. */
+    StorpEnterLock();
+    KeAcquireSpinLock(&adapter->StartIoLock, NULL);
+    routine(adapter->HwDeviceExtension);
+    KeReleaseSpinLock(&adapter->StartIoLock, 0);
+    StorpLeaveLock();
+}
+
+void StorPortNotification(SCSI_NOTIFICATION_TYPE NotificationType, PVOID HwDeviceExtension, ...)
+{
+    PSTORP_ADAPTER adapter = StorpAdapterFromHw(HwDeviceExtension);
+    va_list ap;
+    va_start(ap, HwDeviceExtension);
+    switch (NotificationType) {
+    case RequestComplete:
+        StorpCompleteSrb(adapter, va_arg(ap, PSCSI_REQUEST_BLOCK));
+        break;
+    case NextRequest:
+    case NextLuRequest:
+        /* Full-duplex Storport starts requests as slots free; these are accepted for
+         * miniports ported from SCSI Port. */
+        break;
+    case ResetDetected:
+        DbgPrint("storport: %s: miniport reports a bus reset\n", adapter->LinkName);
+        break;
+    case BusChangeDetected:
+        if (adapter->Started)
+            IoInvalidateDeviceRelations(adapter->PhysicalDeviceObject, BusRelations);
+        break;
+    case RequestTimerCall: {
+        PHW_TIMER routine = va_arg(ap, PHW_TIMER);
+        ULONG micro = va_arg(ap, ULONG);
+        if (!adapter->HwTimer.Executive) {
+            KeInitializeTimerEx(adapter->Executive, &adapter->HwTimer);
+            KeInitializeDpcEx(adapter->Executive, &adapter->HwTimerDpc, StorpHwTimerDpc, adapter);
+        }
+        adapter->HwTimerRoutine = routine;
+        if (micro == 0 || !routine) {
+            KeCancelTimer(&adapter->HwTimer);
+        } else {
+            LARGE_INTEGER due = {.QuadPart = -(LONGLONG)micro * 10};
+            KeSetTimer(&adapter->HwTimer, due, &adapter->HwTimerDpc);
+        }
+        break;
+    }
+    case EnablePassiveInitialization: {
+        PHW_PASSIVE_INITIALIZE_ROUTINE routine = va_arg(ap, PHW_PASSIVE_INITIALIZE_ROUTINE);
+        PBOOLEAN result = va_arg(ap, PBOOLEAN);
+        adapter->PassiveInitEnabled = TRUE;
+        adapter->HwPassiveInitialize = routine;
+        if (result)
+            *result = TRUE;
+        break;
+    }
+    default:
+        DbgPrint("storport: %s: notification %d is not supported\n", adapter->LinkName,
+                 (int)NotificationType);
+        break;
+    }
+    va_end(ap);
+}
+
+PSTOR_SCATTER_GATHER_LIST StorPortGetScatterGatherList(PVOID HwDeviceExtension,
+                                                       PSCSI_REQUEST_BLOCK Srb)
+{
+    PSTORP_REQUEST req = StorpRequestFromSrb(Srb);
+    if (!req || req->Srb != Srb || atomic_load(&req->State) != StorpRequestAtMiniport)
+        return NULL;
+    return &req->Sg;
+}
+
+PSCSI_REQUEST_BLOCK StorPortGetSrb(PVOID HwDeviceExtension, UCHAR PathId, UCHAR TargetId, UCHAR Lun,
+                                   LONG QueueTag)
+{
+    PSTORP_ADAPTER adapter = StorpAdapterFromHw(HwDeviceExtension);
+    PSTORP_UNIT unit = StorpFindUnit(adapter, PathId, TargetId, Lun);
+    PSCSI_REQUEST_BLOCK found = NULL;
+    if (!unit)
+        return NULL;
+    KeAcquireSpinLock(&unit->Lock, NULL);
+    for (PLIST_ENTRY e = unit->OutstandingList.Flink; e != &unit->OutstandingList; e = e->Flink) {
+        PSTORP_REQUEST req = CONTAINING_RECORD(e, STORP_REQUEST, Link);
+        if (QueueTag == -1 || req->Srb->QueueTag == (UCHAR)QueueTag) {
+            found = req->Srb;
+            break;
+        }
+    }
+    KeReleaseSpinLock(&unit->Lock, 0);
+    return found;
+}
+
+PVOID StorPortGetLogicalUnit(PVOID HwDeviceExtension, UCHAR PathId, UCHAR TargetId, UCHAR Lun)
+{
+    PSTORP_UNIT unit = StorpFindUnit(StorpAdapterFromHw(HwDeviceExtension), PathId, TargetId, Lun);
+    return unit ? unit->LuExtension : NULL;
+}
+
+STOR_PHYSICAL_ADDRESS StorPortGetPhysicalAddress(PVOID HwDeviceExtension, PSCSI_REQUEST_BLOCK Srb,
+                                                 PVOID VirtualAddress, ULONG *Length)
+{
+    STOR_PHYSICAL_ADDRESS pa;
+    pa.QuadPart = (LONGLONG)(ULONG_PTR)VirtualAddress;
+    if (Length && Srb && Srb->DataBuffer) {
+        ULONG_PTR off = (ULONG_PTR)VirtualAddress - (ULONG_PTR)Srb->DataBuffer;
+        *Length = off < Srb->DataTransferLength ? Srb->DataTransferLength - (ULONG)off : 0;
+    }
+    return pa;
+}
+
+PVOID StorPortGetVirtualAddress(PVOID HwDeviceExtension, STOR_PHYSICAL_ADDRESS PhysicalAddress)
+{
+    return (PVOID)(ULONG_PTR)PhysicalAddress.QuadPart;
+}
+
+PVOID StorPortGetUncachedExtension(PVOID HwDeviceExtension, PPORT_CONFIGURATION_INFORMATION ConfigInfo,
+                                   ULONG NumberOfBytes)
+{
+    /* Freed with the adapter: kept in a list would be better; a miniport asks once. */
+    return aligned_alloc(PAGE_SIZE, (NumberOfBytes + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1));
+}
+
+ULONG StorPortGetSystemAddress(PVOID HwDeviceExtension, PSCSI_REQUEST_BLOCK Srb,
+                               PVOID *SystemAddress)
+{
+    *SystemAddress = Srb->DataBuffer;
+    return STOR_STATUS_SUCCESS;
+}
+
+BOOLEAN StorPortSynchronizeAccess(PVOID HwDeviceExtension,
+                                  PSTOR_SYNCHRONIZED_ACCESS SynchronizedAccessRoutine,
+                                  PVOID Context)
+{
+    PSTORP_ADAPTER adapter = StorpAdapterFromHw(HwDeviceExtension);
+    BOOLEAN result;
+    StorpEnterLock();
+    KeAcquireSpinLock(&adapter->InterruptLock, NULL);
+    result = SynchronizedAccessRoutine(HwDeviceExtension, Context);
+    KeReleaseSpinLock(&adapter->InterruptLock, 0);
+    StorpLeaveLock();
+    return result;
+}
+
+BOOLEAN StorPortSetDeviceQueueDepth(PVOID HwDeviceExtension, UCHAR PathId, UCHAR TargetId,
+                                    UCHAR Lun, ULONG Depth)
+{
+    PSTORP_UNIT unit = StorpFindUnit(StorpAdapterFromHw(HwDeviceExtension), PathId, TargetId, Lun);
+    if (!unit || Depth == 0 || Depth > 254)
+        return FALSE;
+    KeAcquireSpinLock(&unit->Lock, NULL);
+    unit->QueueDepth = Depth;
+    KeReleaseSpinLock(&unit->Lock, 0);
+    return TRUE;
+}
+
+void StorPortMoveMemory(PVOID WriteBuffer, PVOID ReadBuffer, ULONG Length)
+{
+    memmove(WriteBuffer, ReadBuffer, Length);
+}
+
+void StorPortStallExecution(ULONG Delay)
+{
+    usleep(Delay);
+}
+
+void StorPortDebugPrint(ULONG DebugPrintLevel, PCSTR DebugMessage, ...)
+{
+    va_list ap;
+    if (!getenv("STORSTACK_DEBUG"))
+        return;
+    va_start(ap, DebugMessage);
+    vfprintf(stderr, DebugMessage, ap);
+    va_end(ap);
+}
+
+ULONG StorPortAllocatePool(PVOID HwDeviceExtension, ULONG NumberOfBytes, ULONG Tag, PVOID *BufferPointer)
+{
+    *BufferPointer = calloc(1, NumberOfBytes ? NumberOfBytes : 1);
+    return *BufferPointer ? STOR_STATUS_SUCCESS : STOR_STATUS_INSUFFICIENT_RESOURCES;
+}
+
+ULONG StorPortFreePool(PVOID HwDeviceExtension, PVOID BufferPointer)
+{
+    free(BufferPointer);
+    return STOR_STATUS_SUCCESS;
+}
+
+static BOOLEAN StorpReadValue(PEXECUTIVE ex, PCSTR key, PCSTR name, ULONG type, PUCHAR buffer,
+                              PULONG length)
+{
+    if (type == MINIPORT_REG_DWORD) {
+        ULONGLONG v;
+        if (*length < 4 || !NT_SUCCESS(RtlQueryRegistryUlonglong(ex, key, name, &v)) ||
+            v > 0xFFFFFFFFull)
+            return FALSE;
+        ULONG d = (ULONG)v;
+        memcpy(buffer, &d, 4);
+        *length = 4;
+        return TRUE;
+    }
+    if (type == MINIPORT_REG_SZ) {
+        if (!NT_SUCCESS(RtlQueryRegistryString(ex, key, name, (char *)buffer, *length)))
+            return FALSE;
+        *length = (ULONG)strlen((char *)buffer) + 1;
+        return TRUE;
+    }
+    ULONG t, got;
+    if (!NT_SUCCESS(CmQueryValue(ex, key, name, &t, buffer, *length, &got)))
+        return FALSE;
+    *length = got;
+    return TRUE;
+}
+
+BOOLEAN StorPortRegistryRead(PVOID HwDeviceExtension, PCSTR ValueName, ULONG Global, ULONG Type,
+                             PUCHAR Buffer, PULONG BufferLength)
+{
+    PSTORP_ADAPTER adapter = StorpAdapterFromHw(HwDeviceExtension);
+    char key[128];
+    if (Global)
+        snprintf(key, sizeof(key), "Services\\%s\\Parameters\\Device", adapter->Driver->ServiceName);
+    else
+        snprintf(key, sizeof(key), "Services\\%s\\Parameters\\Device%u", adapter->Driver->ServiceName,
+                 adapter->PortNumber);
+    return StorpReadValue(adapter->Executive, key, ValueName, Type, Buffer, BufferLength);
+}
+
+ULONG StorPortRegistryReadAdapterKey(PVOID HwDeviceExtension, PCSTR SubKeyName, PCSTR ValueName,
+                                     ULONG ValueType, PVOID *ValueData, PUSHORT ValueDataLength)
+{
+    PSTORP_ADAPTER adapter = StorpAdapterFromHw(HwDeviceExtension);
+    char key[384], path[320];
+    ULONG length;
+    if (!ValueData || !*ValueData || !ValueDataLength || !*ValueDataLength)
+        return STOR_STATUS_INVALID_PARAMETER;
+    if (!NT_SUCCESS(IoGetDeviceRegistryKeyPath(adapter->PhysicalDeviceObject,
+                                               PLUGPLAY_REGKEY_DEVICE, path, sizeof(path))))
+        return STOR_STATUS_UNSUCCESSFUL;
+    if (SubKeyName && SubKeyName[0])
+        snprintf(key, sizeof(key), "%s\\%s", path, SubKeyName);
+    else
+        snprintf(key, sizeof(key), "%s", path);
+    length = *ValueDataLength;
+    if (!StorpReadValue(adapter->Executive, key, ValueName, ValueType, *ValueData, &length))
+        return STOR_STATUS_UNSUCCESSFUL;
+    *ValueDataLength = (USHORT)length;
+    return STOR_STATUS_SUCCESS;
+}
+
+void StorPortLogError(PVOID HwDeviceExtension, PSCSI_REQUEST_BLOCK Srb, UCHAR PathId,
+                      UCHAR TargetId, UCHAR Lun, ULONG ErrorCode, ULONG UniqueId)
+{
+    PSTORP_ADAPTER adapter = StorpAdapterFromHw(HwDeviceExtension);
+    /* The structured event log arrives with Storport's event log extensions; until then the
+     * event goes to the debug output with everything it names. */
+    DbgPrint("storport: %s: event 0x%04x at %u:%u:%u unique 0x%x srb %p cdb %02x\n",
+             adapter->LinkName, ErrorCode, PathId, TargetId, Lun, UniqueId, (void *)Srb,
+             Srb ? Srb->Cdb[0] : 0);
+}

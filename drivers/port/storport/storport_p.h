@@ -1,0 +1,173 @@
+/*
+ * Storport's private structures. An adapter is an FDO (RAID_ADAPTER in Windows' raidport,
+ * STORP_ADAPTER here) stacked on the adapter's PDO; each logical unit the bus scan finds is a
+ * PDO (STORP_UNIT) that class drivers stack on. Every request at the miniport is tracked by a
+ * STORP_REQUEST taken from the adapter's lookaside list: it carries the SRB extension the
+ * miniport asked for, the scatter/gather list, the deadline and the state the verifier checks.
+ */
+#ifndef STORSTACK_STORPORT_P_H
+#define STORSTACK_STORPORT_P_H
+
+#include <storstack/storage/ntddscsi.h>
+#include <storstack/storage/ntddstor.h>
+#include <storstack/storage/storport.h>
+#include <storstack/wdm/io.h>
+#include <storstack/wdm/pnp.h>
+#include <storstack/wdm/registry.h>
+
+#define STORP_ADAPTER_SIGNATURE 0x41525453u /* 'STRA' */
+#define STORP_UNIT_SIGNATURE    0x55525453u /* 'STRU' */
+
+#define STORP_DEFAULT_TIMEOUT   10u  /* seconds, when an SRB says 0 */
+#define STORP_MAX_TIMEOUT       108000u
+#define STORP_DEFAULT_QUEUE_DEPTH 32u
+#define STORP_SENSE_LENGTH      255u
+
+/* What StorPortInitialize kept of the miniport's initialization data. */
+typedef struct _STORP_DRIVER {
+    BOOLEAN Virtual;
+    HW_INITIALIZATION_DATA Init; /* the virtual form's fields, in the same places */
+    PVIRTUAL_HW_FIND_ADAPTER VirtualFindAdapter; /* HwFindAdapter of a virtual miniport */
+    PVOID HwContext;
+    char ServiceName[64];
+} STORP_DRIVER, *PSTORP_DRIVER;
+
+typedef struct _STORP_COMMON {
+    ULONG Signature;
+} STORP_COMMON;
+
+struct _STORP_UNIT;
+
+typedef enum _STORP_REQUEST_STATE {
+    StorpRequestFree = 0,
+    StorpRequestAtMiniport = 1,
+    StorpRequestCompleted = 2,
+} STORP_REQUEST_STATE;
+
+typedef struct _STORP_REQUEST {
+    LIST_ENTRY Link; /* unit's outstanding list */
+    struct _STORP_REQUEST *NextDeferred; /* completions held until a Storport lock is released */
+    PIRP Irp;
+    PSCSI_REQUEST_BLOCK Srb;
+    struct _STORP_UNIT *Unit;
+    ULONGLONG Deadline; /* interrupt time */
+    atomic_int State;
+    BOOLEAN Counted;   /* holds a queue-depth slot */
+    BOOLEAN TimedOut;
+    STOR_SCATTER_GATHER_LIST Sg;
+    STOR_SCATTER_GATHER_ELEMENT SgElement[1];
+    /* the miniport's SRB extension follows, 16-byte aligned */
+    __attribute__((aligned(16))) UCHAR SrbExtension[];
+} STORP_REQUEST, *PSTORP_REQUEST;
+
+typedef struct _STORP_ADAPTER {
+    STORP_COMMON Common;
+    PDEVICE_OBJECT DeviceObject;
+    PDEVICE_OBJECT LowerDevice;
+    PDEVICE_OBJECT PhysicalDeviceObject;
+    PSTORP_DRIVER Driver;
+    PEXECUTIVE Executive;
+    ULONG PortNumber;
+    char DeviceName[64]; /* \Device\RaidPort<N> */
+    char LinkName[32];   /* Scsi<N>: */
+    PVOID HwDeviceExtension;
+    PORT_CONFIGURATION_INFORMATION Config;
+    ULONG BusType;
+    BOOLEAN Started;
+    BOOLEAN Removed;
+
+    /* Storport's locks: StartIo lock (held around HwStorStartIo and HwStorResetBus) and the
+     * interrupt lock (StorPortSynchronizeAccess, HwStorInitialize). */
+    KSPIN_LOCK StartIoLock;
+    KSPIN_LOCK InterruptLock;
+
+    /* Units: a table indexed by path/target/lun, sized from the configuration. */
+    KSPIN_LOCK UnitLock;
+    struct _STORP_UNIT **UnitTable;
+    ULONG UnitTableSize;
+
+    atomic_uint Outstanding; /* adapter-wide requests at the miniport */
+    NPAGED_LOOKASIDE_LIST RequestLookaside;
+    ULONG RequestSize;
+
+    /* The one-second tick: timeouts and RequestTimerCall. */
+    KTIMER TickTimer;
+    KDPC TickDpc;
+    KTIMER HwTimer;
+    KDPC HwTimerDpc;
+    PHW_TIMER HwTimerRoutine;
+    BOOLEAN PassiveInitEnabled;
+    PHW_PASSIVE_INITIALIZE_ROUTINE HwPassiveInitialize;
+    KEVENT ResetDone;
+    atomic_int ResetInProgress;
+} STORP_ADAPTER, *PSTORP_ADAPTER;
+
+typedef struct _STORP_UNIT {
+    STORP_COMMON Common;
+    PSTORP_ADAPTER Adapter;
+    PDEVICE_OBJECT DeviceObject; /* the PDO, once the unit is present */
+    UCHAR PathId, TargetId, Lun;
+    PVOID LuExtension;
+    UCHAR InquiryData[96];
+    ULONG InquiryLength;
+    char SerialNumber[64];
+    char VendorId[9], ProductId[17], Revision[5];
+    UCHAR DeviceType;
+    BOOLEAN Present;  /* found by the last scan */
+    BOOLEAN Reported; /* PDO handed to PnP */
+    BOOLEAN Started;
+    BOOLEAN Removed;  /* PDO got REMOVE_DEVICE */
+    PDEVICE_OBJECT ClaimedBy;
+
+    KSPIN_LOCK Lock; /* the unit queue */
+    ULONG QueueDepth;
+    ULONG Outstanding;
+    LIST_ENTRY Pending;     /* IRPs waiting for a slot (Tail.Overlay.ListEntry) */
+    LIST_ENTRY OutstandingList;
+} STORP_UNIT, *PSTORP_UNIT;
+
+/* The PDO's device extension points at its unit, which can outlive the PDO during scans. */
+typedef struct _STORP_PDO_EXTENSION {
+    STORP_COMMON Common;
+    PSTORP_UNIT Unit;
+} STORP_PDO_EXTENSION, *PSTORP_PDO_EXTENSION;
+
+/* Recovering the adapter from the miniport's device extension. */
+typedef struct _STORP_HW_HEADER {
+    PSTORP_ADAPTER Adapter;
+    ULONG Pad[2];
+} __attribute__((aligned(16))) STORP_HW_HEADER;
+
+static inline PSTORP_ADAPTER StorpAdapterFromHw(PVOID HwDeviceExtension)
+{
+    return ((STORP_HW_HEADER *)HwDeviceExtension - 1)->Adapter;
+}
+
+static inline PSTORP_REQUEST StorpRequestFromSrb(PSCSI_REQUEST_BLOCK Srb)
+{
+    PIRP irp = Srb->OriginalRequest;
+    return irp ? (PSTORP_REQUEST)irp->Tail.Overlay.DriverContext[0] : NULL;
+}
+
+/* init.c */
+NTSTATUS StorpDispatchPnp(PDEVICE_OBJECT DeviceObject, PIRP Irp);
+PSTORP_UNIT StorpFindUnit(PSTORP_ADAPTER Adapter, UCHAR PathId, UCHAR TargetId, UCHAR Lun);
+/* unit.c */
+NTSTATUS StorpUnitDispatchPnp(PSTORP_UNIT Unit, PIRP Irp);
+NTSTATUS StorpCreateUnitPdo(PSTORP_UNIT Unit);
+void StorpDeleteUnit(PSTORP_UNIT Unit);
+/* io.c */
+NTSTATUS StorpDispatchScsi(PDEVICE_OBJECT DeviceObject, PIRP Irp);
+NTSTATUS StorpExecuteSrb(PSTORP_UNIT Unit, PIRP Irp, PSCSI_REQUEST_BLOCK Srb);
+NTSTATUS StorpSendSrbSynchronous(PSTORP_UNIT Unit, PSCSI_REQUEST_BLOCK Srb);
+void StorpCompleteSrb(PSTORP_ADAPTER Adapter, PSCSI_REQUEST_BLOCK Srb);
+void StorpStartTick(PSTORP_ADAPTER Adapter);
+void StorpStopTick(PSTORP_ADAPTER Adapter);
+NTSTATUS StorpSrbStatusToNtStatus(PSCSI_REQUEST_BLOCK Srb);
+void StorpEnterLock(void);
+void StorpLeaveLock(void);
+/* ioctl.c */
+NTSTATUS StorpDispatchDeviceControl(PDEVICE_OBJECT DeviceObject, PIRP Irp);
+NTSTATUS StorpQueryProperty(PSTORP_ADAPTER Adapter, PSTORP_UNIT Unit, PIRP Irp);
+
+#endif
