@@ -240,7 +240,7 @@ NTSTATUS CmEnumerateKey(PEXECUTIVE Executive, PCSTR KeyPath, ULONG Index, char *
 }
 
 /* Parses "123", "0x1F", "4K", "1G", "2T" (binary multiples). Returns FALSE when not a number. */
-static BOOLEAN CmpParseNumber(PCSTR s, ULONGLONG *out, BOOLEAN allow_suffix)
+BOOLEAN RtlStringToUlonglong(PCSTR s, BOOLEAN allow_suffix, PULONGLONG out)
 {
     char *end;
     unsigned long long v;
@@ -294,7 +294,7 @@ NTSTATUS RtlQueryRegistryUlonglong(PEXECUTIVE Executive, PCSTR KeyPath, PCSTR Va
     }
     if (type == REG_SZ) {
         buf[len] = 0;
-        if (CmpParseNumber(buf, Value, TRUE))
+        if (RtlStringToUlonglong(buf, TRUE, Value))
             return STATUS_SUCCESS;
     }
     return STATUS_INVALID_PARAMETER;
@@ -379,7 +379,7 @@ static int CmpIniHandler(void *user, const char *section, const char *name, cons
         text[len - 2] = 0;
         status = CmSetValue(ex, section, name, REG_SZ, text, (ULONG)strlen(text) + 1);
     } else if (!strncasecmp(value, "dword:", 6)) {
-        if (!CmpParseNumber(value + 6, &number, TRUE) || number > 0xFFFFFFFFull) {
+        if (!RtlStringToUlonglong(value + 6, TRUE, &number) || number > 0xFFFFFFFFull) {
             snprintf(ctx->Error, sizeof(ctx->Error), "value '%s': '%s' is not a 32-bit number",
                      name, value + 6);
             return 0;
@@ -387,7 +387,7 @@ static int CmpIniHandler(void *user, const char *section, const char *name, cons
         ULONG d = (ULONG)number;
         status = CmSetValue(ex, section, name, REG_DWORD, &d, 4);
     } else if (!strncasecmp(value, "qword:", 6)) {
-        if (!CmpParseNumber(value + 6, &number, TRUE)) {
+        if (!RtlStringToUlonglong(value + 6, TRUE, &number)) {
             snprintf(ctx->Error, sizeof(ctx->Error), "value '%s': '%s' is not a number", name,
                      value + 6);
             return 0;
@@ -423,7 +423,7 @@ static int CmpIniHandler(void *user, const char *section, const char *name, cons
         status = CmSetValue(ex, section, name, REG_BINARY, text, (ULONG)n);
     } else if (!strncasecmp(value, "str:", 4)) {
         status = CmSetValue(ex, section, name, REG_SZ, value + 4, (ULONG)strlen(value + 4) + 1);
-    } else if (CmpParseNumber(value, &number, FALSE)) {
+    } else if (RtlStringToUlonglong(value, FALSE, &number)) {
         if (number <= 0xFFFFFFFFull) {
             ULONG d = (ULONG)number;
             status = CmSetValue(ex, section, name, REG_DWORD, &d, 4);

@@ -37,4 +37,8 @@ NTSTATUS RtlQueryRegistryUlonglong(PEXECUTIVE Executive, PCSTR KeyPath, PCSTR Va
 NTSTATUS RtlQueryRegistryString(PEXECUTIVE Executive, PCSTR KeyPath, PCSTR ValueName, char *Buffer,
                                 ULONG BufferLength);
 
+/* Parses "123", "0x1F" and, with AllowSuffix, "4K", "1G", "2T" (binary multiples, optional
+ * "iB"/"B"). FALSE when the text is not such a number or overflows 64 bits. */
+BOOLEAN RtlStringToUlonglong(PCSTR String, BOOLEAN AllowSuffix, PULONGLONG Value);
+
 #endif

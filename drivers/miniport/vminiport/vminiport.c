@@ -1,0 +1,475 @@
+/*
+ * vminiport: a Storport virtual miniport (Storage Virtual Miniport Drivers) that presents SCSI
+ * logical units emulated by devices/ over byte-store backends (RAM, files through io_uring).
+ * Its targets and LUNs come from the adapter's Device Parameters key, one subkey per unit
+ * ("Target0\Lun0": Type, Backend, Size, Path, BlockSize, ...). Commands run in HwStorBuildIo,
+ * with no Storport lock held, straight into the device and its backend; BuildIo returns FALSE
+ * and the command completes (StorPortNotification RequestComplete) in whichever thread the
+ * backend finishes it: inline for RAM, the io_uring reaper for files. Management SRBs (flush,
+ * shutdown, resets) go through HwStorStartIo.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <storstack/storage/storport.h>
+
+#include <storstack/wdm/pnp.h>
+
+#include "devices/scsi_lu.h"
+#include "drivers/miniport/vminiport/vminiport.h"
+
+#define VMP_MAX_TARGETS  16
+#define VMP_MAX_LUNS     16
+#define VMP_MAX_SG       4
+#define VMP_RESET_WAIT_MS 30000
+
+typedef struct _VMP_UNIT {
+    struct backend *Backend;
+    struct scsi_lu *Lu;
+} VMP_UNIT;
+
+typedef struct _VMP_ADAPTER {
+    ULONG MaxTargets;
+    ULONG MaxLuns;
+    struct scsi_target *Targets[VMP_MAX_TARGETS];
+    VMP_UNIT Units[VMP_MAX_TARGETS][VMP_MAX_LUNS];
+    ULONG UnitCount;
+    atomic_int InFlight; /* commands in the device or backend */
+} VMP_ADAPTER, *PVMP_ADAPTER;
+
+typedef struct _VMP_SRB_EXTENSION {
+    struct scsi_cmd Cmd;
+    struct iovec Iov[VMP_MAX_SG];
+    PVMP_ADAPTER Adapter;
+    PSCSI_REQUEST_BLOCK Srb;
+} VMP_SRB_EXTENSION, *PVMP_SRB_EXTENSION;
+
+/* Reads one value of the adapter key (or a subkey) as text; FALSE when absent. */
+static BOOLEAN VmpReadString(PVOID ext, PCSTR subkey, PCSTR name, char *buf, USHORT len)
+{
+    PVOID data = buf;
+    USHORT n = len;
+    return StorPortRegistryReadAdapterKey(ext, subkey, name, MINIPORT_REG_SZ, &data, &n) ==
+           STOR_STATUS_SUCCESS;
+}
+
+/* Reads a number (K/M/G/T suffixes allowed); *ok is cleared when present but malformed. */
+static ULONGLONG VmpReadNumber(PVOID ext, PCSTR subkey, PCSTR name, ULONGLONG fallback, BOOLEAN *ok)
+{
+    char buf[64];
+    ULONGLONG v;
+    if (!VmpReadString(ext, subkey, name, buf, sizeof(buf)))
+        return fallback;
+    if (!RtlStringToUlonglong(buf, TRUE, &v)) {
+        fprintf(stderr, "storstack: vminiport: %s%s%s: '%s' is not a number\n", subkey ? subkey : "",
+                subkey ? "\\" : "", name, buf);
+        *ok = FALSE;
+        return fallback;
+    }
+    return v;
+}
+
+static uint64_t VmpHash(PCSTR a, ULONG t, ULONG l)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *a; a++)
+        h = (h ^ (unsigned char)*a) * 1099511628211ull;
+    h = (h ^ t) * 1099511628211ull;
+    h = (h ^ l) * 1099511628211ull;
+    return h;
+}
+
+/* Builds one logical unit from its subkey. Returns FALSE on a configuration error. */
+static BOOLEAN VmpCreateUnit(PVMP_ADAPTER a, PVOID ext, ULONG t, ULONG l, PCSTR subkey,
+                             PCSTR instance)
+{
+    char type[32] = "disk", kind[32] = "ram", path[512] = "", vendor[16], product[32],
+         revision[8], serial[64];
+    struct scsi_disk_config cfg = {0};
+    BOOLEAN ok = TRUE;
+    ULONGLONG size, block, ro, wce, direct, create;
+    const char *detail = NULL;
+    int rc;
+
+    VmpReadString(ext, subkey, "Type", type, sizeof(type));
+    VmpReadString(ext, subkey, "Backend", kind, sizeof(kind));
+    VmpReadString(ext, subkey, "Path", path, sizeof(path));
+    size = VmpReadNumber(ext, subkey, "Size", 0, &ok);
+    block = VmpReadNumber(ext, subkey, "BlockSize", 512, &ok);
+    ro = VmpReadNumber(ext, subkey, "ReadOnly", 0, &ok);
+    wce = VmpReadNumber(ext, subkey, "WriteCache", 1, &ok);
+    direct = VmpReadNumber(ext, subkey, "Direct", 0, &ok);
+    create = VmpReadNumber(ext, subkey, "Create", 1, &ok);
+    if (!ok)
+        return FALSE;
+    if (strcasecmp(type, "disk") != 0) {
+        fprintf(stderr, "storstack: vminiport: %s: Type '%s' is not supported (disk)\n", subkey,
+                type);
+        return FALSE;
+    }
+    if (block != 512 && block != 4096) {
+        fprintf(stderr, "storstack: vminiport: %s: BlockSize must be 512 or 4096, not %llu\n",
+                subkey, (unsigned long long)block);
+        return FALSE;
+    }
+    if (!strcasecmp(kind, "ram")) {
+        if (size == 0 || size % block) {
+            fprintf(stderr, "storstack: vminiport: %s: a RAM disk needs a Size that is a nonzero "
+                            "multiple of %llu bytes\n", subkey, (unsigned long long)block);
+            return FALSE;
+        }
+        rc = be_ram_create(size, &a->Units[t][l].Backend);
+    } else if (!strcasecmp(kind, "file")) {
+        if (!path[0]) {
+            fprintf(stderr, "storstack: vminiport: %s: Backend file needs a Path\n", subkey);
+            return FALSE;
+        }
+        if (size % block) {
+            fprintf(stderr, "storstack: vminiport: %s: Size must be a multiple of %llu bytes\n",
+                    subkey, (unsigned long long)block);
+            return FALSE;
+        }
+        rc = be_file_create(path, size,
+                            (create ? BE_FILE_CREATE : 0) | (direct ? BE_FILE_DIRECT : 0) |
+                                (ro ? BE_FILE_READONLY : 0),
+                            &a->Units[t][l].Backend, &detail);
+    } else {
+        fprintf(stderr, "storstack: vminiport: %s: Backend '%s' is not known (ram, file)\n", subkey,
+                kind);
+        return FALSE;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "storstack: vminiport: %s: %s backend%s%s: %s%s%s\n", subkey, kind,
+                path[0] ? " " : "", path, detail ? detail : "", detail ? ": " : "", strerror(-rc));
+        return FALSE;
+    }
+    if (a->Units[t][l].Backend->size < block) {
+        fprintf(stderr, "storstack: vminiport: %s: the backend holds less than one block\n", subkey);
+        return FALSE;
+    }
+    cfg.vendor = VmpReadString(ext, subkey, "Vendor", vendor, sizeof(vendor)) ? vendor : NULL;
+    cfg.product = VmpReadString(ext, subkey, "Product", product, sizeof(product)) ? product : NULL;
+    cfg.revision = VmpReadString(ext, subkey, "Revision", revision, sizeof(revision)) ? revision : NULL;
+    cfg.serial = VmpReadString(ext, subkey, "Serial", serial, sizeof(serial)) ? serial : NULL;
+    /* Stable across restarts: the identity of a file-backed disk must not change. */
+    cfg.device_id = VmpHash(instance, t, l);
+    cfg.block_size = (uint32_t)block;
+    cfg.write_cache = wce != 0;
+    cfg.read_only = ro != 0;
+    rc = scsi_disk_create(&cfg, a->Units[t][l].Backend, &a->Units[t][l].Lu);
+    if (rc < 0) {
+        fprintf(stderr, "storstack: vminiport: %s: cannot create the disk: %s\n", subkey,
+                strerror(-rc));
+        return FALSE;
+    }
+    if (!a->Targets[t]) {
+        a->Targets[t] = scsi_target_create();
+        if (!a->Targets[t])
+            return FALSE;
+    }
+    scsi_target_add_lu(a->Targets[t], l, a->Units[t][l].Lu);
+    a->UnitCount++;
+    return TRUE;
+}
+
+static void VmpFreeResources(PVOID DeviceExtension)
+{
+    PVMP_ADAPTER a = DeviceExtension;
+    for (ULONG t = 0; t < VMP_MAX_TARGETS; t++) {
+        if (a->Targets[t]) {
+            scsi_target_destroy(a->Targets[t]);
+            a->Targets[t] = NULL;
+        }
+        for (ULONG l = 0; l < VMP_MAX_LUNS; l++) {
+            /* the backend first: destroying it waits for its in-flight requests */
+            if (a->Units[t][l].Backend)
+                be_destroy(a->Units[t][l].Backend);
+            if (a->Units[t][l].Lu)
+                scsi_lu_destroy(a->Units[t][l].Lu);
+            a->Units[t][l].Backend = NULL;
+            a->Units[t][l].Lu = NULL;
+        }
+    }
+}
+
+/* HwStorFindAdapter (virtual form): reads the configuration, creates the units, fills
+ * PORT_CONFIGURATION_INFORMATION. */
+static ULONG VmpHwFindAdapter(PVOID DeviceExtension, PVOID HwContext, PVOID BusInformation,
+                              PVOID LowerDevice, PCSTR ArgumentString,
+                              PPORT_CONFIGURATION_INFORMATION ConfigInfo, PBOOLEAN Again)
+{
+    PVMP_ADAPTER a = DeviceExtension;
+    BOOLEAN ok = TRUE;
+    char instance[256] = "", subkey[64];
+    ULONGLONG max_transfer, breaks, depth, max_io;
+
+    memset(a, 0, sizeof(*a));
+    a->MaxTargets = (ULONG)VmpReadNumber(DeviceExtension, NULL, "MaximumTargets", 8, &ok);
+    a->MaxLuns = (ULONG)VmpReadNumber(DeviceExtension, NULL, "MaximumLuns", 8, &ok);
+    max_transfer = VmpReadNumber(DeviceExtension, NULL, "MaximumTransferLength", 256 * 1024, &ok);
+    breaks = VmpReadNumber(DeviceExtension, NULL, "NumberOfPhysicalBreaks", 65, &ok);
+    depth = VmpReadNumber(DeviceExtension, NULL, "QueueDepth", 64, &ok);
+    max_io = VmpReadNumber(DeviceExtension, NULL, "MaxNumberOfIO", 1024, &ok);
+    /* The adapter's instance path names its units stably (NAA identifiers, serial numbers). */
+    if (LowerDevice)
+        IoGetDeviceRegistryKeyPath((PDEVICE_OBJECT)LowerDevice, PLUGPLAY_REGKEY_DRIVER, instance,
+                                   sizeof(instance));
+    if (!ok)
+        return SP_RETURN_BAD_CONFIG;
+    if (a->MaxTargets == 0 || a->MaxTargets > VMP_MAX_TARGETS || a->MaxLuns == 0 ||
+        a->MaxLuns > VMP_MAX_LUNS) {
+        fprintf(stderr, "storstack: vminiport: MaximumTargets and MaximumLuns must be 1..%u\n",
+                VMP_MAX_TARGETS);
+        return SP_RETURN_BAD_CONFIG;
+    }
+    if (max_transfer < 4096 || max_transfer > 16u * 1024 * 1024 || max_transfer % 512) {
+        fprintf(stderr, "storstack: vminiport: MaximumTransferLength must be a multiple of 512 "
+                        "from 4K to 16M\n");
+        return SP_RETURN_BAD_CONFIG;
+    }
+    if (breaks < 2 || breaks > SCSI_MAXIMUM_PHYSICAL_BREAKS || depth == 0 || depth > 254 ||
+        max_io == 0) {
+        fprintf(stderr, "storstack: vminiport: NumberOfPhysicalBreaks must be 2..255, QueueDepth "
+                        "1..254 and MaxNumberOfIO positive\n");
+        return SP_RETURN_BAD_CONFIG;
+    }
+    if (!instance[0])
+        snprintf(instance, sizeof(instance), "vminiport");
+    for (ULONG t = 0; t < a->MaxTargets; t++) {
+        for (ULONG l = 0; l < a->MaxLuns; l++) {
+            char probe[16];
+            snprintf(subkey, sizeof(subkey), "Target%u\\Lun%u", t, l);
+            if (!VmpReadString(DeviceExtension, subkey, "Type", probe, sizeof(probe)) &&
+                !VmpReadString(DeviceExtension, subkey, "Backend", probe, sizeof(probe)))
+                continue;
+            if (!VmpCreateUnit(a, DeviceExtension, t, l, subkey, instance)) {
+                VmpFreeResources(a);
+                return SP_RETURN_BAD_CONFIG;
+            }
+        }
+    }
+    ConfigInfo->MaximumTransferLength = (ULONG)max_transfer;
+    ConfigInfo->NumberOfPhysicalBreaks = (ULONG)breaks;
+    ConfigInfo->AlignmentMask = 0;
+    ConfigInfo->NumberOfBuses = 1;
+    ConfigInfo->MaximumNumberOfTargets = (UCHAR)a->MaxTargets;
+    ConfigInfo->MaximumNumberOfLogicalUnits = (UCHAR)a->MaxLuns;
+    ConfigInfo->ScatterGather = TRUE;
+    ConfigInfo->CachesData = FALSE;
+    ConfigInfo->TaggedQueuing = TRUE;
+    ConfigInfo->MultipleRequestPerLu = TRUE;
+    ConfigInfo->AutoRequestSense = TRUE;
+    ConfigInfo->SynchronizationModel = StorSynchronizeFullDuplex;
+    ConfigInfo->InitialLunQueueDepth = (ULONG)depth;
+    ConfigInfo->MaxNumberOfIO = (ULONG)max_io;
+    ConfigInfo->VirtualDevice = TRUE;
+    *Again = FALSE;
+    return SP_RETURN_FOUND;
+}
+
+static BOOLEAN VmpHwInitialize(PVOID DeviceExtension)
+{
+    return TRUE;
+}
+
+/* The device finished a command: translate SAM status and sense into the SRB, complete it. */
+static void VmpCommandDone(struct scsi_cmd *cmd)
+{
+    PVMP_SRB_EXTENSION x = CONTAINING_RECORD(cmd, VMP_SRB_EXTENSION, Cmd);
+    PSCSI_REQUEST_BLOCK srb = x->Srb;
+    PVMP_ADAPTER a = x->Adapter;
+
+    srb->ScsiStatus = cmd->status;
+    if (cmd->status == SAM_STAT_GOOD || cmd->status == SAM_STAT_CONDITION_MET) {
+        if (cmd->transferred < srb->DataTransferLength) {
+            srb->DataTransferLength = cmd->transferred;
+            srb->SrbStatus = SRB_STATUS_DATA_OVERRUN; /* an underrun, as Storport reports it */
+        } else {
+            srb->SrbStatus = SRB_STATUS_SUCCESS;
+        }
+    } else {
+        srb->SrbStatus = SRB_STATUS_ERROR;
+        srb->DataTransferLength = cmd->transferred;
+        if (cmd->status == SAM_STAT_CHECK_CONDITION && cmd->sense_len &&
+            !(srb->SrbFlags & SRB_FLAGS_DISABLE_AUTOSENSE) && srb->SenseInfoBuffer &&
+            srb->SenseInfoBufferLength) {
+            UCHAR n = cmd->sense_len < srb->SenseInfoBufferLength ? cmd->sense_len
+                                                                  : srb->SenseInfoBufferLength;
+            memcpy(srb->SenseInfoBuffer, cmd->sense, n);
+            srb->SenseInfoBufferLength = n;
+            srb->SrbStatus |= SRB_STATUS_AUTOSENSE_VALID;
+        }
+    }
+    atomic_fetch_sub(&a->InFlight, 1);
+    StorPortNotification(RequestComplete, a, srb); /* `a` is the HwDeviceExtension */
+}
+
+static void VmpExecute(PVMP_ADAPTER a, PSCSI_REQUEST_BLOCK srb)
+{
+    PVMP_SRB_EXTENSION x = srb->SrbExtension;
+    struct scsi_cmd *cmd = &x->Cmd;
+    PSTOR_SCATTER_GATHER_LIST sg;
+
+    if (srb->TargetId >= a->MaxTargets || !a->Targets[srb->TargetId] || srb->PathId != 0) {
+        srb->SrbStatus = SRB_STATUS_SELECTION_TIMEOUT;
+        StorPortNotification(RequestComplete, a, srb);
+        return;
+    }
+    memset(cmd, 0, offsetof(struct scsi_cmd, status));
+    x->Adapter = a;
+    x->Srb = srb;
+    cmd->cdb = srb->Cdb;
+    cmd->cdb_len = srb->CdbLength;
+    cmd->dir = (srb->SrbFlags & SRB_FLAGS_UNSPECIFIED_DIRECTION) == SRB_FLAGS_DATA_IN  ? SCSI_DIR_IN
+               : (srb->SrbFlags & SRB_FLAGS_UNSPECIFIED_DIRECTION) == SRB_FLAGS_DATA_OUT ? SCSI_DIR_OUT
+               : srb->DataTransferLength ? SCSI_DIR_IN /* unspecified: let the CDB decide */
+                                         : SCSI_DIR_NONE;
+    cmd->xfer_len = srb->DataTransferLength;
+    cmd->nexus = 0;
+    cmd->done = VmpCommandDone;
+    if (srb->DataTransferLength) {
+        sg = StorPortGetScatterGatherList(a, srb);
+        if (!sg || sg->NumberOfElements == 0 || sg->NumberOfElements > VMP_MAX_SG) {
+            srb->SrbStatus = SRB_STATUS_INVALID_REQUEST;
+            StorPortNotification(RequestComplete, a, srb);
+            return;
+        }
+        /* Physical addresses are host addresses: the S/G list is the device's iovec. */
+        for (ULONG i = 0; i < sg->NumberOfElements; i++) {
+            x->Iov[i].iov_base = (void *)(ULONG_PTR)sg->List[i].PhysicalAddress.QuadPart;
+            x->Iov[i].iov_len = sg->List[i].Length;
+        }
+        cmd->iov = x->Iov;
+        cmd->iovcnt = (int)sg->NumberOfElements;
+    }
+    atomic_fetch_add(&a->InFlight, 1);
+    scsi_target_execute(a->Targets[srb->TargetId], srb->Lun, cmd);
+}
+
+/* HwStorBuildIo: runs unsynchronized; SCSI commands execute here and never reach StartIo. */
+static BOOLEAN VmpHwBuildIo(PVOID DeviceExtension, PSCSI_REQUEST_BLOCK Srb)
+{
+    if (Srb->Function != SRB_FUNCTION_EXECUTE_SCSI)
+        return TRUE;
+    VmpExecute(DeviceExtension, Srb);
+    return FALSE;
+}
+
+/* Waits (bounded) until the devices have finished every command. */
+static BOOLEAN VmpDrain(PVMP_ADAPTER a)
+{
+    for (int ms = 0; ms < VMP_RESET_WAIT_MS; ms++) {
+        if (atomic_load(&a->InFlight) == 0)
+            return TRUE;
+        usleep(1000);
+    }
+    return FALSE;
+}
+
+static void VmpSetUnitAttention(PVMP_ADAPTER a, LONG target, LONG lun)
+{
+    for (ULONG t = 0; t < a->MaxTargets; t++)
+        for (ULONG l = 0; l < a->MaxLuns; l++)
+            if (a->Units[t][l].Lu && (target < 0 || (ULONG)target == t) && (lun < 0 || (ULONG)lun == l))
+                scsi_lu_set_unit_attention(a->Units[t][l].Lu, 0x29, 0x00);
+}
+
+/* HwStorStartIo: the management SRBs. Called with the StartIo lock held. */
+static BOOLEAN VmpHwStartIo(PVOID DeviceExtension, PSCSI_REQUEST_BLOCK Srb)
+{
+    PVMP_ADAPTER a = DeviceExtension;
+    switch (Srb->Function) {
+    case SRB_FUNCTION_EXECUTE_SCSI:
+        VmpExecute(a, Srb);
+        return TRUE;
+    case SRB_FUNCTION_FLUSH:
+    case SRB_FUNCTION_SHUTDOWN:
+        /* no adapter cache: the class driver's SYNCHRONIZE CACHE already reached the device */
+        Srb->SrbStatus = SRB_STATUS_SUCCESS;
+        break;
+    case SRB_FUNCTION_RESET_LOGICAL_UNIT:
+    case SRB_FUNCTION_RESET_DEVICE:
+        /* A virtual device cannot recall a backend request: the reset waits for them, then
+         * raises POWER ON, RESET OR BUS DEVICE RESET OCCURRED (SAM-5 6.3.4). */
+        Srb->SrbStatus = VmpDrain(a) ? SRB_STATUS_SUCCESS : SRB_STATUS_ERROR;
+        VmpSetUnitAttention(a, Srb->TargetId,
+                            Srb->Function == SRB_FUNCTION_RESET_DEVICE ? -1 : Srb->Lun);
+        break;
+    case SRB_FUNCTION_ABORT_COMMAND:
+        Srb->SrbStatus = SRB_STATUS_ABORT_FAILED; /* commands run to completion */
+        break;
+    default:
+        Srb->SrbStatus = SRB_STATUS_INVALID_REQUEST;
+        break;
+    }
+    StorPortNotification(RequestComplete, DeviceExtension, Srb);
+    return TRUE;
+}
+
+/* HwStorResetBus: finish what is in flight, then report the reset. */
+static BOOLEAN VmpHwResetBus(PVOID DeviceExtension, ULONG PathId)
+{
+    PVMP_ADAPTER a = DeviceExtension;
+    BOOLEAN drained = VmpDrain(a);
+    StorPortCompleteRequest(DeviceExtension, (UCHAR)PathId, 0xFF, 0xFF, SRB_STATUS_BUS_RESET);
+    VmpSetUnitAttention(a, -1, -1);
+    StorPortNotification(ResetDetected, DeviceExtension, 0);
+    return drained;
+}
+
+static SCSI_ADAPTER_CONTROL_STATUS VmpHwAdapterControl(PVOID DeviceExtension,
+                                                      SCSI_ADAPTER_CONTROL_TYPE ControlType,
+                                                      PVOID Parameters)
+{
+    PSCSI_SUPPORTED_CONTROL_TYPE_LIST list = Parameters;
+    switch (ControlType) {
+    case ScsiQuerySupportedControlTypes:
+        for (ULONG i = 0; i < list->MaxControlType && i < ScsiAdapterControlMax; i++)
+            list->SupportedTypeList[i] = i == ScsiQuerySupportedControlTypes ||
+                                         i == ScsiStopAdapter || i == ScsiRestartAdapter;
+        return ScsiAdapterControlSuccess;
+    case ScsiStopAdapter:
+        return VmpDrain(DeviceExtension) ? ScsiAdapterControlSuccess : ScsiAdapterControlUnsuccessful;
+    case ScsiRestartAdapter:
+        return ScsiAdapterControlSuccess;
+    default:
+        return ScsiAdapterControlUnsuccessful;
+    }
+}
+
+NTSTATUS VminiportDriverEntry(PDRIVER_OBJECT DriverObject, PCSTR RegistryPath)
+{
+    VIRTUAL_HW_INITIALIZATION_DATA init;
+    memset(&init, 0, sizeof(init));
+    init.HwInitializationDataSize = sizeof(init);
+    init.AdapterInterfaceType = Internal;
+    init.HwInitialize = VmpHwInitialize;
+    init.HwStartIo = VmpHwStartIo;
+    init.HwFindAdapter = VmpHwFindAdapter;
+    init.HwResetBus = VmpHwResetBus;
+    init.HwAdapterControl = VmpHwAdapterControl;
+    init.HwBuildIo = VmpHwBuildIo;
+    init.HwFreeAdapterResources = VmpFreeResources;
+    init.DeviceExtensionSize = sizeof(VMP_ADAPTER);
+    init.SpecificLuExtensionSize = 0;
+    init.SrbExtensionSize = sizeof(VMP_SRB_EXTENSION);
+    init.TaggedQueuing = TRUE;
+    init.AutoRequestSense = TRUE;
+    init.MultipleRequestPerLu = TRUE;
+    return (NTSTATUS)StorPortInitialize(DriverObject, (PVOID)RegistryPath, &init, NULL);
+}
+
+const char VminiportInf[] =
+    "[Version]\n"
+    "Signature = \"$Windows NT$\"\n"
+    "Class = SCSIAdapter\n"
+    "ClassGuid = {4d36e97b-e325-11ce-bfc1-08002be10318}\n"
+    "Provider = storstack\n"
+    "[Models]\n"
+    "storstack virtual storage adapter = vminiport_Install, ROOT\\VMINIPORT\n"
+    "[vminiport_Install.Services]\n"
+    "AddService = vminiport, 0x00000002, vminiport_Service_Inst\n"
+    "[vminiport_Service_Inst]\n"
+    "ServiceType = 1\n"
+    "StartType = 0\n";
