@@ -33,6 +33,7 @@
 
 struct remote_pending {
     struct remote_pending *next; /* free list or send queue */
+    uint32_t index;              /* in the table: the low half of the tag */
     uint32_t generation;
     int in_use;
     uint16_t op;
@@ -134,6 +135,7 @@ static struct remote_pending *remote_alloc_slot(struct remote_stack *rs, uint32_
             return NULL;
         rs->chunks[rs->nchunks++] = c;
         for (int i = REMOTE_CHUNK - 1; i >= 0; i--) {
+            c[i].index = (rs->nchunks - 1) * REMOTE_CHUNK + (uint32_t)i;
             c[i].next = rs->free_list;
             rs->free_list = &c[i];
         }
@@ -143,9 +145,7 @@ static struct remote_pending *remote_alloc_slot(struct remote_stack *rs, uint32_
     p->next = NULL;
     p->in_use = 1;
     p->generation++;
-    for (uint32_t c = 0; c < rs->nchunks; c++)
-        if (p >= rs->chunks[c] && p < rs->chunks[c] + REMOTE_CHUNK)
-            *index = c * REMOTE_CHUNK + (uint32_t)(p - rs->chunks[c]);
+    *index = p->index;
     return p;
 }
 
