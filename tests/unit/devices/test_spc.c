@@ -1,0 +1,431 @@
+/*
+ * SPC commands of the disk device server: INQUIRY and its VPD pages byte for byte, REQUEST SENSE,
+ * TEST UNIT READY, the command table's generic checks (unsupported opcode, short CDB, reserved
+ * bits, NACA) and the unit attention rules of SAM-5 5.14.
+ */
+#include <errno.h>
+
+#include "devices_test.h"
+
+#define DISK_BYTES (2048 * 512)
+
+static const struct be_caps caps_none = {0};
+
+static const struct scsi_disk_config named = {
+    .vendor = "ACME",
+    .product = "SUPERDISK",
+    .revision = "1.2",
+    .serial = "SN0042",
+    .device_id = 0x0123456789ABCDEFull,
+    .block_size = 512,
+    .max_transfer_blocks = 2048,
+    .write_cache = true,
+};
+
+static void inquiry(struct scsi_lu *lu, struct tcmd *t, uint8_t evpd, uint8_t page, uint16_t alloc,
+                    uint8_t *buf)
+{
+    uint8_t c[6] = {SCSIOP_INQUIRY, evpd, page, 0, 0, 0};
+    scsi_put_be16(c + 3, alloc);
+    run_cmd(lu, t, c, 6, SCSI_DIR_IN, buf, alloc);
+}
+
+static void test_inquiry_standard_data_is_spc4_disk_with_cmdque(void **state)
+{
+    struct fx f;
+    fx_open(&f, DISK_BYTES, &named, &caps_none, false);
+    uint8_t b[96];
+    memset(b, 0xEE, sizeof(b));
+    struct tcmd t;
+    inquiry(f.lu, &t, 0, 0, sizeof(b), b);
+    assert_good(&t);
+    assert_int_equal(t.cmd.transferred, 74);
+    assert_int_equal(b[0], 0x00); /* PQ 0, direct access */
+    assert_int_equal(b[1], 0x00); /* RMB 0 */
+    assert_int_equal(b[2], 0x06); /* SPC-4 */
+    assert_int_equal(b[3], 0x02); /* response data format 2 */
+    assert_int_equal(b[4], 74 - 5);
+    assert_int_equal(b[5], 0);
+    assert_int_equal(b[6], 0);
+    assert_int_equal(b[7], 0x02); /* CMDQUE */
+    assert_memory_equal(b + 8, "ACME    ", 8);
+    assert_memory_equal(b + 16, "SUPERDISK       ", 16);
+    assert_memory_equal(b + 32, "1.2 ", 4);
+    static const uint8_t versions[6] = {0x00, 0xA0, 0x04, 0x60, 0x04, 0xC0};
+    assert_memory_equal(b + 58, versions, 6);
+    assert_int_equal(b[74], 0xEE); /* nothing written past the data */
+    fx_close(&f);
+}
+
+static void test_inquiry_allocation_length_cuts_the_data(void **state)
+{
+    struct fx f;
+    fx_open(&f, DISK_BYTES, &named, &caps_none, false);
+    uint8_t b[96];
+    struct tcmd t;
+    inquiry(f.lu, &t, 0, 0, 5, b);
+    assert_good(&t);
+    assert_int_equal(t.cmd.transferred, 5);
+    inquiry(f.lu, &t, 0, 0, 0, b);
+    assert_good(&t);
+    assert_int_equal(t.cmd.transferred, 0);
+    /* A buffer smaller than the allocation length bounds the transfer too. */
+    uint8_t c[6] = {SCSIOP_INQUIRY, 0, 0, 0, 96, 0};
+    run_cmd(f.lu, &t, c, 6, SCSI_DIR_IN, b, 10);
+    assert_good(&t);
+    assert_int_equal(t.cmd.transferred, 10);
+    fx_close(&f);
+}
+
+static void test_inquiry_evpd0_with_page_code_returns_invalid_field_byte2(void **state)
+{
+    struct fx f;
+    fx_open(&f, DISK_BYTES, &named, &caps_none, false);
+    uint8_t b[96];
+    struct tcmd t;
+    inquiry(f.lu, &t, 0, 0x80, sizeof(b), b);
+    assert_invalid_cdb_field(&t, 2, -1);
+    inquiry(f.lu, &t, 0x02, 0, sizeof(b), b); /* obsolete CMDDT */
+    assert_invalid_cdb_field(&t, 1, 1);
+    inquiry(f.lu, &t, 1, 0x87, sizeof(b), b); /* a page we do not have */
+    assert_invalid_cdb_field(&t, 2, -1);
+    fx_close(&f);
+}
+
+static void test_vpd_00_lists_exactly_the_pages_implemented(void **state)
+{
+    struct fx f;
+    fx_open(&f, DISK_BYTES, &named, &caps_none, false);
+    uint8_t b[64];
+    struct tcmd t;
+    inquiry(f.lu, &t, 1, 0x00, sizeof(b), b);
+    assert_good(&t);
+    static const uint8_t want[] = {0x00, 0x00, 0x00, 0x05, 0x00, 0x80, 0x83, 0xB0, 0xB1};
+    assert_int_equal(t.cmd.transferred, sizeof(want));
+    assert_memory_equal(b, want, sizeof(want));
+    /* and each one listed answers */
+    for (int i = 4; i < 9; i++) {
+        inquiry(f.lu, &t, 1, want[i], sizeof(b), b);
+        assert_good(&t);
+        assert_int_equal(b[1], want[i]);
+    }
+    fx_close(&f);
+}
+
+static void test_vpd_80_returns_the_serial_number(void **state)
+{
+    struct fx f;
+    fx_open(&f, DISK_BYTES, &named, &caps_none, false);
+    uint8_t b[64];
+    struct tcmd t;
+    inquiry(f.lu, &t, 1, 0x80, sizeof(b), b);
+    assert_good(&t);
+    static const uint8_t want[] = {0x00, 0x80, 0x00, 0x06, 'S', 'N', '0', '0', '4', '2'};
+    assert_int_equal(t.cmd.transferred, sizeof(want));
+    assert_memory_equal(b, want, sizeof(want));
+    fx_close(&f);
+}
+
+static void test_vpd_80_default_serial_derives_from_device_id(void **state)
+{
+    struct fx f;
+    struct scsi_disk_config cfg = {.device_id = 0xABCDull, .write_cache = true};
+    fx_open(&f, DISK_BYTES, &cfg, &caps_none, false);
+    uint8_t b[64];
+    struct tcmd t;
+    inquiry(f.lu, &t, 1, 0x80, sizeof(b), b);
+    assert_good(&t);
+    assert_int_equal(b[3], 16);
+    assert_memory_equal(b + 4, "000000000000ABCD", 16);
+    fx_close(&f);
+}
+
+static void test_vpd_83_has_naa6_and_t10_vendor_designators(void **state)
+{
+    struct fx f;
+    fx_open(&f, DISK_BYTES, &named, &caps_none, false);
+    uint8_t b[256];
+    struct tcmd t;
+    inquiry(f.lu, &t, 1, 0x83, sizeof(b), b);
+    assert_good(&t);
+    uint16_t plen = scsi_get_be16(b + 2);
+    assert_int_equal(t.cmd.transferred, 4 + plen);
+    /* NAA: binary, LU association, type 3, 16 bytes, NAA 6 */
+    const uint8_t *d = b + 4;
+    assert_int_equal(d[0], 0x01);
+    assert_int_equal(d[1], 0x03);
+    assert_int_equal(d[3], 16);
+    assert_int_equal(d[4] >> 4, 6);
+    assert_int_equal(scsi_get_be64(d + 12), 0x0123456789ABCDEFull);
+    /* T10 vendor ID: ASCII, LU association, type 1 */
+    d += 4 + 16;
+    assert_int_equal(d[0], 0x02);
+    assert_int_equal(d[1], 0x01);
+    assert_int_equal(d[3], 8 + 16 + 6);
+    assert_memory_equal(d + 4, "ACME    SUPERDISK       SN0042", 30);
+    assert_int_equal(plen, 20 + 34);
+    fx_close(&f);
+}
+
+static void test_vpd_b0_reports_max_transfer_and_granularity(void **state)
+{
+    struct fx f;
+    fx_open(&f, DISK_BYTES, &named, &caps_none, false);
+    uint8_t b[64];
+    struct tcmd t;
+    inquiry(f.lu, &t, 1, 0xB0, sizeof(b), b);
+    assert_good(&t);
+    assert_int_equal(t.cmd.transferred, 64);
+    assert_int_equal(b[1], 0xB0);
+    assert_int_equal(scsi_get_be16(b + 2), 0x3C);
+    assert_int_equal(scsi_get_be16(b + 6), 8);    /* 4 KiB in 512-byte blocks */
+    assert_int_equal(scsi_get_be32(b + 8), 2048); /* MAXIMUM TRANSFER LENGTH */
+    fx_close(&f);
+}
+
+static void test_vpd_b1_reports_non_rotating_medium(void **state)
+{
+    struct fx f;
+    fx_open(&f, DISK_BYTES, &named, &caps_none, false);
+    uint8_t b[64];
+    struct tcmd t;
+    inquiry(f.lu, &t, 1, 0xB1, sizeof(b), b);
+    assert_good(&t);
+    assert_int_equal(scsi_get_be16(b + 2), 0x3C);
+    assert_int_equal(scsi_get_be16(b + 4), 0x0001);
+    fx_close(&f);
+}
+
+/* ---- generic checks ----------------------------------------------------------------------- */
+
+static void test_unsupported_opcode_returns_invalid_command_operation_code(void **state)
+{
+    struct fx f;
+    fx_open(&f, DISK_BYTES, &named, &caps_none, false);
+    static const uint8_t ops[] = {
+        SCSIOP_FORMAT_UNIT, SCSIOP_LOG_SENSE, SCSIOP_WRITE_SAME16, SCSIOP_UNMAP, 0xC0, 0xFF};
+    for (size_t i = 0; i < sizeof(ops); i++) {
+        uint8_t c[16] = {ops[i]};
+        struct tcmd t;
+        run_cmd(f.lu, &t, c, 16, SCSI_DIR_NONE, NULL, 0);
+        assert_check(&t, SCSI_SENSE_ILLEGAL_REQUEST, SCSI_ADSENSE_ILLEGAL_COMMAND, 0);
+        assert_int_equal(t.cmd.sense_len, 18);
+        assert_int_equal(t.cmd.sense[15], 0); /* no field pointer */
+    }
+    fx_close(&f);
+}
+
+static void test_cdb_shorter_than_the_opcode_needs_returns_invalid_field_in_cdb(void **state)
+{
+    struct fx f;
+    fx_open(&f, DISK_BYTES, &named, &caps_none, false);
+    uint8_t c[16] = {SCSIOP_READ16};
+    uint8_t b[512];
+    struct tcmd t;
+    run_cmd(f.lu, &t, c, 10, SCSI_DIR_IN, b, sizeof(b));
+    assert_check(&t, SCSI_SENSE_ILLEGAL_REQUEST, SCSI_ADSENSE_INVALID_CDB, 0);
+    run_cmd(f.lu, &t, c, 0, SCSI_DIR_IN, b, sizeof(b));
+    assert_check(&t, SCSI_SENSE_ILLEGAL_REQUEST, SCSI_ADSENSE_ILLEGAL_COMMAND, 0);
+    fx_close(&f);
+}
+
+static void test_naca_in_control_byte_returns_invalid_field_bit2(void **state)
+{
+    struct fx f;
+    fx_open(&f, DISK_BYTES, &named, &caps_none, false);
+    uint8_t c[6] = {SCSIOP_TEST_UNIT_READY, 0, 0, 0, 0, 0x04};
+    struct tcmd t;
+    run_cmd(f.lu, &t, c, 6, SCSI_DIR_NONE, NULL, 0);
+    assert_invalid_cdb_field(&t, 5, 2);
+    c[5] = 0xC0; /* vendor-specific bits are ignored */
+    run_cmd(f.lu, &t, c, 6, SCSI_DIR_NONE, NULL, 0);
+    assert_good(&t);
+    c[2] = 0x10; /* reserved byte */
+    run_cmd(f.lu, &t, c, 6, SCSI_DIR_NONE, NULL, 0);
+    assert_invalid_cdb_field(&t, 2, 4);
+    fx_close(&f);
+}
+
+/* ---- unit attention ----------------------------------------------------------------------- */
+
+static void test_power_on_unit_attention_is_reported_once_then_gone(void **state)
+{
+    struct fx f;
+    fx_open(&f, DISK_BYTES, &named, &caps_none, true);
+    uint8_t b[96];
+    struct tcmd t;
+    /* INQUIRY and REPORT LUNS do not report or clear it. */
+    inquiry(f.lu, &t, 0, 0, 36, b);
+    assert_good(&t);
+    uint8_t rl[12] = {SCSIOP_REPORT_LUNS};
+    scsi_put_be32(rl + 6, 16);
+    run_cmd(f.lu, &t, rl, 12, SCSI_DIR_IN, b, 16);
+    assert_good(&t);
+    uint8_t tur[6] = {SCSIOP_TEST_UNIT_READY};
+    run_cmd(f.lu, &t, tur, 6, SCSI_DIR_NONE, NULL, 0);
+    assert_check(&t, SCSI_SENSE_UNIT_ATTENTION, SCSI_ADSENSE_BUS_RESET, SCSI_SENSEQ_POWER_ON_RESET);
+    run_cmd(f.lu, &t, tur, 6, SCSI_DIR_NONE, NULL, 0);
+    assert_good(&t);
+    fx_close(&f);
+}
+
+static void test_unit_attention_precedes_invalid_opcode(void **state)
+{
+    struct fx f;
+    fx_open(&f, DISK_BYTES, &named, &caps_none, true);
+    uint8_t c[6] = {0xC1};
+    struct tcmd t;
+    run_cmd(f.lu, &t, c, 6, SCSI_DIR_NONE, NULL, 0);
+    assert_check(&t, SCSI_SENSE_UNIT_ATTENTION, SCSI_ADSENSE_BUS_RESET, 0);
+    run_cmd(f.lu, &t, c, 6, SCSI_DIR_NONE, NULL, 0);
+    assert_check(&t, SCSI_SENSE_ILLEGAL_REQUEST, SCSI_ADSENSE_ILLEGAL_COMMAND, 0);
+    fx_close(&f);
+}
+
+static void test_unit_attention_is_per_i_t_nexus(void **state)
+{
+    struct fx f;
+    fx_open(&f, DISK_BYTES, &named, &caps_none, true);
+    uint8_t tur[6] = {SCSIOP_TEST_UNIT_READY};
+    struct tcmd t;
+    tcmd_prepare(&t, tur, 6, SCSI_DIR_NONE, NULL, 0);
+    t.cmd.nexus = 1;
+    scsi_lu_execute(f.lu, &t.cmd);
+    assert_check(&t, SCSI_SENSE_UNIT_ATTENTION, SCSI_ADSENSE_BUS_RESET, 0);
+    tcmd_prepare(&t, tur, 6, SCSI_DIR_NONE, NULL, 0);
+    t.cmd.nexus = 1;
+    scsi_lu_execute(f.lu, &t.cmd);
+    assert_good(&t);
+    tcmd_prepare(&t, tur, 6, SCSI_DIR_NONE, NULL, 0);
+    t.cmd.nexus = 2;
+    scsi_lu_execute(f.lu, &t.cmd);
+    assert_check(&t, SCSI_SENSE_UNIT_ATTENTION, SCSI_ADSENSE_BUS_RESET, 0);
+    fx_close(&f);
+}
+
+static void test_set_unit_attention_reports_the_new_condition_to_every_nexus(void **state)
+{
+    struct fx f;
+    fx_open(&f, DISK_BYTES, &named, &caps_none, false);
+    scsi_lu_set_unit_attention(f.lu, SCSI_ADSENSE_BUS_RESET, SCSI_SENSEQ_BUS_DEVICE_RESET);
+    uint8_t tur[6] = {SCSIOP_TEST_UNIT_READY};
+    struct tcmd t;
+    run_cmd(f.lu, &t, tur, 6, SCSI_DIR_NONE, NULL, 0);
+    assert_check(&t, SCSI_SENSE_UNIT_ATTENTION, SCSI_ADSENSE_BUS_RESET,
+                 SCSI_SENSEQ_BUS_DEVICE_RESET);
+    run_cmd(f.lu, &t, tur, 6, SCSI_DIR_NONE, NULL, 0);
+    assert_good(&t);
+    /* a capacity change, then a reset: the reset supersedes it */
+    scsi_lu_set_unit_attention(f.lu, SCSI_ADSENSE_PARAMETERS_CHANGED,
+                               SCSI_SENSEQ_CAPACITY_DATA_CHANGED);
+    scsi_lu_set_unit_attention(f.lu, SCSI_ADSENSE_BUS_RESET, SCSI_SENSEQ_POWER_ON_RESET);
+    run_cmd(f.lu, &t, tur, 6, SCSI_DIR_NONE, NULL, 0);
+    assert_check(&t, SCSI_SENSE_UNIT_ATTENTION, SCSI_ADSENSE_BUS_RESET, 0);
+    run_cmd(f.lu, &t, tur, 6, SCSI_DIR_NONE, NULL, 0);
+    assert_good(&t);
+    /* two conditions without a reset are reported one after the other */
+    scsi_lu_set_unit_attention(f.lu, SCSI_ADSENSE_PARAMETERS_CHANGED,
+                               SCSI_SENSEQ_CAPACITY_DATA_CHANGED);
+    scsi_lu_set_unit_attention(f.lu, SCSI_ADSENSE_OPERATING_CONDITIONS_CHANGED,
+                               SCSI_SENSEQ_INQUIRY_DATA_CHANGED);
+    run_cmd(f.lu, &t, tur, 6, SCSI_DIR_NONE, NULL, 0);
+    assert_check(&t, SCSI_SENSE_UNIT_ATTENTION, SCSI_ADSENSE_PARAMETERS_CHANGED,
+                 SCSI_SENSEQ_CAPACITY_DATA_CHANGED);
+    run_cmd(f.lu, &t, tur, 6, SCSI_DIR_NONE, NULL, 0);
+    assert_check(&t, SCSI_SENSE_UNIT_ATTENTION, SCSI_ADSENSE_OPERATING_CONDITIONS_CHANGED,
+                 SCSI_SENSEQ_INQUIRY_DATA_CHANGED);
+    run_cmd(f.lu, &t, tur, 6, SCSI_DIR_NONE, NULL, 0);
+    assert_good(&t);
+    fx_close(&f);
+}
+
+/* ---- REQUEST SENSE ------------------------------------------------------------------------ */
+
+static void test_request_sense_returns_and_clears_the_unit_attention(void **state)
+{
+    struct fx f;
+    fx_open(&f, DISK_BYTES, &named, &caps_none, true);
+    uint8_t c[6] = {SCSIOP_REQUEST_SENSE, 0, 0, 0, 252, 0};
+    uint8_t b[252];
+    struct tcmd t;
+    run_cmd(f.lu, &t, c, 6, SCSI_DIR_IN, b, sizeof(b));
+    assert_good(&t);
+    assert_int_equal(t.cmd.transferred, 18);
+    assert_int_equal(b[0], 0x70);
+    assert_int_equal(b[2], SCSI_SENSE_UNIT_ATTENTION);
+    assert_int_equal(b[7], 10);
+    assert_int_equal(b[12], 0x29);
+    assert_int_equal(b[13], 0x00);
+    uint8_t tur[6] = {SCSIOP_TEST_UNIT_READY};
+    run_cmd(f.lu, &t, tur, 6, SCSI_DIR_NONE, NULL, 0);
+    assert_good(&t);
+    run_cmd(f.lu, &t, c, 6, SCSI_DIR_IN, b, sizeof(b));
+    assert_good(&t);
+    static const uint8_t none[18] = {0x70, 0, 0, 0, 0, 0, 0, 10};
+    assert_memory_equal(b, none, 18);
+    fx_close(&f);
+}
+
+static void test_request_sense_desc_bit_returns_descriptor_format(void **state)
+{
+    struct fx f;
+    fx_open(&f, DISK_BYTES, &named, &caps_none, false);
+    uint8_t stop[6] = {SCSIOP_START_STOP_UNIT, 0, 0, 0, 0, 0};
+    uint8_t c[6] = {SCSIOP_REQUEST_SENSE, 0x01, 0, 0, 252, 0};
+    uint8_t b[252];
+    struct tcmd t;
+    run_cmd(f.lu, &t, stop, 6, SCSI_DIR_NONE, NULL, 0);
+    assert_good(&t);
+    run_cmd(f.lu, &t, c, 6, SCSI_DIR_IN, b, sizeof(b));
+    assert_good(&t);
+    static const uint8_t want[8] = {0x72, SCSI_SENSE_NOT_READY, 0x04, 0x02, 0, 0, 0, 0};
+    assert_int_equal(t.cmd.transferred, 8);
+    assert_memory_equal(b, want, 8);
+    c[4] = 3; /* allocation length cuts the sense data */
+    run_cmd(f.lu, &t, c, 6, SCSI_DIR_IN, b, sizeof(b));
+    assert_good(&t);
+    assert_int_equal(t.cmd.transferred, 3);
+    fx_close(&f);
+}
+
+static void test_report_luns_on_a_lone_lu_reports_lun_0(void **state)
+{
+    struct fx f;
+    fx_open(&f, DISK_BYTES, &named, &caps_none, false);
+    uint8_t rl[12] = {SCSIOP_REPORT_LUNS};
+    scsi_put_be32(rl + 6, 64);
+    uint8_t b[64];
+    struct tcmd t;
+    run_cmd(f.lu, &t, rl, 12, SCSI_DIR_IN, b, sizeof(b));
+    assert_good(&t);
+    static const uint8_t want[16] = {0, 0, 0, 8};
+    assert_int_equal(t.cmd.transferred, 16);
+    assert_memory_equal(b, want, 16);
+    fx_close(&f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_inquiry_standard_data_is_spc4_disk_with_cmdque),
+        cmocka_unit_test(test_inquiry_allocation_length_cuts_the_data),
+        cmocka_unit_test(test_inquiry_evpd0_with_page_code_returns_invalid_field_byte2),
+        cmocka_unit_test(test_vpd_00_lists_exactly_the_pages_implemented),
+        cmocka_unit_test(test_vpd_80_returns_the_serial_number),
+        cmocka_unit_test(test_vpd_80_default_serial_derives_from_device_id),
+        cmocka_unit_test(test_vpd_83_has_naa6_and_t10_vendor_designators),
+        cmocka_unit_test(test_vpd_b0_reports_max_transfer_and_granularity),
+        cmocka_unit_test(test_vpd_b1_reports_non_rotating_medium),
+        cmocka_unit_test(test_unsupported_opcode_returns_invalid_command_operation_code),
+        cmocka_unit_test(test_cdb_shorter_than_the_opcode_needs_returns_invalid_field_in_cdb),
+        cmocka_unit_test(test_naca_in_control_byte_returns_invalid_field_bit2),
+        cmocka_unit_test(test_power_on_unit_attention_is_reported_once_then_gone),
+        cmocka_unit_test(test_unit_attention_precedes_invalid_opcode),
+        cmocka_unit_test(test_unit_attention_is_per_i_t_nexus),
+        cmocka_unit_test(test_set_unit_attention_reports_the_new_condition_to_every_nexus),
+        cmocka_unit_test(test_request_sense_returns_and_clears_the_unit_attention),
+        cmocka_unit_test(test_request_sense_desc_bit_returns_descriptor_format),
+        cmocka_unit_test(test_report_luns_on_a_lone_lu_reports_lun_0),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
