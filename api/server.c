@@ -6,13 +6,15 @@
  * slow IOCTL would stall every client, while here it only delays its own connection. Queue depth
  * within a connection still comes for free: READ and WRITE are issued with the async calls, the
  * connection thread goes straight back to reading, and each completion (in whatever thread the
- * stack completes it) sends its response with one sendmsg (header + data, writev-style) under the
- * connection's send lock. Request slots and their data buffers come from a per-connection pool
- * (SERVER_SLOTS deep, buffers up to SERVER_KEEP_BUFFER kept for reuse), so the read/write path
- * allocates nothing in steady state; when the pool or the in-flight byte budget is exhausted the
- * connection thread waits, which back-pressures the client through the socket. A frame that fails
- * decoding closes that connection only, with its reason logged on stderr. Handles opened by a
- * connection are closed when it goes away, after their I/O has drained.
+ * stack completes it) sends its response with one non-blocking sendmsg (header + data,
+ * writev-style) when the socket is free, or queues it for the connection's sender thread, so a
+ * client that stops reading stalls only itself, never the stack's completion threads. Request slots
+ * and their data buffers come from a per-connection pool (SERVER_SLOTS deep, buffers up to
+ * SERVER_KEEP_BUFFER kept for reuse), so the read/write path allocates nothing in steady state;
+ * when the pool or the in-flight byte budget is exhausted the connection thread waits, which
+ * back-pressures the client through the socket. A frame that fails decoding closes that connection
+ * only, with its reason logged on stderr. Handles opened by a connection are closed when it goes
+ * away, after their I/O has drained.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -42,7 +44,10 @@ struct server_conn;
 /* One READ or WRITE in flight: its tag, its handle slot, its data buffer (reused). */
 struct server_io {
     struct server_conn *conn;
-    struct server_io *next_free;
+    struct server_io *next_free; /* free list, or the send queue once completed */
+    uint8_t hdr[WIRE_RESPONSE_HEADER_SIZE];
+    uint32_t payload_length; /* of the response */
+    uint32_t sent;           /* bytes of hdr + payload already on the socket */
     uint64_t tag;
     uint32_t handle_index;
     uint32_t length;
@@ -64,9 +69,12 @@ struct server_conn {
     unsigned id;
     pthread_t thread;
 
-    pthread_mutex_t send_lock; /* one response at a time on the socket */
-    pthread_mutex_t lock;      /* slots, handle in-flight counts, budget */
-    pthread_cond_t cond;
+    pthread_t sender;
+    pthread_mutex_t lock; /* slots, handle in-flight counts, budget, the send queue */
+    pthread_cond_t cond;  /* broadcast on every change of the above */
+    int send_busy;        /* someone is writing a frame to the socket */
+    int sender_stop;
+    struct server_io *send_head, *send_tail; /* completed, waiting for the socket */
     struct server_io slots[SERVER_SLOTS];
     struct server_io *free_slots;
     unsigned inflight;
@@ -133,7 +141,131 @@ static int server_recv_all(int fd, void *buf, size_t len)
     return 0;
 }
 
-/* Sends one response; a failed send shuts the socket so the connection thread winds down. */
+/* Under lock: gives a slot back (its response is on the socket, or the socket is dead). */
+static void server_release(struct server_conn *conn, struct server_io *io)
+{
+    conn->handles[io->handle_index].inflight--;
+    conn->inflight--;
+    conn->inflight_bytes -= io->length;
+    if (io->cap > SERVER_KEEP_BUFFER) {
+        free(io->buf);
+        io->buf = NULL;
+        io->cap = 0;
+    }
+    io->next_free = conn->free_slots;
+    conn->free_slots = io;
+    pthread_cond_broadcast(&conn->cond);
+}
+
+/*
+ * Writes what remains of io's response. Returns 1 when it is all out (or the socket failed, which
+ * shuts it down: the connection is over and the response moot), 0 when a non-blocking attempt
+ * would block (io->sent records how far it got).
+ */
+static int server_send_io(struct server_conn *conn, struct server_io *io, int flags)
+{
+    for (;;) {
+        struct iovec iov[2];
+        int n = 0;
+        if (io->sent < sizeof(io->hdr)) {
+            iov[n++] = (struct iovec){io->hdr + io->sent, sizeof(io->hdr) - io->sent};
+            if (io->payload_length)
+                iov[n++] = (struct iovec){io->buf, io->payload_length};
+        } else if (io->sent < sizeof(io->hdr) + io->payload_length) {
+            uint32_t off = io->sent - (uint32_t)sizeof(io->hdr);
+            iov[n++] = (struct iovec){io->buf + off, io->payload_length - off};
+        } else {
+            return 1;
+        }
+        struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+        ssize_t r = sendmsg(conn->fd, &msg, MSG_NOSIGNAL | flags);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0;
+        if (r < 0) {
+            shutdown(conn->fd, SHUT_RDWR);
+            return 1;
+        }
+        io->sent += (uint32_t)r;
+    }
+}
+
+/*
+ * Completion of an async READ/WRITE, in whichever thread the stack completed it (a DPC worker,
+ * or the connection thread inside the submit call). It must not block on this client's socket,
+ * or a client that stops reading would stall the stack for everyone: it tries one non-blocking
+ * send when the socket is free, and otherwise queues the response for the connection's sender.
+ */
+static void server_io_done(void *context, storstack_status_t status, uint64_t information)
+{
+    struct server_io *io = context;
+    struct server_conn *conn = io->conn;
+    struct wire_response rsp = {
+        .magic = WIRE_MAGIC_RESPONSE, .status = status, .tag = io->tag, .information = information};
+
+    if (!io->write && !NT_ERROR(status))
+        rsp.payload_length = information < io->length ? (uint32_t)information : io->length;
+    wire_encode_response(&rsp, io->hdr);
+    io->payload_length = rsp.payload_length;
+    io->sent = 0;
+    io->next_free = NULL;
+
+    pthread_mutex_lock(&conn->lock);
+    if (!conn->send_busy && !conn->send_head) {
+        conn->send_busy = 1;
+        pthread_mutex_unlock(&conn->lock);
+        int done = server_send_io(conn, io, MSG_DONTWAIT);
+        pthread_mutex_lock(&conn->lock);
+        conn->send_busy = 0;
+        if (done) {
+            server_release(conn, io);
+        } else { /* partly sent: it goes first, the stream must stay whole */
+            io->next_free = conn->send_head;
+            conn->send_head = io;
+            if (!conn->send_tail)
+                conn->send_tail = io;
+        }
+    } else {
+        if (conn->send_tail)
+            conn->send_tail->next_free = io;
+        else
+            conn->send_head = io;
+        conn->send_tail = io;
+    }
+    pthread_cond_broadcast(&conn->cond);
+    pthread_mutex_unlock(&conn->lock);
+}
+
+/* The connection's sender: writes queued responses, blocking, in order. */
+static void *server_sender_thread(void *arg)
+{
+    struct server_conn *conn = arg;
+    pthread_mutex_lock(&conn->lock);
+    for (;;) {
+        while (!conn->sender_stop && (conn->send_busy || !conn->send_head))
+            pthread_cond_wait(&conn->cond, &conn->lock);
+        if (conn->sender_stop)
+            break;
+        struct server_io *io = conn->send_head;
+        conn->send_head = io->next_free;
+        if (!conn->send_head)
+            conn->send_tail = NULL;
+        conn->send_busy = 1;
+        pthread_mutex_unlock(&conn->lock);
+        server_send_io(conn, io, 0);
+        pthread_mutex_lock(&conn->lock);
+        conn->send_busy = 0;
+        server_release(conn, io);
+    }
+    pthread_mutex_unlock(&conn->lock);
+    return NULL;
+}
+
+/*
+ * Sends a response of a synchronous request (connection thread; blocking is fine here, it only
+ * delays this client), after whatever completions are queued ahead of it.
+ */
 static void server_respond(struct server_conn *conn, uint64_t tag, storstack_status_t status,
                            uint64_t information, uint64_t handle, const void *payload,
                            uint32_t length)
@@ -146,38 +278,17 @@ static void server_respond(struct server_conn *conn, uint64_t tag, storstack_sta
                                 .payload_length = length};
     uint8_t hdr[WIRE_RESPONSE_HEADER_SIZE];
     struct iovec iov[2] = {{hdr, sizeof(hdr)}, {(void *)payload, length}};
-    int rc;
 
     wire_encode_response(&rsp, hdr);
-    pthread_mutex_lock(&conn->send_lock);
-    rc = server_send_all(conn->fd, iov, length ? 2 : 1);
-    pthread_mutex_unlock(&conn->send_lock);
-    if (rc)
-        shutdown(conn->fd, SHUT_RDWR);
-}
-
-/* Completion of an async READ/WRITE, in whichever thread the stack completed it. */
-static void server_io_done(void *context, storstack_status_t status, uint64_t information)
-{
-    struct server_io *io = context;
-    struct server_conn *conn = io->conn;
-    uint32_t length = 0;
-
-    if (!io->write && !NT_ERROR(status))
-        length = information < io->length ? (uint32_t)information : io->length;
-    server_respond(conn, io->tag, status, information, 0, io->buf, length);
-
     pthread_mutex_lock(&conn->lock);
-    conn->handles[io->handle_index].inflight--;
-    conn->inflight--;
-    conn->inflight_bytes -= io->length;
-    if (io->cap > SERVER_KEEP_BUFFER) {
-        free(io->buf);
-        io->buf = NULL;
-        io->cap = 0;
-    }
-    io->next_free = conn->free_slots;
-    conn->free_slots = io;
+    while (conn->send_busy || conn->send_head)
+        pthread_cond_wait(&conn->cond, &conn->lock);
+    conn->send_busy = 1;
+    pthread_mutex_unlock(&conn->lock);
+    if (server_send_all(conn->fd, iov, length ? 2 : 1))
+        shutdown(conn->fd, SHUT_RDWR);
+    pthread_mutex_lock(&conn->lock);
+    conn->send_busy = 0;
     pthread_cond_broadcast(&conn->cond);
     pthread_mutex_unlock(&conn->lock);
 }
@@ -503,11 +614,15 @@ static void *server_conn_thread(void *arg)
     server_conn_loop(conn);
     shutdown(conn->fd, SHUT_RDWR);
 
-    /* drain I/O in flight, then close what the client left open */
+    /* drain I/O in flight (the sender fails fast on the shut socket), stop the sender, then
+     * close what the client left open */
     pthread_mutex_lock(&conn->lock);
     while (conn->inflight)
         pthread_cond_wait(&conn->cond, &conn->lock);
+    conn->sender_stop = 1;
+    pthread_cond_broadcast(&conn->cond);
     pthread_mutex_unlock(&conn->lock);
+    pthread_join(conn->sender, NULL);
     for (uint32_t i = 0; i < conn->nhandles; i++)
         if (conn->handles[i].handle)
             server_close_handle(conn, i);
@@ -528,7 +643,6 @@ static void *server_conn_thread(void *arg)
         free(conn->slots[i].buf);
     free(conn->handles);
     free(conn->scratch);
-    pthread_mutex_destroy(&conn->send_lock);
     pthread_mutex_destroy(&conn->lock);
     pthread_cond_destroy(&conn->cond);
     free(conn);
@@ -546,12 +660,18 @@ static void server_add_conn(struct storstack_server *server, int fd)
     }
     conn->server = server;
     conn->fd = fd;
-    pthread_mutex_init(&conn->send_lock, NULL);
     pthread_mutex_init(&conn->lock, NULL);
     pthread_cond_init(&conn->cond, NULL);
     for (int i = SERVER_SLOTS - 1; i >= 0; i--) {
         conn->slots[i].next_free = conn->free_slots;
         conn->free_slots = &conn->slots[i];
+    }
+    if (pthread_create(&conn->sender, NULL, server_sender_thread, conn)) {
+        close(fd);
+        pthread_mutex_destroy(&conn->lock);
+        pthread_cond_destroy(&conn->cond);
+        free(conn);
+        return;
     }
 
     pthread_mutex_lock(&server->lock);
@@ -569,8 +689,12 @@ static void server_add_conn(struct storstack_server *server, int fd)
             conn->next->prev = NULL;
         server->nconns--;
         pthread_mutex_unlock(&server->lock);
+        pthread_mutex_lock(&conn->lock);
+        conn->sender_stop = 1;
+        pthread_cond_broadcast(&conn->cond);
+        pthread_mutex_unlock(&conn->lock);
+        pthread_join(conn->sender, NULL);
         close(fd);
-        pthread_mutex_destroy(&conn->send_lock);
         pthread_mutex_destroy(&conn->lock);
         pthread_cond_destroy(&conn->cond);
         free(conn);

@@ -481,6 +481,45 @@ static void test_malformed_frames_close_only_their_connection(void **state)
     assert_int_equal(ramstack_open_handles(f->local), 1);
 }
 
+static void test_client_that_stops_reading_stalls_only_itself(void **state)
+{
+    struct fixture *f = *state;
+    struct wire_request req = {
+        .magic = WIRE_MAGIC_REQUEST, .op = WIRE_OP_OPEN, .tag = 1, .payload_length = 14};
+    uint8_t b[WIRE_REQUEST_HEADER_SIZE], r[WIRE_RESPONSE_HEADER_SIZE];
+    struct wire_response rsp;
+    int fd = raw_connect(f->path, 1);
+
+    wire_encode_request(&req, b);
+    send(fd, b, sizeof(b), MSG_NOSIGNAL);
+    send(fd, "PhysicalDrive0", 14, MSG_NOSIGNAL);
+    assert_int_equal(recv(fd, r, sizeof(r), MSG_WAITALL), sizeof(r));
+    assert_int_equal(wire_decode_response(r, &rsp, NULL), 0);
+    assert_int_equal(rsp.status, 0);
+
+    /* 200 reads of 64 KiB whose 12.5 MiB of responses this client never reads */
+    for (int i = 0; i < 200; i++) {
+        req = (struct wire_request){.magic = WIRE_MAGIC_REQUEST,
+                                    .op = WIRE_OP_READ,
+                                    .tag = 100 + i,
+                                    .handle = rsp.handle,
+                                    .offset = (uint64_t)(i % 64) * 65536,
+                                    .arg0 = 65536};
+        wire_encode_request(&req, b);
+        assert_int_equal(send(fd, b, sizeof(b), MSG_NOSIGNAL), sizeof(b));
+    }
+    usleep(100000);
+    /* the stack's completion thread is shared: this must not hang behind the stuck client */
+    alarm(30);
+    for (int i = 0; i < 20; i++)
+        assert_client_still_works(f);
+    alarm(0);
+    close(fd);
+    for (int i = 0; i < 500 && ramstack_open_handles(f->local) != 1; i++)
+        usleep(10000);
+    assert_int_equal(ramstack_open_handles(f->local), 1);
+}
+
 static void test_handles_closed_when_client_disconnects(void **state)
 {
     struct fixture *f = *state;
@@ -629,6 +668,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_live_socket_refused_stale_socket_replaced, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_malformed_frames_close_only_their_connection, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_client_that_stops_reading_stalls_only_itself, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_handles_closed_when_client_disconnects, setup,
                                         teardown),
