@@ -34,8 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (size >= WIRE_RESPONSE_HEADER_SIZE) {
         struct wire_response rsp;
-        if (wire_decode_response(data, &rsp, &reason) == 0 &&
-            rsp.payload_length > WIRE_MAX_PAYLOAD)
+        if (wire_decode_response(data, &rsp, &reason) == 0 && rsp.payload_length > WIRE_MAX_PAYLOAD)
             abort();
     }
     return 0;
