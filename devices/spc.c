@@ -1,7 +1,8 @@
 /*
  * SPC-4 commands every logical unit of the device server answers the same way whatever its type:
- * TEST UNIT READY (SPC-4 6.47), REQUEST SENSE (6.39), INQUIRY with its VPD pages (6.6, 7.8) and
- * REPORT LUNS (6.33) for an LU addressed on its own. The VPD pages listed in page 00h are exactly
+ * TEST UNIT READY (SPC-4 6.47), REQUEST SENSE (6.39), INQUIRY with its VPD pages (6.6, 7.8),
+ * REPORT SUPPORTED OPERATION CODES (6.35) from the command table itself, and REPORT LUNS (6.33) for
+ * an LU addressed on its own. The VPD pages listed in page 00h are exactly
  * the entries of vpd_pages[], so the list can never claim a page that is not built. Responses are
  * built in a stack buffer and cut to the allocation length and to the initiator's buffer
  * (SPC-4 4.2.5.6); an allocation length of zero is not an error.
@@ -250,6 +251,107 @@ int spc_report_luns_self(struct scsi_lu *lu, struct scsi_cmd *cmd)
     return SCSI_DONE;
 }
 
+/* ---- REPORT SUPPORTED OPERATION CODES ---------------------------------------------------- */
+
+/* Writes one command descriptor (SPC-4 6.35.3, table 258) for d; returns its length. */
+static uint32_t rsoc_descriptor(const struct scsi_cmd_desc *d, bool rctd, uint8_t *p)
+{
+    memset(p, 0, 20);
+    p[0] = d->opcode;
+    if (d->flags & SCSI_F_SA) {
+        scsi_put_be16(p + 2, d->sa);
+        p[5] |= 0x01; /* SERVACTV */
+    }
+    scsi_put_be16(p + 6, d->cdb_len);
+    if (!rctd)
+        return 8;
+    p[5] |= 0x02;             /* CTDP */
+    scsi_put_be16(p + 8, 10); /* command timeouts descriptor, both timeouts unspecified */
+    return 20;
+}
+
+/* The CDB usage data of SPC-4 6.35.4: the table's mask, with the service action filled in. */
+static uint32_t rsoc_usage(const struct scsi_cmd_desc *d, uint8_t *p)
+{
+    memcpy(p, d->usage, d->cdb_len);
+    p[0] = d->opcode;
+    if (d->flags & SCSI_F_SA)
+        p[1] = (uint8_t)((p[1] & ~0x1F) | d->sa);
+    return d->cdb_len;
+}
+
+/*
+ * MAINTENANCE IN / REPORT SUPPORTED OPERATION CODES (SPC-4 6.35), straight from the command
+ * table, so what is reported is exactly what is executed. REPORTING OPTIONS 000b lists every
+ * command; 001b, 010b and 011b describe one with its CDB usage data.
+ */
+static int spc_report_supported_opcodes(struct scsi_lu *lu, struct scsi_cmd *cmd)
+{
+    const uint8_t *cdb = cmd->cdb;
+    bool rctd = cdb[2] & 0x80;
+    uint8_t options = cdb[2] & 0x07;
+    uint8_t op = cdb[3];
+    uint16_t sa = scsi_get_be16(cdb + 4);
+    uint32_t alloc = scsi_get_be32(cdb + 6);
+    uint8_t buf[1024];
+    uint32_t len = 0;
+
+    if (options == 0) {
+        len = 4;
+        for (unsigned o = 0; o < 256; o++) {
+            const struct scsi_cmd_desc *d = lu->op[o];
+            for (; d && d->handler && d->opcode == o; d++) {
+                if (len + 20 > sizeof(buf))
+                    break;
+                len += rsoc_descriptor(d, rctd, buf + len);
+                if (!(d->flags & SCSI_F_SA))
+                    break;
+            }
+        }
+        scsi_put_be32(buf, len - 4);
+        scsi_respond(cmd, buf, len, alloc);
+        return SCSI_DONE;
+    }
+    if (options > 3) {
+        scsi_check_cdb_field(cmd, lu, 2, 2);
+        return SCSI_DONE;
+    }
+    const struct scsi_cmd_desc *d = lu->op[op];
+    bool has_sa = d && (d->flags & SCSI_F_SA);
+    /* 001b asks for a command without service actions, 010b for one with them. */
+    if ((options == 1 && has_sa) || (options == 2 && d && !has_sa)) {
+        scsi_check_cdb_field(cmd, lu, 2, 2);
+        return SCSI_DONE;
+    }
+    if (has_sa && options != 1) {
+        const struct scsi_cmd_desc *e = d;
+        d = NULL;
+        for (; e->handler && e->opcode == op; e++) {
+            if (e->sa == sa) {
+                d = e;
+                break;
+            }
+        }
+    }
+    memset(buf, 0, 4);
+    len = 4;
+    if (d) {
+        buf[1] = 0x03; /* SUPPORT: supported as in the standard */
+        scsi_put_be16(buf + 2, d->cdb_len);
+        len += rsoc_usage(d, buf + 4);
+        if (rctd) {
+            buf[1] |= 0x80; /* CTDP */
+            memset(buf + len, 0, 12);
+            scsi_put_be16(buf + len, 10);
+            len += 12;
+        }
+    } else {
+        buf[1] = 0x01; /* not supported */
+    }
+    scsi_respond(cmd, buf, len, alloc);
+    return SCSI_DONE;
+}
+
 /* ---- table -------------------------------------------------------------------------------- */
 
 /* Usage masks: byte 0 is the opcode; the CONTROL byte allows only its vendor-specific bits 7..6
@@ -313,6 +415,14 @@ const struct scsi_cmd_desc spc_commands[] = {
      {0xFF, 0x18, 0xFF, 0xFF, 0, 0, 0, 0xFF, 0xFF, CTL},
      spc_mode_sense10,
      "MODE SENSE(10)"},
+    {SCSIOP_MAINTENANCE_IN,
+     SERVICE_ACTION_REPORT_SUPPORTED_OPERATION_CODES,
+     12,
+     SCSI_DIR_IN,
+     SCSI_F_SA | SCSI_F_DATA_IN,
+     {0xFF, 0x1F, 0x87, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0, CTL},
+     spc_report_supported_opcodes,
+     "REPORT SUPPORTED OPERATION CODES"},
     {SCSIOP_REPORT_LUNS,
      0,
      12,

@@ -404,6 +404,89 @@ static void test_report_luns_on_a_lone_lu_reports_lun_0(void **state)
     fx_close(&f);
 }
 
+/* ---- REPORT SUPPORTED OPERATION CODES ---------------------------------------------------- */
+
+static void rsoc(struct scsi_lu *lu, struct tcmd *t, uint8_t opts, uint8_t op, uint16_t sa,
+                 uint8_t *buf, uint32_t alloc)
+{
+    uint8_t c[12] = {SCSIOP_MAINTENANCE_IN, SERVICE_ACTION_REPORT_SUPPORTED_OPERATION_CODES, opts,
+                     op};
+    scsi_put_be16(c + 4, sa);
+    scsi_put_be32(c + 6, alloc);
+    run_cmd(lu, t, c, 12, SCSI_DIR_IN, buf, alloc);
+}
+
+static void test_report_supported_opcodes_lists_every_table_entry(void **state)
+{
+    struct fx f;
+    fx_open(&f, DISK_BYTES, &named, &caps_none, false);
+    static uint8_t b[1024];
+    struct tcmd t;
+    rsoc(f.lu, &t, 0, 0, 0, b, sizeof(b));
+    assert_good(&t);
+    uint32_t n = scsi_get_be32(b) / 8;
+    assert_int_equal(t.cmd.transferred, 4 + n * 8);
+    bool saw_rc16 = false, saw_read10 = false;
+    for (uint32_t i = 0; i < n; i++) {
+        const uint8_t *d = b + 4 + i * 8;
+        if (d[0] == SCSIOP_SERVICE_ACTION_IN16) {
+            saw_rc16 = scsi_get_be16(d + 2) == SERVICE_ACTION_READ_CAPACITY16 && (d[5] & 1) &&
+                       scsi_get_be16(d + 6) == 16;
+        }
+        if (d[0] == SCSIOP_READ)
+            saw_read10 = !(d[5] & 1) && scsi_get_be16(d + 6) == 10;
+        /* every reported command is one the LU executes (no INVALID COMMAND OPERATION CODE) */
+        uint8_t c[16] = {d[0], (uint8_t)scsi_get_be16(d + 2)};
+        struct tcmd u;
+        uint8_t junk[64];
+        run_cmd(f.lu, &u, c, (uint8_t)scsi_get_be16(d + 6), SCSI_DIR_IN, junk, sizeof(junk));
+        assert_int_equal(u.ndone, 1);
+        assert_false(u.cmd.status == SAM_STAT_CHECK_CONDITION &&
+                     sense_asc(&u.cmd) == SCSI_ADSENSE_ILLEGAL_COMMAND);
+    }
+    assert_true(saw_rc16);
+    assert_true(saw_read10);
+    assert_true(n >= 20);
+    fx_close(&f);
+}
+
+static void test_report_supported_opcodes_one_command_returns_usage_data(void **state)
+{
+    struct fx f;
+    fx_open(&f, DISK_BYTES, &named, &caps_none, false);
+    uint8_t b[64];
+    struct tcmd t;
+    rsoc(f.lu, &t, 1, SCSIOP_READ, 0, b, sizeof(b));
+    assert_good(&t);
+    static const uint8_t want[14] = {0,    0x03, 0,    10,   0x28, 0x1E, 0xFF,
+                                     0xFF, 0xFF, 0xFF, 0x1F, 0xFF, 0xFF, 0xC0};
+    assert_int_equal(t.cmd.transferred, 14);
+    assert_memory_equal(b, want, 14);
+    rsoc(f.lu, &t, 2, SCSIOP_SERVICE_ACTION_IN16, SERVICE_ACTION_READ_CAPACITY16, b, sizeof(b));
+    assert_good(&t);
+    assert_int_equal(b[1], 0x03);
+    assert_int_equal(b[5], 0x10); /* the service action in the usage data */
+    rsoc(f.lu, &t, 0x82, SCSIOP_SERVICE_ACTION_IN16, 0x12, b, sizeof(b)); /* GET LBA STATUS */
+    assert_good(&t);
+    assert_int_equal(b[1], 0x01);
+    rsoc(f.lu, &t, 1, 0xC5, 0, b, sizeof(b));
+    assert_good(&t);
+    assert_int_equal(b[1], 0x01);
+    rsoc(f.lu, &t, 1, SCSIOP_SERVICE_ACTION_IN16, 0, b, sizeof(b)); /* has service actions */
+    assert_invalid_cdb_field(&t, 2, 2);
+    rsoc(f.lu, &t, 2, SCSIOP_READ, 0, b, sizeof(b)); /* has none */
+    assert_invalid_cdb_field(&t, 2, 2);
+    rsoc(f.lu, &t, 3, SCSIOP_READ, 7, b, sizeof(b)); /* 011b ignores the service action */
+    assert_good(&t);
+    assert_int_equal(b[1], 0x03);
+    rsoc(f.lu, &t, 1 | 0x80, SCSIOP_READ, 0, b, sizeof(b)); /* RCTD: timeouts descriptor */
+    assert_good(&t);
+    assert_int_equal(b[1], 0x83);
+    assert_int_equal(t.cmd.transferred, 14 + 12);
+    assert_int_equal(scsi_get_be16(b + 14), 10);
+    fx_close(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -426,6 +509,8 @@ int main(void)
         cmocka_unit_test(test_request_sense_returns_and_clears_the_unit_attention),
         cmocka_unit_test(test_request_sense_desc_bit_returns_descriptor_format),
         cmocka_unit_test(test_report_luns_on_a_lone_lu_reports_lun_0),
+        cmocka_unit_test(test_report_supported_opcodes_lists_every_table_entry),
+        cmocka_unit_test(test_report_supported_opcodes_one_command_returns_usage_data),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
