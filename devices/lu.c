@@ -32,12 +32,12 @@ static uint32_t iov_bytes(const struct scsi_cmd *cmd)
 
 uint32_t scsi_in_capacity(const struct scsi_cmd *cmd)
 {
-    return cmd->dir == SCSI_DIR_IN ? iov_bytes(cmd) : 0;
+    return cmd->dir == SCSI_DIR_IN || cmd->dir == SCSI_DIR_UNSPECIFIED ? iov_bytes(cmd) : 0;
 }
 
 uint32_t scsi_out_capacity(const struct scsi_cmd *cmd)
 {
-    return cmd->dir == SCSI_DIR_OUT ? iov_bytes(cmd) : 0;
+    return cmd->dir == SCSI_DIR_OUT || cmd->dir == SCSI_DIR_UNSPECIFIED ? iov_bytes(cmd) : 0;
 }
 
 enum iov_op { IOV_TO, IOV_FROM, IOV_CMP };

@@ -24,6 +24,9 @@ enum scsi_dir {
     SCSI_DIR_NONE,
     SCSI_DIR_IN,  /* device to initiator */
     SCSI_DIR_OUT, /* initiator to device */
+    /* Either way: the buffer may be read or written and the CDB decides, as Windows'
+     * SRB_FLAGS_UNSPECIFIED_DIRECTION. */
+    SCSI_DIR_UNSPECIFIED,
 };
 
 /* SAM-5 status codes */

@@ -182,8 +182,8 @@ int scsi_high_bit(uint8_t v);
 void scsi_good(struct scsi_cmd *cmd);
 
 /* ---- data buffer helpers (lu.c) ---- */
-/* Bytes of data-in the initiator can take: xfer_len when dir is IN, else 0, never more than the
- * iov holds. */
+/* Bytes of data-in the initiator can take: xfer_len when dir is IN (or UNSPECIFIED), else 0,
+ * never more than the iov holds; likewise for data-out. */
 uint32_t scsi_in_capacity(const struct scsi_cmd *cmd);
 uint32_t scsi_out_capacity(const struct scsi_cmd *cmd);
 /* Copies len bytes of src to the data-in buffer at offset; bounded; returns bytes copied. */

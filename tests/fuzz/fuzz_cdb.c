@@ -6,7 +6,7 @@
  * data is present and bounded on CHECK CONDITION, and (under ASan) nothing is read or written
  * outside the initiator's buffer.
  *
- * Input layout: [0] flags: bits 1..0 direction (0 none, 1 in, 2 out, 3 none), bit 2 deferred
+ * Input layout: [0] flags: bits 1..0 direction (0 none, 1 in, 2 out, 3 unspecified), bit 2 deferred
  * completion, bits 4..3 fault (none, READ -EIO, WRITE -ENOSPC, FLUSH -EIO), bit 5 go through the
  * target, bits 7..6 iov split (1, 3, 7 or 40 segments); [1] CDB length mod 17; [2..3] xfer_len
  * (big-endian); [4] bit 0 nexus, bit 1 LUN 2 (absent), bit 2 write cache off, bit 3 4096-byte
@@ -87,7 +87,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         off += len;
     }
 
-    static const enum scsi_dir dirs[4] = {SCSI_DIR_NONE, SCSI_DIR_IN, SCSI_DIR_OUT, SCSI_DIR_NONE};
+    static const enum scsi_dir dirs[4] = {SCSI_DIR_NONE, SCSI_DIR_IN, SCSI_DIR_OUT,
+                                          SCSI_DIR_UNSPECIFIED};
     struct fz_cmd fc;
     memset(&fc, 0, sizeof(fc));
     fc.cmd.cdb = cdb;

@@ -229,6 +229,23 @@ static void test_write10_with_short_data_out_returns_invalid_field_in_cdb(void *
     fx_close(&f);
 }
 
+static void test_unspecified_direction_lets_the_cdb_decide(void **state)
+{
+    struct fx f;
+    fx_open(&f, DISK_BYTES, NULL, &caps_none, false);
+    uint8_t w[512], r[512], c[10];
+    fill_pattern(w, sizeof(w), 21);
+    struct tcmd t;
+    cdb10(c, SCSIOP_WRITE, 8, 1);
+    run_cmd(f.lu, &t, c, 10, SCSI_DIR_UNSPECIFIED, w, sizeof(w));
+    assert_good(&t);
+    cdb10(c, SCSIOP_READ, 8, 1);
+    run_cmd(f.lu, &t, c, 10, SCSI_DIR_UNSPECIFIED, r, sizeof(r));
+    assert_good(&t);
+    assert_memory_equal(r, w, sizeof(w));
+    fx_close(&f);
+}
+
 static void test_read10_with_short_data_in_transfers_what_fits(void **state)
 {
     struct fx f;
@@ -865,6 +882,7 @@ int main(void)
         cmocka_unit_test(test_read10_rdprotect_and_reserved_bits_return_field_pointer),
         cmocka_unit_test(test_write10_with_short_data_out_returns_invalid_field_in_cdb),
         cmocka_unit_test(test_read10_with_short_data_in_transfers_what_fits),
+        cmocka_unit_test(test_unspecified_direction_lets_the_cdb_decide),
         cmocka_unit_test(test_write_to_read_only_lu_returns_data_protect),
         cmocka_unit_test(test_write10_fua_is_passed_to_the_backend),
         cmocka_unit_test(test_write_fua_without_backend_fua_flushes_after_the_write),
