@@ -443,6 +443,14 @@ static void test_report_supported_opcodes_lists_every_table_entry(void **state)
         assert_int_equal(u.ndone, 1);
         assert_false(u.cmd.status == SAM_STAT_CHECK_CONDITION &&
                      sense_asc(&u.cmd) == SCSI_ADSENSE_ILLEGAL_COMMAND);
+        /* and its usage data starts with the opcode and ends with the CONTROL byte's mask */
+        uint8_t one[64];
+        rsoc(f.lu, &u, (d[5] & 1) ? 2 : 1, d[0], scsi_get_be16(d + 2), one, sizeof(one));
+        assert_good(&u);
+        uint16_t sz = scsi_get_be16(one + 2);
+        assert_int_equal(sz, scsi_get_be16(d + 6));
+        assert_int_equal(one[4], d[0]);
+        assert_int_equal(one[4 + sz - 1], 0xC0);
     }
     assert_true(saw_rc16);
     assert_true(saw_read10);
