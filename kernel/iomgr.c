@@ -438,9 +438,11 @@ static void IopCompleteOwnedIrp(PIRP Irp)
     PKEVENT event = Irp->UserEvent;
     PIO_APC_ROUTINE apc = Irp->Overlay.AsynchronousParameters.UserApcRoutine;
     PVOID apc_context = Irp->Overlay.AsynchronousParameters.UserApcContext;
+    void (*callback)(PVOID, NTSTATUS, ULONG_PTR) = Irp->UserCompletion.Routine;
+    PVOID callback_context = Irp->UserCompletion.Context;
 
     if ((Irp->Flags & IRP_BUFFERED_IO) && (Irp->Flags & IRP_INPUT_OPERATION) && Irp->UserBuffer &&
-        NT_SUCCESS(iosb.Status) && iosb.Information)
+        !NT_ERROR(iosb.Status) && iosb.Information) /* warnings such as BUFFER_OVERFLOW copy too */
         memcpy(Irp->UserBuffer, Irp->AssociatedIrp.SystemBuffer, iosb.Information);
     if (Irp->Flags & IRP_DEALLOCATE_BUFFER)
         free(Irp->AssociatedIrp.SystemBuffer);
@@ -452,6 +454,8 @@ static void IopCompleteOwnedIrp(PIRP Irp)
     /* After the IRP is gone: the waiter may free the event and status block right away. */
     if (apc)
         apc(apc_context, &iosb, 0);
+    if (callback)
+        callback(callback_context, iosb.Status, iosb.Information);
     if (event)
         KeSetEvent(event, 0, FALSE);
 }

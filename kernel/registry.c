@@ -347,6 +347,8 @@ struct CmpIniContext {
     PEXECUTIVE Executive;
     char Error[256];
     char LastSection[256];
+    char **Sections; /* section names, indexed by the short token inih sees */
+    ULONG SectionCount;
 };
 
 /* Value syntax: dword:N, qword:N, multi:a,b,c, hex:0a0b.., str:text; a bare number is REG_DWORD
@@ -363,6 +365,12 @@ static int CmpIniHandler(void *user, const char *section, const char *name, cons
     if (!section[0]) {
         snprintf(ctx->Error, sizeof(ctx->Error), "value '%s' is outside any [key] section", name);
         return 0;
+    }
+    /* inih keeps 50 characters of a section name; CmLoadIniText passed "#N" tokens instead */
+    if (section[0] == '#') {
+        unsigned long index = strtoul(section + 1, NULL, 10);
+        if (index < ctx->SectionCount)
+            section = ctx->Sections[index];
     }
     snprintf(ctx->LastSection, sizeof(ctx->LastSection), "%s", section);
     if (!name) { /* a section with no values still creates its key (inih calls with NULL name) */
@@ -441,10 +449,64 @@ static int CmpIniHandler(void *user, const char *section, const char *name, cons
     return 1;
 }
 
+/* Copies Text with every "[Key\Path]" line replaced by "[#N]", recording the names: registry
+ * paths are longer than the section names inih (as Debian builds it) keeps. Line numbers stay. */
+static char *CmpTokenizeSections(PCSTR Text, struct CmpIniContext *ctx)
+{
+    size_t len = strlen(Text);
+    /* "[#N]" (at most 13 bytes) may be longer than the shortest section line "[x]" (3): the
+     * copy gets room for every line growing fivefold */
+    char *out = malloc(len * 5 + 16), *o = out;
+    PCSTR p = Text;
+    if (!out)
+        return NULL;
+    while (*p) {
+        PCSTR eol = strchr(p, '\n');
+        size_t n = eol ? (size_t)(eol - p) : strlen(p);
+        PCSTR a = p, b = p + n;
+        while (a < b && (*a == ' ' || *a == '\t'))
+            a++;
+        while (b > a && (b[-1] == ' ' || b[-1] == '\t' || b[-1] == '\r'))
+            b--;
+        if (b - a >= 2 && *a == '[' && b[-1] == ']') {
+            char **grown = realloc(ctx->Sections, (ctx->SectionCount + 1) * sizeof(char *));
+            if (!grown)
+                break;
+            ctx->Sections = grown;
+            ctx->Sections[ctx->SectionCount] = strndup(a + 1, (size_t)(b - a - 2));
+            if (!ctx->Sections[ctx->SectionCount])
+                break;
+            o += sprintf(o, "[#%u]", ctx->SectionCount++);
+        } else {
+            memcpy(o, p, n);
+            o += n;
+        }
+        if (!eol)
+            break;
+        *o++ = '\n';
+        p = eol + 1;
+    }
+    *o = 0;
+    return out;
+}
+
 NTSTATUS CmLoadIniText(PEXECUTIVE Executive, PCSTR Text, PCSTR Name, char *Error, size_t ErrorLength)
 {
     struct CmpIniContext ctx = {.Executive = Executive};
-    int line = ini_parse_string(Text, CmpIniHandler, &ctx);
+    char *tokenized;
+    int line;
+
+    tokenized = CmpTokenizeSections(Text, &ctx);
+    line = tokenized ? ini_parse_string(tokenized, CmpIniHandler, &ctx) : -2;
+    free(tokenized);
+    for (ULONG i = 0; i < ctx.SectionCount; i++)
+        free(ctx.Sections[i]);
+    free(ctx.Sections);
+    if (line == -2) {
+        if (Error)
+            snprintf(Error, ErrorLength, "%s: out of memory", Name);
+        return STATUS_INSUFFICIENT_RESOURCES;
+    }
     if (line == 0)
         return STATUS_SUCCESS;
     if (Error)

@@ -323,7 +323,7 @@ static void VmpExecute(PVMP_ADAPTER a, PSCSI_REQUEST_BLOCK srb)
     cmd->cdb_len = srb->CdbLength;
     cmd->dir = (srb->SrbFlags & SRB_FLAGS_UNSPECIFIED_DIRECTION) == SRB_FLAGS_DATA_IN  ? SCSI_DIR_IN
                : (srb->SrbFlags & SRB_FLAGS_UNSPECIFIED_DIRECTION) == SRB_FLAGS_DATA_OUT ? SCSI_DIR_OUT
-               : srb->DataTransferLength ? SCSI_DIR_IN /* unspecified: let the CDB decide */
+               : srb->DataTransferLength ? SCSI_DIR_UNSPECIFIED /* the CDB decides */
                                          : SCSI_DIR_NONE;
     cmd->xfer_len = srb->DataTransferLength;
     cmd->nexus = 0;

@@ -453,8 +453,10 @@ void StorpStopTick(PSTORP_ADAPTER Adapter)
 {
     KeCancelTimer(&Adapter->TickTimer);
     KeRemoveQueueDpc(&Adapter->TickDpc);
-    KeCancelTimer(&Adapter->HwTimer);
-    KeRemoveQueueDpc(&Adapter->HwTimerDpc);
+    if (Adapter->HwTimer.Executive) { /* only once the miniport asked for RequestTimerCall */
+        KeCancelTimer(&Adapter->HwTimer);
+        KeRemoveQueueDpc(&Adapter->HwTimerDpc);
+    }
 }
 
 /* StorPortCompleteRequest: the miniport completes every outstanding request of an address

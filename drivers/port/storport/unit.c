@@ -87,10 +87,18 @@ static NTSTATUS StorpQueryId(PSTORP_UNIT unit, BUS_QUERY_ID_TYPE type, ULONG_PTR
     StorpIdField(rev, unit->Revision, 4);
     memset(buf, 0, sizeof(buf));
     switch (type) {
-    case BusQueryDeviceID:
-        n = (size_t)snprintf(buf, sizeof(buf), "SCSI\\%s&Ven_%s&Prod_%s&Rev_%s", tname, vendor,
-                             product, rev) + 1;
+    case BusQueryDeviceID: {
+        /* the device ID drops the padding the hardware IDs keep */
+        char v[9], p[17], r[5];
+        memcpy(v, vendor, sizeof(v));
+        memcpy(p, product, sizeof(p));
+        memcpy(r, rev, sizeof(r));
+        for (char *f[] = {v, p, r}, **q = f; q < f + 3; q++)
+            for (int i = (int)strlen(*q) - 1; i >= 0 && (*q)[i] == '_'; i--)
+                (*q)[i] = 0;
+        n = (size_t)snprintf(buf, sizeof(buf), "SCSI\\%s&Ven_%s&Prod_%s&Rev_%s", tname, v, p, r) + 1;
         break;
+    }
     case BusQueryInstanceID:
         n = (size_t)snprintf(buf, sizeof(buf), "%u&%u&%u&%u", unit->Adapter->PortNumber,
                              unit->PathId, unit->TargetId, unit->Lun) + 1;

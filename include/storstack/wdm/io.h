@@ -433,6 +433,12 @@ typedef struct _IRP {
     } Overlay;
     PVOID UserBuffer;
     PEXECUTIVE Executive; /* storstack: whose lookaside it came from */
+    /* storstack: the user API's completion callback (what an I/O completion port delivers),
+     * run by the I/O manager after it completed an IRP it owns. */
+    struct {
+        void (*Routine)(PVOID Context, NTSTATUS Status, ULONG_PTR Information);
+        PVOID Context;
+    } UserCompletion;
     struct {
         struct {
             PVOID DriverContext[4];
