@@ -359,10 +359,9 @@ int cli_bench(int argc, char **argv)
 
     uint64_t t0 = now_ns(), t1 = t0;
     if (rc == CLI_EXIT_OK) {
+        /* with a stack that completes inline, a worker's first submit loop runs until stop */
         for (uint64_t i = 0; i < threads; i++)
             pthread_create(&w[i].thread, NULL, bench_thread, &w[i]);
-        for (uint64_t i = 0; i < threads; i++)
-            pthread_join(w[i].thread, NULL);
         /* run, then stop every worker and wait for its requests to drain */
         uint64_t end = t0 + seconds * 1000000000ull;
         while (now_ns() < end) {
@@ -375,6 +374,8 @@ int cli_bench(int argc, char **argv)
         }
         for (uint64_t i = 0; i < threads; i++)
             atomic_store(&w[i].stop, 1);
+        for (uint64_t i = 0; i < threads; i++)
+            pthread_join(w[i].thread, NULL);
         for (uint64_t i = 0; i < threads; i++) {
             pthread_mutex_lock(&w[i].lock);
             while (atomic_load(&w[i].inflight))
