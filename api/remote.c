@@ -29,7 +29,9 @@
 #include <storstack/storage/ntddscsi.h>
 #include "api/wire.h"
 
-#define REMOTE_CHUNK 256 /* pending slots are allocated in chunks that never move */
+#define REMOTE_CHUNK 256         /* pending slots are allocated in chunks that never move */
+#define REMOTE_RBUF  (64u << 10) /* responses are read in batches through this buffer */
+#define REMOTE_BATCH 32          /* queued frames per sendmsg in the sender thread */
 
 struct remote_pending {
     struct remote_pending *next; /* free list or send queue */
@@ -72,6 +74,8 @@ struct remote_stack {
     struct remote_pending *free_list;
     struct remote_pending *queue_head, *queue_tail;
     struct remote_handle *handles;
+    uint32_t rpos, rend; /* receiver thread only */
+    uint8_t rbuf[REMOTE_RBUF];
 };
 
 static struct remote_stack *remote_of(storstack_t *stack)
@@ -201,6 +205,40 @@ static void remote_fail_all(struct remote_stack *rs)
     }
 }
 
+/* Reads len bytes of the response stream (receiver thread), batching small frames. */
+static int remote_read(struct remote_stack *rs, void *dst, size_t len)
+{
+    uint8_t *p = dst;
+    size_t have = rs->rend - rs->rpos;
+
+    if (have) {
+        size_t n = have < len ? have : len;
+        memcpy(p, rs->rbuf + rs->rpos, n);
+        rs->rpos += (uint32_t)n;
+        p += n;
+        len -= n;
+    }
+    if (!len)
+        return 0;
+    if (len >= REMOTE_RBUF / 2)
+        return remote_recv_all(rs->fd, p, len);
+    rs->rpos = rs->rend = 0;
+    while (rs->rend < len) {
+        ssize_t n = recv(rs->fd, rs->rbuf + rs->rend, REMOTE_RBUF - rs->rend, 0);
+        if (n == 0)
+            return -ECONNRESET;
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        rs->rend += (uint32_t)n;
+    }
+    memcpy(p, rs->rbuf, len);
+    rs->rpos = (uint32_t)len;
+    return 0;
+}
+
 static void *remote_receiver(void *arg)
 {
     struct remote_stack *rs = arg;
@@ -210,7 +248,7 @@ static void *remote_receiver(void *arg)
 
     for (;;) {
         struct remote_pending *p, copy;
-        if (remote_recv_all(rs->fd, hdr, sizeof(hdr)) || wire_decode_response(hdr, &rsp, &reason))
+        if (remote_read(rs, hdr, sizeof(hdr)) || wire_decode_response(hdr, &rsp, &reason))
             break;
         pthread_mutex_lock(&rs->lock);
         p = remote_find(rs, rsp.tag);
@@ -225,7 +263,7 @@ static void *remote_receiver(void *arg)
             int rc;
             if (copy.op == WIRE_OP_GET_TREE) {
                 char *json = malloc((size_t)rsp.payload_length + 1);
-                rc = json ? remote_recv_all(rs->fd, json, rsp.payload_length) : -ENOMEM;
+                rc = json ? remote_read(rs, json, rsp.payload_length) : -ENOMEM;
                 if (json && !rc) {
                     json[rsp.payload_length] = 0;
                     *copy.json_out = json;
@@ -233,7 +271,7 @@ static void *remote_receiver(void *arg)
                     free(json);
                 }
             } else if (rsp.payload_length <= copy.cap) {
-                rc = remote_recv_all(rs->fd, copy.buf, rsp.payload_length);
+                rc = remote_read(rs, copy.buf, rsp.payload_length);
             } else {
                 rc = -EPROTO; /* more data than asked for */
             }
@@ -269,16 +307,22 @@ static void *remote_sender(void *arg)
             pthread_mutex_unlock(&rs->lock);
             break;
         }
-        p = rs->queue_head;
-        rs->queue_head = p->next;
+        /* up to REMOTE_BATCH frames in one sendmsg */
+        uint8_t hdrs[REMOTE_BATCH][WIRE_REQUEST_HEADER_SIZE];
+        struct iovec iov[2 * REMOTE_BATCH];
+        int n = 0, frames = 0;
+        while ((p = rs->queue_head) && frames < REMOTE_BATCH) {
+            rs->queue_head = p->next;
+            p->next = NULL;
+            p->queued = 0;
+            memcpy(hdrs[frames], p->hdr, sizeof(hdrs[frames]));
+            iov[n++] = (struct iovec){hdrs[frames], sizeof(hdrs[frames])};
+            if (p->payload_length)
+                iov[n++] = (struct iovec){(void *)p->payload, p->payload_length};
+            frames++;
+        }
         if (!rs->queue_head)
             rs->queue_tail = NULL;
-        p->next = NULL;
-        p->queued = 0;
-        uint8_t hdr[WIRE_REQUEST_HEADER_SIZE];
-        memcpy(hdr, p->hdr, sizeof(hdr));
-        struct iovec iov[2] = {{hdr, sizeof(hdr)}, {(void *)p->payload, p->payload_length}};
-        int n = p->payload_length ? 2 : 1;
         pthread_mutex_unlock(&rs->lock);
         if (remote_send_all(rs->fd, iov, n))
             shutdown(rs->fd, SHUT_RDWR); /* the receiver fails everything */

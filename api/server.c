@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +39,8 @@
 #define SERVER_KEEP_BUFFER  (1u << 20)
 #define SERVER_BUDGET       (256u << 20) /* data bytes in flight per connection */
 #define SERVER_SCRATCH_KEEP (4u << 20)
+#define SERVER_RBUF         (64u << 10) /* requests are read in batches through this buffer */
+#define SERVER_CORK_IOV     64          /* responses per sendmsg when flushing a batch */
 
 struct server_conn;
 
@@ -73,6 +76,11 @@ struct server_conn {
     pthread_mutex_t lock; /* slots, handle in-flight counts, budget, the send queue */
     pthread_cond_t cond;  /* broadcast on every change of the above */
     int send_busy;        /* someone is writing a frame to the socket */
+    /* responses of requests that completed inline on the connection thread, sent together
+     * before it next blocks (connection thread only) */
+    struct server_io *cork_head, *cork_tail;
+    uint32_t rpos, rend;
+    uint8_t rbuf[SERVER_RBUF];
     int sender_stop;
     struct server_io *send_head, *send_tail; /* completed, waiting for the socket */
     struct server_io slots[SERVER_SLOTS];
@@ -211,6 +219,15 @@ static void server_io_done(void *context, storstack_status_t status, uint64_t in
     io->sent = 0;
     io->next_free = NULL;
 
+    if (pthread_equal(pthread_self(), conn->thread)) {
+        /* inline in the submit call: batch it with the other responses of this read batch */
+        if (conn->cork_tail)
+            conn->cork_tail->next_free = io;
+        else
+            conn->cork_head = io;
+        conn->cork_tail = io;
+        return;
+    }
     pthread_mutex_lock(&conn->lock);
     if (!conn->send_busy && !conn->send_head) {
         conn->send_busy = 1;
@@ -235,6 +252,127 @@ static void server_io_done(void *context, storstack_status_t status, uint64_t in
     }
     pthread_cond_broadcast(&conn->cond);
     pthread_mutex_unlock(&conn->lock);
+}
+
+/*
+ * Sends the corked responses (connection thread, before it blocks): as many frames per
+ * non-blocking sendmsg as fit, the rest (a partly sent frame first) handed to the sender thread.
+ */
+static void server_flush_cork(struct server_conn *conn)
+{
+    struct server_io *head = conn->cork_head, *tail = conn->cork_tail;
+
+    if (!head)
+        return;
+    conn->cork_head = conn->cork_tail = NULL;
+    pthread_mutex_lock(&conn->lock);
+    if (conn->send_busy || conn->send_head) {
+        if (conn->send_tail)
+            conn->send_tail->next_free = head;
+        else
+            conn->send_head = head;
+        conn->send_tail = tail;
+        pthread_cond_broadcast(&conn->cond);
+        pthread_mutex_unlock(&conn->lock);
+        return;
+    }
+    conn->send_busy = 1;
+    pthread_mutex_unlock(&conn->lock);
+
+    struct server_io *done = NULL, **done_tail = &done;
+    int blocked = 0;
+    while (head && !blocked) {
+        struct iovec iov[2 * SERVER_CORK_IOV];
+        int n = 0;
+        for (struct server_io *io = head; io && n + 2 <= 2 * SERVER_CORK_IOV; io = io->next_free) {
+            iov[n++] = (struct iovec){io->hdr, sizeof(io->hdr)};
+            if (io->payload_length)
+                iov[n++] = (struct iovec){io->buf, io->payload_length};
+        }
+        struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+        ssize_t r = sendmsg(conn->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            blocked = 1;
+            break;
+        }
+        if (r < 0) {
+            shutdown(conn->fd, SHUT_RDWR);
+            r = SSIZE_MAX; /* the connection is over: every response is moot */
+        }
+        /* retire whole frames; a partial one records its progress */
+        while (head && r > 0) {
+            size_t frame = sizeof(head->hdr) + head->payload_length;
+            if ((size_t)r >= frame) {
+                r -= (ssize_t)frame;
+                struct server_io *io = head;
+                head = io->next_free;
+                io->next_free = NULL;
+                *done_tail = io;
+                done_tail = &io->next_free;
+            } else {
+                head->sent = (uint32_t)r;
+                blocked = 1;
+                break;
+            }
+        }
+    }
+
+    pthread_mutex_lock(&conn->lock);
+    conn->send_busy = 0;
+    while (done) {
+        struct server_io *io = done;
+        done = io->next_free;
+        server_release(conn, io);
+    }
+    if (head) { /* the sender finishes these, in order, the partial one first */
+        for (tail = head; tail->next_free; tail = tail->next_free)
+            ;
+        conn->send_head = head;
+        conn->send_tail = tail;
+    }
+    pthread_cond_broadcast(&conn->cond);
+    pthread_mutex_unlock(&conn->lock);
+}
+
+/*
+ * Reads len bytes of the request stream (connection thread): from the batch buffer, refilled
+ * with one recv of up to SERVER_RBUF bytes; large payloads go straight to their destination.
+ * Corked responses are flushed before any recv that may block.
+ */
+static int server_read(struct server_conn *conn, void *dst, size_t len)
+{
+    uint8_t *p = dst;
+    size_t have = conn->rend - conn->rpos;
+
+    if (have) {
+        size_t n = have < len ? have : len;
+        memcpy(p, conn->rbuf + conn->rpos, n);
+        conn->rpos += (uint32_t)n;
+        p += n;
+        len -= n;
+    }
+    if (!len)
+        return 0;
+    server_flush_cork(conn);
+    if (len >= SERVER_RBUF / 2)
+        return server_recv_all(conn->fd, p, len);
+    conn->rpos = conn->rend = 0;
+    while (conn->rend < len) {
+        ssize_t n = recv(conn->fd, conn->rbuf + conn->rend, SERVER_RBUF - conn->rend, 0);
+        if (n == 0)
+            return -ECONNRESET;
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        conn->rend += (uint32_t)n;
+    }
+    memcpy(p, conn->rbuf, len);
+    conn->rpos = (uint32_t)len;
+    return 0;
 }
 
 /* The connection's sender: writes queued responses, blocking, in order. */
@@ -333,6 +471,7 @@ static int server_add_handle(struct server_conn *conn, storstack_handle_t *h, ui
 static storstack_status_t server_close_handle(struct server_conn *conn, uint32_t index)
 {
     storstack_handle_t *h;
+    server_flush_cork(conn);
     pthread_mutex_lock(&conn->lock);
     while (conn->handles[index].inflight)
         pthread_cond_wait(&conn->cond, &conn->lock);
@@ -359,8 +498,15 @@ static struct server_io *server_get_slot(struct server_conn *conn, uint32_t leng
 {
     struct server_io *io;
     pthread_mutex_lock(&conn->lock);
-    while (!conn->free_slots || (conn->inflight && conn->inflight_bytes + length > SERVER_BUDGET))
+    while (!conn->free_slots || (conn->inflight && conn->inflight_bytes + length > SERVER_BUDGET)) {
+        if (conn->cork_head) { /* corked slots come back only once sent */
+            pthread_mutex_unlock(&conn->lock);
+            server_flush_cork(conn);
+            pthread_mutex_lock(&conn->lock);
+            continue;
+        }
         pthread_cond_wait(&conn->cond, &conn->lock);
+    }
     io = conn->free_slots;
     conn->free_slots = io->next_free;
     pthread_mutex_unlock(&conn->lock);
@@ -406,7 +552,7 @@ static int server_do_rw(struct server_conn *conn, const struct wire_request *req
         return -ENOMEM;
     }
     if (write && length) {
-        rc = server_recv_all(conn->fd, io->buf, length);
+        rc = server_read(conn, io->buf, length);
         if (rc) {
             server_put_slot(conn, io);
             *reason = "connection lost inside a WRITE payload";
@@ -447,6 +593,7 @@ static void server_do_sync(struct server_conn *conn, const struct wire_request *
     uint32_t index = 0;
     uint64_t id = 0;
 
+    server_flush_cork(conn); /* a synchronous request may take a while */
     if (req->op == WIRE_OP_CLOSE || req->op == WIRE_OP_FLUSH || req->op == WIRE_OP_IOCTL) {
         h = server_lookup(conn, req->handle, &index);
         if (!h) {
@@ -543,7 +690,7 @@ static void server_conn_loop(struct server_conn *conn)
     const char *reason = NULL;
     int rc;
 
-    rc = server_recv_all(conn->fd, hdr, sizeof(hdr));
+    rc = server_read(conn, hdr, sizeof(hdr));
     if (rc)
         return; /* went away before saying hello: nothing to log */
     rc = wire_decode_request(hdr, &req, &reason);
@@ -563,7 +710,7 @@ static void server_conn_loop(struct server_conn *conn)
     server_respond(conn, req.tag, STATUS_SUCCESS, WIRE_VERSION, 0, NULL, 0);
 
     for (;;) {
-        rc = server_recv_all(conn->fd, hdr, sizeof(hdr));
+        rc = server_read(conn, hdr, sizeof(hdr));
         if (rc)
             return; /* the client hung up (or stop shut the socket) */
         rc = wire_decode_request(hdr, &req, &reason);
@@ -586,7 +733,7 @@ static void server_conn_loop(struct server_conn *conn)
             break;
         }
         if (req.payload_length) {
-            rc = server_recv_all(conn->fd, conn->scratch, req.payload_length);
+            rc = server_read(conn, conn->scratch, req.payload_length);
             if (rc) {
                 reason = "connection lost inside a payload";
                 break;
@@ -611,8 +758,10 @@ static void *server_conn_thread(void *arg)
     struct server_conn *conn = arg;
     struct storstack_server *server = conn->server;
 
+    conn->thread = pthread_self();
     server_conn_loop(conn);
     shutdown(conn->fd, SHUT_RDWR);
+    server_flush_cork(conn); /* fails fast now; gives the slots back */
 
     /* drain I/O in flight (the sender fails fast on the shut socket), stop the sender, then
      * close what the client left open */
