@@ -8,7 +8,10 @@
  * connection thread goes straight back to reading, and each completion (in whatever thread the
  * stack completes it) sends its response with one non-blocking sendmsg (header + data,
  * writev-style) when the socket is free, or queues it for the connection's sender thread, so a
- * client that stops reading stalls only itself, never the stack's completion threads. Request slots
+ * client that stops reading stalls only itself, never the stack's completion threads. Syscalls
+ * are batched: requests are read through a 64 KiB buffer, and responses of requests that
+ * completed inline (a local stack often completes inside the submit call) are corked and sent
+ * together, many frames per sendmsg, before the connection thread next blocks. Request slots
  * and their data buffers come from a per-connection pool (SERVER_SLOTS deep, buffers up to
  * SERVER_KEEP_BUFFER kept for reuse), so the read/write path allocates nothing in steady state;
  * when the pool or the in-flight byte budget is exhausted the connection thread waits, which
