@@ -15,6 +15,7 @@
 #include <storstack/storage/ntddscsi.h>
 
 #include "api/api_p.h"
+#include "api/local.h"
 #include "drivers/class/disk/disk.h"
 #include "drivers/miniport/vminiport/vminiport.h"
 #include "kernel/executive.h"
@@ -69,6 +70,13 @@ static void local_io_end(struct local_stack *s)
 
 storstack_t *storstack_create(const char *config_path, char *err, size_t errlen)
 {
+    return storstack_create_ex(config_path, NULL, NULL, 0, err, errlen);
+}
+
+storstack_t *storstack_create_ex(const char *config_path, const char *config_text,
+                                 const DRIVER_PACKAGE *extra, size_t extra_count, char *err,
+                                 size_t errlen)
+{
     struct local_stack *s = calloc(1, sizeof(*s));
     char error[512] = "";
     NTSTATUS status;
@@ -97,9 +105,18 @@ storstack_t *storstack_create(const char *config_path, char *err, size_t errlen)
             goto fail;
         }
     }
-    status = config_path ? CmLoadIniFile(s->ex, config_path, error, sizeof(error))
-                         : CmLoadIniText(s->ex, local_default_config, "built-in default", error,
-                                         sizeof(error));
+    for (size_t i = 0; i < extra_count; i++) {
+        status = IoRegisterDriverPackage(s->ex, &extra[i]);
+        if (!NT_SUCCESS(status)) {
+            snprintf(error, sizeof(error), "driver package %s: rejected (%s)", extra[i].ServiceName,
+                     storstack_status_name(status));
+            goto fail;
+        }
+    }
+    status = config_path   ? CmLoadIniFile(s->ex, config_path, error, sizeof(error))
+             : config_text ? CmLoadIniText(s->ex, config_text, "configuration", error, sizeof(error))
+                           : CmLoadIniText(s->ex, local_default_config, "built-in default", error,
+                                           sizeof(error));
     if (!NT_SUCCESS(status))
         goto fail;
     status = PnpStartSystem(s->ex, error, sizeof(error));
@@ -336,4 +353,9 @@ static storstack_status_t local_rw_async(storstack_handle_t *handle, int write, 
     local_io_begin(h->stack);
     IoCallDriver(h->top, irp);
     return STATUS_PENDING;
+}
+
+PEXECUTIVE storstack_local_executive(storstack_t *stack)
+{
+    return stack && !stack->remote ? ((struct local_stack *)stack)->ex : NULL;
 }
