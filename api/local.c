@@ -6,7 +6,7 @@
  * WriteFile build IRPs with an MDL over the caller's buffer, DeviceIoControl builds a
  * METHOD_*-correct IRP, and access rights are checked against the handle first.
  */
-#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -38,9 +38,7 @@ static const DRIVER_PACKAGE local_packages[] = {
 struct local_stack {
     struct storstack base;
     PEXECUTIVE ex;
-    pthread_mutex_t lock;
-    pthread_cond_t idle;
-    long in_flight; /* asynchronous requests not yet called back */
+    atomic_long in_flight; /* asynchronous requests not yet called back */
 };
 
 struct local_handle {
@@ -55,17 +53,12 @@ static const struct storstack_ops local_ops;
 
 static void local_io_begin(struct local_stack *s)
 {
-    pthread_mutex_lock(&s->lock);
-    s->in_flight++;
-    pthread_mutex_unlock(&s->lock);
+    atomic_fetch_add_explicit(&s->in_flight, 1, memory_order_relaxed);
 }
 
 static void local_io_end(struct local_stack *s)
 {
-    pthread_mutex_lock(&s->lock);
-    if (--s->in_flight == 0)
-        pthread_cond_broadcast(&s->idle);
-    pthread_mutex_unlock(&s->lock);
+    atomic_fetch_sub_explicit(&s->in_flight, 1, memory_order_release);
 }
 
 storstack_t *storstack_create(const char *config_path, char *err, size_t errlen)
@@ -89,8 +82,6 @@ storstack_t *storstack_create_ex(const char *config_path, const char *config_tex
         return NULL;
     }
     s->base.ops = &local_ops;
-    pthread_mutex_init(&s->lock, NULL);
-    pthread_cond_init(&s->idle, NULL);
     status = ExCreateExecutive(&s->ex);
     if (!NT_SUCCESS(status)) {
         snprintf(error, sizeof(error), "cannot create the executive (%s)",
@@ -132,8 +123,6 @@ fail:
         snprintf(err, errlen, "%s", error);
     if (s->ex)
         ExDestroyExecutive(s->ex);
-    pthread_mutex_destroy(&s->lock);
-    pthread_cond_destroy(&s->idle);
     free(s);
     return NULL;
 }
@@ -141,13 +130,11 @@ fail:
 static void local_destroy(storstack_t *stack)
 {
     struct local_stack *s = (struct local_stack *)stack;
-    pthread_mutex_lock(&s->lock);
-    while (s->in_flight)
-        pthread_cond_wait(&s->idle, &s->lock);
-    pthread_mutex_unlock(&s->lock);
+    /* Overlapped requests still running finish before the stack goes (the callers' buffers
+     * stay theirs until the callback). Destroy is rare: a short poll is enough. */
+    while (atomic_load_explicit(&s->in_flight, memory_order_acquire) != 0)
+        usleep(1000);
     ExDestroyExecutive(s->ex);
-    pthread_mutex_destroy(&s->lock);
-    pthread_cond_destroy(&s->idle);
     free(s);
 }
 
@@ -223,12 +210,6 @@ static storstack_status_t local_close(storstack_handle_t *handle)
     return STATUS_SUCCESS;
 }
 
-typedef struct local_apc {
-    storstack_io_callback *callback;
-    void *context;
-    struct local_stack *stack;
-} local_apc_t;
-
 static storstack_status_t local_rw_async(storstack_handle_t *handle, int write, void *buf,
                                          uint32_t length, uint64_t offset,
                                          storstack_io_callback *callback, void *context);
@@ -301,13 +282,13 @@ static const struct storstack_ops local_ops = {
 
 /* ---- Overlapped reads and writes ----------------------------------------------------------- */
 
-static void local_user_completion(PVOID Context, NTSTATUS Status, ULONG_PTR Information)
+/* Runs after the I/O manager freed the IRP: the caller's callback, its context, our stack. */
+static void local_user_completion(PVOID Context[3], NTSTATUS Status, ULONG_PTR Information)
 {
-    local_apc_t *apc = Context;
-    struct local_stack *s = apc->stack;
-    apc->callback(apc->context, Status, Information);
-    free(apc);
-    local_io_end(s);
+    storstack_io_callback *callback;
+    memcpy(&callback, &Context[0], sizeof(callback));
+    callback(Context[1], Status, Information);
+    local_io_end(Context[2]);
 }
 
 static storstack_status_t local_rw_async(storstack_handle_t *handle, int write, void *buf,
@@ -316,7 +297,6 @@ static storstack_status_t local_rw_async(storstack_handle_t *handle, int write, 
 {
     struct local_handle *h = (struct local_handle *)handle;
     PIO_STACK_LOCATION sp;
-    local_apc_t *apc;
     PIRP irp;
 
     if (write ? !h->file.WriteAccess : !h->file.ReadAccess)
@@ -325,19 +305,14 @@ static storstack_status_t local_rw_async(storstack_handle_t *handle, int write, 
         return STATUS_INVALID_USER_BUFFER;
     if (offset > (uint64_t)INT64_MAX)
         return STATUS_INVALID_PARAMETER;
-    irp = IoAllocateIrpForDevice(h->top);
-    apc = irp ? malloc(sizeof(*apc)) : NULL;
-    if (!apc) {
-        if (irp)
-            IoFreeIrp(irp);
+    irp = IoAllocateIrpForDevice(h->top); /* from the executive's IRP lookaside */
+    if (!irp)
         return STATUS_INSUFFICIENT_RESOURCES;
-    }
-    apc->callback = callback;
-    apc->context = context;
-    apc->stack = h->stack;
     irp->Flags |= IRP_IO_MANAGER_OWNED;
     irp->UserCompletion.Routine = local_user_completion;
-    irp->UserCompletion.Context = apc;
+    memcpy(&irp->UserCompletion.Context[0], &callback, sizeof(callback));
+    irp->UserCompletion.Context[1] = context;
+    irp->UserCompletion.Context[2] = h->stack;
     irp->UserBuffer = buf;
     irp->Tail.Overlay.OriginalFileObject = &h->file;
     if (length) {

@@ -84,7 +84,7 @@ struct _EXECUTIVE {
     ULONG WorkThreadCount;
     ULONG WorkBusy;
 
-    BOOLEAN Stopping;
+    atomic_bool Stopping; /* read by the DPC, timer and worker threads under their own locks */
 
     NPAGED_LOOKASIDE_LIST IrpLookaside; /* IRPs of IO_MAX_FAST_STACK locations */
 

@@ -438,8 +438,9 @@ static void IopCompleteOwnedIrp(PIRP Irp)
     PKEVENT event = Irp->UserEvent;
     PIO_APC_ROUTINE apc = Irp->Overlay.AsynchronousParameters.UserApcRoutine;
     PVOID apc_context = Irp->Overlay.AsynchronousParameters.UserApcContext;
-    void (*callback)(PVOID, NTSTATUS, ULONG_PTR) = Irp->UserCompletion.Routine;
-    PVOID callback_context = Irp->UserCompletion.Context;
+    void (*callback)(PVOID *, NTSTATUS, ULONG_PTR) = Irp->UserCompletion.Routine;
+    PVOID callback_context[3];
+    memcpy(callback_context, Irp->UserCompletion.Context, sizeof(callback_context));
 
     if ((Irp->Flags & IRP_BUFFERED_IO) && (Irp->Flags & IRP_INPUT_OPERATION) && Irp->UserBuffer &&
         !NT_ERROR(iosb.Status) && iosb.Information) /* warnings such as BUFFER_OVERFLOW copy too */

@@ -436,8 +436,8 @@ typedef struct _IRP {
     /* storstack: the user API's completion callback (what an I/O completion port delivers),
      * run by the I/O manager after it completed an IRP it owns. */
     struct {
-        void (*Routine)(PVOID Context, NTSTATUS Status, ULONG_PTR Information);
-        PVOID Context;
+        void (*Routine)(PVOID Context[3], NTSTATUS Status, ULONG_PTR Information);
+        PVOID Context[3];
     } UserCompletion;
     struct {
         struct {
