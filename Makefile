@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps test-deps run test test-asan test-tsan bench clean format format-check
+.PHONY: all deps test-deps run test test-asan test-tsan fuzz bench clean format format-check
 
 all: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
@@ -37,6 +37,22 @@ test-tsan: test-deps
 	@cmake --build $(BUILD)-tsan -j $(JOBS)
 	cd $(BUILD)-tsan && ctest --output-on-failure -j $(JOBS) -L concurrent $(CTEST_ARGS)
 
+# libFuzzer targets (clang): the seed runs under CTest, then each fuzzer for FUZZ_SECONDS.
+FUZZ_SECONDS ?= 30
+fuzz: test-deps
+	@CC=clang cmake -S . -B $(BUILD)-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSS_FUZZ=ON >/dev/null
+	@cmake --build $(BUILD)-fuzz -j $(JOBS)
+	cd $(BUILD)-fuzz && ctest --output-on-failure -R '^fuzz_'
+	@for f in $(BUILD)-fuzz/tests/fuzz/fuzz_*; do \
+	    [ -x "$$f" ] || continue; \
+	    name=$$(basename $$f); mkdir -p $(BUILD)-fuzz/corpus/$$name; \
+	    echo "fuzz: $$name for $(FUZZ_SECONDS) s"; \
+	    $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(BUILD)-fuzz/corpus/$$name \
+	        tests/fuzz/corpus/$${name#fuzz_} >$(BUILD)-fuzz/$$name.log 2>&1 \
+	        || { tail -40 $(BUILD)-fuzz/$$name.log; exit 1; }; \
+	    grep -E 'stat::number_of_executed_units|stat::peak_rss_mb' $(BUILD)-fuzz/$$name.log; \
+	done
+
 bench: all
 	@scripts/install-deps.sh bench
 	bench/run.sh
@@ -48,4 +64,4 @@ format-check:
 	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-tsan
+	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-tsan $(BUILD)-fuzz
