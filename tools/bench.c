@@ -8,7 +8,9 @@
  * arrived meanwhile (a trampoline). Latency is taken per I/O with CLOCK_MONOTONIC into a
  * log-linear histogram (64 linear buckets per power of two, fixed size), so nothing is allocated
  * per I/O. Offsets are block-aligned: random from a per-worker xorshift64, or sequential per
- * worker over its own slice of --size.
+ * worker over its own slice of --size. With --prefill, the tested range is first written with
+ * random data (1 MiB writes, 8 in flight, not timed), so that reads of a sparse RAM disk copy
+ * real data instead of returning zeros for blocks never written.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -204,15 +206,131 @@ static void *bench_thread(void *arg)
     return NULL;
 }
 
+/* ---- prefill ---- */
+
+#define PREFILL_CHUNK (1u << 20)
+#define PREFILL_DEPTH 8
+
+struct prefill;
+
+struct prefill_slot {
+    struct prefill *p;
+    uint8_t *buf;
+    uint32_t length;
+    int busy;
+};
+
+struct prefill {
+    pthread_mutex_t lock; /* everything below (completions race with the submitter) */
+    pthread_cond_t changed;
+    unsigned inflight;
+    uint64_t errors;
+    storstack_status_t first_error;
+    struct prefill_slot slots[PREFILL_DEPTH];
+};
+
+static void prefill_done(void *context, storstack_status_t status, uint64_t information)
+{
+    struct prefill_slot *s = context;
+    struct prefill *p = s->p;
+
+    pthread_mutex_lock(&p->lock);
+    if ((!NT_SUCCESS(status) || information != s->length) && !p->errors++)
+        p->first_error = NT_SUCCESS(status) ? STATUS_DATA_OVERRUN : status;
+    s->busy = 0;
+    p->inflight--;
+    pthread_cond_broadcast(&p->changed);
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* xorshift64* keyed by the run's seed and the chunk's offset: incompressible, never all zeros. */
+static void prefill_fill(uint8_t *buf, uint32_t length, uint64_t seed, uint64_t offset)
+{
+    uint64_t x = (seed ^ (offset * 0x9E3779B97F4A7C15ull)) | 1;
+    for (uint32_t i = 0; i + 8 <= length; i += 8) {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        uint64_t v = x * 0x2545F4914F6CDD1Dull;
+        memcpy(buf + i, &v, 8);
+    }
+}
+
+/*
+ * Writes [0, length) of the device sequentially with random data, PREFILL_DEPTH requests of
+ * PREFILL_CHUNK bytes in flight, and waits for all of them. Returns CLI_EXIT_OK or reports the
+ * first error and returns CLI_EXIT_FAILURE.
+ */
+static int bench_prefill(storstack_handle_t *h, uint64_t length)
+{
+    struct prefill p = {0};
+    uint64_t seed = now_ns(), off = 0;
+    int rc = CLI_EXIT_OK;
+
+    pthread_mutex_init(&p.lock, NULL);
+    pthread_cond_init(&p.changed, NULL);
+    for (unsigned i = 0; i < PREFILL_DEPTH; i++) {
+        p.slots[i].p = &p;
+        if (posix_memalign((void **)&p.slots[i].buf, 4096, PREFILL_CHUNK)) {
+            p.slots[i].buf = NULL;
+            rc = cli_fail("bench", "out of memory for prefill buffers");
+        }
+    }
+    while (rc == CLI_EXIT_OK && off < length) {
+        struct prefill_slot *s = NULL;
+        pthread_mutex_lock(&p.lock);
+        while (p.inflight == PREFILL_DEPTH)
+            pthread_cond_wait(&p.changed, &p.lock);
+        if (p.errors) {
+            pthread_mutex_unlock(&p.lock);
+            break;
+        }
+        for (unsigned i = 0; !s && i < PREFILL_DEPTH; i++)
+            if (!p.slots[i].busy)
+                s = &p.slots[i];
+        s->busy = 1;
+        p.inflight++;
+        pthread_mutex_unlock(&p.lock);
+
+        s->length = length - off < PREFILL_CHUNK ? (uint32_t)(length - off) : PREFILL_CHUNK;
+        prefill_fill(s->buf, s->length, seed, off);
+        storstack_status_t st = storstack_write_async(h, s->buf, s->length, off, prefill_done, s);
+        if (st != STATUS_PENDING) {
+            pthread_mutex_lock(&p.lock);
+            if (!p.errors++)
+                p.first_error = st;
+            s->busy = 0;
+            p.inflight--;
+            pthread_mutex_unlock(&p.lock);
+            break;
+        }
+        off += s->length;
+    }
+    pthread_mutex_lock(&p.lock);
+    while (p.inflight)
+        pthread_cond_wait(&p.changed, &p.lock);
+    pthread_mutex_unlock(&p.lock);
+    if (p.errors)
+        rc = cli_fail("bench", "prefill: %" PRIu64 " write errors, first %s", p.errors,
+                      storstack_status_name(p.first_error));
+    for (unsigned i = 0; i < PREFILL_DEPTH; i++)
+        free(p.slots[i].buf);
+    pthread_mutex_destroy(&p.lock);
+    pthread_cond_destroy(&p.changed);
+    return rc;
+}
+
 static void bench_usage(FILE *out)
 {
     fputs("usage: storstack bench DEVICE --rw randread|randwrite|read|write [--bs N] [--qd N]\n"
-          "                       [--seconds N] [--threads N] [--size N] [--json]\n"
+          "                       [--seconds N] [--threads N] [--size N] [--prefill] [--json]\n"
           "  --bs N        block size (default 4K), a multiple of 512\n"
           "  --qd N        requests in flight per thread (default 32)\n"
           "  --seconds N   run time (default 10)\n"
           "  --threads N   submitting threads (default 1)\n"
           "  --size N      bytes of the device to use (default: its length)\n"
+          "  --prefill     first write the range with random data (1M writes, 8 in flight,\n"
+          "                not timed), so reads copy data instead of finding unwritten blocks\n"
           "  --json        machine-readable output\n"
           "  --config FILE, --server PATH   which stack (see storstack --help)\n",
           out);
@@ -220,21 +338,17 @@ static void bench_usage(FILE *out)
 
 int cli_bench(int argc, char **argv)
 {
-    static const struct option opts[] = {{"rw", required_argument, NULL, 'r'},
-                                         {"bs", required_argument, NULL, 'b'},
-                                         {"qd", required_argument, NULL, 'q'},
-                                         {"seconds", required_argument, NULL, 't'},
-                                         {"threads", required_argument, NULL, 'T'},
-                                         {"size", required_argument, NULL, 'S'},
-                                         {"json", no_argument, NULL, 'j'},
-                                         {"config", required_argument, NULL, 'c'},
-                                         {"server", required_argument, NULL, 's'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"rw", required_argument, NULL, 'r'},      {"bs", required_argument, NULL, 'b'},
+        {"qd", required_argument, NULL, 'q'},      {"seconds", required_argument, NULL, 't'},
+        {"threads", required_argument, NULL, 'T'}, {"size", required_argument, NULL, 'S'},
+        {"prefill", no_argument, NULL, 'p'},       {"json", no_argument, NULL, 'j'},
+        {"config", required_argument, NULL, 'c'},  {"server", required_argument, NULL, 's'},
+        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
     struct cli_common common = {0};
     const char *rw = NULL;
     uint64_t bs = 4096, qd = 32, seconds = 10, threads = 1, size = 0;
-    int c;
+    int c, prefill = 0;
 
     optind = 0;
     opterr = 0;
@@ -269,6 +383,9 @@ int cli_bench(int argc, char **argv)
             if (cli_parse_size(optarg, &size) || size == 0)
                 return cli_usage_error("bench", "--size: not a size above 0: '%s'", optarg);
             break;
+        case 'p':
+            prefill = 1;
+            break;
         case 'j':
             common.json = 1;
             break;
@@ -301,7 +418,8 @@ int cli_bench(int argc, char **argv)
         return CLI_EXIT_FAILURE;
     storstack_handle_t *h = NULL;
     storstack_status_t st = storstack_open(
-        stack, device, STORSTACK_GENERIC_READ | (write ? STORSTACK_GENERIC_WRITE : 0), &h);
+        stack, device, STORSTACK_GENERIC_READ | (write || prefill ? STORSTACK_GENERIC_WRITE : 0),
+        &h);
     if (!NT_SUCCESS(st)) {
         storstack_destroy(stack);
         return cli_fail("bench", "cannot open %s: %s", device, storstack_status_name(st));
@@ -322,6 +440,13 @@ int cli_bench(int argc, char **argv)
             storstack_destroy(stack);
             return cli_fail("bench", "%s is smaller than --bs times --threads", device);
         }
+    }
+
+    /* the range the workers touch: whole blocks of --bs */
+    if (prefill && bench_prefill(h, size / bs * bs) != CLI_EXIT_OK) {
+        storstack_close(h);
+        storstack_destroy(stack);
+        return CLI_EXIT_FAILURE;
     }
 
     struct bench_worker *w = calloc(threads, sizeof(*w));
@@ -403,16 +528,18 @@ int cli_bench(int argc, char **argv)
             printf("{\"device\": ");
             cli_json_write_string(stdout, device);
             printf(", \"rw\": \"%s\", \"bs\": %" PRIu64 ", \"qd\": %" PRIu64
-                   ", \"threads\": %" PRIu64 ", \"seconds\": %.3f, \"remote\": %s, "
+                   ", \"threads\": %" PRIu64
+                   ", \"prefill\": %s, \"seconds\": %.3f, \"remote\": %s, "
                    "\"ios\": %" PRIu64 ", \"errors\": %" PRIu64 ", \"iops\": %.1f, "
                    "\"mib_per_s\": %.2f, \"lat_us\": {\"p50\": %.2f, \"p99\": %.2f, "
                    "\"p99.9\": %.2f}}\n",
-                   rw, bs, qd, threads, secs, storstack_is_remote(stack) ? "true" : "false", ios,
-                   errors, iops, mibs, p50, p99, p999);
+                   rw, bs, qd, threads, prefill ? "true" : "false", secs,
+                   storstack_is_remote(stack) ? "true" : "false", ios, errors, iops, mibs, p50, p99,
+                   p999);
         } else {
-            printf("%s %s bs=%" PRIu64 " qd=%" PRIu64 " threads=%" PRIu64 " (%s stack), %.1f s\n",
-                   device, rw, bs, qd, threads, storstack_is_remote(stack) ? "remote" : "local",
-                   secs);
+            printf("%s %s bs=%" PRIu64 " qd=%" PRIu64 " threads=%" PRIu64 "%s (%s stack), %.1f s\n",
+                   device, rw, bs, qd, threads, prefill ? " prefilled" : "",
+                   storstack_is_remote(stack) ? "remote" : "local", secs);
             printf("  IOPS     %.0f\n  MiB/s    %.1f\n", iops, mibs);
             printf("  latency  p50 %.1f us   p99 %.1f us   p99.9 %.1f us\n", p50, p99, p999);
             if (errors)

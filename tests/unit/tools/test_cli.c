@@ -388,6 +388,16 @@ static void test_verbs_reject_bad_arguments_with_status_2(void **state)
         2);
     assert_int_equal(run(cli_bench, NULL, "bench", "PhysicalDrive0", "--qd", "0", NULL), 2);
     assert_int_equal(run(cli_bench, NULL, "bench", "PhysicalDrive0", "--bogus", NULL), 2);
+    /* --prefill is an option like the others: bad values beside it are still refused */
+    assert_int_equal(run(cli_bench, NULL, "bench", "PhysicalDrive0", "--rw", "randread",
+                         "--prefill", "--qd", "0", NULL),
+                     2);
+    assert_int_equal(run(cli_bench, NULL, "bench", "PhysicalDrive0", "--prefill", "--rw",
+                         "randread", "--bs", "1000", NULL),
+                     2);
+    assert_int_equal(
+        run(cli_bench, NULL, "bench", "PhysicalDrive0", "--prefill=yes", "--rw", "randread", NULL),
+        2);
     assert_int_equal(run(cli_scsi, NULL, "scsi", "PhysicalDrive0", "frobnicate", NULL), 2);
     assert_int_equal(run(cli_scsi, NULL, "scsi", "PhysicalDrive0", "raw", "zz", NULL), 2);
     assert_int_equal(
@@ -465,6 +475,29 @@ static void test_verbs_against_a_running_server(void **state)
     assert_int_equal(run(cli_tree, NULL, "tree", "--server", "/nonexistent/x.sock", NULL), 1);
 }
 
+static void test_bench_prefill_writes_the_range_before_reading_it(void **state)
+{
+    struct served *s = *state;
+    const uint8_t *data = ramstack_data(s->stack);
+    size_t zeros = 0;
+    char *out;
+
+    /* the double starts all zeros; a read bench with --prefill leaves random bytes behind */
+    assert_int_equal(run(cli_bench, &out, "bench", "--server", s->path, "PhysicalDrive0", "--rw",
+                         "randread", "--qd", "4", "--seconds", "1", "--size", "3584K", "--prefill",
+                         "--json", NULL),
+                     0);
+    assert_non_null(strstr(out, "\"prefill\": true"));
+    assert_non_null(strstr(out, "\"errors\": 0"));
+    free(out);
+    for (size_t i = 0; i < (3584u << 10); i++)
+        zeros += data[i] == 0;
+    assert_true(zeros < (3584u << 10) / 128); /* random bytes: about 1 in 256 is zero */
+    /* past --size nothing was written */
+    for (size_t i = 3584u << 10; i < 4u << 20; i++)
+        assert_int_equal(data[i], 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -480,6 +513,8 @@ int main(void)
         cmocka_unit_test(test_verbs_reject_bad_arguments_with_status_2),
         cmocka_unit_test_setup_teardown(test_verbs_against_a_running_server, serve_setup,
                                         serve_teardown),
+        cmocka_unit_test_setup_teardown(test_bench_prefill_writes_the_range_before_reading_it,
+                                        serve_setup, serve_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
