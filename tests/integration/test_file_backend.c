@@ -92,9 +92,9 @@ static void test_file_stays_sparse_after_writing_little(void **state)
 
 /* ---- kill -9 --------------------------------------------------------------------------------- */
 
-#define REGION     (128u * KIB)
+#define REGION      (128u * KIB)
 #define GENERATIONS 400
-#define KILL_AFTER 25
+#define KILL_AFTER  25
 
 /* Generation g writes its own region (g + 1) and rewrites region 0, both with seed g, flushes,
  * then reports g. */
