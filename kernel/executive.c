@@ -88,4 +88,5 @@ void ExQueryCounters(PEXECUTIVE Executive, EXECUTIVE_COUNTERS *Counters)
     Counters->Devices = atomic_load(&Executive->DeviceCount);
     Counters->Irps = atomic_load(&Executive->IrpCount);
     Counters->DevNodes = atomic_load(&Executive->DevNodeCount);
+    Counters->Violations = atomic_load(&Executive->Violations);
 }

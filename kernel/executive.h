@@ -32,6 +32,7 @@ typedef struct _EXECUTIVE_COUNTERS {
     LONG Devices;
     LONG Irps;
     LONG DevNodes;
+    LONG Violations; /* driver contract breaks caught (and survived) by the I/O manager */
 } EXECUTIVE_COUNTERS;
 void ExQueryCounters(PEXECUTIVE Executive, EXECUTIVE_COUNTERS *Counters);
 

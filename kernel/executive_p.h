@@ -91,6 +91,7 @@ struct _EXECUTIVE {
     atomic_int DeviceCount;
     atomic_int IrpCount;
     atomic_int DevNodeCount;
+    atomic_int Violations; /* driver contract breaks the I/O manager caught */
     ULONG NextDiskNumber; /* hint only; class drivers take numbers from the namespace */
 };
 

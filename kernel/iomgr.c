@@ -443,8 +443,17 @@ static void IopCompleteOwnedIrp(PIRP Irp)
     memcpy(callback_context, Irp->UserCompletion.Context, sizeof(callback_context));
 
     if ((Irp->Flags & IRP_BUFFERED_IO) && (Irp->Flags & IRP_INPUT_OPERATION) && Irp->UserBuffer &&
-        !NT_ERROR(iosb.Status) && iosb.Information) /* warnings such as BUFFER_OVERFLOW copy too */
+        !NT_ERROR(iosb.Status) && iosb.Information) { /* warnings (BUFFER_OVERFLOW) copy too */
+        if (iosb.Information > Irp->UserBufferLength) {
+            /* A driver reported more than the caller's buffer holds: Windows would bugcheck.
+             * Copy what fits, and count the violation where tests and fuzzers look. */
+            DbgPrint("iomgr: IRP %p: Information %lu exceeds the output buffer (%u)\n",
+                     (void *)Irp, (unsigned long)iosb.Information, Irp->UserBufferLength);
+            atomic_fetch_add(&Irp->Executive->Violations, 1);
+            iosb.Information = Irp->UserBufferLength;
+        }
         memcpy(Irp->UserBuffer, Irp->AssociatedIrp.SystemBuffer, iosb.Information);
+    }
     if (Irp->Flags & IRP_DEALLOCATE_BUFFER)
         free(Irp->AssociatedIrp.SystemBuffer);
     if ((Irp->Flags & IRP_FREE_MDL) && Irp->MdlAddress)
@@ -576,6 +585,7 @@ PIRP IoBuildDeviceIoControlRequest(ULONG IoControlCode, PDEVICE_OBJECT DeviceObj
             if (OutputBuffer && OutputBufferLength) {
                 irp->Flags |= IRP_INPUT_OPERATION;
                 irp->UserBuffer = OutputBuffer;
+                irp->UserBufferLength = OutputBufferLength;
             }
         }
         break;

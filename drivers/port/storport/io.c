@@ -257,8 +257,8 @@ NTSTATUS StorpExecuteSrb(PSTORP_UNIT Unit, PIRP Irp, PSCSI_REQUEST_BLOCK Srb)
     if (Srb->TimeOutValue > STORP_MAX_TIMEOUT)
         Srb->TimeOutValue = STORP_MAX_TIMEOUT;
     req->Sg.NumberOfElements = Srb->DataTransferLength ? 1 : 0;
-    req->SgElement[0].PhysicalAddress.QuadPart = (LONGLONG)(ULONG_PTR)Srb->DataBuffer;
-    req->SgElement[0].Length = Srb->DataTransferLength;
+    req->Sg.List[0].PhysicalAddress.QuadPart = (LONGLONG)(ULONG_PTR)Srb->DataBuffer;
+    req->Sg.List[0].Length = Srb->DataTransferLength;
     Irp->Tail.Overlay.DriverContext[0] = req;
     IoMarkIrpPending(Irp);
 

@@ -70,7 +70,8 @@ static NTSTATUS StorpPassThrough(PSTORP_ADAPTER adapter, PSTORP_UNIT unit, PIRP 
     PIO_STACK_LOCATION next;
     PVOID data;
 
-    if (!spt || in_len < header)
+    /* The header comes back (ScsiStatus, lengths), so both buffers hold at least the header. */
+    if (!spt || in_len < header || out_len < header)
         return STATUS_INVALID_PARAMETER;
     if (spt->Length != header)
         return STATUS_REVISION_MISMATCH;
@@ -96,7 +97,8 @@ static NTSTATUS StorpPassThrough(PSTORP_ADAPTER adapter, PSTORP_UNIT unit, PIRP 
          * out) or what can be returned (data in), never overlapping the sense bytes. */
         ULONGLONG end = (ULONGLONG)spt->DataBufferOffset + spt->DataTransferLength;
         if (spt->DataTransferLength) {
-            if (spt->DataBufferOffset < header || end > buffer_len)
+            if (spt->DataBufferOffset < header || spt->DataBufferOffset > buffer_len ||
+                end > buffer_len) /* offset first: offset + length must not wrap */
                 return STATUS_INVALID_PARAMETER;
             if (spt->DataIn == SCSI_IOCTL_DATA_IN && end > out_len)
                 return STATUS_INVALID_PARAMETER;
@@ -106,7 +108,7 @@ static NTSTATUS StorpPassThrough(PSTORP_ADAPTER adapter, PSTORP_UNIT unit, PIRP 
                 spt->DataBufferOffset < (ULONGLONG)spt->SenseInfoOffset + spt->SenseInfoLength)
                 return STATUS_INVALID_PARAMETER;
         }
-        data = (PUCHAR)spt + spt->DataBufferOffset;
+        data = spt->DataTransferLength ? (PUCHAR)spt + spt->DataBufferOffset : NULL;
     }
     if (!unit) {
         unit = StorpFindUnit(adapter, spt->PathId, spt->TargetId, spt->Lun);

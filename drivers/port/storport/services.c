@@ -85,7 +85,7 @@ PSTOR_SCATTER_GATHER_LIST StorPortGetScatterGatherList(PVOID HwDeviceExtension,
     PSTORP_REQUEST req = StorpRequestFromSrb(Srb);
     if (!req || req->Srb != Srb || atomic_load(&req->State) != StorpRequestAtMiniport)
         return NULL;
-    return &req->Sg;
+    return (PSTOR_SCATTER_GATHER_LIST)&req->Sg;
 }
 
 PSCSI_REQUEST_BLOCK StorPortGetSrb(PVOID HwDeviceExtension, UCHAR PathId, UCHAR TargetId, UCHAR Lun,

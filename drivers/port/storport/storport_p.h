@@ -54,8 +54,11 @@ typedef struct _STORP_REQUEST {
     atomic_int State;
     BOOLEAN Counted;   /* holds a queue-depth slot */
     BOOLEAN TimedOut;
-    STOR_SCATTER_GATHER_LIST Sg;
-    STOR_SCATTER_GATHER_ELEMENT SgElement[1];
+    struct { /* a STOR_SCATTER_GATHER_LIST with room for one element */
+        ULONG NumberOfElements;
+        ULONG_PTR Reserved;
+        STOR_SCATTER_GATHER_ELEMENT List[1];
+    } Sg;
     /* the miniport's SRB extension follows, 16-byte aligned */
     __attribute__((aligned(16))) UCHAR SrbExtension[];
 } STORP_REQUEST, *PSTORP_REQUEST;
@@ -137,6 +140,8 @@ typedef struct _STORP_HW_HEADER {
     PSTORP_ADAPTER Adapter;
     ULONG Pad[2];
 } __attribute__((aligned(16))) STORP_HW_HEADER;
+
+_Static_assert(offsetof(STOR_SCATTER_GATHER_LIST, List) == 16, "the embedded S/G list has Storport's layout");
 
 static inline PSTORP_ADAPTER StorpAdapterFromHw(PVOID HwDeviceExtension)
 {

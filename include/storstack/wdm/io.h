@@ -432,6 +432,7 @@ typedef struct _IRP {
         } AsynchronousParameters;
     } Overlay;
     PVOID UserBuffer;
+    ULONG UserBufferLength; /* storstack: the caller's output length, for the copy-back bound */
     PEXECUTIVE Executive; /* storstack: whose lookaside it came from */
     /* storstack: the user API's completion callback (what an I/O completion port delivers),
      * run by the I/O manager after it completed an IRP it owns. */
