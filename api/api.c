@@ -57,8 +57,8 @@ static void sync_complete(void *context, storstack_status_t status, uint64_t inf
     pthread_mutex_unlock(&w->lock);
 }
 
-static storstack_status_t sync_rw(storstack_handle_t *handle, int write, void *buf,
-                                  uint32_t length, uint64_t offset, uint32_t *transferred)
+static storstack_status_t sync_rw(storstack_handle_t *handle, int write, void *buf, uint32_t length,
+                                  uint64_t offset, uint32_t *transferred)
 {
     struct sync_wait w = {.done = 0};
     storstack_status_t status;
@@ -158,7 +158,10 @@ static const struct {
     storstack_status_t status;
     const char *name;
 } status_names[] = {
-#define N(s) {s, #s}
+#define N(s)                                                                                       \
+    {                                                                                              \
+        s, #s                                                                                      \
+    }
     N(STATUS_SUCCESS),
     N(STATUS_PENDING),
     N(STATUS_BUFFER_OVERFLOW),

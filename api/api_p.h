@@ -13,7 +13,8 @@ struct storstack_ops {
     storstack_status_t (*open)(storstack_t *stack, const char *name, uint32_t access,
                                storstack_handle_t **out);
     storstack_status_t (*close)(storstack_handle_t *handle);
-    /* Read (write == 0) or write; STATUS_PENDING and exactly one callback, or a failure and none. */
+    /* Read (write == 0) or write; STATUS_PENDING and exactly one callback, or a failure and none.
+     */
     storstack_status_t (*rw_async)(storstack_handle_t *handle, int write, void *buf,
                                    uint32_t length, uint64_t offset,
                                    storstack_io_callback *callback, void *context);

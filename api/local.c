@@ -104,10 +104,11 @@ storstack_t *storstack_create_ex(const char *config_path, const char *config_tex
             goto fail;
         }
     }
-    status = config_path   ? CmLoadIniFile(s->ex, config_path, error, sizeof(error))
-             : config_text ? CmLoadIniText(s->ex, config_text, "configuration", error, sizeof(error))
-                           : CmLoadIniText(s->ex, local_default_config, "built-in default", error,
-                                           sizeof(error));
+    status =
+        config_path ? CmLoadIniFile(s->ex, config_path, error, sizeof(error))
+        : config_text
+            ? CmLoadIniText(s->ex, config_text, "configuration", error, sizeof(error))
+            : CmLoadIniText(s->ex, local_default_config, "built-in default", error, sizeof(error));
     if (!NT_SUCCESS(status))
         goto fail;
     status = PnpStartSystem(s->ex, error, sizeof(error));

@@ -22,8 +22,8 @@ NTSTATUS ExCreateExecutive(PEXECUTIVE *Executive)
     pthread_mutex_init(&ex->PnpLock, &attr);
     pthread_mutexattr_destroy(&attr);
     KeInitializeEvent(&ex->EnumerationIdle, NotificationEvent, TRUE);
-    ExInitializeNPagedLookasideList(&ex->IrpLookaside, NULL, NULL, 0, IoSizeOfIrp(IO_MAX_FAST_STACK),
-                                    0x53497270 /* 'SIrp' */, 1024);
+    ExInitializeNPagedLookasideList(&ex->IrpLookaside, NULL, NULL, 0,
+                                    IoSizeOfIrp(IO_MAX_FAST_STACK), 0x53497270 /* 'SIrp' */, 1024);
     KipStartThreads(ex);
     status = PnpCreateRootDriver(ex);
     if (!NT_SUCCESS(status)) {
@@ -49,7 +49,8 @@ static void ExpSendShutdown(PEXECUTIVE ex)
         IO_STATUS_BLOCK iosb;
         PIRP irp;
         KeInitializeEvent(&event, NotificationEvent, FALSE);
-        irp = IoBuildSynchronousFsdRequest(IRP_MJ_SHUTDOWN, devices[i], NULL, 0, NULL, &event, &iosb);
+        irp =
+            IoBuildSynchronousFsdRequest(IRP_MJ_SHUTDOWN, devices[i], NULL, 0, NULL, &event, &iosb);
         if (irp) {
             IoCallDriver(devices[i], irp);
             KeWaitForSingleObject(&event, Executive, KernelMode, FALSE, NULL);

@@ -16,7 +16,8 @@
 /* Creates an executive with its threads running and an empty registry. */
 NTSTATUS ExCreateExecutive(PEXECUTIVE *Executive);
 /* Loads registry keys from INI text (Name names the source in error messages). */
-NTSTATUS CmLoadIniText(PEXECUTIVE Executive, PCSTR Text, PCSTR Name, char *Error, size_t ErrorLength);
+NTSTATUS CmLoadIniText(PEXECUTIVE Executive, PCSTR Text, PCSTR Name, char *Error,
+                       size_t ErrorLength);
 NTSTATUS CmLoadIniFile(PEXECUTIVE Executive, PCSTR Path, char *Error, size_t ErrorLength);
 /* Creates the root devnode and enumerates root devices (Enum\Root\*), building every stack. */
 NTSTATUS PnpStartSystem(PEXECUTIVE Executive, char *Error, size_t ErrorLength);

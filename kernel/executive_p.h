@@ -25,8 +25,12 @@ typedef struct _PNP_PACKAGE {
     PDRIVER_OBJECT DriverObject; /* once loaded */
 } PNP_PACKAGE, *PPNP_PACKAGE;
 
-typedef enum _DEVNODE_STATE { DevnodeStarted, DevnodeStopped, DevnodeRemoved, DevnodeFailed }
-    DEVNODE_STATE;
+typedef enum _DEVNODE_STATE {
+    DevnodeStarted,
+    DevnodeStopped,
+    DevnodeRemoved,
+    DevnodeFailed
+} DEVNODE_STATE;
 
 struct _DEVICE_NODE {
     PDEVICE_NODE Parent;
@@ -42,7 +46,7 @@ struct _DEVICE_NODE {
     char ClassName[64];
     char HardwareIds[512]; /* multi-sz */
     char CompatibleIds[512];
-    char UserNames[256];   /* multi-sz of names users open: "PhysicalDrive0", "Scsi0:" */
+    char UserNames[256]; /* multi-sz of names users open: "PhysicalDrive0", "Scsi0:" */
 };
 
 struct _EXECUTIVE {
@@ -92,7 +96,7 @@ struct _EXECUTIVE {
     atomic_int IrpCount;
     atomic_int DevNodeCount;
     atomic_int Violations; /* driver contract breaks the I/O manager caught */
-    ULONG NextDiskNumber; /* hint only; class drivers take numbers from the namespace */
+    ULONG NextDiskNumber;  /* hint only; class drivers take numbers from the namespace */
 };
 
 struct _IO_WORKITEM {

@@ -89,7 +89,8 @@ void ExFreeToNPagedLookasideList(PNPAGED_LOOKASIDE_LIST Lookaside, PVOID Entry)
 
 /* ---- Object namespace ---------------------------------------------------------------------- */
 
-/* Normalises a user-visible name to the namespace's form: "\\.\X", "\??\X", "X" -> "\DosDevices\X". */
+/* Normalises a user-visible name to the namespace's form: "\\.\X", "\??\X", "X" -> "\DosDevices\X".
+ */
 static void IopCanonicalName(PCSTR in, char *out, size_t len)
 {
     if (!strncmp(in, "\\\\.\\", 4))
@@ -328,9 +329,10 @@ PDEVICE_OBJECT IoAttachDeviceToDeviceStack(PDEVICE_OBJECT SourceDevice, PDEVICE_
     top->AttachedDevice = SourceDevice;
     SourceDevice->DeviceObjectExtension.AttachedTo = top;
     SourceDevice->StackSize = (CCHAR)(top->StackSize + 1);
-    SourceDevice->AlignmentRequirement = top->AlignmentRequirement > SourceDevice->AlignmentRequirement
-                                             ? top->AlignmentRequirement
-                                             : SourceDevice->AlignmentRequirement;
+    SourceDevice->AlignmentRequirement =
+        top->AlignmentRequirement > SourceDevice->AlignmentRequirement
+            ? top->AlignmentRequirement
+            : SourceDevice->AlignmentRequirement;
     if (top->SectorSize && !SourceDevice->SectorSize)
         SourceDevice->SectorSize = top->SectorSize;
     pthread_mutex_unlock(&ex->Lock);
@@ -447,8 +449,8 @@ static void IopCompleteOwnedIrp(PIRP Irp)
         if (iosb.Information > Irp->UserBufferLength) {
             /* A driver reported more than the caller's buffer holds: Windows would bugcheck.
              * Copy what fits, and count the violation where tests and fuzzers look. */
-            DbgPrint("iomgr: IRP %p: Information %lu exceeds the output buffer (%u)\n",
-                     (void *)Irp, (unsigned long)iosb.Information, Irp->UserBufferLength);
+            DbgPrint("iomgr: IRP %p: Information %lu exceeds the output buffer (%u)\n", (void *)Irp,
+                     (unsigned long)iosb.Information, Irp->UserBufferLength);
             atomic_fetch_add(&Irp->Executive->Violations, 1);
             iosb.Information = Irp->UserBufferLength;
         }
@@ -478,10 +480,11 @@ void IoCompleteRequest(PIRP Irp, CCHAR PriorityBoost)
          Irp->CurrentLocation <= (CHAR)(Irp->StackCount + 1);
          sp++, Irp->CurrentLocation++, Irp->Tail.Overlay.CurrentStackLocation++) {
         Irp->PendingReturned = (sp->Control & SL_PENDING_RETURNED) != 0;
-        BOOLEAN invoke = sp->CompletionRoutine &&
-                         ((NT_SUCCESS(Irp->IoStatus.Status) && (sp->Control & SL_INVOKE_ON_SUCCESS)) ||
-                          (!NT_SUCCESS(Irp->IoStatus.Status) && (sp->Control & SL_INVOKE_ON_ERROR)) ||
-                          (Irp->Cancel && (sp->Control & SL_INVOKE_ON_CANCEL)));
+        BOOLEAN invoke =
+            sp->CompletionRoutine &&
+            ((NT_SUCCESS(Irp->IoStatus.Status) && (sp->Control & SL_INVOKE_ON_SUCCESS)) ||
+             (!NT_SUCCESS(Irp->IoStatus.Status) && (sp->Control & SL_INVOKE_ON_ERROR)) ||
+             (Irp->Cancel && (sp->Control & SL_INVOKE_ON_CANCEL)));
         if (invoke) {
             PDEVICE_OBJECT dev = Irp->CurrentLocation == (CHAR)(Irp->StackCount + 1)
                                      ? NULL
@@ -514,8 +517,8 @@ void MmInitializeMdl(PMDL Mdl, PVOID BaseVa, SIZE_T Length)
     Mdl->MappedSystemVa = BaseVa;
 }
 
-PMDL IoAllocateMdl(PVOID VirtualAddress, ULONG Length, BOOLEAN SecondaryBuffer,
-                   BOOLEAN ChargeQuota, PIRP Irp)
+PMDL IoAllocateMdl(PVOID VirtualAddress, ULONG Length, BOOLEAN SecondaryBuffer, BOOLEAN ChargeQuota,
+                   PIRP Irp)
 {
     PMDL mdl = malloc(sizeof(MDL));
     if (!mdl)
@@ -564,8 +567,8 @@ PIRP IoBuildDeviceIoControlRequest(ULONG IoControlCode, PDEVICE_OBJECT DeviceObj
     irp->UserEvent = Event;
     irp->UserIosb = IoStatusBlock;
     sp = IoGetNextIrpStackLocation(irp);
-    sp->MajorFunction = InternalDeviceIoControl ? IRP_MJ_INTERNAL_DEVICE_CONTROL
-                                                : IRP_MJ_DEVICE_CONTROL;
+    sp->MajorFunction =
+        InternalDeviceIoControl ? IRP_MJ_INTERNAL_DEVICE_CONTROL : IRP_MJ_DEVICE_CONTROL;
     sp->Parameters.DeviceIoControl.IoControlCode = IoControlCode;
     sp->Parameters.DeviceIoControl.InputBufferLength = InputBufferLength;
     sp->Parameters.DeviceIoControl.OutputBufferLength = OutputBufferLength;

@@ -61,7 +61,8 @@ static int PnpInfHandler(void *user, const char *section, const char *name, cons
             if (!ids)
                 return 0;
             pkg->Ids = ids;
-            void *descs = realloc(pkg->Descriptions, (pkg->IdCount + 1) * sizeof(*pkg->Descriptions));
+            void *descs =
+                realloc(pkg->Descriptions, (pkg->IdCount + 1) * sizeof(*pkg->Descriptions));
             if (!descs)
                 return 0;
             pkg->Descriptions = descs;
@@ -367,7 +368,8 @@ static void PnpSetDevnodeRegistry(PEXECUTIVE ex, PDEVICE_NODE dn)
         ;
     CmSetValue(ex, key, "CompatibleIDs", REG_MULTI_SZ, dn->CompatibleIds, (ULONG)n + 1);
     if (dn->Description[0])
-        CmSetValue(ex, key, "DeviceDesc", REG_SZ, dn->Description, (ULONG)strlen(dn->Description) + 1);
+        CmSetValue(ex, key, "DeviceDesc", REG_SZ, dn->Description,
+                   (ULONG)strlen(dn->Description) + 1);
 }
 
 static void PnpRemoveDevnode(PEXECUTIVE ex, PDEVICE_NODE dn);
@@ -599,9 +601,9 @@ void IoSynchronizeDeviceRelations(PEXECUTIVE ex)
 /* ---- The root enumerator --------------------------------------------------------------------- */
 
 typedef struct _ROOT_PDO_EXTENSION {
-    char DeviceId[128];   /* "ROOT\VMINIPORT" */
-    char InstanceId[64];  /* "0000" */
-    char KeyPath[256];    /* "Enum\Root\VMINIPORT\0000" */
+    char DeviceId[128];  /* "ROOT\VMINIPORT" */
+    char InstanceId[64]; /* "0000" */
+    char KeyPath[256];   /* "Enum\Root\VMINIPORT\0000" */
     BOOLEAN Removed;
 } ROOT_PDO_EXTENSION, *PROOT_PDO_EXTENSION;
 
@@ -630,7 +632,8 @@ static NTSTATUS PnpRootPdoDispatchPnp(PDEVICE_OBJECT DeviceObject, PIRP Irp)
     case IRP_MN_QUERY_ID:
         switch (sp->Parameters.QueryId.IdType) {
         case BusQueryDeviceID:
-            Irp->IoStatus.Information = (ULONG_PTR)PnpDupMultiSz(ext->DeviceId, strlen(ext->DeviceId) + 1);
+            Irp->IoStatus.Information =
+                (ULONG_PTR)PnpDupMultiSz(ext->DeviceId, strlen(ext->DeviceId) + 1);
             status = STATUS_SUCCESS;
             break;
         case BusQueryInstanceID:
@@ -641,9 +644,10 @@ static NTSTATUS PnpRootPdoDispatchPnp(PDEVICE_OBJECT DeviceObject, PIRP Irp)
         case BusQueryHardwareIDs:
         case BusQueryCompatibleIDs: {
             PCSTR name = sp->Parameters.QueryId.IdType == BusQueryHardwareIDs ? "HardwareID"
-                                                                               : "CompatibleIDs";
+                                                                              : "CompatibleIDs";
             memset(buf, 0, sizeof(buf));
-            if (NT_SUCCESS(CmQueryValue(ex, ext->KeyPath, name, &type, buf, sizeof(buf) - 2, &len))) {
+            if (NT_SUCCESS(
+                    CmQueryValue(ex, ext->KeyPath, name, &type, buf, sizeof(buf) - 2, &len))) {
                 if (type == REG_SZ) /* a single ID */
                     len = (ULONG)strlen(buf) + 1;
                 Irp->IoStatus.Information = (ULONG_PTR)PnpDupMultiSz(buf, len + 1);
@@ -718,10 +722,12 @@ NTSTATUS PnpStartSystem(PEXECUTIVE ex, char *Error, size_t ErrorLength)
     snprintf(ex->Root->Description, sizeof(ex->Root->Description), "Root");
     ex->Root->State = DevnodeStarted;
 
-    for (ULONG i = 0; NT_SUCCESS(CmEnumerateKey(ex, "Enum\\Root", i, device, sizeof(device))); i++) {
+    for (ULONG i = 0; NT_SUCCESS(CmEnumerateKey(ex, "Enum\\Root", i, device, sizeof(device)));
+         i++) {
         char devkey[128];
         snprintf(devkey, sizeof(devkey), "Enum\\Root\\%s", device);
-        for (ULONG j = 0; NT_SUCCESS(CmEnumerateKey(ex, devkey, j, instance, sizeof(instance))); j++) {
+        for (ULONG j = 0; NT_SUCCESS(CmEnumerateKey(ex, devkey, j, instance, sizeof(instance)));
+             j++) {
             PDEVICE_OBJECT pdo;
             PROOT_PDO_EXTENSION ext;
             snprintf(key, sizeof(key), "%s\\%s", devkey, instance);
@@ -793,9 +799,18 @@ NTSTATUS IoGetDeviceProperty(PDEVICE_OBJECT DeviceObject, DEVICE_REGISTRY_PROPER
     if (!dn)
         return STATUS_INVALID_DEVICE_REQUEST;
     switch (DeviceProperty) {
-    case DevicePropertyDeviceDescription: src = dn->Description; len = strlen(src) + 1; break;
-    case DevicePropertyLocationInformation: src = dn->Location; len = strlen(src) + 1; break;
-    case DevicePropertyClassName: src = dn->ClassName; len = strlen(src) + 1; break;
+    case DevicePropertyDeviceDescription:
+        src = dn->Description;
+        len = strlen(src) + 1;
+        break;
+    case DevicePropertyLocationInformation:
+        src = dn->Location;
+        len = strlen(src) + 1;
+        break;
+    case DevicePropertyClassName:
+        src = dn->ClassName;
+        len = strlen(src) + 1;
+        break;
     case DevicePropertyHardwareID:
     case DevicePropertyCompatibleIDs:
         src = DeviceProperty == DevicePropertyHardwareID ? dn->HardwareIds : dn->CompatibleIds;
@@ -930,8 +945,10 @@ static void PnpJsonNode(PEXECUTIVE ex, struct PnpJson *j, PDEVICE_NODE dn)
             if (!strcasecmp(stack[i]->DriverObject->DriverName + 8, dn->Service))
                 fdo = i;
         for (int i = depth - 1; i >= 0; i--) {
-            PCSTR role = i == 0 ? "PDO" : i == fdo ? "FDO" : (fdo >= 0 && i > fdo) ? "UpperFilter"
-                                                                                   : "LowerFilter";
+            PCSTR role = i == 0                  ? "PDO"
+                         : i == fdo              ? "FDO"
+                         : (fdo >= 0 && i > fdo) ? "UpperFilter"
+                                                 : "LowerFilter";
             PnpJsonRaw(j, "{");
             PnpJsonField(j, "driver", stack[i]->DriverObject->DriverName + 8, TRUE);
             PnpJsonField(j, "device", stack[i]->Name, TRUE);

@@ -253,11 +253,20 @@ BOOLEAN RtlStringToUlonglong(PCSTR s, BOOLEAN allow_suffix, PULONGLONG out)
         return FALSE;
     if (allow_suffix && *end) {
         switch (toupper((unsigned char)*end)) {
-        case 'K': shift = 10; break;
-        case 'M': shift = 20; break;
-        case 'G': shift = 30; break;
-        case 'T': shift = 40; break;
-        default: return FALSE;
+        case 'K':
+            shift = 10;
+            break;
+        case 'M':
+            shift = 20;
+            break;
+        case 'G':
+            shift = 30;
+            break;
+        case 'T':
+            shift = 40;
+            break;
+        default:
+            return FALSE;
         }
         end++;
         if (toupper((unsigned char)*end) == 'I')
@@ -279,7 +288,8 @@ NTSTATUS RtlQueryRegistryUlonglong(PEXECUTIVE Executive, PCSTR KeyPath, PCSTR Va
 {
     char buf[64];
     ULONG type, len;
-    NTSTATUS status = CmQueryValue(Executive, KeyPath, ValueName, &type, buf, sizeof(buf) - 1, &len);
+    NTSTATUS status =
+        CmQueryValue(Executive, KeyPath, ValueName, &type, buf, sizeof(buf) - 1, &len);
     if (!NT_SUCCESS(status))
         return status == STATUS_BUFFER_TOO_SMALL ? STATUS_INVALID_PARAMETER : status;
     if (type == REG_DWORD && len == 4) {
@@ -326,8 +336,9 @@ NTSTATUS RtlQueryRegistryString(PEXECUTIVE Executive, PCSTR KeyPath, PCSTR Value
     case REG_DWORD: {
         ULONG d;
         memcpy(&d, Buffer, 4);
-        return (ULONG)snprintf(Buffer, BufferLength, "%u", d) < BufferLength ? STATUS_SUCCESS
-                                                                            : STATUS_BUFFER_TOO_SMALL;
+        return (ULONG)snprintf(Buffer, BufferLength, "%u", d) < BufferLength
+                   ? STATUS_SUCCESS
+                   : STATUS_BUFFER_TOO_SMALL;
     }
     case REG_QWORD: {
         ULONGLONG q;
@@ -490,7 +501,8 @@ static char *CmpTokenizeSections(PCSTR Text, struct CmpIniContext *ctx)
     return out;
 }
 
-NTSTATUS CmLoadIniText(PEXECUTIVE Executive, PCSTR Text, PCSTR Name, char *Error, size_t ErrorLength)
+NTSTATUS CmLoadIniText(PEXECUTIVE Executive, PCSTR Text, PCSTR Name, char *Error,
+                       size_t ErrorLength)
 {
     struct CmpIniContext ctx = {.Executive = Executive};
     char *tokenized;

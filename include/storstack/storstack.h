@@ -20,7 +20,7 @@ extern "C" {
 
 typedef int32_t storstack_status_t; /* an NTSTATUS */
 
-typedef struct storstack storstack_t;          /* a stack, local or remote */
+typedef struct storstack storstack_t;               /* a stack, local or remote */
 typedef struct storstack_handle storstack_handle_t; /* an open device, like a Win32 HANDLE */
 
 /* Access rights for storstack_open, as in CreateFile's dwDesiredAccess. */
@@ -34,7 +34,8 @@ typedef struct storstack_handle storstack_handle_t; /* an open device, like a Wi
  */
 storstack_t *storstack_create(const char *config_path, char *err, size_t errlen);
 
-/* Connects to a running `storstack serve` on its management socket. NULL and a reason on failure. */
+/* Connects to a running `storstack serve` on its management socket. NULL and a reason on failure.
+ */
 storstack_t *storstack_connect(const char *socket_path, char *err, size_t errlen);
 
 /* Shuts a local stack down (flush, remove devices) or closes a connection. Open handles close. */
@@ -54,7 +55,8 @@ storstack_status_t storstack_open(storstack_t *stack, const char *name, uint32_t
 /* IRP_MJ_CLOSE (after IRP_MJ_CLEANUP); the handle is gone afterwards. */
 storstack_status_t storstack_close(storstack_handle_t *handle);
 
-/* Synchronous IRP_MJ_READ / IRP_MJ_WRITE at a byte offset; *transferred gets IoStatus.Information. */
+/* Synchronous IRP_MJ_READ / IRP_MJ_WRITE at a byte offset; *transferred gets IoStatus.Information.
+ */
 storstack_status_t storstack_read(storstack_handle_t *handle, void *buf, uint32_t length,
                                   uint64_t offset, uint32_t *transferred);
 storstack_status_t storstack_write(storstack_handle_t *handle, const void *buf, uint32_t length,

@@ -25,9 +25,11 @@ static const char config[] = "[Enum\\Root\\VMINIPORT\\0000]\n"
                              "Size = 64M\n";
 
 static const uint32_t codes[] = {
-    IOCTL_SCSI_PASS_THROUGH,       IOCTL_SCSI_PASS_THROUGH_DIRECT, IOCTL_STORAGE_QUERY_PROPERTY,
-    IOCTL_SCSI_GET_INQUIRY_DATA,   IOCTL_SCSI_GET_CAPABILITIES,    IOCTL_SCSI_GET_ADDRESS,
-    IOCTL_DISK_GET_DRIVE_GEOMETRY_EX, IOCTL_DISK_GET_LENGTH_INFO,  IOCTL_STORAGE_GET_DEVICE_NUMBER,
+    IOCTL_SCSI_PASS_THROUGH,          IOCTL_SCSI_PASS_THROUGH_DIRECT,
+    IOCTL_STORAGE_QUERY_PROPERTY,     IOCTL_SCSI_GET_INQUIRY_DATA,
+    IOCTL_SCSI_GET_CAPABILITIES,      IOCTL_SCSI_GET_ADDRESS,
+    IOCTL_DISK_GET_DRIVE_GEOMETRY_EX, IOCTL_DISK_GET_LENGTH_INFO,
+    IOCTL_STORAGE_GET_DEVICE_NUMBER,
 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -41,8 +43,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!stack) {
         char err[256];
         stack = storstack_create_ex(NULL, config, NULL, 0, err, sizeof(err));
-        if (!stack || storstack_open(stack, "PhysicalDrive0", STORSTACK_GENERIC_READ |
-                                     STORSTACK_GENERIC_WRITE, &disk) ||
+        if (!stack ||
+            storstack_open(stack, "PhysicalDrive0",
+                           STORSTACK_GENERIC_READ | STORSTACK_GENERIC_WRITE, &disk) ||
             storstack_open(stack, "Scsi0:", STORSTACK_GENERIC_READ | STORSTACK_GENERIC_WRITE,
                            &port))
             abort();

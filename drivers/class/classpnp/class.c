@@ -61,10 +61,9 @@ NTSTATUS ClassCreateDeviceObject(PDRIVER_OBJECT DriverObject, PCSTR ObjectNameBu
 
     if (!IsFdo)
         return STATUS_NOT_SUPPORTED; /* class PDOs (partitions, changer children) come later */
-    status = IoCreateDevice(DriverObject,
-                            size + info->DeviceExtensionSize + sizeof(CLASS_PRIVATE_FDO_DATA),
-                            ObjectNameBuffer, info->DeviceType, info->DeviceCharacteristics, FALSE,
-                            &dev);
+    status = IoCreateDevice(
+        DriverObject, size + info->DeviceExtensionSize + sizeof(CLASS_PRIVATE_FDO_DATA),
+        ObjectNameBuffer, info->DeviceType, info->DeviceCharacteristics, FALSE, &dev);
     if (!NT_SUCCESS(status))
         return status;
     fdx = dev->DeviceExtension;
@@ -270,7 +269,8 @@ ULONG ClassInitialize(PVOID Argument1, PVOID Argument2, PCLASS_INIT_DATA Initial
     PDRIVER_OBJECT drv = Argument1;
     PCLASS_DRIVER_EXTENSION drvx;
 
-    if (!InitializationData || InitializationData->InitializationDataSize != sizeof(CLASS_INIT_DATA))
+    if (!InitializationData ||
+        InitializationData->InitializationDataSize != sizeof(CLASS_INIT_DATA))
         return (ULONG)STATUS_REVISION_MISMATCH;
     if (!InitializationData->ClassAddDevice || !InitializationData->FdoData.ClassDeviceControl ||
         !InitializationData->FdoData.ClassReadWriteVerification)

@@ -5,9 +5,9 @@
 #include <storstack/storage/classpnp.h>
 
 #define CLASSP_SENSE_LENGTH        64
-#define CLASSP_MIN_PACKETS         32   /* preallocated per FDO */
-#define CLASSP_MAX_PACKETS_PER_IRP 8    /* in flight for one original IRP */
-#define CLASSP_DEFAULT_TIMEOUT     10   /* seconds */
+#define CLASSP_MIN_PACKETS         32 /* preallocated per FDO */
+#define CLASSP_MAX_PACKETS_PER_IRP 8  /* in flight for one original IRP */
+#define CLASSP_DEFAULT_TIMEOUT     10 /* seconds */
 
 /* One SRB's worth of an original read or write, with its own IRP and sense buffer, reused. */
 typedef struct _TRANSFER_PACKET {

@@ -65,7 +65,8 @@ static NTSTATUS ClasspWriteCacheProperty(PDEVICE_OBJECT Fdo, PIRP Irp, ULONG out
         p.WriteCacheChangeable = changeable ? WriteCacheChangeable : WriteCacheNotChangeable;
         p.WriteCacheType = wce || changeable ? WriteCacheTypeWriteBack : WriteCacheTypeWriteThrough;
         /* DPOFUA in the device-specific parameter says FUA (write-through) is honoured */
-        p.WriteThroughSupported = (cur[2] & 0x10) ? WriteThroughSupported : WriteThroughNotSupported;
+        p.WriteThroughSupported =
+            (cur[2] & 0x10) ? WriteThroughSupported : WriteThroughNotSupported;
     }
     return ClasspReturn(Irp, out_len, &p, sizeof(p));
 }

@@ -34,9 +34,9 @@ static BOOLEAN ClasspParseSense(const UCHAR *sense, ULONG len, UCHAR *key, UCHAR
 }
 
 /* Retry intervals are in 100 ms units here (Windows uses seconds; our devices settle faster). */
-BOOLEAN ClassInterpretSenseInfo(PDEVICE_OBJECT Fdo, PSCSI_REQUEST_BLOCK Srb, UCHAR MajorFunctionCode,
-                                ULONG IoDeviceCode, ULONG RetryCount, NTSTATUS *Status,
-                                ULONG *RetryInterval)
+BOOLEAN ClassInterpretSenseInfo(PDEVICE_OBJECT Fdo, PSCSI_REQUEST_BLOCK Srb,
+                                UCHAR MajorFunctionCode, ULONG IoDeviceCode, ULONG RetryCount,
+                                NTSTATUS *Status, ULONG *RetryInterval)
 {
     PFUNCTIONAL_DEVICE_EXTENSION fdx = Fdo ? Fdo->DeviceExtension : NULL;
     BOOLEAN retry = TRUE;
@@ -112,12 +112,13 @@ BOOLEAN ClassInterpretSenseInfo(PDEVICE_OBJECT Fdo, PSCSI_REQUEST_BLOCK Srb, UCH
             retry = FALSE;
             status = asc == SCSI_ADSENSE_ILLEGAL_BLOCK ? STATUS_NONEXISTENT_SECTOR
                      : asc == SCSI_ADSENSE_INVALID_LUN ? STATUS_NO_SUCH_DEVICE
-                                                        : STATUS_INVALID_DEVICE_REQUEST;
+                                                       : STATUS_INVALID_DEVICE_REQUEST;
             break;
         case SCSI_SENSE_UNIT_ATTENTION:
             /* reset, mode parameters changed, medium changed: the request did not run; retry */
             status = STATUS_IO_DEVICE_ERROR;
-            if (asc == 0x28 && fdx && fdx->DeviceDescriptor && fdx->DeviceDescriptor->RemovableMedia) {
+            if (asc == 0x28 && fdx && fdx->DeviceDescriptor &&
+                fdx->DeviceDescriptor->RemovableMedia) {
                 status = STATUS_VERIFY_REQUIRED;
                 retry = FALSE;
             }

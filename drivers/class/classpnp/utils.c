@@ -87,20 +87,22 @@ NTSTATUS ClassClaimDevice(PDEVICE_OBJECT LowerDeviceObject, BOOLEAN Release)
     ClasspSendSrbOnce(LowerDeviceObject, &srb);
     if (SRB_STATUS(srb.SrbStatus) == SRB_STATUS_SUCCESS)
         return STATUS_SUCCESS;
-    return SRB_STATUS(srb.SrbStatus) == SRB_STATUS_BUSY ? STATUS_DEVICE_BUSY : STATUS_IO_DEVICE_ERROR;
+    return SRB_STATUS(srb.SrbStatus) == SRB_STATUS_BUSY ? STATUS_DEVICE_BUSY
+                                                        : STATUS_IO_DEVICE_ERROR;
 }
 
 NTSTATUS ClassSendDeviceIoControlSynchronous(ULONG IoControlCode, PDEVICE_OBJECT TargetDeviceObject,
                                              PVOID Buffer, ULONG InputBufferLength,
-                                             ULONG OutputBufferLength, BOOLEAN InternalDeviceIoControl,
+                                             ULONG OutputBufferLength,
+                                             BOOLEAN InternalDeviceIoControl,
                                              PIO_STATUS_BLOCK IoStatus)
 {
     KEVENT event;
     PIRP irp;
     KeInitializeEvent(&event, NotificationEvent, FALSE);
-    irp = IoBuildDeviceIoControlRequest(IoControlCode, TargetDeviceObject, Buffer, InputBufferLength,
-                                        Buffer, OutputBufferLength, InternalDeviceIoControl, &event,
-                                        IoStatus);
+    irp = IoBuildDeviceIoControlRequest(IoControlCode, TargetDeviceObject, Buffer,
+                                        InputBufferLength, Buffer, OutputBufferLength,
+                                        InternalDeviceIoControl, &event, IoStatus);
     if (!irp) {
         KeDeleteEvent(&event);
         IoStatus->Status = STATUS_INSUFFICIENT_RESOURCES;
@@ -238,13 +240,15 @@ PVOID ClassFindModePage(PUCHAR ModeSenseBuffer, ULONG Length, UCHAR PageMode, BO
     offset = header + (Use6Byte ? ModeSenseBuffer[3] : scsi_get_be16(ModeSenseBuffer + 6));
     while (offset + 2 <= end) {
         if ((ModeSenseBuffer[offset] & 0x3F) == PageMode)
-            return offset + 2 + ModeSenseBuffer[offset + 1] <= end ? ModeSenseBuffer + offset : NULL;
+            return offset + 2 + ModeSenseBuffer[offset + 1] <= end ? ModeSenseBuffer + offset
+                                                                   : NULL;
         offset += 2 + ModeSenseBuffer[offset + 1];
     }
     return NULL;
 }
 
-/* ---- Asynchronous one-off SRBs ---------------------------------------------------------------- */
+/* ---- Asynchronous one-off SRBs ----------------------------------------------------------------
+ */
 
 typedef struct _CLASSP_ASYNC_SRB {
     SCSI_REQUEST_BLOCK Srb;

@@ -70,7 +70,8 @@ void ClasspFreePackets(PDEVICE_OBJECT Fdo)
 /* A free packet, or a new one when all are busy (the pool grows to the peak and stays). */
 static PTRANSFER_PACKET ClasspDequeueFreePacket(PDEVICE_OBJECT Fdo)
 {
-    PCLASS_PRIVATE_FDO_DATA pd = ((PFUNCTIONAL_DEVICE_EXTENSION)Fdo->DeviceExtension)->PrivateFdoData;
+    PCLASS_PRIVATE_FDO_DATA pd =
+        ((PFUNCTIONAL_DEVICE_EXTENSION)Fdo->DeviceExtension)->PrivateFdoData;
     PTRANSFER_PACKET pkt = NULL;
     KeAcquireSpinLock(&pd->PacketLock, NULL);
     if (pd->FreePackets.Next) {
@@ -165,7 +166,8 @@ static void ClasspDereferenceOriginal(PDEVICE_OBJECT Fdo, PIRP Irp)
     if (atomic_fetch_sub(&ctx->References, 1) != 1)
         return;
     Irp->IoStatus.Status = atomic_load(&ctx->Status);
-    Irp->IoStatus.Information = NT_SUCCESS(Irp->IoStatus.Status) ? atomic_load(&ctx->Transferred) : 0;
+    Irp->IoStatus.Information =
+        NT_SUCCESS(Irp->IoStatus.Status) ? atomic_load(&ctx->Transferred) : 0;
     IoCompleteRequest(Irp, IO_DISK_INCREMENT);
     ClasspReleaseRemoveLock(Fdo->DeviceExtension);
 }
@@ -237,8 +239,8 @@ static NTSTATUS ClasspPacketComplete(PDEVICE_OBJECT DeviceObject, PIRP Irp, PVOI
         atomic_fetch_add(&ctx->Transferred, srb->DataTransferLength);
     } else {
         ULONG interval = 0;
-        BOOLEAN retry = ClassInterpretSenseInfo(fdo, srb, pkt->MajorFunction, 0,
-                                                MAXIMUM_RETRIES - pkt->NumRetries, &status, &interval);
+        BOOLEAN retry = ClassInterpretSenseInfo(
+            fdo, srb, pkt->MajorFunction, 0, MAXIMUM_RETRIES - pkt->NumRetries, &status, &interval);
         if (SRB_STATUS(srb->SrbStatus) == SRB_STATUS_DATA_OVERRUN)
             retry = TRUE; /* a short transfer on a block device: try again */
         if (NT_SUCCESS(status)) {

@@ -205,16 +205,15 @@ NTSTATUS DiskDriverEntry(PDRIVER_OBJECT DriverObject, PCSTR RegistryPath)
     return (NTSTATUS)ClassInitialize(DriverObject, (PVOID)RegistryPath, &init);
 }
 
-const char DiskInf[] =
-    "[Version]\n"
-    "Signature = \"$Windows NT$\"\n"
-    "Class = DiskDrive\n"
-    "ClassGuid = {4d36e967-e325-11ce-bfc1-08002be10318}\n"
-    "Provider = storstack\n"
-    "[Models]\n"
-    "Disk drive = disk_Install, GenDisk\n"
-    "[disk_Install.Services]\n"
-    "AddService = disk, 0x00000002, disk_Service_Inst\n"
-    "[disk_Service_Inst]\n"
-    "ServiceType = 1\n"
-    "StartType = 0\n";
+const char DiskInf[] = "[Version]\n"
+                       "Signature = \"$Windows NT$\"\n"
+                       "Class = DiskDrive\n"
+                       "ClassGuid = {4d36e967-e325-11ce-bfc1-08002be10318}\n"
+                       "Provider = storstack\n"
+                       "[Models]\n"
+                       "Disk drive = disk_Install, GenDisk\n"
+                       "[disk_Install.Services]\n"
+                       "AddService = disk, 0x00000002, disk_Service_Inst\n"
+                       "[disk_Service_Inst]\n"
+                       "ServiceType = 1\n"
+                       "StartType = 0\n";

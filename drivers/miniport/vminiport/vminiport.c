@@ -19,9 +19,9 @@
 #include "devices/scsi_lu.h"
 #include "drivers/miniport/vminiport/vminiport.h"
 
-#define VMP_MAX_TARGETS  16
-#define VMP_MAX_LUNS     16
-#define VMP_MAX_SG       4
+#define VMP_MAX_TARGETS   16
+#define VMP_MAX_LUNS      16
+#define VMP_MAX_SG        4
 #define VMP_RESET_WAIT_MS 30000
 
 typedef struct _VMP_UNIT {
@@ -62,8 +62,8 @@ static ULONGLONG VmpReadNumber(PVOID ext, PCSTR subkey, PCSTR name, ULONGLONG fa
     if (!VmpReadString(ext, subkey, name, buf, sizeof(buf)))
         return fallback;
     if (!RtlStringToUlonglong(buf, TRUE, &v)) {
-        fprintf(stderr, "storstack: vminiport: %s%s%s: '%s' is not a number\n", subkey ? subkey : "",
-                subkey ? "\\" : "", name, buf);
+        fprintf(stderr, "storstack: vminiport: %s%s%s: '%s' is not a number\n",
+                subkey ? subkey : "", subkey ? "\\" : "", name, buf);
         *ok = FALSE;
         return fallback;
     }
@@ -84,8 +84,8 @@ static uint64_t VmpHash(PCSTR a, ULONG t, ULONG l)
 static BOOLEAN VmpCreateUnit(PVMP_ADAPTER a, PVOID ext, ULONG t, ULONG l, PCSTR subkey,
                              PCSTR instance)
 {
-    char type[32] = "disk", kind[32] = "ram", path[512] = "", vendor[16], product[32],
-         revision[8], serial[64];
+    char type[32] = "disk", kind[32] = "ram", path[512] = "", vendor[16], product[32], revision[8],
+         serial[64];
     struct scsi_disk_config cfg = {0};
     BOOLEAN ok = TRUE;
     ULONGLONG size, block, ro, wce, direct, create;
@@ -115,8 +115,10 @@ static BOOLEAN VmpCreateUnit(PVMP_ADAPTER a, PVOID ext, ULONG t, ULONG l, PCSTR 
     }
     if (!strcasecmp(kind, "ram")) {
         if (size == 0 || size % block) {
-            fprintf(stderr, "storstack: vminiport: %s: a RAM disk needs a Size that is a nonzero "
-                            "multiple of %llu bytes\n", subkey, (unsigned long long)block);
+            fprintf(stderr,
+                    "storstack: vminiport: %s: a RAM disk needs a Size that is a nonzero "
+                    "multiple of %llu bytes\n",
+                    subkey, (unsigned long long)block);
             return FALSE;
         }
         rc = be_ram_create(size, &a->Units[t][l].Backend);
@@ -145,12 +147,14 @@ static BOOLEAN VmpCreateUnit(PVMP_ADAPTER a, PVOID ext, ULONG t, ULONG l, PCSTR 
         return FALSE;
     }
     if (a->Units[t][l].Backend->size < block) {
-        fprintf(stderr, "storstack: vminiport: %s: the backend holds less than one block\n", subkey);
+        fprintf(stderr, "storstack: vminiport: %s: the backend holds less than one block\n",
+                subkey);
         return FALSE;
     }
     cfg.vendor = VmpReadString(ext, subkey, "Vendor", vendor, sizeof(vendor)) ? vendor : NULL;
     cfg.product = VmpReadString(ext, subkey, "Product", product, sizeof(product)) ? product : NULL;
-    cfg.revision = VmpReadString(ext, subkey, "Revision", revision, sizeof(revision)) ? revision : NULL;
+    cfg.revision =
+        VmpReadString(ext, subkey, "Revision", revision, sizeof(revision)) ? revision : NULL;
     cfg.serial = VmpReadString(ext, subkey, "Serial", serial, sizeof(serial)) ? serial : NULL;
     /* Stable across restarts: the identity of a file-backed disk must not change. */
     cfg.device_id = VmpHash(instance, t, l);
@@ -321,8 +325,9 @@ static void VmpExecute(PVMP_ADAPTER a, PSCSI_REQUEST_BLOCK srb)
     x->Srb = srb;
     cmd->cdb = srb->Cdb;
     cmd->cdb_len = srb->CdbLength;
-    cmd->dir = (srb->SrbFlags & SRB_FLAGS_UNSPECIFIED_DIRECTION) == SRB_FLAGS_DATA_IN  ? SCSI_DIR_IN
-               : (srb->SrbFlags & SRB_FLAGS_UNSPECIFIED_DIRECTION) == SRB_FLAGS_DATA_OUT ? SCSI_DIR_OUT
+    cmd->dir = (srb->SrbFlags & SRB_FLAGS_UNSPECIFIED_DIRECTION) == SRB_FLAGS_DATA_IN ? SCSI_DIR_IN
+               : (srb->SrbFlags & SRB_FLAGS_UNSPECIFIED_DIRECTION) == SRB_FLAGS_DATA_OUT
+                   ? SCSI_DIR_OUT
                : srb->DataTransferLength ? SCSI_DIR_UNSPECIFIED /* the CDB decides */
                                          : SCSI_DIR_NONE;
     cmd->xfer_len = srb->DataTransferLength;
@@ -371,7 +376,8 @@ static void VmpSetUnitAttention(PVMP_ADAPTER a, LONG target, LONG lun)
 {
     for (ULONG t = 0; t < a->MaxTargets; t++)
         for (ULONG l = 0; l < a->MaxLuns; l++)
-            if (a->Units[t][l].Lu && (target < 0 || (ULONG)target == t) && (lun < 0 || (ULONG)lun == l))
+            if (a->Units[t][l].Lu && (target < 0 || (ULONG)target == t) &&
+                (lun < 0 || (ULONG)lun == l))
                 scsi_lu_set_unit_attention(a->Units[t][l].Lu, 0x29, 0x00);
 }
 
@@ -418,9 +424,8 @@ static BOOLEAN VmpHwResetBus(PVOID DeviceExtension, ULONG PathId)
     return drained;
 }
 
-static SCSI_ADAPTER_CONTROL_STATUS VmpHwAdapterControl(PVOID DeviceExtension,
-                                                      SCSI_ADAPTER_CONTROL_TYPE ControlType,
-                                                      PVOID Parameters)
+static SCSI_ADAPTER_CONTROL_STATUS
+VmpHwAdapterControl(PVOID DeviceExtension, SCSI_ADAPTER_CONTROL_TYPE ControlType, PVOID Parameters)
 {
     PSCSI_SUPPORTED_CONTROL_TYPE_LIST list = Parameters;
     switch (ControlType) {
@@ -430,7 +435,8 @@ static SCSI_ADAPTER_CONTROL_STATUS VmpHwAdapterControl(PVOID DeviceExtension,
                                          i == ScsiStopAdapter || i == ScsiRestartAdapter;
         return ScsiAdapterControlSuccess;
     case ScsiStopAdapter:
-        return VmpDrain(DeviceExtension) ? ScsiAdapterControlSuccess : ScsiAdapterControlUnsuccessful;
+        return VmpDrain(DeviceExtension) ? ScsiAdapterControlSuccess
+                                         : ScsiAdapterControlUnsuccessful;
     case ScsiRestartAdapter:
         return ScsiAdapterControlSuccess;
     default:

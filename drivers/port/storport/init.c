@@ -136,9 +136,9 @@ static NTSTATUS StorpStartAdapter(PSTORP_ADAPTER adapter)
         adapter->BusType = (ULONG)value;
 
     if (adapter->Driver->Virtual)
-        result = adapter->Driver->VirtualFindAdapter(
-            adapter->HwDeviceExtension, adapter->Driver->HwContext, NULL, adapter->LowerDevice,
-            argument, c, &again);
+        result = adapter->Driver->VirtualFindAdapter(adapter->HwDeviceExtension,
+                                                     adapter->Driver->HwContext, NULL,
+                                                     adapter->LowerDevice, argument, c, &again);
     else
         result = init->HwFindAdapter(adapter->HwDeviceExtension, adapter->Driver->HwContext, NULL,
                                      argument, c, &again);
@@ -189,7 +189,8 @@ static NTSTATUS StorpStartAdapter(PSTORP_ADAPTER adapter)
     }
     if (adapter->PassiveInitEnabled && adapter->HwPassiveInitialize &&
         !adapter->HwPassiveInitialize(adapter->HwDeviceExtension)) {
-        fprintf(stderr, "storstack: %s: HwStorPassiveInitializeRoutine failed\n", adapter->LinkName);
+        fprintf(stderr, "storstack: %s: HwStorPassiveInitializeRoutine failed\n",
+                adapter->LinkName);
         return STATUS_ADAPTER_HARDWARE_ERROR;
     }
     adapter->Started = TRUE;
@@ -439,7 +440,8 @@ static void StorpStopAdapter(PSTORP_ADAPTER adapter)
         IoDeleteSymbolicLink(adapter->Executive, adapter->LinkName);
         if (init->HwAdapterControl) {
             SCSI_SUPPORTED_CONTROL_TYPE_LIST list = {.MaxControlType = ScsiAdapterControlMax};
-            init->HwAdapterControl(adapter->HwDeviceExtension, ScsiQuerySupportedControlTypes, &list);
+            init->HwAdapterControl(adapter->HwDeviceExtension, ScsiQuerySupportedControlTypes,
+                                   &list);
             if (list.SupportedTypeList[ScsiStopAdapter]) {
                 StorpEnterLock();
                 KeAcquireSpinLock(&adapter->InterruptLock, NULL);

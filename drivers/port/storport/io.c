@@ -163,7 +163,8 @@ static void StorpFinishRequest(PSTORP_REQUEST req)
         KeAcquireSpinLock(&unit->Lock, NULL);
         RemoveEntryList(&req->Link);
         unit->Outstanding--;
-        adapter_was_full = atomic_fetch_sub(&adapter->Outstanding, 1) >= adapter->Config.MaxNumberOfIO;
+        adapter_was_full =
+            atomic_fetch_sub(&adapter->Outstanding, 1) >= adapter->Config.MaxNumberOfIO;
         KeReleaseSpinLock(&unit->Lock, 0);
     }
     if (SRB_STATUS(srb->SrbStatus) == SRB_STATUS_PENDING) {
@@ -399,7 +400,8 @@ NTSTATUS StorpDispatchScsi(PDEVICE_OBJECT DeviceObject, PIRP Irp)
     return status;
 }
 
-/* ---- Timeouts ---------------------------------------------------------------------------------- */
+/* ---- Timeouts ----------------------------------------------------------------------------------
+ */
 
 static void StorpTick(PKDPC Dpc, PVOID Context, PVOID A1, PVOID A2)
 {
@@ -414,7 +416,8 @@ static void StorpTick(PKDPC Dpc, PVOID Context, PVOID A1, PVOID A2)
         if (!unit)
             continue;
         KeAcquireSpinLock(&unit->Lock, NULL);
-        for (PLIST_ENTRY e = unit->OutstandingList.Flink; e != &unit->OutstandingList; e = e->Flink) {
+        for (PLIST_ENTRY e = unit->OutstandingList.Flink; e != &unit->OutstandingList;
+             e = e->Flink) {
             PSTORP_REQUEST req = CONTAINING_RECORD(e, STORP_REQUEST, Link);
             if (!req->TimedOut && req->Deadline <= now) {
                 req->TimedOut = TRUE;

@@ -30,7 +30,7 @@ static NTSTATUS StorpPassThroughCompletion(PDEVICE_OBJECT DeviceObject, PIRP Irp
     spt->ScsiStatus = srb->ScsiStatus;
     if ((srb->SrbStatus & SRB_STATUS_AUTOSENSE_VALID) && spt->SenseInfoLength) {
         sense_len = srb->SenseInfoBufferLength < spt->SenseInfoLength ? srb->SenseInfoBufferLength
-                                                                       : spt->SenseInfoLength;
+                                                                      : spt->SenseInfoLength;
         memcpy((PUCHAR)spt + spt->SenseInfoOffset, pt->Sense, sense_len);
     }
     spt->SenseInfoLength = (UCHAR)sense_len;
@@ -82,9 +82,8 @@ static NTSTATUS StorpPassThrough(PSTORP_ADAPTER adapter, PSTORP_UNIT unit, PIRP 
     if (spt->DataTransferLength > adapter->Config.MaximumTransferLength)
         return STATUS_INVALID_PARAMETER;
     /* Sense goes back in the output buffer, after the header. */
-    if (spt->SenseInfoLength &&
-        (spt->SenseInfoOffset < header ||
-         (ULONGLONG)spt->SenseInfoOffset + spt->SenseInfoLength > out_len))
+    if (spt->SenseInfoLength && (spt->SenseInfoOffset < header ||
+                                 (ULONGLONG)spt->SenseInfoOffset + spt->SenseInfoLength > out_len))
         return STATUS_INVALID_PARAMETER;
     if (direct) {
         if (spt->DataTransferLength && !sptd->DataBuffer)
@@ -164,9 +163,11 @@ static NTSTATUS StorpGetInquiryData(PSTORP_ADAPTER adapter, PIRP Irp, ULONG out_
 {
     PUCHAR buf = Irp->AssociatedIrp.SystemBuffer;
     PPORT_CONFIGURATION_INFORMATION c = &adapter->Config;
-    ULONG bus_info = FIELD_OFFSET(SCSI_ADAPTER_BUS_INFO, BusData) + c->NumberOfBuses * sizeof(SCSI_BUS_DATA);
+    ULONG bus_info =
+        FIELD_OFFSET(SCSI_ADAPTER_BUS_INFO, BusData) + c->NumberOfBuses * sizeof(SCSI_BUS_DATA);
     ULONG offset = (bus_info + 7u) & ~7u, needed = offset;
-    ULONG entry = (ULONG)((FIELD_OFFSET(SCSI_INQUIRY_DATA, InquiryData) + INQUIRYDATABUFFERSIZE + 7u) & ~7u);
+    ULONG entry =
+        (ULONG)((FIELD_OFFSET(SCSI_INQUIRY_DATA, InquiryData) + INQUIRYDATABUFFERSIZE + 7u) & ~7u);
 
     for (ULONG i = 0; i < adapter->UnitTableSize; i++)
         if (adapter->UnitTable[i] && adapter->UnitTable[i]->Present)

@@ -131,8 +131,8 @@ PVOID StorPortGetVirtualAddress(PVOID HwDeviceExtension, STOR_PHYSICAL_ADDRESS P
     return (PVOID)(ULONG_PTR)PhysicalAddress.QuadPart;
 }
 
-PVOID StorPortGetUncachedExtension(PVOID HwDeviceExtension, PPORT_CONFIGURATION_INFORMATION ConfigInfo,
-                                   ULONG NumberOfBytes)
+PVOID StorPortGetUncachedExtension(PVOID HwDeviceExtension,
+                                   PPORT_CONFIGURATION_INFORMATION ConfigInfo, ULONG NumberOfBytes)
 {
     /* Freed with the adapter: kept in a list would be better; a miniport asks once. */
     return aligned_alloc(PAGE_SIZE, (NumberOfBytes + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1));
@@ -191,7 +191,8 @@ void StorPortDebugPrint(ULONG DebugPrintLevel, PCSTR DebugMessage, ...)
     va_end(ap);
 }
 
-ULONG StorPortAllocatePool(PVOID HwDeviceExtension, ULONG NumberOfBytes, ULONG Tag, PVOID *BufferPointer)
+ULONG StorPortAllocatePool(PVOID HwDeviceExtension, ULONG NumberOfBytes, ULONG Tag,
+                           PVOID *BufferPointer)
 {
     *BufferPointer = calloc(1, NumberOfBytes ? NumberOfBytes : 1);
     return *BufferPointer ? STOR_STATUS_SUCCESS : STOR_STATUS_INSUFFICIENT_RESOURCES;
@@ -235,10 +236,11 @@ BOOLEAN StorPortRegistryRead(PVOID HwDeviceExtension, PCSTR ValueName, ULONG Glo
     PSTORP_ADAPTER adapter = StorpAdapterFromHw(HwDeviceExtension);
     char key[128];
     if (Global)
-        snprintf(key, sizeof(key), "Services\\%s\\Parameters\\Device", adapter->Driver->ServiceName);
+        snprintf(key, sizeof(key), "Services\\%s\\Parameters\\Device",
+                 adapter->Driver->ServiceName);
     else
-        snprintf(key, sizeof(key), "Services\\%s\\Parameters\\Device%u", adapter->Driver->ServiceName,
-                 adapter->PortNumber);
+        snprintf(key, sizeof(key), "Services\\%s\\Parameters\\Device%u",
+                 adapter->Driver->ServiceName, adapter->PortNumber);
     return StorpReadValue(adapter->Executive, key, ValueName, Type, Buffer, BufferLength);
 }
 

@@ -18,15 +18,15 @@
 #define STORP_ADAPTER_SIGNATURE 0x41525453u /* 'STRA' */
 #define STORP_UNIT_SIGNATURE    0x55525453u /* 'STRU' */
 
-#define STORP_DEFAULT_TIMEOUT   10u  /* seconds, when an SRB says 0 */
-#define STORP_MAX_TIMEOUT       108000u
+#define STORP_DEFAULT_TIMEOUT     10u /* seconds, when an SRB says 0 */
+#define STORP_MAX_TIMEOUT         108000u
 #define STORP_DEFAULT_QUEUE_DEPTH 32u
-#define STORP_SENSE_LENGTH      255u
+#define STORP_SENSE_LENGTH        255u
 
 /* What StorPortInitialize kept of the miniport's initialization data. */
 typedef struct _STORP_DRIVER {
     BOOLEAN Virtual;
-    HW_INITIALIZATION_DATA Init; /* the virtual form's fields, in the same places */
+    HW_INITIALIZATION_DATA Init;                 /* the virtual form's fields, in the same places */
     PVIRTUAL_HW_FIND_ADAPTER VirtualFindAdapter; /* HwFindAdapter of a virtual miniport */
     PVOID HwContext;
     char ServiceName[64];
@@ -45,14 +45,14 @@ typedef enum _STORP_REQUEST_STATE {
 } STORP_REQUEST_STATE;
 
 typedef struct _STORP_REQUEST {
-    LIST_ENTRY Link; /* unit's outstanding list */
+    LIST_ENTRY Link;                     /* unit's outstanding list */
     struct _STORP_REQUEST *NextDeferred; /* completions held until a Storport lock is released */
     PIRP Irp;
     PSCSI_REQUEST_BLOCK Srb;
     struct _STORP_UNIT *Unit;
     ULONGLONG Deadline; /* interrupt time */
     atomic_int State;
-    BOOLEAN Counted;   /* holds a queue-depth slot */
+    BOOLEAN Counted; /* holds a queue-depth slot */
     BOOLEAN TimedOut;
     struct { /* a STOR_SCATTER_GATHER_LIST with room for one element */
         ULONG NumberOfElements;
@@ -119,13 +119,13 @@ typedef struct _STORP_UNIT {
     BOOLEAN Present;  /* found by the last scan */
     BOOLEAN Reported; /* PDO handed to PnP */
     BOOLEAN Started;
-    BOOLEAN Removed;  /* PDO got REMOVE_DEVICE */
+    BOOLEAN Removed; /* PDO got REMOVE_DEVICE */
     PDEVICE_OBJECT ClaimedBy;
 
     KSPIN_LOCK Lock; /* the unit queue */
     ULONG QueueDepth;
     ULONG Outstanding;
-    LIST_ENTRY Pending;     /* IRPs waiting for a slot (Tail.Overlay.ListEntry) */
+    LIST_ENTRY Pending; /* IRPs waiting for a slot (Tail.Overlay.ListEntry) */
     LIST_ENTRY OutstandingList;
 } STORP_UNIT, *PSTORP_UNIT;
 
@@ -141,7 +141,8 @@ typedef struct _STORP_HW_HEADER {
     ULONG Pad[2];
 } __attribute__((aligned(16))) STORP_HW_HEADER;
 
-_Static_assert(offsetof(STOR_SCATTER_GATHER_LIST, List) == 16, "the embedded S/G list has Storport's layout");
+_Static_assert(offsetof(STOR_SCATTER_GATHER_LIST, List) == 16,
+               "the embedded S/G list has Storport's layout");
 
 static inline PSTORP_ADAPTER StorpAdapterFromHw(PVOID HwDeviceExtension)
 {

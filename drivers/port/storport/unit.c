@@ -12,38 +12,64 @@
 static PCSTR StorpTypeName(UCHAR type)
 {
     switch (type) {
-    case DIRECT_ACCESS_DEVICE: return "Disk";
-    case SEQUENTIAL_ACCESS_DEVICE: return "Sequential";
-    case 0x02: return "Printer";
-    case 0x03: return "Processor";
-    case 0x04: return "Worm";
-    case READ_ONLY_DIRECT_ACCESS_DEVICE: return "CdRom";
-    case 0x06: return "Scanner";
-    case 0x07: return "Optical";
-    case MEDIUM_CHANGER: return "Changer";
-    case 0x09: return "Net";
-    case 0x0C: return "Array";
-    case 0x0D: return "Enclosure";
-    case 0x0E: return "RBC";
-    default: return "Other";
+    case DIRECT_ACCESS_DEVICE:
+        return "Disk";
+    case SEQUENTIAL_ACCESS_DEVICE:
+        return "Sequential";
+    case 0x02:
+        return "Printer";
+    case 0x03:
+        return "Processor";
+    case 0x04:
+        return "Worm";
+    case READ_ONLY_DIRECT_ACCESS_DEVICE:
+        return "CdRom";
+    case 0x06:
+        return "Scanner";
+    case 0x07:
+        return "Optical";
+    case MEDIUM_CHANGER:
+        return "Changer";
+    case 0x09:
+        return "Net";
+    case 0x0C:
+        return "Array";
+    case 0x0D:
+        return "Enclosure";
+    case 0x0E:
+        return "RBC";
+    default:
+        return "Other";
     }
 }
 
 static PCSTR StorpGenericName(UCHAR type)
 {
     switch (type) {
-    case DIRECT_ACCESS_DEVICE: return "GenDisk";
-    case SEQUENTIAL_ACCESS_DEVICE: return "GenSequential";
-    case 0x02: return "GenPrinter";
-    case 0x04: return "GenWorm";
-    case READ_ONLY_DIRECT_ACCESS_DEVICE: return "GenCdRom";
-    case 0x06: return "GenScanner";
-    case 0x07: return "GenOptical";
-    case MEDIUM_CHANGER: return "GenChanger";
-    case 0x09: return "GenNet";
-    case 0x0C: return "GenArray";
-    case 0x0D: return "GenEnclosure";
-    default: return "GenOther";
+    case DIRECT_ACCESS_DEVICE:
+        return "GenDisk";
+    case SEQUENTIAL_ACCESS_DEVICE:
+        return "GenSequential";
+    case 0x02:
+        return "GenPrinter";
+    case 0x04:
+        return "GenWorm";
+    case READ_ONLY_DIRECT_ACCESS_DEVICE:
+        return "GenCdRom";
+    case 0x06:
+        return "GenScanner";
+    case 0x07:
+        return "GenOptical";
+    case MEDIUM_CHANGER:
+        return "GenChanger";
+    case 0x09:
+        return "GenNet";
+    case 0x0C:
+        return "GenArray";
+    case 0x0D:
+        return "GenEnclosure";
+    default:
+        return "GenOther";
     }
 }
 
@@ -96,12 +122,14 @@ static NTSTATUS StorpQueryId(PSTORP_UNIT unit, BUS_QUERY_ID_TYPE type, ULONG_PTR
         for (char *f[] = {v, p, r}, **q = f; q < f + 3; q++)
             for (int i = (int)strlen(*q) - 1; i >= 0 && (*q)[i] == '_'; i--)
                 (*q)[i] = 0;
-        n = (size_t)snprintf(buf, sizeof(buf), "SCSI\\%s&Ven_%s&Prod_%s&Rev_%s", tname, v, p, r) + 1;
+        n = (size_t)snprintf(buf, sizeof(buf), "SCSI\\%s&Ven_%s&Prod_%s&Rev_%s", tname, v, p, r) +
+            1;
         break;
     }
     case BusQueryInstanceID:
         n = (size_t)snprintf(buf, sizeof(buf), "%u&%u&%u&%u", unit->Adapter->PortNumber,
-                             unit->PathId, unit->TargetId, unit->Lun) + 1;
+                             unit->PathId, unit->TargetId, unit->Lun) +
+            1;
         break;
     case BusQueryHardwareIDs:
         snprintf(id, sizeof(id), "SCSI\\%s%s%s%s", tname, vendor, product, rev);
@@ -159,8 +187,8 @@ NTSTATUS StorpCreateUnitPdo(PSTORP_UNIT Unit)
     PDEVICE_OBJECT pdo;
     char name[96];
     NTSTATUS status;
-    snprintf(name, sizeof(name), "%s\\P%uT%uL%u", adapter->DeviceName, Unit->PathId,
-             Unit->TargetId, Unit->Lun);
+    snprintf(name, sizeof(name), "%s\\P%uT%uL%u", adapter->DeviceName, Unit->PathId, Unit->TargetId,
+             Unit->Lun);
     status = IoCreateDevice(adapter->DeviceObject->DriverObject, sizeof(STORP_PDO_EXTENSION), name,
                             FILE_DEVICE_MASS_STORAGE, FILE_DEVICE_SECURE_OPEN, FALSE, &pdo);
     if (!NT_SUCCESS(status))
@@ -226,7 +254,8 @@ NTSTATUS StorpUnitDispatchPnp(PSTORP_UNIT Unit, PIRP Irp)
             ULONG targets = adapter->Config.MaximumNumberOfTargets;
             ULONG luns = adapter->Config.MaximumNumberOfLogicalUnits;
             KeAcquireSpinLock(&adapter->UnitLock, NULL);
-            adapter->UnitTable[((ULONG)Unit->PathId * targets + Unit->TargetId) * luns + Unit->Lun] =
+            adapter
+                ->UnitTable[((ULONG)Unit->PathId * targets + Unit->TargetId) * luns + Unit->Lun] =
                 NULL;
             KeReleaseSpinLock(&adapter->UnitLock, 0);
             StorpDeleteUnit(Unit);

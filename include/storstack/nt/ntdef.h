@@ -52,7 +52,7 @@ typedef struct _SINGLE_LIST_ENTRY {
     struct _SINGLE_LIST_ENTRY *Next;
 } SINGLE_LIST_ENTRY, *PSINGLE_LIST_ENTRY;
 
-#define CONTAINING_RECORD(address, type, field) ((type *)((char *)(address) - offsetof(type, field)))
+#define CONTAINING_RECORD(address, type, field) ((type *)((char *)(address)-offsetof(type, field)))
 #define FIELD_OFFSET(type, field)               ((LONG)offsetof(type, field))
 #define RTL_NUMBER_OF(a)                        (sizeof(a) / sizeof((a)[0]))
 #define UNREFERENCED_PARAMETER(p)               ((void)(p))
@@ -100,10 +100,10 @@ static inline PLIST_ENTRY RemoveHeadList(PLIST_ENTRY head)
     return entry;
 }
 
-#define RtlZeroMemory(d, n)       memset((d), 0, (n))
-#define RtlCopyMemory(d, s, n)    memcpy((d), (s), (n))
-#define RtlMoveMemory(d, s, n)    memmove((d), (s), (n))
-#define RtlFillMemory(d, n, v)    memset((d), (v), (n))
-#define RtlEqualMemory(a, b, n)   (memcmp((a), (b), (n)) == 0)
+#define RtlZeroMemory(d, n)     memset((d), 0, (n))
+#define RtlCopyMemory(d, s, n)  memcpy((d), (s), (n))
+#define RtlMoveMemory(d, s, n)  memmove((d), (s), (n))
+#define RtlFillMemory(d, n, v)  memset((d), (v), (n))
+#define RtlEqualMemory(a, b, n) (memcmp((a), (b), (n)) == 0)
 
 #endif

@@ -18,11 +18,12 @@
 #include <storstack/wdm/pnp.h>
 #include <storstack/wdm/registry.h>
 
-#define MAXIMUM_RETRIES 4
-#define SL_WRITE_THROUGH 0x04 /* IRP stack location flag: FUA */
+#define MAXIMUM_RETRIES        4
+#define SL_WRITE_THROUGH       0x04 /* IRP stack location flag: FUA */
 #define SL_FT_SEQUENTIAL_WRITE 0x08
 
-typedef struct _FUNCTIONAL_DEVICE_EXTENSION FUNCTIONAL_DEVICE_EXTENSION, *PFUNCTIONAL_DEVICE_EXTENSION;
+typedef struct _FUNCTIONAL_DEVICE_EXTENSION FUNCTIONAL_DEVICE_EXTENSION,
+    *PFUNCTIONAL_DEVICE_EXTENSION;
 
 typedef NTSTATUS CLASS_ADD_DEVICE(PDRIVER_OBJECT DriverObject, PDEVICE_OBJECT Pdo);
 typedef NTSTATUS CLASS_INIT_DEVICE(PDEVICE_OBJECT DeviceObject);
@@ -98,9 +99,9 @@ NTSTATUS ClassGetDescriptor(PDEVICE_OBJECT DeviceObject, STORAGE_PROPERTY_ID *Pr
 NTSTATUS ClassReadDriveCapacity(PDEVICE_OBJECT Fdo);
 NTSTATUS ClassSendSrbSynchronous(PDEVICE_OBJECT Fdo, PSCSI_REQUEST_BLOCK Srb, PVOID BufferAddress,
                                  ULONG BufferLength, BOOLEAN WriteToDevice);
-BOOLEAN ClassInterpretSenseInfo(PDEVICE_OBJECT Fdo, PSCSI_REQUEST_BLOCK Srb, UCHAR MajorFunctionCode,
-                                ULONG IoDeviceCode, ULONG RetryCount, NTSTATUS *Status,
-                                ULONG *RetryInterval);
+BOOLEAN ClassInterpretSenseInfo(PDEVICE_OBJECT Fdo, PSCSI_REQUEST_BLOCK Srb,
+                                UCHAR MajorFunctionCode, ULONG IoDeviceCode, ULONG RetryCount,
+                                NTSTATUS *Status, ULONG *RetryInterval);
 void ClassReleaseQueue(PDEVICE_OBJECT Fdo);
 ULONG ClassModeSense(PDEVICE_OBJECT Fdo, PUCHAR ModeSenseBuffer, ULONG Length, UCHAR PageMode);
 PVOID ClassFindModePage(PUCHAR ModeSenseBuffer, ULONG Length, UCHAR PageMode, BOOLEAN Use6Byte);
@@ -108,7 +109,8 @@ NTSTATUS ClassDeviceControl(PDEVICE_OBJECT DeviceObject, PIRP Irp);
 void ClassCompleteRequest(PDEVICE_OBJECT DeviceObject, PIRP Irp, CCHAR PriorityBoost);
 NTSTATUS ClassSendDeviceIoControlSynchronous(ULONG IoControlCode, PDEVICE_OBJECT TargetDeviceObject,
                                              PVOID Buffer, ULONG InputBufferLength,
-                                             ULONG OutputBufferLength, BOOLEAN InternalDeviceIoControl,
+                                             ULONG OutputBufferLength,
+                                             BOOLEAN InternalDeviceIoControl,
                                              PIO_STATUS_BLOCK IoStatus);
 /* The maximum bytes one transfer packet carries, from the adapter's limits (sector multiple). */
 ULONG ClassMaximumTransferBytes(PFUNCTIONAL_DEVICE_EXTENSION FdoExtension);

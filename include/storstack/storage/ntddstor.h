@@ -9,11 +9,14 @@
 
 #define IOCTL_STORAGE_BASE FILE_DEVICE_MASS_STORAGE
 
-#define IOCTL_STORAGE_CHECK_VERIFY   CTL_CODE(IOCTL_STORAGE_BASE, 0x0200, METHOD_BUFFERED, FILE_READ_ACCESS)
-#define IOCTL_STORAGE_CHECK_VERIFY2  CTL_CODE(IOCTL_STORAGE_BASE, 0x0200, METHOD_BUFFERED, FILE_ANY_ACCESS)
+#define IOCTL_STORAGE_CHECK_VERIFY                                                                 \
+    CTL_CODE(IOCTL_STORAGE_BASE, 0x0200, METHOD_BUFFERED, FILE_READ_ACCESS)
+#define IOCTL_STORAGE_CHECK_VERIFY2                                                                \
+    CTL_CODE(IOCTL_STORAGE_BASE, 0x0200, METHOD_BUFFERED, FILE_ANY_ACCESS)
 #define IOCTL_STORAGE_GET_DEVICE_NUMBER                                                            \
     CTL_CODE(IOCTL_STORAGE_BASE, 0x0420, METHOD_BUFFERED, FILE_ANY_ACCESS)
-#define IOCTL_STORAGE_QUERY_PROPERTY CTL_CODE(IOCTL_STORAGE_BASE, 0x0500, METHOD_BUFFERED, FILE_ANY_ACCESS)
+#define IOCTL_STORAGE_QUERY_PROPERTY                                                               \
+    CTL_CODE(IOCTL_STORAGE_BASE, 0x0500, METHOD_BUFFERED, FILE_ANY_ACCESS)
 
 _Static_assert(IOCTL_STORAGE_QUERY_PROPERTY == 0x2D1400, "IOCTL_STORAGE_QUERY_PROPERTY");
 _Static_assert(IOCTL_STORAGE_GET_DEVICE_NUMBER == 0x2D1080, "IOCTL_STORAGE_GET_DEVICE_NUMBER");
@@ -148,19 +151,28 @@ typedef enum _WRITE_CACHE_TYPE {
     WriteCacheTypeWriteBack,
     WriteCacheTypeWriteThrough
 } WRITE_CACHE_TYPE;
-typedef enum _WRITE_CACHE_ENABLE { WriteCacheEnableUnknown, WriteCacheDisabled, WriteCacheEnabled }
-    WRITE_CACHE_ENABLE;
-typedef enum _WRITE_CACHE_CHANGE { WriteCacheChangeUnknown, WriteCacheNotChangeable, WriteCacheChangeable }
-    WRITE_CACHE_CHANGE;
-typedef enum _WRITE_THROUGH { WriteThroughUnknown, WriteThroughNotSupported, WriteThroughSupported }
-    WRITE_THROUGH;
+typedef enum _WRITE_CACHE_ENABLE {
+    WriteCacheEnableUnknown,
+    WriteCacheDisabled,
+    WriteCacheEnabled
+} WRITE_CACHE_ENABLE;
+typedef enum _WRITE_CACHE_CHANGE {
+    WriteCacheChangeUnknown,
+    WriteCacheNotChangeable,
+    WriteCacheChangeable
+} WRITE_CACHE_CHANGE;
+typedef enum _WRITE_THROUGH {
+    WriteThroughUnknown,
+    WriteThroughNotSupported,
+    WriteThroughSupported
+} WRITE_THROUGH;
 
 typedef struct _STORAGE_WRITE_CACHE_PROPERTY {
     ULONG Version;
     ULONG Size;
-    ULONG WriteCacheType;       /* WRITE_CACHE_TYPE */
-    ULONG WriteCacheEnabled;    /* WRITE_CACHE_ENABLE */
-    ULONG WriteCacheChangeable; /* WRITE_CACHE_CHANGE */
+    ULONG WriteCacheType;        /* WRITE_CACHE_TYPE */
+    ULONG WriteCacheEnabled;     /* WRITE_CACHE_ENABLE */
+    ULONG WriteCacheChangeable;  /* WRITE_CACHE_CHANGE */
     ULONG WriteThroughSupported; /* WRITE_THROUGH */
     BOOLEAN FlushCacheSupported;
     BOOLEAN UserDefinedPowerProtection;

@@ -15,8 +15,7 @@
 #include <storstack/storage/scsi.h>
 #include <storstack/storage/srb.h>
 
-typedef PHYSICAL_ADDRESS STOR_PHYSICAL_ADDRESS, SCSI_PHYSICAL_ADDRESS,
-    *PSTOR_PHYSICAL_ADDRESS;
+typedef PHYSICAL_ADDRESS STOR_PHYSICAL_ADDRESS, SCSI_PHYSICAL_ADDRESS, *PSTOR_PHYSICAL_ADDRESS;
 
 typedef enum _INTERFACE_TYPE {
     InterfaceTypeUndefined = -1,
@@ -42,8 +41,10 @@ typedef enum _SCSI_ADAPTER_CONTROL_TYPE {
     ScsiAdapterControlMax,
 } SCSI_ADAPTER_CONTROL_TYPE;
 
-typedef enum _SCSI_ADAPTER_CONTROL_STATUS { ScsiAdapterControlSuccess = 0, ScsiAdapterControlUnsuccessful }
-    SCSI_ADAPTER_CONTROL_STATUS;
+typedef enum _SCSI_ADAPTER_CONTROL_STATUS {
+    ScsiAdapterControlSuccess = 0,
+    ScsiAdapterControlUnsuccessful
+} SCSI_ADAPTER_CONTROL_STATUS;
 
 typedef struct _SCSI_SUPPORTED_CONTROL_TYPE_LIST {
     ULONG MaxControlType;
@@ -65,15 +66,17 @@ typedef enum _STOR_UNIT_CONTROL_TYPE {
     ScsiUnitControlMax,
 } STOR_UNIT_CONTROL_TYPE;
 
-typedef enum _SCSI_UNIT_CONTROL_STATUS { ScsiUnitControlSuccess = 0, ScsiUnitControlUnsuccessful }
-    SCSI_UNIT_CONTROL_STATUS;
+typedef enum _SCSI_UNIT_CONTROL_STATUS {
+    ScsiUnitControlSuccess = 0,
+    ScsiUnitControlUnsuccessful
+} SCSI_UNIT_CONTROL_STATUS;
 
-#define SP_RETURN_NOT_FOUND    0
-#define SP_RETURN_FOUND        1
-#define SP_RETURN_ERROR        2
-#define SP_RETURN_BAD_CONFIG   3
+#define SP_RETURN_NOT_FOUND  0
+#define SP_RETURN_FOUND      1
+#define SP_RETURN_ERROR      2
+#define SP_RETURN_BAD_CONFIG 3
 
-#define SP_UNINITIALIZED_VALUE ((ULONG)~0)
+#define SP_UNINITIALIZED_VALUE       ((ULONG)~0)
 #define SCSI_MAXIMUM_TARGETS_PER_BUS 128
 #define SCSI_MAXIMUM_LOGICAL_UNITS   255
 #define SCSI_MAXIMUM_BUSES           8
@@ -134,7 +137,7 @@ typedef struct _PORT_CONFIGURATION_INFORMATION {
     UCHAR MaximumNumberOfLogicalUnits;
     BOOLEAN WmiDataProvider;
     STOR_SYNCHRONIZATION_MODEL SynchronizationModel;
-    ULONG MaxNumberOfIO;    /* adapter-wide outstanding requests */
+    ULONG MaxNumberOfIO; /* adapter-wide outstanding requests */
     ULONG MaxIOsPerLun;
     ULONG InitialLunQueueDepth;
     ULONG BusResetHoldTime; /* microseconds */
@@ -156,17 +159,15 @@ typedef ULONG VIRTUAL_HW_FIND_ADAPTER(PVOID DeviceExtension, PVOID HwContext, PV
 typedef BOOLEAN HW_RESET_BUS(PVOID DeviceExtension, ULONG PathId);
 typedef BOOLEAN HW_DMA_STARTED(PVOID DeviceExtension);
 typedef BOOLEAN HW_ADAPTER_STATE(PVOID DeviceExtension, PVOID Context, BOOLEAN SaveState);
-typedef SCSI_ADAPTER_CONTROL_STATUS HW_ADAPTER_CONTROL(PVOID DeviceExtension,
-                                                       SCSI_ADAPTER_CONTROL_TYPE ControlType,
-                                                       PVOID Parameters);
+typedef SCSI_ADAPTER_CONTROL_STATUS
+HW_ADAPTER_CONTROL(PVOID DeviceExtension, SCSI_ADAPTER_CONTROL_TYPE ControlType, PVOID Parameters);
 typedef void HW_FREE_ADAPTER_RESOURCES(PVOID DeviceExtension);
 typedef void HW_PROCESS_SERVICE_REQUEST(PVOID DeviceExtension, PVOID Irp);
 typedef void HW_COMPLETE_SERVICE_IRP(PVOID DeviceExtension);
 typedef BOOLEAN HW_PASSIVE_INITIALIZE_ROUTINE(PVOID DeviceExtension);
 typedef void HW_TIMER(PVOID DeviceExtension);
-typedef SCSI_UNIT_CONTROL_STATUS HW_UNIT_CONTROL(PVOID DeviceExtension,
-                                                 STOR_UNIT_CONTROL_TYPE ControlType,
-                                                 PVOID Parameters);
+typedef SCSI_UNIT_CONTROL_STATUS
+HW_UNIT_CONTROL(PVOID DeviceExtension, STOR_UNIT_CONTROL_TYPE ControlType, PVOID Parameters);
 typedef HW_INITIALIZE *PHW_INITIALIZE;
 typedef HW_BUILDIO *PHW_BUILDIO;
 typedef HW_STARTIO *PHW_STARTIO;
@@ -332,8 +333,8 @@ PVOID StorPortGetLogicalUnit(PVOID HwDeviceExtension, UCHAR PathId, UCHAR Target
 STOR_PHYSICAL_ADDRESS StorPortGetPhysicalAddress(PVOID HwDeviceExtension, PSCSI_REQUEST_BLOCK Srb,
                                                  PVOID VirtualAddress, ULONG *Length);
 PVOID StorPortGetVirtualAddress(PVOID HwDeviceExtension, STOR_PHYSICAL_ADDRESS PhysicalAddress);
-PVOID StorPortGetUncachedExtension(PVOID HwDeviceExtension, PPORT_CONFIGURATION_INFORMATION ConfigInfo,
-                                   ULONG NumberOfBytes);
+PVOID StorPortGetUncachedExtension(PVOID HwDeviceExtension,
+                                   PPORT_CONFIGURATION_INFORMATION ConfigInfo, ULONG NumberOfBytes);
 ULONG StorPortGetSystemAddress(PVOID HwDeviceExtension, PSCSI_REQUEST_BLOCK Srb,
                                PVOID *SystemAddress);
 BOOLEAN StorPortSynchronizeAccess(PVOID HwDeviceExtension,
@@ -348,7 +349,8 @@ void StorPortMoveMemory(PVOID WriteBuffer, PVOID ReadBuffer, ULONG Length);
 void StorPortStallExecution(ULONG Delay);
 void StorPortDebugPrint(ULONG DebugPrintLevel, PCSTR DebugMessage, ...)
     __attribute__((format(printf, 2, 3)));
-ULONG StorPortAllocatePool(PVOID HwDeviceExtension, ULONG NumberOfBytes, ULONG Tag, PVOID *BufferPointer);
+ULONG StorPortAllocatePool(PVOID HwDeviceExtension, ULONG NumberOfBytes, ULONG Tag,
+                           PVOID *BufferPointer);
 ULONG StorPortFreePool(PVOID HwDeviceExtension, PVOID BufferPointer);
 /* Reads Parameters\Device (Global FALSE: Parameters\Device<N>) under the miniport's service key. */
 BOOLEAN StorPortRegistryRead(PVOID HwDeviceExtension, PCSTR ValueName, ULONG Global, ULONG Type,
@@ -359,24 +361,24 @@ ULONG StorPortRegistryReadAdapterKey(PVOID HwDeviceExtension, PCSTR SubKeyName, 
 void StorPortLogError(PVOID HwDeviceExtension, PSCSI_REQUEST_BLOCK Srb, UCHAR PathId,
                       UCHAR TargetId, UCHAR Lun, ULONG ErrorCode, ULONG UniqueId);
 
-#define STOR_STATUS_SUCCESS           0x00000000
-#define STOR_STATUS_UNSUCCESSFUL      0xC1000001
-#define STOR_STATUS_NOT_IMPLEMENTED   0xC1000002
+#define STOR_STATUS_SUCCESS                0x00000000
+#define STOR_STATUS_UNSUCCESSFUL           0xC1000001
+#define STOR_STATUS_NOT_IMPLEMENTED        0xC1000002
 #define STOR_STATUS_INSUFFICIENT_RESOURCES 0xC1000003
-#define STOR_STATUS_BUFFER_TOO_SMALL  0xC1000004
-#define STOR_STATUS_INVALID_PARAMETER 0xC100000A
+#define STOR_STATUS_BUFFER_TOO_SMALL       0xC1000004
+#define STOR_STATUS_INVALID_PARAMETER      0xC100000A
 
 /* StorPortLogError codes */
-#define SP_BUS_PARITY_ERROR       0x0001
-#define SP_UNEXPECTED_DISCONNECT  0x0002
-#define SP_INVALID_RESELECTION    0x0003
-#define SP_BUS_TIME_OUT           0x0004
-#define SP_PROTOCOL_ERROR         0x0005
-#define SP_INTERNAL_ADAPTER_ERROR 0x0006
-#define SP_REQUEST_TIMEOUT        0x0007
-#define SP_IRQ_NOT_RESPONDING     0x0008
-#define SP_BAD_FW_WARNING         0x0009
-#define SP_BAD_FW_ERROR           0x000a
+#define SP_BUS_PARITY_ERROR          0x0001
+#define SP_UNEXPECTED_DISCONNECT     0x0002
+#define SP_INVALID_RESELECTION       0x0003
+#define SP_BUS_TIME_OUT              0x0004
+#define SP_PROTOCOL_ERROR            0x0005
+#define SP_INTERNAL_ADAPTER_ERROR    0x0006
+#define SP_REQUEST_TIMEOUT           0x0007
+#define SP_IRQ_NOT_RESPONDING        0x0008
+#define SP_BAD_FW_WARNING            0x0009
+#define SP_BAD_FW_ERROR              0x000a
 #define SP_LOST_WMI_MINIPORT_REQUEST 0x000b
 
 #endif

@@ -9,21 +9,21 @@
 
 #include <storstack/wdm/io.h>
 
-#define IRP_MN_START_DEVICE                 0x00
-#define IRP_MN_QUERY_REMOVE_DEVICE          0x01
-#define IRP_MN_REMOVE_DEVICE                0x02
-#define IRP_MN_CANCEL_REMOVE_DEVICE         0x03
-#define IRP_MN_STOP_DEVICE                  0x04
-#define IRP_MN_QUERY_STOP_DEVICE            0x05
-#define IRP_MN_CANCEL_STOP_DEVICE           0x06
-#define IRP_MN_QUERY_DEVICE_RELATIONS       0x07
-#define IRP_MN_QUERY_INTERFACE              0x08
-#define IRP_MN_QUERY_CAPABILITIES           0x09
-#define IRP_MN_QUERY_RESOURCES              0x0A
-#define IRP_MN_QUERY_DEVICE_TEXT            0x0C
-#define IRP_MN_QUERY_ID                     0x13
-#define IRP_MN_QUERY_PNP_DEVICE_STATE       0x14
-#define IRP_MN_SURPRISE_REMOVAL             0x17
+#define IRP_MN_START_DEVICE           0x00
+#define IRP_MN_QUERY_REMOVE_DEVICE    0x01
+#define IRP_MN_REMOVE_DEVICE          0x02
+#define IRP_MN_CANCEL_REMOVE_DEVICE   0x03
+#define IRP_MN_STOP_DEVICE            0x04
+#define IRP_MN_QUERY_STOP_DEVICE      0x05
+#define IRP_MN_CANCEL_STOP_DEVICE     0x06
+#define IRP_MN_QUERY_DEVICE_RELATIONS 0x07
+#define IRP_MN_QUERY_INTERFACE        0x08
+#define IRP_MN_QUERY_CAPABILITIES     0x09
+#define IRP_MN_QUERY_RESOURCES        0x0A
+#define IRP_MN_QUERY_DEVICE_TEXT      0x0C
+#define IRP_MN_QUERY_ID               0x13
+#define IRP_MN_QUERY_PNP_DEVICE_STATE 0x14
+#define IRP_MN_SURPRISE_REMOVAL       0x17
 
 typedef struct _DEVICE_RELATIONS {
     ULONG Count;
@@ -61,9 +61,9 @@ void IoSetDeviceUserName(PDEVICE_OBJECT DeviceObject, PCSTR Name);
 
 /* A driver package: what an INF and a driver binary are on Windows. */
 typedef struct _DRIVER_PACKAGE {
-    PCSTR ServiceName;             /* "disk" */
+    PCSTR ServiceName; /* "disk" */
     PDRIVER_INITIALIZE DriverEntry;
-    PCSTR InfText;                 /* the manifest, INI syntax */
+    PCSTR InfText; /* the manifest, INI syntax */
 } DRIVER_PACKAGE, *PDRIVER_PACKAGE;
 
 /* Adds a package to the executive's driver store; the manifest is parsed and checked here. */

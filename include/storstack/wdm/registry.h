@@ -8,12 +8,12 @@
 
 #include <storstack/wdm/io.h>
 
-#define REG_NONE      0
-#define REG_SZ        1
-#define REG_BINARY    3
-#define REG_DWORD     4
-#define REG_MULTI_SZ  7
-#define REG_QWORD     11
+#define REG_NONE     0
+#define REG_SZ       1
+#define REG_BINARY   3
+#define REG_DWORD    4
+#define REG_MULTI_SZ 7
+#define REG_QWORD    11
 
 typedef struct _REGISTRY REGISTRY, *PREGISTRY;
 

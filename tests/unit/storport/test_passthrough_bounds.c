@@ -62,9 +62,9 @@ static void test_output_shorter_than_header_is_refused_and_nothing_overflows(voi
     spt.DataTransferLength = 36;
     spt.DataBufferOffset = sizeof(spt);
     memcpy(in, &spt, sizeof(spt));
-    assert_int_equal(storstack_ioctl(disk, IOCTL_SCSI_PASS_THROUGH, in, sizeof(in), out,
-                                     sizeof(out), &returned),
-                     (int32_t)0xC000000D /* STATUS_INVALID_PARAMETER */);
+    assert_int_equal(
+        storstack_ioctl(disk, IOCTL_SCSI_PASS_THROUGH, in, sizeof(in), out, sizeof(out), &returned),
+        (int32_t)0xC000000D /* STATUS_INVALID_PARAMETER */);
     assert_int_equal(returned, 0);
     ExQueryCounters(storstack_local_executive(stack), &counters);
     assert_int_equal(counters.Violations, 0);
