@@ -44,17 +44,16 @@ static void test_two_stacks_in_one_process_keep_independent_data(void **state)
     free(c2);
 }
 
-static const char four_luns[] =
-    "[Enum\\Root\\VMINIPORT\\0000]\n"
-    "HardwareID = multi:ROOT\\VMINIPORT\n"
-    "[Enum\\Root\\VMINIPORT\\0000\\Device Parameters\\Target0\\Lun0]\n"
-    "Backend = ram\nSize = 8M\nSerial = T0L0\n"
-    "[Enum\\Root\\VMINIPORT\\0000\\Device Parameters\\Target0\\Lun1]\n"
-    "Backend = ram\nSize = 16M\nSerial = T0L1\n"
-    "[Enum\\Root\\VMINIPORT\\0000\\Device Parameters\\Target1\\Lun0]\n"
-    "Backend = ram\nSize = 24M\nSerial = T1L0\n"
-    "[Enum\\Root\\VMINIPORT\\0000\\Device Parameters\\Target1\\Lun1]\n"
-    "Backend = ram\nSize = 32M\nSerial = T1L1\n";
+static const char four_luns[] = "[Enum\\Root\\VMINIPORT\\0000]\n"
+                                "HardwareID = multi:ROOT\\VMINIPORT\n"
+                                "[Enum\\Root\\VMINIPORT\\0000\\Device Parameters\\Target0\\Lun0]\n"
+                                "Backend = ram\nSize = 8M\nSerial = T0L0\n"
+                                "[Enum\\Root\\VMINIPORT\\0000\\Device Parameters\\Target0\\Lun1]\n"
+                                "Backend = ram\nSize = 16M\nSerial = T0L1\n"
+                                "[Enum\\Root\\VMINIPORT\\0000\\Device Parameters\\Target1\\Lun0]\n"
+                                "Backend = ram\nSize = 24M\nSerial = T1L0\n"
+                                "[Enum\\Root\\VMINIPORT\\0000\\Device Parameters\\Target1\\Lun1]\n"
+                                "Backend = ram\nSize = 32M\nSerial = T1L1\n";
 
 static void test_two_targets_of_two_luns_give_four_physical_drives(void **state)
 {

@@ -1,0 +1,332 @@
+/*
+ * testport: a Storport virtual miniport written against storport.h for the integration tests
+ * (testport.h). HwStorFindAdapter creates a RAM-backed disk from devices/; HwStorBuildIo runs
+ * every SCSI command unsynchronized, injecting the armed fault or handing the command to the
+ * device, whose completion calls StorPortNotification(RequestComplete); HwStorStartIo answers the
+ * management SRBs; HwStorResetBus completes a dropped request with SRB_STATUS_BUS_RESET through
+ * StorPortCompleteRequest. Adapter parameters come from the adapter's Device Parameters key:
+ * MaximumTransferLength and NumberOfPhysicalBreaks (REG_DWORD).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <storstack/storage/storport.h>
+
+#include "devices/scsi_lu.h"
+#include "testport.h"
+
+struct testport_faults testport_faults;
+
+typedef struct _TP_ADAPTER {
+    struct backend *Backend;
+    struct scsi_lu *Lu;
+    struct scsi_target *Target;
+} TP_ADAPTER, *PTP_ADAPTER;
+
+typedef struct _TP_SRB_EXTENSION {
+    struct scsi_cmd Cmd;
+    struct iovec Iov[1];
+    PTP_ADAPTER Adapter;
+    PSCSI_REQUEST_BLOCK Srb;
+} TP_SRB_EXTENSION, *PTP_SRB_EXTENSION;
+
+void testport_reset_faults(void)
+{
+    atomic_store(&testport_faults.busy_reads, 0);
+    atomic_store(&testport_faults.attention_reads, 0);
+    atomic_store(&testport_faults.medium_error, 0);
+    atomic_store(&testport_faults.drop_reads, 0);
+    atomic_store(&testport_faults.double_complete, 0);
+    atomic_store(&testport_faults.reads_seen, 0);
+    atomic_store(&testport_faults.resets, 0);
+    atomic_store(&testport_faults.reset_completed, 0);
+    atomic_store(&testport_faults.max_transfer, 0);
+    atomic_store(&testport_faults.srbs_seen, 0);
+}
+
+/* Takes one from a counter of armed faults; TRUE when one was armed. */
+static BOOLEAN TpTake(atomic_int *armed)
+{
+    int n = atomic_load(armed);
+    while (n > 0)
+        if (atomic_compare_exchange_weak(armed, &n, n - 1))
+            return TRUE;
+    return FALSE;
+}
+
+static ULONG TpReadDword(PVOID ext, PCSTR name, ULONG fallback)
+{
+    ULONG v = 0;
+    PVOID data = &v;
+    USHORT len = sizeof(v);
+    if (StorPortRegistryReadAdapterKey(ext, NULL, name, MINIPORT_REG_DWORD, &data, &len) !=
+        STOR_STATUS_SUCCESS)
+        return fallback;
+    return v;
+}
+
+static void TpFreeResources(PVOID DeviceExtension)
+{
+    PTP_ADAPTER a = DeviceExtension;
+    if (a->Target)
+        scsi_target_destroy(a->Target);
+    if (a->Backend)
+        be_destroy(a->Backend);
+    if (a->Lu)
+        scsi_lu_destroy(a->Lu);
+    a->Target = NULL;
+    a->Backend = NULL;
+    a->Lu = NULL;
+}
+
+static ULONG TpHwFindAdapter(PVOID DeviceExtension, PVOID HwContext, PVOID BusInformation,
+                             PVOID LowerDevice, PCSTR ArgumentString,
+                             PPORT_CONFIGURATION_INFORMATION ConfigInfo, PBOOLEAN Again)
+{
+    PTP_ADAPTER a = DeviceExtension;
+    struct scsi_disk_config cfg = {.device_id = 0x7E57, .block_size = 512, .write_cache = true};
+
+    memset(a, 0, sizeof(*a));
+    if (be_ram_create(TESTPORT_DISK_SIZE, &a->Backend) < 0 ||
+        scsi_disk_create(&cfg, a->Backend, &a->Lu) < 0 || !(a->Target = scsi_target_create()) ||
+        scsi_target_add_lu(a->Target, 0, a->Lu) < 0) {
+        TpFreeResources(a);
+        return SP_RETURN_ERROR;
+    }
+    ConfigInfo->MaximumTransferLength = TpReadDword(a, "MaximumTransferLength", 256 * 1024);
+    ConfigInfo->NumberOfPhysicalBreaks = TpReadDword(a, "NumberOfPhysicalBreaks", 65);
+    ConfigInfo->AlignmentMask = 0;
+    ConfigInfo->NumberOfBuses = 1;
+    ConfigInfo->MaximumNumberOfTargets = 1;
+    ConfigInfo->MaximumNumberOfLogicalUnits = 1;
+    ConfigInfo->ScatterGather = TRUE;
+    ConfigInfo->TaggedQueuing = TRUE;
+    ConfigInfo->MultipleRequestPerLu = TRUE;
+    ConfigInfo->AutoRequestSense = TRUE;
+    ConfigInfo->SynchronizationModel = StorSynchronizeFullDuplex;
+    ConfigInfo->InitialLunQueueDepth = 32;
+    ConfigInfo->MaxNumberOfIO = 256;
+    ConfigInfo->VirtualDevice = TRUE;
+    *Again = FALSE;
+    return SP_RETURN_FOUND;
+}
+
+static BOOLEAN TpHwInitialize(PVOID DeviceExtension)
+{
+    return TRUE;
+}
+
+static void TpComplete(PTP_ADAPTER a, PSCSI_REQUEST_BLOCK srb)
+{
+    StorPortNotification(RequestComplete, a, srb);
+}
+
+/* Fixed-format sense (SPC-4 4.5.3) into the SRB's sense buffer, CHECK CONDITION. */
+static void TpCheckCondition(PTP_ADAPTER a, PSCSI_REQUEST_BLOCK srb, UCHAR key, UCHAR asc,
+                             UCHAR ascq)
+{
+    UCHAR sense[18] = {0x70, 0, key, 0, 0, 0, 0, 10, 0, 0, 0, 0, asc, ascq};
+    srb->ScsiStatus = SCSISTAT_CHECK_CONDITION;
+    srb->SrbStatus = SRB_STATUS_ERROR;
+    srb->DataTransferLength = 0;
+    if (srb->SenseInfoBuffer && srb->SenseInfoBufferLength &&
+        !(srb->SrbFlags & SRB_FLAGS_DISABLE_AUTOSENSE)) {
+        UCHAR n = srb->SenseInfoBufferLength < sizeof(sense) ? srb->SenseInfoBufferLength
+                                                             : (UCHAR)sizeof(sense);
+        memcpy(srb->SenseInfoBuffer, sense, n);
+        srb->SenseInfoBufferLength = n;
+        srb->SrbStatus |= SRB_STATUS_AUTOSENSE_VALID;
+    }
+    TpComplete(a, srb);
+}
+
+static void TpCommandDone(struct scsi_cmd *cmd)
+{
+    PTP_SRB_EXTENSION x = CONTAINING_RECORD(cmd, TP_SRB_EXTENSION, Cmd);
+    PSCSI_REQUEST_BLOCK srb = x->Srb;
+    PTP_ADAPTER a = x->Adapter;
+    BOOLEAN twice = cmd->context != NULL;
+
+    srb->ScsiStatus = cmd->status;
+    if (cmd->status == SAM_STAT_GOOD) {
+        srb->SrbStatus = cmd->transferred < srb->DataTransferLength ? SRB_STATUS_DATA_OVERRUN
+                                                                    : SRB_STATUS_SUCCESS;
+        srb->DataTransferLength = cmd->transferred;
+    } else {
+        srb->SrbStatus = SRB_STATUS_ERROR;
+        srb->DataTransferLength = cmd->transferred;
+        if (cmd->status == SAM_STAT_CHECK_CONDITION && cmd->sense_len && srb->SenseInfoBuffer &&
+            srb->SenseInfoBufferLength && !(srb->SrbFlags & SRB_FLAGS_DISABLE_AUTOSENSE)) {
+            UCHAR n = cmd->sense_len < srb->SenseInfoBufferLength ? cmd->sense_len
+                                                                  : srb->SenseInfoBufferLength;
+            memcpy(srb->SenseInfoBuffer, cmd->sense, n);
+            srb->SenseInfoBufferLength = n;
+            srb->SrbStatus |= SRB_STATUS_AUTOSENSE_VALID;
+        }
+    }
+    TpComplete(a, srb);
+    if (twice)
+        TpComplete(a, srb); /* a miniport bug Storport must shrug off */
+}
+
+static BOOLEAN TpIsRead(PSCSI_REQUEST_BLOCK srb)
+{
+    return srb->Cdb[0] == SCSIOP_READ || srb->Cdb[0] == SCSIOP_READ16;
+}
+
+/* HwStorBuildIo: unsynchronized; every SCSI command is handled (or dropped) here. */
+static BOOLEAN TpHwBuildIo(PVOID DeviceExtension, PSCSI_REQUEST_BLOCK Srb)
+{
+    PTP_ADAPTER a = DeviceExtension;
+    PTP_SRB_EXTENSION x = Srb->SrbExtension;
+    struct scsi_cmd *cmd = &x->Cmd;
+    unsigned len = Srb->DataTransferLength, seen;
+
+    if (Srb->Function != SRB_FUNCTION_EXECUTE_SCSI)
+        return TRUE;
+    atomic_fetch_add(&testport_faults.srbs_seen, 1);
+    seen = atomic_load(&testport_faults.max_transfer);
+    while (len > seen && !atomic_compare_exchange_weak(&testport_faults.max_transfer, &seen, len))
+        ;
+    if (Srb->PathId != 0 || Srb->TargetId != 0) {
+        Srb->SrbStatus = SRB_STATUS_SELECTION_TIMEOUT;
+        TpComplete(a, Srb);
+        return FALSE;
+    }
+    memset(cmd, 0, offsetof(struct scsi_cmd, status));
+    if (TpIsRead(Srb)) {
+        atomic_fetch_add(&testport_faults.reads_seen, 1);
+        if (TpTake(&testport_faults.drop_reads))
+            return FALSE; /* never completed: Storport's timer must notice */
+        if (TpTake(&testport_faults.busy_reads)) {
+            Srb->SrbStatus = SRB_STATUS_BUSY;
+            TpComplete(a, Srb);
+            return FALSE;
+        }
+        if (TpTake(&testport_faults.attention_reads)) {
+            TpCheckCondition(a, Srb, SCSI_SENSE_UNIT_ATTENTION, 0x29, 0x00);
+            return FALSE;
+        }
+        if (atomic_load(&testport_faults.medium_error)) {
+            TpCheckCondition(a, Srb, SCSI_SENSE_MEDIUM_ERROR, 0x11, 0x00);
+            return FALSE;
+        }
+        if (TpTake(&testport_faults.double_complete))
+            cmd->context = cmd; /* marks it for TpCommandDone */
+    }
+    x->Adapter = a;
+    x->Srb = Srb;
+    cmd->cdb = Srb->Cdb;
+    cmd->cdb_len = Srb->CdbLength;
+    switch (Srb->SrbFlags & SRB_FLAGS_UNSPECIFIED_DIRECTION) {
+    case SRB_FLAGS_DATA_IN:
+        cmd->dir = SCSI_DIR_IN;
+        break;
+    case SRB_FLAGS_DATA_OUT:
+        cmd->dir = SCSI_DIR_OUT;
+        break;
+    default:
+        cmd->dir = Srb->DataTransferLength ? SCSI_DIR_UNSPECIFIED : SCSI_DIR_NONE;
+        break;
+    }
+    cmd->xfer_len = Srb->DataTransferLength;
+    cmd->done = TpCommandDone;
+    if (Srb->DataTransferLength) {
+        PSTOR_SCATTER_GATHER_LIST sg = StorPortGetScatterGatherList(a, Srb);
+        if (!sg || sg->NumberOfElements != 1) {
+            /* this miniport takes one element; Storport describes a buffer with one */
+            Srb->SrbStatus = SRB_STATUS_INVALID_REQUEST;
+            TpComplete(a, Srb);
+            return FALSE;
+        }
+        x->Iov[0].iov_base = (void *)(ULONG_PTR)sg->List[0].PhysicalAddress.QuadPart;
+        x->Iov[0].iov_len = sg->List[0].Length;
+        cmd->iov = x->Iov;
+        cmd->iovcnt = 1;
+    }
+    scsi_target_execute(a->Target, Srb->Lun, cmd);
+    return FALSE;
+}
+
+/* HwStorStartIo: management SRBs, under the StartIo lock. */
+static BOOLEAN TpHwStartIo(PVOID DeviceExtension, PSCSI_REQUEST_BLOCK Srb)
+{
+    switch (Srb->Function) {
+    case SRB_FUNCTION_FLUSH:
+    case SRB_FUNCTION_SHUTDOWN:
+    case SRB_FUNCTION_RESET_LOGICAL_UNIT:
+    case SRB_FUNCTION_RESET_DEVICE:
+        Srb->SrbStatus = SRB_STATUS_SUCCESS;
+        break;
+    default:
+        Srb->SrbStatus = SRB_STATUS_INVALID_REQUEST;
+        break;
+    }
+    TpComplete(DeviceExtension, Srb);
+    return TRUE;
+}
+
+/* HwStorResetBus: whatever was dropped is given back, as aborted by the reset. */
+static BOOLEAN TpHwResetBus(PVOID DeviceExtension, ULONG PathId)
+{
+    atomic_fetch_add(&testport_faults.resets, 1);
+    StorPortCompleteRequest(DeviceExtension, (UCHAR)PathId, 0xFF, 0xFF, SRB_STATUS_BUS_RESET);
+    atomic_fetch_add(&testport_faults.reset_completed, 1);
+    StorPortNotification(ResetDetected, DeviceExtension, 0);
+    return TRUE;
+}
+
+static SCSI_ADAPTER_CONTROL_STATUS
+TpHwAdapterControl(PVOID DeviceExtension, SCSI_ADAPTER_CONTROL_TYPE ControlType, PVOID Parameters)
+{
+    PSCSI_SUPPORTED_CONTROL_TYPE_LIST list = Parameters;
+    switch (ControlType) {
+    case ScsiQuerySupportedControlTypes:
+        for (ULONG i = 0; i < list->MaxControlType && i < ScsiAdapterControlMax; i++)
+            list->SupportedTypeList[i] = i == ScsiQuerySupportedControlTypes ||
+                                         i == ScsiStopAdapter || i == ScsiRestartAdapter;
+        return ScsiAdapterControlSuccess;
+    case ScsiStopAdapter:
+    case ScsiRestartAdapter:
+        return ScsiAdapterControlSuccess;
+    default:
+        return ScsiAdapterControlUnsuccessful;
+    }
+}
+
+static NTSTATUS TestportDriverEntry(PDRIVER_OBJECT DriverObject, PCSTR RegistryPath)
+{
+    VIRTUAL_HW_INITIALIZATION_DATA init;
+    memset(&init, 0, sizeof(init));
+    init.HwInitializationDataSize = sizeof(init);
+    init.AdapterInterfaceType = Internal;
+    init.HwInitialize = TpHwInitialize;
+    init.HwStartIo = TpHwStartIo;
+    init.HwFindAdapter = TpHwFindAdapter;
+    init.HwResetBus = TpHwResetBus;
+    init.HwAdapterControl = TpHwAdapterControl;
+    init.HwBuildIo = TpHwBuildIo;
+    init.HwFreeAdapterResources = TpFreeResources;
+    init.DeviceExtensionSize = sizeof(TP_ADAPTER);
+    init.SrbExtensionSize = sizeof(TP_SRB_EXTENSION);
+    init.TaggedQueuing = TRUE;
+    init.AutoRequestSense = TRUE;
+    init.MultipleRequestPerLu = TRUE;
+    return (NTSTATUS)StorPortInitialize(DriverObject, (PVOID)RegistryPath, &init, NULL);
+}
+
+static const char TestportInf[] =
+    "[Version]\n"
+    "Signature = \"$Windows NT$\"\n"
+    "Class = SCSIAdapter\n"
+    "ClassGuid = {4d36e97b-e325-11ce-bfc1-08002be10318}\n"
+    "Provider = storstack tests\n"
+    "[Models]\n"
+    "storstack fault-injecting test adapter = testport_Install, ROOT\\TESTPORT\n"
+    "[testport_Install.Services]\n"
+    "AddService = testport, 0x00000002, testport_Service_Inst\n"
+    "[testport_Service_Inst]\n"
+    "ServiceType = 1\n"
+    "StartType = 0\n";
+
+const DRIVER_PACKAGE testport_package = {"testport", TestportDriverEntry, TestportInf};

@@ -1,0 +1,39 @@
+/*
+ * testport: a Storport virtual miniport for the integration tests. It presents one 64 MiB disk
+ * (devices/ over a RAM backend) at Target0\Lun0 of ROOT\TESTPORT and injects the faults the test
+ * arms in testport_faults: BUSY, UNIT ATTENTION and MEDIUM ERROR completions, dropped requests
+ * (completed later by HwStorResetBus with SRB_STATUS_BUS_RESET) and double completions. It counts
+ * what it sees, so a test can check how the class driver and Storport reacted.
+ */
+#ifndef STORSTACK_TESTS_INTEGRATION_TESTPORT_H
+#define STORSTACK_TESTS_INTEGRATION_TESTPORT_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include <storstack/wdm/pnp.h>
+
+#define TESTPORT_DISK_SIZE (64ull * 1024 * 1024)
+
+/* Faults apply to READ(10/16) commands only, so boot and writes are left alone. */
+struct testport_faults {
+    atomic_int busy_reads;      /* complete the next N reads with SRB_STATUS_BUSY */
+    atomic_int attention_reads; /* the next N reads get CHECK CONDITION, UNIT ATTENTION 29h/00h */
+    atomic_int medium_error;    /* while set, every read gets MEDIUM ERROR 11h/00h */
+    atomic_int drop_reads;      /* never complete the next N reads */
+    atomic_int double_complete; /* complete the next N reads twice */
+
+    atomic_int reads_seen;      /* READ commands the miniport received */
+    atomic_int resets;          /* HwStorResetBus calls */
+    atomic_int reset_completed; /* dropped SRBs completed by the reset */
+    atomic_uint max_transfer;   /* largest DataTransferLength of any SRB */
+    atomic_int srbs_seen;
+};
+
+extern struct testport_faults testport_faults;
+extern const DRIVER_PACKAGE testport_package;
+
+/* Clears every fault and counter. */
+void testport_reset_faults(void);
+
+#endif
