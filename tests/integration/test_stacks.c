@@ -132,7 +132,8 @@ static void expect_rejected(const char *config, const char *key)
     waitpid(pid, &status, 0);
     int crashed = !WIFEXITED(status) || WEXITSTATUS(status) != 0;
     if (got <= 0)
-        fail_msg("bad %s: the boot crashed (status %d)", key, status);
+        fail_msg("bad %s: storstack_create_ex crashed before returning (wait status %d)", key,
+                 status);
     if (booted)
         fail_msg("a configuration with a bad %s booted", key);
     if (!err[0])
