@@ -39,6 +39,8 @@ struct _DEVICE_NODE {
     PDEVICE_OBJECT PhysicalDeviceObject;
     DEVNODE_STATE State;
     NTSTATUS Problem;
+    BOOLEAN RemoveSent;   /* its stack got IRP_MN_REMOVE_DEVICE already (a failed start) */
+    char ProblemText[256]; /* why it failed, as its driver said (IoSetDeviceProblemText) */
     char InstancePath[256];
     char Service[64];
     char Description[128];

@@ -328,6 +328,9 @@ PDEVICE_OBJECT IoAttachDeviceToDeviceStack(PDEVICE_OBJECT SourceDevice, PDEVICE_
         top = top->AttachedDevice;
     top->AttachedDevice = SourceDevice;
     SourceDevice->DeviceObjectExtension.AttachedTo = top;
+    /* The attachment keeps the device below alive: on REMOVE it may delete itself before the
+     * driver above, back from IoCallDriver, detaches from it (as on Windows). */
+    ObReferenceObject(top);
     SourceDevice->StackSize = (CCHAR)(top->StackSize + 1);
     SourceDevice->AlignmentRequirement =
         top->AlignmentRequirement > SourceDevice->AlignmentRequirement
@@ -342,12 +345,16 @@ PDEVICE_OBJECT IoAttachDeviceToDeviceStack(PDEVICE_OBJECT SourceDevice, PDEVICE_
 void IoDetachDevice(PDEVICE_OBJECT TargetDevice)
 {
     PEXECUTIVE ex = IoGetExecutive(TargetDevice);
+    BOOLEAN attached;
     pthread_mutex_lock(&ex->Lock);
-    if (TargetDevice->AttachedDevice) {
+    attached = TargetDevice->AttachedDevice != NULL;
+    if (attached) {
         TargetDevice->AttachedDevice->DeviceObjectExtension.AttachedTo = NULL;
         TargetDevice->AttachedDevice = NULL;
     }
     pthread_mutex_unlock(&ex->Lock);
+    if (attached)
+        ObDereferenceObject(TargetDevice); /* the attachment's reference; may free it now */
 }
 
 void IopDeleteDriverObjects(PEXECUTIVE ex)

@@ -9,6 +9,7 @@
  * drivers ask for them (IoInvalidateDeviceRelations).
  */
 #include <ini.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -443,23 +444,29 @@ static void PnpBuildAndStart(PEXECUTIVE ex, PDEVICE_NODE dn)
                          ? drv->DriverExtension->AddDevice(drv, dn->PhysicalDeviceObject)
                          : STATUS_INVALID_DEVICE_REQUEST;
         if (!NT_SUCCESS(status)) {
-            fprintf(stderr, "storstack: %s: driver '%s' failed to add the device (0x%08X)\n",
-                    dn->InstancePath, order[i], (unsigned)status);
+            DbgPrint("pnp: %s: driver '%s' failed to add the device (0x%08X)\n", dn->InstancePath,
+                     order[i], (unsigned)status);
             dn->Problem = status;
             dn->State = DevnodeFailed;
+            if (!dn->ProblemText[0])
+                snprintf(dn->ProblemText, sizeof(dn->ProblemText),
+                         "driver '%s' failed to add the device (status 0x%08X)", order[i],
+                         (unsigned)status);
             /* Tear down what attached so far. */
-            if (dn->PhysicalDeviceObject->AttachedDevice)
+            if (dn->PhysicalDeviceObject->AttachedDevice) {
                 PnpSendIrp(dn, IRP_MN_REMOVE_DEVICE, NULL, NULL);
+                dn->RemoveSent = TRUE;
+            }
             return;
         }
     }
     status = PnpSendIrp(dn, IRP_MN_START_DEVICE, NULL, NULL);
     if (!NT_SUCCESS(status)) {
-        fprintf(stderr, "storstack: %s: start failed (0x%08X)\n", dn->InstancePath,
-                (unsigned)status);
+        DbgPrint("pnp: %s: start failed (0x%08X)\n", dn->InstancePath, (unsigned)status);
         dn->Problem = status;
         dn->State = DevnodeFailed;
         PnpSendIrp(dn, IRP_MN_REMOVE_DEVICE, NULL, NULL);
+        dn->RemoveSent = TRUE;
         return;
     }
     dn->State = DevnodeStarted;
@@ -534,7 +541,7 @@ static void PnpRemoveDevnode(PEXECUTIVE ex, PDEVICE_NODE dn)
 {
     while (dn->Child)
         PnpRemoveDevnode(ex, dn->Child);
-    if (dn->PhysicalDeviceObject && dn->State != DevnodeRemoved)
+    if (dn->PhysicalDeviceObject && dn->State != DevnodeRemoved && !dn->RemoveSent)
         PnpSendIrp(dn, IRP_MN_REMOVE_DEVICE, NULL, NULL);
     dn->State = DevnodeRemoved;
     PnpFreeDevnode(ex, dn);
@@ -750,10 +757,15 @@ NTSTATUS PnpStartSystem(PEXECUTIVE ex, char *Error, size_t ErrorLength)
                 started++;
             else
                 failed++;
-            if (dn->State == DevnodeFailed && Error && ErrorLength && !Error[0])
-                snprintf(Error, ErrorLength, "%s: could not be started (%s driver, status 0x%08X)",
-                         dn->InstancePath, dn->Service[0] ? dn->Service : "no",
-                         (unsigned)dn->Problem);
+            if (dn->State == DevnodeFailed && Error && ErrorLength && !Error[0]) {
+                if (dn->ProblemText[0])
+                    snprintf(Error, ErrorLength, "%s: %s", dn->InstancePath, dn->ProblemText);
+                else
+                    snprintf(Error, ErrorLength,
+                             "%s: could not be started (%s driver, status 0x%08X)",
+                             dn->InstancePath, dn->Service[0] ? dn->Service : "no",
+                             (unsigned)dn->Problem);
+            }
         }
     }
     pthread_mutex_unlock(&ex->PnpLock);
@@ -770,6 +782,23 @@ static PDEVICE_NODE PnpDevnodeOf(PDEVICE_OBJECT dev)
     while (d->DeviceObjectExtension.AttachedTo)
         d = d->DeviceObjectExtension.AttachedTo;
     return d->DeviceObjectExtension.DeviceNode;
+}
+
+void IoSetDeviceProblemText(PDEVICE_OBJECT DeviceObject, PCSTR Format, ...)
+{
+    PEXECUTIVE ex = IoGetExecutive(DeviceObject);
+    char text[256];
+    PDEVICE_NODE dn;
+    va_list ap;
+    va_start(ap, Format);
+    vsnprintf(text, sizeof(text), Format, ap);
+    va_end(ap);
+    pthread_mutex_lock(&ex->Lock);
+    dn = PnpDevnodeOf(DeviceObject);
+    if (dn && !dn->ProblemText[0]) /* the first reason is the cause; later ones follow from it */
+        snprintf(dn->ProblemText, sizeof(dn->ProblemText), "%s", text);
+    pthread_mutex_unlock(&ex->Lock);
+    DbgPrint("pnp: %s: %s\n", dn ? dn->InstancePath : "?", text);
 }
 
 void IoSetDeviceUserName(PDEVICE_OBJECT DeviceObject, PCSTR Name)
@@ -933,6 +962,7 @@ static void PnpJsonNode(PEXECUTIVE ex, struct PnpJson *j, PDEVICE_NODE dn)
     PnpJsonMultiSz(j, "compatible_ids", dn->CompatibleIds);
     PnpJsonRaw(j, ",");
     PnpJsonField(j, "location", dn->Location, TRUE);
+    PnpJsonField(j, "problem", dn->ProblemText, TRUE);
     PnpJsonMultiSz(j, "names", dn->UserNames);
     PnpJsonRaw(j, ",\"stack\":[");
     if (dn->PhysicalDeviceObject) {

@@ -62,8 +62,8 @@ static ULONGLONG VmpReadNumber(PVOID ext, PCSTR subkey, PCSTR name, ULONGLONG fa
     if (!VmpReadString(ext, subkey, name, buf, sizeof(buf)))
         return fallback;
     if (!RtlStringToUlonglong(buf, TRUE, &v)) {
-        fprintf(stderr, "storstack: vminiport: %s%s%s: '%s' is not a number\n",
-                subkey ? subkey : "", subkey ? "\\" : "", name, buf);
+        StorPortLogErrorText(ext, "%s%s%s: '%s' is not a number", subkey ? subkey : "",
+                             subkey ? "\\" : "", name, buf);
         *ok = FALSE;
         return fallback;
     }
@@ -104,32 +104,31 @@ static BOOLEAN VmpCreateUnit(PVMP_ADAPTER a, PVOID ext, ULONG t, ULONG l, PCSTR 
     if (!ok)
         return FALSE;
     if (strcasecmp(type, "disk") != 0) {
-        fprintf(stderr, "storstack: vminiport: %s: Type '%s' is not supported (disk)\n", subkey,
-                type);
+        StorPortLogErrorText(ext, "%s: Type '%s' is not supported (disk)", subkey, type);
         return FALSE;
     }
     if (block != 512 && block != 4096) {
-        fprintf(stderr, "storstack: vminiport: %s: BlockSize must be 512 or 4096, not %llu\n",
-                subkey, (unsigned long long)block);
+        StorPortLogErrorText(ext, "%s: BlockSize must be 512 or 4096, not %llu", subkey,
+                             (unsigned long long)block);
         return FALSE;
     }
     if (!strcasecmp(kind, "ram")) {
         if (size == 0 || size % block) {
-            fprintf(stderr,
-                    "storstack: vminiport: %s: a RAM disk needs a Size that is a nonzero "
-                    "multiple of %llu bytes\n",
-                    subkey, (unsigned long long)block);
+            StorPortLogErrorText(ext,
+                                 "%s: a RAM disk needs a Size that is a nonzero "
+                                 "multiple of %llu bytes",
+                                 subkey, (unsigned long long)block);
             return FALSE;
         }
         rc = be_ram_create(size, &a->Units[t][l].Backend);
     } else if (!strcasecmp(kind, "file")) {
         if (!path[0]) {
-            fprintf(stderr, "storstack: vminiport: %s: Backend file needs a Path\n", subkey);
+            StorPortLogErrorText(ext, "%s: Backend file needs a Path", subkey);
             return FALSE;
         }
         if (size % block) {
-            fprintf(stderr, "storstack: vminiport: %s: Size must be a multiple of %llu bytes\n",
-                    subkey, (unsigned long long)block);
+            StorPortLogErrorText(ext, "%s: Size must be a multiple of %llu bytes", subkey,
+                                 (unsigned long long)block);
             return FALSE;
         }
         rc = be_file_create(path, size,
@@ -137,18 +136,16 @@ static BOOLEAN VmpCreateUnit(PVMP_ADAPTER a, PVOID ext, ULONG t, ULONG l, PCSTR 
                                 (ro ? BE_FILE_READONLY : 0),
                             &a->Units[t][l].Backend, &detail);
     } else {
-        fprintf(stderr, "storstack: vminiport: %s: Backend '%s' is not known (ram, file)\n", subkey,
-                kind);
+        StorPortLogErrorText(ext, "%s: Backend '%s' is not known (ram, file)", subkey, kind);
         return FALSE;
     }
     if (rc < 0) {
-        fprintf(stderr, "storstack: vminiport: %s: %s backend%s%s: %s%s%s\n", subkey, kind,
-                path[0] ? " " : "", path, detail ? detail : "", detail ? ": " : "", strerror(-rc));
+        StorPortLogErrorText(ext, "%s: %s backend%s%s: %s%s%s", subkey, kind, path[0] ? " " : "",
+                             path, detail ? detail : "", detail ? ": " : "", strerror(-rc));
         return FALSE;
     }
     if (a->Units[t][l].Backend->size < block) {
-        fprintf(stderr, "storstack: vminiport: %s: the backend holds less than one block\n",
-                subkey);
+        StorPortLogErrorText(ext, "%s: the backend holds less than one block", subkey);
         return FALSE;
     }
     cfg.vendor = VmpReadString(ext, subkey, "Vendor", vendor, sizeof(vendor)) ? vendor : NULL;
@@ -163,8 +160,7 @@ static BOOLEAN VmpCreateUnit(PVMP_ADAPTER a, PVOID ext, ULONG t, ULONG l, PCSTR 
     cfg.read_only = ro != 0;
     rc = scsi_disk_create(&cfg, a->Units[t][l].Backend, &a->Units[t][l].Lu);
     if (rc < 0) {
-        fprintf(stderr, "storstack: vminiport: %s: cannot create the disk: %s\n", subkey,
-                strerror(-rc));
+        StorPortLogErrorText(ext, "%s: cannot create the disk: %s", subkey, strerror(-rc));
         return FALSE;
     }
     if (!a->Targets[t]) {
@@ -223,19 +219,19 @@ static ULONG VmpHwFindAdapter(PVOID DeviceExtension, PVOID HwContext, PVOID BusI
         return SP_RETURN_BAD_CONFIG;
     if (a->MaxTargets == 0 || a->MaxTargets > VMP_MAX_TARGETS || a->MaxLuns == 0 ||
         a->MaxLuns > VMP_MAX_LUNS) {
-        fprintf(stderr, "storstack: vminiport: MaximumTargets and MaximumLuns must be 1..%u\n",
-                VMP_MAX_TARGETS);
+        StorPortLogErrorText(DeviceExtension, "MaximumTargets and MaximumLuns must be 1..%u",
+                             VMP_MAX_TARGETS);
         return SP_RETURN_BAD_CONFIG;
     }
     if (max_transfer < 4096 || max_transfer > 16u * 1024 * 1024 || max_transfer % 512) {
-        fprintf(stderr, "storstack: vminiport: MaximumTransferLength must be a multiple of 512 "
-                        "from 4K to 16M\n");
+        StorPortLogErrorText(DeviceExtension, "MaximumTransferLength must be a multiple of 512 "
+                                              "from 4K to 16M");
         return SP_RETURN_BAD_CONFIG;
     }
     if (breaks < 2 || breaks > SCSI_MAXIMUM_PHYSICAL_BREAKS || depth == 0 || depth > 254 ||
         max_io == 0) {
-        fprintf(stderr, "storstack: vminiport: NumberOfPhysicalBreaks must be 2..255, QueueDepth "
-                        "1..254 and MaxNumberOfIO positive\n");
+        StorPortLogErrorText(DeviceExtension, "NumberOfPhysicalBreaks must be 2..255, QueueDepth "
+                                              "1..254 and MaxNumberOfIO positive");
         return SP_RETURN_BAD_CONFIG;
     }
     if (!instance[0])

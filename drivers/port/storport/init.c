@@ -143,10 +143,10 @@ static NTSTATUS StorpStartAdapter(PSTORP_ADAPTER adapter)
         result = init->HwFindAdapter(adapter->HwDeviceExtension, adapter->Driver->HwContext, NULL,
                                      argument, c, &again);
     if (result != SP_RETURN_FOUND) {
-        fprintf(stderr, "storstack: %s: HwStorFindAdapter returned %s\n", adapter->LinkName,
-                result == SP_RETURN_BAD_CONFIG ? "SP_RETURN_BAD_CONFIG"
-                : result == SP_RETURN_ERROR    ? "SP_RETURN_ERROR"
-                                               : "SP_RETURN_NOT_FOUND");
+        IoSetDeviceProblemText(adapter->DeviceObject, "HwStorFindAdapter returned %s",
+                               result == SP_RETURN_BAD_CONFIG ? "SP_RETURN_BAD_CONFIG"
+                               : result == SP_RETURN_ERROR    ? "SP_RETURN_ERROR"
+                                                              : "SP_RETURN_NOT_FOUND");
         return STATUS_DEVICE_DOES_NOT_EXIST;
     }
     /* Limits the miniport left unset, and the registry's MaxNumberOfIO override. */
@@ -184,7 +184,7 @@ static NTSTATUS StorpStartAdapter(PSTORP_ADAPTER adapter)
     KeReleaseSpinLock(&adapter->InterruptLock, 0);
     StorpLeaveLock();
     if (!ok) {
-        fprintf(stderr, "storstack: %s: HwStorInitialize failed\n", adapter->LinkName);
+        IoSetDeviceProblemText(adapter->DeviceObject, "HwStorInitialize failed");
         return STATUS_ADAPTER_HARDWARE_ERROR;
     }
     if (adapter->PassiveInitEnabled && adapter->HwPassiveInitialize &&

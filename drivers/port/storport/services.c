@@ -276,3 +276,15 @@ void StorPortLogError(PVOID HwDeviceExtension, PSCSI_REQUEST_BLOCK Srb, UCHAR Pa
              adapter->LinkName, ErrorCode, PathId, TargetId, Lun, UniqueId, (void *)Srb,
              Srb ? Srb->Cdb[0] : 0);
 }
+
+void StorPortLogErrorText(PVOID HwDeviceExtension, PCSTR Format, ...)
+{
+    PSTORP_ADAPTER adapter = StorpAdapterFromHw(HwDeviceExtension);
+    char text[256];
+    va_list ap;
+    va_start(ap, Format);
+    vsnprintf(text, sizeof(text), Format, ap);
+    va_end(ap);
+    fprintf(stderr, "storstack: %s: %s\n", adapter->Driver->ServiceName, text);
+    IoSetDeviceProblemText(adapter->DeviceObject, "%s", text);
+}

@@ -358,6 +358,10 @@ BOOLEAN StorPortRegistryRead(PVOID HwDeviceExtension, PCSTR ValueName, ULONG Glo
 /* Reads the adapter's Device Parameters key (optionally a subkey of it). Returns a STOR_STATUS. */
 ULONG StorPortRegistryReadAdapterKey(PVOID HwDeviceExtension, PCSTR SubKeyName, PCSTR ValueName,
                                      ULONG ValueType, PVOID *ValueData, PUSHORT ValueDataLength);
+/* storstack extension: a miniport's reason for failing (a bad configuration in HwStorFindAdapter,
+ * say), in words; the adapter's devnode keeps it and a failed boot reports it. */
+void StorPortLogErrorText(PVOID HwDeviceExtension, PCSTR Format, ...)
+    __attribute__((format(printf, 2, 3)));
 void StorPortLogError(PVOID HwDeviceExtension, PSCSI_REQUEST_BLOCK Srb, UCHAR PathId,
                       UCHAR TargetId, UCHAR Lun, ULONG ErrorCode, ULONG UniqueId);
 

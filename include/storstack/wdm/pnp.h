@@ -59,6 +59,11 @@ NTSTATUS IoGetDeviceRegistryKeyPath(PDEVICE_OBJECT PhysicalDeviceObject, ULONG D
 /* Records a name by which users reach this device (shown in the tree), e.g. "PhysicalDrive0". */
 void IoSetDeviceUserName(PDEVICE_OBJECT DeviceObject, PCSTR Name);
 
+/* storstack: records why a device failed (shown by the tree and returned by a failed boot), as
+ * a driver's event log entry would tell on Windows. Any device of the stack names the devnode. */
+void IoSetDeviceProblemText(PDEVICE_OBJECT DeviceObject, PCSTR Format, ...)
+    __attribute__((format(printf, 2, 3)));
+
 /* A driver package: what an INF and a driver binary are on Windows. */
 typedef struct _DRIVER_PACKAGE {
     PCSTR ServiceName; /* "disk" */
