@@ -102,7 +102,7 @@ NTSTATUS KeWaitForSingleObject(PVOID Object, KWAIT_REASON WaitReason, KPROCESSOR
 
     if (Timeout) {
         ULONGLONG due = Timeout->QuadPart < 0
-                            ? KeQueryInterruptTime() + (ULONGLONG)(-Timeout->QuadPart)
+                            ? KeQueryInterruptTimePrecise(NULL) + (ULONGLONG)(-Timeout->QuadPart)
                             : (ULONGLONG)Timeout->QuadPart;
         KipAbsTimespec(due, &deadline);
     }
@@ -125,10 +125,21 @@ NTSTATUS KeWaitForSingleObject(PVOID Object, KWAIT_REASON WaitReason, KPROCESSOR
     return status;
 }
 
+/* As on Windows, the interrupt time advances at clock-tick granularity (a few ms here, from the
+ * coarse clock, which costs no system call); KeQueryInterruptTimePrecise is exact. */
 ULONGLONG KeQueryInterruptTime(void)
 {
     struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (ULONGLONG)ts.tv_sec * 10000000ull + (ULONGLONG)ts.tv_nsec / 100;
+}
+
+ULONGLONG KeQueryInterruptTimePrecise(PULONGLONG QpcTimeStamp)
+{
+    struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    if (QpcTimeStamp)
+        *QpcTimeStamp = (ULONGLONG)ts.tv_sec * 1000000000ull + (ULONGLONG)ts.tv_nsec;
     return (ULONGLONG)ts.tv_sec * 10000000ull + (ULONGLONG)ts.tv_nsec / 100;
 }
 
@@ -242,8 +253,9 @@ BOOLEAN KeSetTimerEx(PKTIMER Timer, LARGE_INTEGER DueTime, LONG Period, PKDPC Dp
     if (was)
         RemoveEntryList(&Timer->TimerListEntry);
     KeClearEvent(&Timer->Signal);
-    Timer->DueTime = DueTime.QuadPart < 0 ? KeQueryInterruptTime() + (ULONGLONG)(-DueTime.QuadPart)
-                                          : (ULONGLONG)DueTime.QuadPart;
+    Timer->DueTime = DueTime.QuadPart < 0
+                         ? KeQueryInterruptTimePrecise(NULL) + (ULONGLONG)(-DueTime.QuadPart)
+                         : (ULONGLONG)DueTime.QuadPart;
     Timer->Period = Period;
     Timer->Dpc = Dpc;
     if (Dpc && !Dpc->Executive)
@@ -283,7 +295,7 @@ static void *KipTimerThread(void *arg)
             continue;
         }
         PKTIMER t = CONTAINING_RECORD(ex->TimerList.Flink, KTIMER, TimerListEntry);
-        ULONGLONG now = KeQueryInterruptTime();
+        ULONGLONG now = KeQueryInterruptTimePrecise(NULL);
         if (t->DueTime > now) {
             struct timespec ts;
             KipAbsTimespec(t->DueTime, &ts);

@@ -58,8 +58,10 @@ NTSTATUS KeWaitForSingleObject(PVOID Object, KWAIT_REASON WaitReason, KPROCESSOR
                                BOOLEAN Alertable, PLARGE_INTEGER Timeout);
 void KeDeleteEvent(PKEVENT Event); /* storstack: frees the host primitives */
 
-/* Monotonic time in 100 ns units, as KeQueryInterruptTime. */
+/* Monotonic time in 100 ns units: KeQueryInterruptTime at clock-tick granularity (cheap),
+ * KeQueryInterruptTimePrecise exact (QpcTimeStamp, when not NULL, gets nanoseconds). */
 ULONGLONG KeQueryInterruptTime(void);
+ULONGLONG KeQueryInterruptTimePrecise(PULONGLONG QpcTimeStamp);
 void KeStallExecutionProcessor(ULONG MicroSeconds);
 
 /* ---- DPCs, timers, work items ------------------------------------------------------------ */
