@@ -859,6 +859,27 @@ static void test_deleted_device_name_is_free_and_referenced_device_outlives_dele
     IoDeleteDevice(dev);
 }
 
+static void test_deleted_device_stays_valid_until_the_device_above_detaches(void **state)
+{
+    /* The WDK's IRP_MN_REMOVE_DEVICE pattern: the lower driver deletes its device while the upper
+     * one is still attached; the upper one then calls IoDetachDevice(lower) and deletes its own.
+     * Windows keeps the lower device object until that detach; freeing it at IoDeleteDevice
+     * makes every forward-then-detach filter touch freed memory. */
+    struct fixture *f = *state;
+    EXECUTIVE_COUNTERS c;
+    PDEVICE_OBJECT lower = create_device(f, NULL), upper = create_device(f, NULL);
+    assert_ptr_equal(IoAttachDeviceToDeviceStack(upper, lower), lower);
+    ExQueryCounters(f->ex, &c);
+    assert_int_equal(c.Devices, 5);
+    IoDeleteDevice(lower);
+    ExQueryCounters(f->ex, &c);
+    assert_int_equal(c.Devices, 5); /* still allocated: upper is attached to it */
+    IoDetachDevice(lower);
+    ExQueryCounters(f->ex, &c);
+    assert_int_equal(c.Devices, 4);
+    IoDeleteDevice(upper);
+}
+
 static void test_attach_reports_stack_size_and_lowest_device(void **state)
 {
     struct fixture *f = *state;
@@ -899,6 +920,7 @@ int main(void)
         T(test_symbolic_link_chain_resolves_and_a_loop_does_not_hang),
         T(test_name_collisions_are_refused),
         T(test_deleted_device_name_is_free_and_referenced_device_outlives_delete),
+        T(test_deleted_device_stays_valid_until_the_device_above_detaches),
         T(test_attach_reports_stack_size_and_lowest_device),
 #undef T
     };
