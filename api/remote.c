@@ -83,47 +83,6 @@ static struct remote_stack *remote_of(storstack_t *stack)
     return (struct remote_stack *)stack;
 }
 
-static int remote_send_all(int fd, struct iovec *iov, int iovcnt)
-{
-    while (iovcnt > 0) {
-        struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)iovcnt};
-        ssize_t n = sendmsg(fd, &msg, MSG_NOSIGNAL);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        while (iovcnt > 0 && (size_t)n >= iov->iov_len) {
-            n -= (ssize_t)iov->iov_len;
-            iov++;
-            iovcnt--;
-        }
-        if (iovcnt > 0) {
-            iov->iov_base = (uint8_t *)iov->iov_base + n;
-            iov->iov_len -= (size_t)n;
-        }
-    }
-    return 0;
-}
-
-static int remote_recv_all(int fd, void *buf, size_t len)
-{
-    uint8_t *p = buf;
-    while (len) {
-        ssize_t n = recv(fd, p, len, 0);
-        if (n == 0)
-            return -ECONNRESET;
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 /* Under lock: a free slot, growing the table by a chunk when needed. */
 static struct remote_pending *remote_alloc_slot(struct remote_stack *rs, uint32_t *index)
 {
@@ -221,7 +180,7 @@ static int remote_read(struct remote_stack *rs, void *dst, size_t len)
     if (!len)
         return 0;
     if (len >= REMOTE_RBUF / 2)
-        return remote_recv_all(rs->fd, p, len);
+        return wire_recv_all(rs->fd, p, len);
     rs->rpos = rs->rend = 0;
     while (rs->rend < len) {
         ssize_t n = recv(rs->fd, rs->rbuf + rs->rend, REMOTE_RBUF - rs->rend, 0);
@@ -324,7 +283,7 @@ static void *remote_sender(void *arg)
         if (!rs->queue_head)
             rs->queue_tail = NULL;
         pthread_mutex_unlock(&rs->lock);
-        if (remote_send_all(rs->fd, iov, n))
+        if (wire_send_all(rs->fd, iov, n))
             shutdown(rs->fd, SHUT_RDWR); /* the receiver fails everything */
     }
     pthread_mutex_unlock(&rs->send_lock);
@@ -387,7 +346,7 @@ static storstack_status_t remote_submit(struct remote_stack *rs, struct wire_req
         pthread_mutex_unlock(&rs->send_lock);
         return STATUS_PENDING;
     }
-    rc = remote_send_all(rs->fd, iov, req->payload_length ? 2 : 1);
+    rc = wire_send_all(rs->fd, iov, req->payload_length ? 2 : 1);
     pthread_mutex_unlock(&rs->send_lock);
     if (rc) {
         shutdown(rs->fd, SHUT_RDWR);
@@ -746,9 +705,9 @@ static int remote_hello(int fd, char *err, size_t errlen)
     int rc;
 
     wire_encode_request(&req, out);
-    rc = remote_send_all(fd, &iov, 1);
+    rc = wire_send_all(fd, &iov, 1);
     if (!rc)
-        rc = remote_recv_all(fd, in, sizeof(in));
+        rc = wire_recv_all(fd, in, sizeof(in));
     if (rc) {
         snprintf(err, errlen, "no HELLO from the server: %s", strerror(-rc));
         return rc;

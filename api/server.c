@@ -111,47 +111,6 @@ struct storstack_server {
     int stopping;
 };
 
-static int server_send_all(int fd, struct iovec *iov, int iovcnt)
-{
-    while (iovcnt > 0) {
-        struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)iovcnt};
-        ssize_t n = sendmsg(fd, &msg, MSG_NOSIGNAL);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        while (iovcnt > 0 && (size_t)n >= iov->iov_len) {
-            n -= (ssize_t)iov->iov_len;
-            iov++;
-            iovcnt--;
-        }
-        if (iovcnt > 0) {
-            iov->iov_base = (uint8_t *)iov->iov_base + n;
-            iov->iov_len -= (size_t)n;
-        }
-    }
-    return 0;
-}
-
-static int server_recv_all(int fd, void *buf, size_t len)
-{
-    uint8_t *p = buf;
-    while (len) {
-        ssize_t n = recv(fd, p, len, 0);
-        if (n == 0)
-            return -ECONNRESET;
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 /* Under lock: gives a slot back (its response is on the socket, or the socket is dead). */
 static void server_release(struct server_conn *conn, struct server_io *io)
 {
@@ -360,7 +319,7 @@ static int server_read(struct server_conn *conn, void *dst, size_t len)
         return 0;
     server_flush_cork(conn);
     if (len >= SERVER_RBUF / 2)
-        return server_recv_all(conn->fd, p, len);
+        return wire_recv_all(conn->fd, p, len);
     conn->rpos = conn->rend = 0;
     while (conn->rend < len) {
         ssize_t n = recv(conn->fd, conn->rbuf + conn->rend, SERVER_RBUF - conn->rend, 0);
@@ -426,7 +385,7 @@ static void server_respond(struct server_conn *conn, uint64_t tag, storstack_sta
         pthread_cond_wait(&conn->cond, &conn->lock);
     conn->send_busy = 1;
     pthread_mutex_unlock(&conn->lock);
-    if (server_send_all(conn->fd, iov, length ? 2 : 1))
+    if (wire_send_all(conn->fd, iov, length ? 2 : 1))
         shutdown(conn->fd, SHUT_RDWR);
     pthread_mutex_lock(&conn->lock);
     conn->send_busy = 0;

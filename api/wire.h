@@ -132,4 +132,9 @@ static inline uint64_t wire_get64(const uint8_t *p)
 /* Status <-> errno at the one boundary: a negative errno from this module as an NTSTATUS. */
 int32_t wire_errno_to_status(int err);
 
+/* Socket helpers shared by the client and the server. */
+struct iovec;
+int wire_send_all(int fd, struct iovec *iov, int iovcnt);
+int wire_recv_all(int fd, void *buf, size_t len);
+
 #endif
