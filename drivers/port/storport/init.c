@@ -232,8 +232,8 @@ static void StorpSetUnit(PSTORP_ADAPTER adapter, PSTORP_UNIT unit, PSTORP_UNIT v
 }
 
 /* Sends INQUIRY (EVPD page when evpd) to a unit; returns the bytes received or 0. */
-static ULONG StorpInquiry(PSTORP_UNIT unit, BOOLEAN evpd, UCHAR page, PUCHAR buf, ULONG len,
-                          PUCHAR srb_status)
+ULONG StorpInquiry(PSTORP_UNIT unit, BOOLEAN evpd, UCHAR page, PUCHAR buf, ULONG len,
+                   PUCHAR srb_status)
 {
     SCSI_REQUEST_BLOCK srb = {0};
     UCHAR sense[SENSE_BUFFER_SIZE];

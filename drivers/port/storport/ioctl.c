@@ -278,30 +278,12 @@ static NTSTATUS StorpDeviceDescriptor(PSTORP_UNIT unit, PIRP Irp, ULONG out_len)
 /* StorageDeviceIdProperty: the VPD 83h designation descriptors as STORAGE_IDENTIFIERs. */
 static NTSTATUS StorpDeviceIdDescriptor(PSTORP_UNIT unit, PIRP Irp, ULONG out_len)
 {
-    SCSI_REQUEST_BLOCK srb = {0};
-    UCHAR sense[SENSE_BUFFER_SIZE], vpd[252], out[512];
+    UCHAR vpd[252], out[512];
     PSTORAGE_DEVICE_ID_DESCRIPTOR d = (PSTORAGE_DEVICE_ID_DESCRIPTOR)out;
     ULONG off = FIELD_OFFSET(STORAGE_DEVICE_ID_DESCRIPTOR, Identifiers), got, pagelen;
     PSTORAGE_IDENTIFIER prev = NULL;
 
-    srb.Length = sizeof(srb);
-    srb.Function = SRB_FUNCTION_EXECUTE_SCSI;
-    srb.CdbLength = 6;
-    srb.SrbFlags = SRB_FLAGS_DATA_IN | SRB_FLAGS_NO_QUEUE_FREEZE;
-    srb.DataTransferLength = sizeof(vpd);
-    srb.DataBuffer = vpd;
-    srb.SenseInfoBuffer = sense;
-    srb.SenseInfoBufferLength = sizeof(sense);
-    srb.TimeOutValue = 10;
-    srb.Cdb[0] = SCSIOP_INQUIRY;
-    srb.Cdb[1] = 1;
-    srb.Cdb[2] = 0x83;
-    srb.Cdb[4] = sizeof(vpd);
-    StorpSendSrbSynchronous(unit, &srb);
-    if (SRB_STATUS(srb.SrbStatus) != SRB_STATUS_SUCCESS &&
-        SRB_STATUS(srb.SrbStatus) != SRB_STATUS_DATA_OVERRUN)
-        return STATUS_NOT_SUPPORTED;
-    got = srb.DataTransferLength;
+    got = StorpInquiry(unit, TRUE, 0x83, vpd, sizeof(vpd), NULL);
     if (got < 4)
         return STATUS_NOT_SUPPORTED;
     pagelen = scsi_get_be16(vpd + 2);

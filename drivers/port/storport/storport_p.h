@@ -158,6 +158,8 @@ static inline PSTORP_REQUEST StorpRequestFromSrb(PSCSI_REQUEST_BLOCK Srb)
 /* init.c */
 NTSTATUS StorpDispatchPnp(PDEVICE_OBJECT DeviceObject, PIRP Irp);
 PSTORP_UNIT StorpFindUnit(PSTORP_ADAPTER Adapter, UCHAR PathId, UCHAR TargetId, UCHAR Lun);
+ULONG StorpInquiry(PSTORP_UNIT Unit, BOOLEAN Evpd, UCHAR Page, PUCHAR Buffer, ULONG Length,
+                   PUCHAR SrbStatus);
 /* unit.c */
 NTSTATUS StorpUnitDispatchPnp(PSTORP_UNIT Unit, PIRP Irp);
 NTSTATUS StorpCreateUnitPdo(PSTORP_UNIT Unit);
