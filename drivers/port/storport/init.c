@@ -176,6 +176,8 @@ static NTSTATUS StorpStartAdapter(PSTORP_ADAPTER adapter)
     adapter->RequestSize = (ULONG)((sizeof(STORP_REQUEST) + c->SrbExtensionSize + 15u) & ~15u);
     ExInitializeNPagedLookasideList(&adapter->RequestLookaside, NULL, NULL, 0, adapter->RequestSize,
                                     0x71527453 /* 'StRq' */, 1024);
+    ExInitializeNPagedLookasideList(&adapter->PassThroughLookaside, NULL, NULL, 0,
+                                    StorpPassThroughContextSize(), 0x74507453 /* 'StPt' */, 256);
 
     /* HwStorInitialize runs synchronized with the interrupt (the interrupt lock). */
     StorpEnterLock();
@@ -464,6 +466,7 @@ static void StorpStopAdapter(PSTORP_ADAPTER adapter)
     free(adapter->UnitTable);
     adapter->UnitTable = NULL;
     ExDeleteNPagedLookasideList(&adapter->RequestLookaside);
+    ExDeleteNPagedLookasideList(&adapter->PassThroughLookaside);
     free((STORP_HW_HEADER *)adapter->HwDeviceExtension - 1);
     adapter->HwDeviceExtension = NULL;
 }

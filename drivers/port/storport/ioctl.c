@@ -14,9 +14,15 @@ typedef struct _STORP_PASSTHROUGH {
     SCSI_REQUEST_BLOCK Srb;
     UCHAR Sense[STORP_SENSE_LENGTH];
     PIRP OriginalIrp;
+    PSTORP_ADAPTER Adapter;
     BOOLEAN Direct;
     PVOID Header; /* the caller's SCSI_PASS_THROUGH(_DIRECT) in the system buffer */
 } STORP_PASSTHROUGH, *PSTORP_PASSTHROUGH;
+
+ULONG StorpPassThroughContextSize(void)
+{
+    return sizeof(STORP_PASSTHROUGH);
+}
 
 static NTSTATUS StorpPassThroughCompletion(PDEVICE_OBJECT DeviceObject, PIRP Irp, PVOID Context)
 {
@@ -50,7 +56,7 @@ static NTSTATUS StorpPassThroughCompletion(PDEVICE_OBJECT DeviceObject, PIRP Irp
         original->IoStatus.Status = StorpSrbStatusToNtStatus(srb);
     original->IoStatus.Information = NT_SUCCESS(original->IoStatus.Status) ? info : 0;
     IoFreeIrp(Irp);
-    free(pt);
+    ExFreeToNPagedLookasideList(&pt->Adapter->PassThroughLookaside, pt);
     IoCompleteRequest(original, IO_NO_INCREMENT);
     return STATUS_MORE_PROCESSING_REQUIRED;
 }
@@ -119,12 +125,15 @@ static NTSTATUS StorpPassThrough(PSTORP_ADAPTER adapter, PSTORP_UNIT unit, PIRP 
         spt->Lun = unit->Lun;
     }
 
-    pt = calloc(1, sizeof(*pt));
+    pt = ExAllocateFromNPagedLookasideList(&adapter->PassThroughLookaside);
     irp = pt ? IoAllocateIrpEx(adapter->Executive, 2, FALSE) : NULL;
     if (!irp) {
-        free(pt);
+        if (pt)
+            ExFreeToNPagedLookasideList(&adapter->PassThroughLookaside, pt);
         return STATUS_INSUFFICIENT_RESOURCES;
     }
+    memset(pt, 0, sizeof(*pt));
+    pt->Adapter = adapter;
     pt->OriginalIrp = Irp;
     pt->Direct = direct;
     pt->Header = spt;

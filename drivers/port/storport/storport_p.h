@@ -91,6 +91,7 @@ typedef struct _STORP_ADAPTER {
 
     atomic_uint Outstanding; /* adapter-wide requests at the miniport */
     NPAGED_LOOKASIDE_LIST RequestLookaside;
+    NPAGED_LOOKASIDE_LIST PassThroughLookaside; /* STORP_PASSTHROUGH contexts */
     ULONG RequestSize;
 
     /* The one-second tick: timeouts and RequestTimerCall. */
@@ -177,5 +178,6 @@ void StorpLeaveLock(void);
 /* ioctl.c */
 NTSTATUS StorpDispatchDeviceControl(PDEVICE_OBJECT DeviceObject, PIRP Irp);
 NTSTATUS StorpQueryProperty(PSTORP_ADAPTER Adapter, PSTORP_UNIT Unit, PIRP Irp);
+ULONG StorpPassThroughContextSize(void);
 
 #endif
