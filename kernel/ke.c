@@ -178,9 +178,17 @@ BOOLEAN KeInsertQueueDpc(PKDPC Dpc, PVOID SystemArgument1, PVOID SystemArgument2
 {
     PEXECUTIVE ex = Dpc->Executive;
     int expected = 0;
-    if (!atomic_compare_exchange_strong(&Dpc->Inserted, &expected, 1))
+    if (!ex) {
+        /* KeInitializeDpc cannot know the executive: use KeInitializeDpcEx, or a timer's DPC */
+        DbgPrint("ke: DPC %p has no executive; not queued\n", (void *)Dpc);
         return FALSE;
+    }
+    /* under the lock, so a concurrent KeRemoveQueueDpc never sees it half inserted */
     pthread_mutex_lock(&ex->DpcLock);
+    if (!atomic_compare_exchange_strong(&Dpc->Inserted, &expected, 1)) {
+        pthread_mutex_unlock(&ex->DpcLock);
+        return FALSE;
+    }
     Dpc->SystemArgument1 = SystemArgument1;
     Dpc->SystemArgument2 = SystemArgument2;
     InsertTailList(&ex->DpcQueue, &Dpc->DpcListEntry);
@@ -193,6 +201,8 @@ BOOLEAN KeRemoveQueueDpc(PKDPC Dpc)
 {
     PEXECUTIVE ex = Dpc->Executive;
     BOOLEAN removed = FALSE;
+    if (!ex)
+        return FALSE; /* never queued */
     pthread_mutex_lock(&ex->DpcLock);
     if (atomic_load(&Dpc->Inserted)) {
         RemoveEntryList(&Dpc->DpcListEntry);

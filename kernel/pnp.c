@@ -753,9 +753,11 @@ NTSTATUS PnpStartSystem(PEXECUTIVE ex, char *Error, size_t ErrorLength)
             if (!dn)
                 continue;
             PnpProcessNewDevnode(ex, dn);
+            /* A device no driver serves stays stopped, as on Windows; only a failed one fails
+             * the boot. */
             if (dn->State == DevnodeStarted)
                 started++;
-            else
+            else if (dn->State == DevnodeFailed)
                 failed++;
             if (dn->State == DevnodeFailed && Error && ErrorLength && !Error[0]) {
                 if (dn->ProblemText[0])

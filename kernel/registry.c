@@ -30,11 +30,12 @@ struct _REG_KEY {
 
 static PREG_KEY CmpNewKey(PCSTR name, size_t len)
 {
-    PREG_KEY k = calloc(1, sizeof(*k));
+    PREG_KEY k;
+    if (len >= sizeof(k->Name))
+        return NULL; /* CmpPathValid refuses such paths first */
+    k = calloc(1, sizeof(*k));
     if (!k)
         return NULL;
-    if (len >= sizeof(k->Name))
-        len = sizeof(k->Name) - 1;
     memcpy(k->Name, name, len);
     return k;
 }
@@ -122,9 +123,25 @@ static PREG_KEY CmpLookup(PEXECUTIVE ex, PCSTR path, BOOLEAN create)
     return key;
 }
 
+/* Every component of a key path fits a key name. */
+static BOOLEAN CmpPathValid(PCSTR path)
+{
+    for (PCSTR p = CmpRelativePath(path); *p;) {
+        size_t len = strcspn(p, "\\");
+        if (len >= sizeof(((REG_KEY *)0)->Name))
+            return FALSE;
+        p += len;
+        while (*p == '\\')
+            p++;
+    }
+    return TRUE;
+}
+
 NTSTATUS CmCreateKey(PEXECUTIVE Executive, PCSTR KeyPath)
 {
     NTSTATUS status;
+    if (!CmpPathValid(KeyPath))
+        return STATUS_OBJECT_NAME_INVALID;
     pthread_mutex_lock(&Executive->RegistryLock);
     status = CmpLookup(Executive, KeyPath, TRUE) ? STATUS_SUCCESS : STATUS_INSUFFICIENT_RESOURCES;
     pthread_mutex_unlock(&Executive->RegistryLock);
@@ -147,7 +164,7 @@ NTSTATUS CmSetValue(PEXECUTIVE Executive, PCSTR KeyPath, PCSTR ValueName, ULONG 
     PREG_VALUE v;
     UCHAR *copy;
 
-    if (strlen(ValueName) >= sizeof(v->Name))
+    if (strlen(ValueName) >= sizeof(v->Name) || !CmpPathValid(KeyPath))
         return STATUS_OBJECT_NAME_INVALID;
     copy = malloc(DataLength ? DataLength : 1);
     if (!copy)
@@ -248,7 +265,11 @@ BOOLEAN RtlStringToUlonglong(PCSTR s, BOOLEAN allow_suffix, PULONGLONG out)
     if (!*s || *s == '-' || isspace((unsigned char)*s))
         return FALSE;
     errno = 0;
-    v = strtoull(s, &end, 0);
+    /* decimal, or hexadecimal with 0x: a leading zero is not octal in a configuration file */
+    if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
+        v = strtoull(s + 2, &end, 16), end = end == s + 2 ? (char *)s : end;
+    else
+        v = strtoull(s, &end, 10);
     if (errno || end == s)
         return FALSE;
     if (allow_suffix && *end) {
@@ -313,50 +334,66 @@ NTSTATUS RtlQueryRegistryUlonglong(PEXECUTIVE Executive, PCSTR KeyPath, PCSTR Va
 NTSTATUS RtlQueryRegistryString(PEXECUTIVE Executive, PCSTR KeyPath, PCSTR ValueName, char *Buffer,
                                 ULONG BufferLength)
 {
-    ULONG type, len;
+    ULONG type, len = 0, need;
     NTSTATUS status;
+    char *raw, text[24];
+
     if (!BufferLength)
         return STATUS_BUFFER_TOO_SMALL;
-    status = CmQueryValue(Executive, KeyPath, ValueName, &type, Buffer, BufferLength - 1, &len);
-    if (!NT_SUCCESS(status))
+    status = CmQueryValue(Executive, KeyPath, ValueName, &type, NULL, 0, &len);
+    if (!NT_SUCCESS(status) && status != STATUS_BUFFER_TOO_SMALL)
         return status;
+    raw = malloc(len + 2);
+    if (!raw)
+        return STATUS_INSUFFICIENT_RESOURCES;
+    status = CmQueryValue(Executive, KeyPath, ValueName, &type, raw, len, &len);
+    if (!NT_SUCCESS(status)) {
+        free(raw);
+        return status;
+    }
+    raw[len] = raw[len + 1] = 0;
     switch (type) {
     case REG_SZ:
-        Buffer[len] = 0;
-        return STATUS_SUCCESS;
-    case REG_MULTI_SZ:
-        /* joined with ',' */
+        break;
+    case REG_MULTI_SZ: /* joined with ',' */
         for (ULONG i = 0; i + 1 < len; i++)
-            if (!Buffer[i])
-                Buffer[i] = ',';
-        Buffer[len] = 0;
-        while (len && (Buffer[len - 1] == ',' || !Buffer[len - 1]))
-            Buffer[--len] = 0;
-        return STATUS_SUCCESS;
-    case REG_DWORD: {
-        ULONG d;
-        memcpy(&d, Buffer, 4);
-        return (ULONG)snprintf(Buffer, BufferLength, "%u", d) < BufferLength
-                   ? STATUS_SUCCESS
-                   : STATUS_BUFFER_TOO_SMALL;
-    }
+            if (!raw[i] && raw[i + 1])
+                raw[i] = ',';
+        break;
+    case REG_DWORD:
     case REG_QWORD: {
-        ULONGLONG q;
-        memcpy(&q, Buffer, 8);
-        return (ULONG)snprintf(Buffer, BufferLength, "%llu", (unsigned long long)q) < BufferLength
-                   ? STATUS_SUCCESS
-                   : STATUS_BUFFER_TOO_SMALL;
+        ULONGLONG q = 0;
+        if (len != (type == REG_DWORD ? 4u : 8u)) {
+            free(raw);
+            return STATUS_INVALID_PARAMETER;
+        }
+        memcpy(&q, raw, len);
+        snprintf(text, sizeof(text), "%llu", (unsigned long long)q);
+        free(raw);
+        raw = strdup(text);
+        if (!raw)
+            return STATUS_INSUFFICIENT_RESOURCES;
+        break;
     }
     default:
+        free(raw);
         return STATUS_INVALID_PARAMETER;
     }
+    need = (ULONG)strlen(raw) + 1;
+    status = need > BufferLength ? STATUS_BUFFER_TOO_SMALL : STATUS_SUCCESS;
+    if (NT_SUCCESS(status))
+        memcpy(Buffer, raw, need);
+    free(raw);
+    return status;
 }
 
 /* ---- INI loading ----------------------------------------------------------------------------- */
 
 struct CmpIniContext {
     PEXECUTIVE Executive;
-    char Error[256];
+    char Error[256]; /* the first error's reason (inih goes on parsing after one) */
+    char **Values;   /* values of long lines, indexed by the "\x01N" token inih sees */
+    ULONG ValueCount;
     char LastSection[256];
     char **Sections; /* section names, indexed by the short token inih sees */
     ULONG SectionCount;
@@ -383,6 +420,13 @@ static int CmpIniHandler(void *user, const char *section, const char *name, cons
         if (index < ctx->SectionCount)
             section = ctx->Sections[index];
     }
+    if (value && value[0] == '\x01') {
+        unsigned long index = strtoul(value + 1, NULL, 10);
+        if (index < ctx->ValueCount)
+            value = ctx->Values[index];
+    }
+    if (ctx->Error[0])
+        return 0; /* after the first error, report that one */
     snprintf(ctx->LastSection, sizeof(ctx->LastSection), "%s", section);
     if (!name) { /* a section with no values still creates its key (inih calls with NULL name) */
         return NT_SUCCESS(CmCreateKey(ex, section));
@@ -417,8 +461,12 @@ static int CmpIniHandler(void *user, const char *section, const char *name, cons
         for (PCSTR p = value + 6; *p; p++) {
             if (n + 2 >= sizeof(text))
                 break;
+            if (*p == ',' && (n == 0 || text[n - 1] == 0))
+                continue; /* an empty entry would end the list early */
             text[n++] = *p == ',' ? 0 : *p;
         }
+        if (n && text[n - 1] == 0)
+            n--;
         text[n++] = 0;
         text[n++] = 0;
         status = CmSetValue(ex, section, name, REG_MULTI_SZ, text, (ULONG)n);
@@ -460,37 +508,88 @@ static int CmpIniHandler(void *user, const char *section, const char *name, cons
     return 1;
 }
 
-/* Copies Text with every "[Key\Path]" line replaced by "[#N]", recording the names: registry
- * paths are longer than the section names inih (as Debian builds it) keeps. Line numbers stay. */
-static char *CmpTokenizeSections(PCSTR Text, struct CmpIniContext *ctx)
+/* Debian's inih keeps 50 characters of a section name and 200 of a line; registry paths and
+ * some values are longer. So the text inih sees is a copy in which every "[Key\Path]" line is
+ * "[#N]" and the value of every long line is "\x01N", with the real text kept in tables the
+ * handler reads back. The copy keeps the line numbers. Every section's key is created here,
+ * since inih (as built) calls the handler for none without values. Lines that are neither a
+ * section, a comment nor "name = value" are the first error, with their line number. */
+static char *CmpTokenize(PCSTR Text, struct CmpIniContext *ctx, ULONG *ErrorLine)
 {
     size_t len = strlen(Text);
-    /* "[#N]" (at most 13 bytes) may be longer than the shortest section line "[x]" (3): the
-     * copy gets room for every line growing fivefold */
+    /* a token may be longer than what it replaces ("[x]" is 3, "[#N]" up to 13) */
     char *out = malloc(len * 5 + 16), *o = out;
     PCSTR p = Text;
+    ULONG line = 0;
     if (!out)
         return NULL;
     while (*p) {
         PCSTR eol = strchr(p, '\n');
         size_t n = eol ? (size_t)(eol - p) : strlen(p);
-        PCSTR a = p, b = p + n;
+        PCSTR a = p, b = p + n, close;
+        line++;
         while (a < b && (*a == ' ' || *a == '\t'))
             a++;
         while (b > a && (b[-1] == ' ' || b[-1] == '\t' || b[-1] == '\r'))
             b--;
-        if (b - a >= 2 && *a == '[' && b[-1] == ']') {
+        if (a < b && *a == '[' && (close = memchr(a, ']', (size_t)(b - a))) != NULL) {
+            PCSTR rest = close + 1;
+            while (rest < b && (*rest == ' ' || *rest == '\t'))
+                rest++;
+            if (rest < b && *rest != ';' && *rest != '#') {
+                if (!*ErrorLine) {
+                    *ErrorLine = line;
+                    snprintf(ctx->Error, sizeof(ctx->Error), "text after the section's ']'");
+                }
+            }
             char **grown = realloc(ctx->Sections, (ctx->SectionCount + 1) * sizeof(char *));
             if (!grown)
-                break;
+                goto fail;
             ctx->Sections = grown;
-            ctx->Sections[ctx->SectionCount] = strndup(a + 1, (size_t)(b - a - 2));
+            ctx->Sections[ctx->SectionCount] = strndup(a + 1, (size_t)(close - a - 1));
             if (!ctx->Sections[ctx->SectionCount])
-                break;
+                goto fail;
+            if (!NT_SUCCESS(CmCreateKey(ctx->Executive, ctx->Sections[ctx->SectionCount])) &&
+                !*ErrorLine) {
+                *ErrorLine = line;
+                snprintf(ctx->Error, sizeof(ctx->Error),
+                         "key path '%.160s' has a name of 128 characters or more",
+                         ctx->Sections[ctx->SectionCount]);
+            }
             o += sprintf(o, "[#%u]", ctx->SectionCount++);
-        } else {
+        } else if (a == b || *a == ';' || *a == '#') {
             memcpy(o, p, n);
             o += n;
+        } else {
+            PCSTR eq = memchr(a, '=', (size_t)(b - a));
+            if (!eq)
+                eq = memchr(a, ':', (size_t)(b - a));
+            if (!eq) {
+                if (!*ErrorLine) {
+                    *ErrorLine = line;
+                    snprintf(ctx->Error, sizeof(ctx->Error),
+                             "syntax error (expected [Key\\Path] or Name = Value)");
+                }
+                memcpy(o, p, n);
+                o += n;
+            } else if (n > 190) {
+                PCSTR v = eq + 1;
+                while (v < b && (*v == ' ' || *v == '\t'))
+                    v++;
+                char **grown = realloc(ctx->Values, (ctx->ValueCount + 1) * sizeof(char *));
+                if (!grown)
+                    goto fail;
+                ctx->Values = grown;
+                ctx->Values[ctx->ValueCount] = strndup(v, (size_t)(b - v));
+                if (!ctx->Values[ctx->ValueCount])
+                    goto fail;
+                memcpy(o, p, (size_t)(eq + 1 - p));
+                o += eq + 1 - p;
+                o += sprintf(o, " \x01%u", ctx->ValueCount++);
+            } else {
+                memcpy(o, p, n);
+                o += n;
+            }
         }
         if (!eol)
             break;
@@ -499,21 +598,31 @@ static char *CmpTokenizeSections(PCSTR Text, struct CmpIniContext *ctx)
     }
     *o = 0;
     return out;
+fail:
+    free(out);
+    return NULL;
 }
 
 NTSTATUS CmLoadIniText(PEXECUTIVE Executive, PCSTR Text, PCSTR Name, char *Error,
                        size_t ErrorLength)
 {
     struct CmpIniContext ctx = {.Executive = Executive};
+    ULONG error_line = 0;
     char *tokenized;
-    int line;
+    int line = -2;
 
-    tokenized = CmpTokenizeSections(Text, &ctx);
-    line = tokenized ? ini_parse_string(tokenized, CmpIniHandler, &ctx) : -2;
+    tokenized = CmpTokenize(Text, &ctx, &error_line);
+    if (tokenized && !error_line)
+        line = ini_parse_string(tokenized, CmpIniHandler, &ctx);
+    else if (tokenized)
+        line = (int)error_line;
     free(tokenized);
     for (ULONG i = 0; i < ctx.SectionCount; i++)
         free(ctx.Sections[i]);
     free(ctx.Sections);
+    for (ULONG i = 0; i < ctx.ValueCount; i++)
+        free(ctx.Values[i]);
+    free(ctx.Values);
     if (line == -2) {
         if (Error)
             snprintf(Error, ErrorLength, "%s: out of memory", Name);

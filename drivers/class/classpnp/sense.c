@@ -53,7 +53,13 @@ BOOLEAN ClassInterpretSenseInfo(PDEVICE_OBJECT Fdo, PSCSI_REQUEST_BLOCK Srb,
         retry = FALSE;
         break;
     case SRB_STATUS_ERROR:
-        if (Srb->ScsiStatus == SCSISTAT_BUSY || Srb->ScsiStatus == SCSISTAT_QUEUE_FULL) {
+        if (Srb->ScsiStatus == SCSISTAT_BUSY) {
+            /* as Windows classpnp: an error (not the BUSY warning) once retries run out */
+            status = STATUS_DEVICE_NOT_READY;
+            interval = 1;
+            break;
+        }
+        if (Srb->ScsiStatus == SCSISTAT_QUEUE_FULL) {
             status = STATUS_DEVICE_BUSY;
             interval = 1;
             break;
@@ -84,16 +90,20 @@ BOOLEAN ClassInterpretSenseInfo(PDEVICE_OBJECT Fdo, PSCSI_REQUEST_BLOCK Srb,
             } else if (asc == SCSI_ADSENSE_LUN_NOT_READY) {
                 switch (ascq) {
                 case 0x01: /* becoming ready */
-                case 0x04: /* format in progress */
                 case 0x07: /* operation in progress */
                     interval = 3;
+                    break;
+                case 0x00: /* cause not reportable */
+                case 0x04: /* format in progress: it will not be ready soon */
+                    retry = FALSE;
                     break;
                 case 0x02: /* initializing command required: START UNIT, then retry */
                     interval = 1;
                     if (Fdo)
                         ClassSendStartUnit(Fdo);
                     break;
-                case 0x03: /* manual intervention required */
+                case 0x03: /* manual intervention required: as Windows, no usable medium */
+                    status = STATUS_NO_MEDIA_IN_DEVICE;
                     retry = FALSE;
                     break;
                 default:
@@ -103,7 +113,9 @@ BOOLEAN ClassInterpretSenseInfo(PDEVICE_OBJECT Fdo, PSCSI_REQUEST_BLOCK Srb,
             }
             break;
         case SCSI_SENSE_MEDIUM_ERROR:
+            /* the medium cannot give this data back: retrying reads it the same way */
             status = STATUS_DEVICE_DATA_ERROR;
+            retry = FALSE;
             break;
         case SCSI_SENSE_HARDWARE_ERROR:
             status = STATUS_IO_DEVICE_ERROR;
@@ -152,8 +164,12 @@ BOOLEAN ClassInterpretSenseInfo(PDEVICE_OBJECT Fdo, PSCSI_REQUEST_BLOCK Srb,
     case SRB_STATUS_INVALID_TARGET_ID:
     case SRB_STATUS_NO_DEVICE:
     case SRB_STATUS_NO_HBA:
-    case SRB_STATUS_SELECTION_TIMEOUT:
+    case SRB_STATUS_INVALID_PATH_ID:
         status = STATUS_NO_SUCH_DEVICE;
+        retry = FALSE;
+        break;
+    case SRB_STATUS_SELECTION_TIMEOUT:
+        status = STATUS_DEVICE_NOT_CONNECTED;
         retry = FALSE;
         break;
     case SRB_STATUS_COMMAND_TIMEOUT:
@@ -163,12 +179,27 @@ BOOLEAN ClassInterpretSenseInfo(PDEVICE_OBJECT Fdo, PSCSI_REQUEST_BLOCK Srb,
     case SRB_STATUS_BUS_RESET:
     case SRB_STATUS_PARITY_ERROR:
     case SRB_STATUS_UNEXPECTED_BUS_FREE:
-    case SRB_STATUS_PHASE_SEQUENCE_FAILURE:
         status = STATUS_IO_DEVICE_ERROR;
         break;
+    case SRB_STATUS_PHASE_SEQUENCE_FAILURE:
+        /* a bus protocol failure that repeats is not transient */
+        status = STATUS_IO_DEVICE_ERROR;
+        retry = RetryCount <= 1;
+        break;
     case SRB_STATUS_ABORTED:
+        /* aborted by the port, typically after a timeout: retry after a pause */
+        status = STATUS_IO_TIMEOUT;
+        interval = 1;
+        break;
     case SRB_STATUS_REQUEST_FLUSHED:
         status = STATUS_IO_DEVICE_ERROR;
+        break;
+    case SRB_STATUS_INTERNAL_ERROR:
+        /* the port put the real status in InternalStatus */
+        status = (NTSTATUS)Srb->InternalStatus;
+        if (NT_SUCCESS(status))
+            status = STATUS_IO_DEVICE_ERROR;
+        retry = FALSE;
         break;
     case SRB_STATUS_DATA_OVERRUN:
         status = STATUS_DATA_OVERRUN;

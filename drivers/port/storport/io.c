@@ -109,7 +109,10 @@ static BOOLEAN StorpTakeSlot(PSTORP_UNIT unit, PSTORP_REQUEST req)
     }
     unit->Outstanding++;
     req->Counted = TRUE;
-    req->Deadline = KeQueryInterruptTime() + (ULONGLONG)req->Srb->TimeOutValue * 10000000ull;
+    /* At least TimeOutValue: the interrupt time is tick-granular and may lag by up to a tick
+     * (a few ms), so the deadline gets 10 ms more. The one-second tick then catches it. */
+    req->Deadline =
+        KeQueryInterruptTime() + (ULONGLONG)req->Srb->TimeOutValue * 10000000ull + 100000ull;
     InsertTailList(&unit->OutstandingList, &req->Link);
     return TRUE;
 }

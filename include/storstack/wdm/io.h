@@ -89,12 +89,12 @@ BOOLEAN KeInsertQueueDpc(PKDPC Dpc, PVOID SystemArgument1, PVOID SystemArgument2
 BOOLEAN KeRemoveQueueDpc(PKDPC Dpc);
 
 typedef struct _KTIMER {
+    KEVENT Signal; /* first: KeWaitForSingleObject(&Timer) waits for expiry, as on Windows */
     LIST_ENTRY TimerListEntry;
     ULONGLONG DueTime; /* absolute interrupt time */
     LONG Period;       /* ms; 0 for one-shot */
     PKDPC Dpc;
     BOOLEAN Inserted;
-    KEVENT Signal; /* signaled on expiry, as a timer dispatcher object */
     PEXECUTIVE Executive;
 } KTIMER, *PKTIMER;
 
