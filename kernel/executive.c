@@ -36,10 +36,15 @@ NTSTATUS ExCreateExecutive(PEXECUTIVE *Executive)
 
 static void ExpSendShutdown(PEXECUTIVE ex)
 {
-    PDEVICE_OBJECT devices[RTL_NUMBER_OF(ex->ShutdownDevices)];
+    PDEVICE_OBJECT *devices;
     ULONG count;
     pthread_mutex_lock(&ex->Lock);
     count = ex->ShutdownCount;
+    devices = malloc((count ? count : 1) * sizeof(*devices));
+    if (!devices) {
+        pthread_mutex_unlock(&ex->Lock);
+        return;
+    }
     memcpy(devices, ex->ShutdownDevices, count * sizeof(devices[0]));
     for (ULONG i = 0; i < count; i++)
         ObReferenceObject(devices[i]);
@@ -58,6 +63,7 @@ static void ExpSendShutdown(PEXECUTIVE ex)
         KeDeleteEvent(&event);
         ObDereferenceObject(devices[i]);
     }
+    free(devices);
 }
 
 void ExDestroyExecutive(PEXECUTIVE ex)
@@ -74,6 +80,7 @@ void ExDestroyExecutive(PEXECUTIVE ex)
         ex->PnpDriver = NULL;
     }
     PnpFreePackages(ex);
+    free(ex->ShutdownDevices);
     IopFreeNames(ex);
     CmpFreeRegistry(ex);
     ExDeleteNPagedLookasideList(&ex->IrpLookaside);

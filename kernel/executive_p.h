@@ -39,7 +39,7 @@ struct _DEVICE_NODE {
     PDEVICE_OBJECT PhysicalDeviceObject;
     DEVNODE_STATE State;
     NTSTATUS Problem;
-    BOOLEAN RemoveSent;   /* its stack got IRP_MN_REMOVE_DEVICE already (a failed start) */
+    BOOLEAN RemoveSent;    /* its stack got IRP_MN_REMOVE_DEVICE already (a failed start) */
     char ProblemText[256]; /* why it failed, as its driver said (IoSetDeviceProblemText) */
     char InstancePath[256];
     char Service[64];
@@ -66,14 +66,17 @@ struct _EXECUTIVE {
     KEVENT EnumerationIdle;
 
     /* Shutdown notification list */
-    PDEVICE_OBJECT ShutdownDevices[64];
+    PDEVICE_OBJECT *ShutdownDevices; /* grows as devices register */
     ULONG ShutdownCount;
+    ULONG ShutdownCapacity;
 
     /* DPCs: a queue served by DpcThreadCount threads */
     pthread_mutex_t DpcLock;
     pthread_cond_t DpcCond;
     LIST_ENTRY DpcQueue;
     pthread_t DpcThreads[2];
+    ULONG DpcRunning;       /* DPC routines running now (DpcLock) */
+    pthread_cond_t DpcIdle; /* broadcast when the queue is empty and none runs */
     ULONG DpcThreadCount;
 
     /* Timers: a list ordered by due time, served by one thread */

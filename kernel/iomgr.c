@@ -672,7 +672,15 @@ NTSTATUS IoRegisterShutdownNotification(PDEVICE_OBJECT DeviceObject)
     PEXECUTIVE ex = IoGetExecutive(DeviceObject);
     NTSTATUS status = STATUS_INSUFFICIENT_RESOURCES;
     pthread_mutex_lock(&ex->Lock);
-    if (ex->ShutdownCount < RTL_NUMBER_OF(ex->ShutdownDevices)) {
+    if (ex->ShutdownCount == ex->ShutdownCapacity) {
+        ULONG capacity = ex->ShutdownCapacity ? ex->ShutdownCapacity * 2 : 16;
+        PDEVICE_OBJECT *grown = realloc(ex->ShutdownDevices, capacity * sizeof(*grown));
+        if (grown) {
+            ex->ShutdownDevices = grown;
+            ex->ShutdownCapacity = capacity;
+        }
+    }
+    if (ex->ShutdownCount < ex->ShutdownCapacity) {
         ex->ShutdownDevices[ex->ShutdownCount++] = DeviceObject;
         status = STATUS_SUCCESS;
     }

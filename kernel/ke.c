@@ -197,6 +197,14 @@ BOOLEAN KeInsertQueueDpc(PKDPC Dpc, PVOID SystemArgument1, PVOID SystemArgument2
     return TRUE;
 }
 
+void KeFlushQueuedDpcsEx(PEXECUTIVE Executive)
+{
+    pthread_mutex_lock(&Executive->DpcLock);
+    while (Executive->DpcRunning || !IsListEmpty(&Executive->DpcQueue))
+        pthread_cond_wait(&Executive->DpcIdle, &Executive->DpcLock);
+    pthread_mutex_unlock(&Executive->DpcLock);
+}
+
 BOOLEAN KeRemoveQueueDpc(PKDPC Dpc)
 {
     PEXECUTIVE ex = Dpc->Executive;
@@ -225,9 +233,12 @@ static void *KipDpcThread(void *arg)
         PKDPC dpc = CONTAINING_RECORD(RemoveHeadList(&ex->DpcQueue), KDPC, DpcListEntry);
         PVOID a1 = dpc->SystemArgument1, a2 = dpc->SystemArgument2;
         atomic_store(&dpc->Inserted, 0);
+        ex->DpcRunning++;
         pthread_mutex_unlock(&ex->DpcLock);
         dpc->DeferredRoutine(dpc, dpc->DeferredContext, a1, a2);
         pthread_mutex_lock(&ex->DpcLock);
+        if (--ex->DpcRunning == 0 && IsListEmpty(&ex->DpcQueue))
+            pthread_cond_broadcast(&ex->DpcIdle);
     }
     pthread_mutex_unlock(&ex->DpcLock);
     return NULL;
@@ -391,6 +402,7 @@ void KipStartThreads(PEXECUTIVE ex)
     pthread_condattr_t attr;
     pthread_mutex_init(&ex->DpcLock, NULL);
     pthread_cond_init(&ex->DpcCond, NULL);
+    pthread_cond_init(&ex->DpcIdle, NULL);
     InitializeListHead(&ex->DpcQueue);
     pthread_mutex_init(&ex->TimerLock, NULL);
     pthread_condattr_init(&attr);

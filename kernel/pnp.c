@@ -379,7 +379,7 @@ static void PnpEnumerateDevnode(PEXECUTIVE ex, PDEVICE_NODE dn);
 /* Calls AddDevice for each driver in order; then starts the stack. PnpLock held. */
 static void PnpBuildAndStart(PEXECUTIVE ex, PDEVICE_NODE dn)
 {
-    char key[300], classkey[128], filters[8][64], order[24][64];
+    char key[300], classkey[128], filters[8][64], order[8 * 4 + 1][64]; /* 4 lists of 8, one FDO */
     ULONG n = 0, count;
     PPNP_PACKAGE function;
     PCSTR description = NULL;

@@ -587,8 +587,10 @@ static char *CmpTokenize(PCSTR Text, struct CmpIniContext *ctx, ULONG *ErrorLine
                 o += eq + 1 - p;
                 o += sprintf(o, " \x01%u", ctx->ValueCount++);
             } else {
-                memcpy(o, p, n);
-                o += n;
+                /* trimmed: inih would take an indented line as the previous value's
+                 * continuation */
+                memcpy(o, a, (size_t)(b - a));
+                o += b - a;
             }
         }
         if (!eol)

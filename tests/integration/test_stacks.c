@@ -203,6 +203,26 @@ static void test_malformed_ini_line_is_rejected_with_its_line(void **state)
         fail_msg("the message does not name the value outside a section: \"%s\"", err);
 }
 
+static void test_unit_beyond_maximum_targets_is_rejected_naming_it(void **state)
+{
+    char *c = integ_config("MaximumTargets = 2\n",
+                           "Backend = ram\nSize = 1M\n"
+                           "[Enum\\Root\\VMINIPORT\\0000\\Device Parameters\\Target5\\Lun0]\n"
+                           "Backend = ram\nSize = 1M\n");
+    expect_rejected(c, "Target5\\Lun0");
+    free(c);
+}
+
+static void test_text_longer_than_its_field_is_rejected_naming_it(void **state)
+{
+    char *c = integ_config(NULL, "Backend = ram\nSize = 1M\nVendor = NINECHARS\n");
+    expect_rejected(c, "Vendor");
+    free(c);
+    c = integ_config(NULL, "Backend = ram\nSize = 1M\nProduct = SEVENTEEN_CHARS_X\n");
+    expect_rejected(c, "Product");
+    free(c);
+}
+
 static void test_value_that_is_not_a_number_is_rejected_naming_the_key(void **state)
 {
     char *c = integ_config(NULL, "Backend = ram\nSize = lots\n");
@@ -225,6 +245,8 @@ int main(void)
         cmocka_unit_test(test_ram_disk_without_size_is_rejected_naming_size),
         cmocka_unit_test(test_size_not_a_multiple_of_block_size_is_rejected_naming_size),
         cmocka_unit_test(test_block_size_1000_is_rejected_naming_block_size),
+        cmocka_unit_test(test_unit_beyond_maximum_targets_is_rejected_naming_it),
+        cmocka_unit_test(test_text_longer_than_its_field_is_rejected_naming_it),
         cmocka_unit_test(test_file_backend_in_missing_directory_is_rejected_naming_the_path),
         cmocka_unit_test(test_malformed_ini_line_is_rejected_with_its_line),
         cmocka_unit_test(test_value_that_is_not_a_number_is_rejected_naming_the_key),

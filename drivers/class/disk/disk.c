@@ -69,8 +69,8 @@ static NTSTATUS DiskStartFdo(PDEVICE_OBJECT Fdo)
     data->LinksCreated = TRUE;
     IoSetDeviceUserName(Fdo, data->PhysicalDriveName);
     IoSetDeviceUserName(Fdo, fdx->DeviceName);
-    IoRegisterShutdownNotification(Fdo);
-    return STATUS_SUCCESS;
+    /* without it the disk would not be flushed at shutdown */
+    return IoRegisterShutdownNotification(Fdo);
 }
 
 static NTSTATUS DiskRemoveDevice(PDEVICE_OBJECT Fdo, UCHAR Type)
@@ -121,8 +121,9 @@ static NTSTATUS DiskDeviceControl(PDEVICE_OBJECT Fdo, PIRP Irp)
         if (out_len < need) {
             status = STATUS_BUFFER_TOO_SMALL;
         } else {
-            /* the capacity may have changed (a resized backend): read it again */
-            status = ClassReadDriveCapacity(Fdo);
+            /* the capacity read at start: reading it again here would change what reads and
+             * writes are being checked against while they run (a fixed disk keeps its size) */
+            status = STATUS_SUCCESS;
         }
         if (NT_SUCCESS(status)) {
             PVOID out = Irp->AssociatedIrp.SystemBuffer;

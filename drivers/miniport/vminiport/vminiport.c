@@ -45,13 +45,25 @@ typedef struct _VMP_SRB_EXTENSION {
     PSCSI_REQUEST_BLOCK Srb;
 } VMP_SRB_EXTENSION, *PVMP_SRB_EXTENSION;
 
-/* Reads one value of the adapter key (or a subkey) as text; FALSE when absent. */
-static BOOLEAN VmpReadString(PVOID ext, PCSTR subkey, PCSTR name, char *buf, USHORT len)
+/* Reads one value of the adapter key (or a subkey) as text; FALSE when absent. A value longer
+ * than the buffer is a configuration error, reported, and clears *ok. */
+static BOOLEAN VmpReadText(PVOID ext, PCSTR subkey, PCSTR name, char *buf, USHORT len, BOOLEAN *ok)
 {
     PVOID data = buf;
     USHORT n = len;
-    return StorPortRegistryReadAdapterKey(ext, subkey, name, MINIPORT_REG_SZ, &data, &n) ==
-           STOR_STATUS_SUCCESS;
+    ULONG status = StorPortRegistryReadAdapterKey(ext, subkey, name, MINIPORT_REG_SZ, &data, &n);
+    if (status == STOR_STATUS_BUFFER_TOO_SMALL) {
+        StorPortLogErrorText(ext, "%s%s%s is longer than %u characters", subkey ? subkey : "",
+                             subkey ? "\\" : "", name, (unsigned)len - 1);
+        *ok = FALSE;
+    }
+    return status == STOR_STATUS_SUCCESS;
+}
+
+static BOOLEAN VmpReadString(PVOID ext, PCSTR subkey, PCSTR name, char *buf, USHORT len)
+{
+    BOOLEAN ok = TRUE;
+    return VmpReadText(ext, subkey, name, buf, len, &ok);
 }
 
 /* Reads a number (K/M/G/T suffixes allowed); *ok is cleared when present but malformed. */
@@ -84,7 +96,7 @@ static uint64_t VmpHash(PCSTR a, ULONG t, ULONG l)
 static BOOLEAN VmpCreateUnit(PVMP_ADAPTER a, PVOID ext, ULONG t, ULONG l, PCSTR subkey,
                              PCSTR instance)
 {
-    char type[32] = "disk", kind[32] = "ram", path[512] = "", vendor[16], product[32], revision[8],
+    char type[32] = "disk", kind[32] = "ram", path[512] = "", vendor[9], product[17], revision[5],
          serial[64];
     struct scsi_disk_config cfg = {0};
     BOOLEAN ok = TRUE;
@@ -92,9 +104,16 @@ static BOOLEAN VmpCreateUnit(PVMP_ADAPTER a, PVOID ext, ULONG t, ULONG l, PCSTR 
     const char *detail = NULL;
     int rc;
 
-    VmpReadString(ext, subkey, "Type", type, sizeof(type));
-    VmpReadString(ext, subkey, "Backend", kind, sizeof(kind));
-    VmpReadString(ext, subkey, "Path", path, sizeof(path));
+    VmpReadText(ext, subkey, "Type", type, sizeof(type), &ok);
+    VmpReadText(ext, subkey, "Backend", kind, sizeof(kind), &ok);
+    VmpReadText(ext, subkey, "Path", path, sizeof(path), &ok);
+    /* T10 field sizes (SPC-4 6.6.2): vendor 8, product 16, revision 4 */
+    cfg.vendor = VmpReadText(ext, subkey, "Vendor", vendor, sizeof(vendor), &ok) ? vendor : NULL;
+    cfg.product =
+        VmpReadText(ext, subkey, "Product", product, sizeof(product), &ok) ? product : NULL;
+    cfg.revision =
+        VmpReadText(ext, subkey, "Revision", revision, sizeof(revision), &ok) ? revision : NULL;
+    cfg.serial = VmpReadText(ext, subkey, "Serial", serial, sizeof(serial), &ok) ? serial : NULL;
     size = VmpReadNumber(ext, subkey, "Size", 0, &ok);
     block = VmpReadNumber(ext, subkey, "BlockSize", 512, &ok);
     ro = VmpReadNumber(ext, subkey, "ReadOnly", 0, &ok);
@@ -148,11 +167,6 @@ static BOOLEAN VmpCreateUnit(PVMP_ADAPTER a, PVOID ext, ULONG t, ULONG l, PCSTR 
         StorPortLogErrorText(ext, "%s: the backend holds less than one block", subkey);
         return FALSE;
     }
-    cfg.vendor = VmpReadString(ext, subkey, "Vendor", vendor, sizeof(vendor)) ? vendor : NULL;
-    cfg.product = VmpReadString(ext, subkey, "Product", product, sizeof(product)) ? product : NULL;
-    cfg.revision =
-        VmpReadString(ext, subkey, "Revision", revision, sizeof(revision)) ? revision : NULL;
-    cfg.serial = VmpReadString(ext, subkey, "Serial", serial, sizeof(serial)) ? serial : NULL;
     /* Stable across restarts: the identity of a file-backed disk must not change. */
     cfg.device_id = VmpHash(instance, t, l);
     cfg.block_size = (uint32_t)block;
@@ -236,6 +250,22 @@ static ULONG VmpHwFindAdapter(PVOID DeviceExtension, PVOID HwContext, PVOID BusI
     }
     if (!instance[0])
         snprintf(instance, sizeof(instance), "vminiport");
+    /* A unit configured past the limits would silently not exist: say so. */
+    for (ULONG t = 0; t < VMP_MAX_TARGETS; t++) {
+        for (ULONG l = 0; l < VMP_MAX_LUNS; l++) {
+            char probe[16];
+            if (t < a->MaxTargets && l < a->MaxLuns)
+                continue;
+            snprintf(subkey, sizeof(subkey), "Target%u\\Lun%u", t, l);
+            if (VmpReadString(DeviceExtension, subkey, "Type", probe, sizeof(probe)) ||
+                VmpReadString(DeviceExtension, subkey, "Backend", probe, sizeof(probe))) {
+                StorPortLogErrorText(DeviceExtension,
+                                     "%s is beyond MaximumTargets %u / MaximumLuns %u", subkey,
+                                     a->MaxTargets, a->MaxLuns);
+                return SP_RETURN_BAD_CONFIG;
+            }
+        }
+    }
     for (ULONG t = 0; t < a->MaxTargets; t++) {
         for (ULONG l = 0; l < a->MaxLuns; l++) {
             char probe[16];
@@ -414,6 +444,14 @@ static BOOLEAN VmpHwResetBus(PVOID DeviceExtension, ULONG PathId)
 {
     PVMP_ADAPTER a = DeviceExtension;
     BOOLEAN drained = VmpDrain(a);
+    if (!drained) {
+        /* A backend still holds commands: completing their SRBs now would let the device write
+         * into buffers the class driver has freed. The reset fails; they complete later. */
+        StorPortLogErrorText(DeviceExtension,
+                             "bus reset: commands still in the backend after %u ms",
+                             VMP_RESET_WAIT_MS);
+        return FALSE;
+    }
     StorPortCompleteRequest(DeviceExtension, (UCHAR)PathId, 0xFF, 0xFF, SRB_STATUS_BUS_RESET);
     VmpSetUnitAttention(a, -1, -1);
     StorPortNotification(ResetDetected, DeviceExtension, 0);

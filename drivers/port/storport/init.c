@@ -469,6 +469,8 @@ static void StorpStopAdapter(PSTORP_ADAPTER adapter)
     ExDeleteNPagedLookasideList(&adapter->PassThroughLookaside);
     free((STORP_HW_HEADER *)adapter->HwDeviceExtension - 1);
     adapter->HwDeviceExtension = NULL;
+    free(adapter->UncachedExtension);
+    adapter->UncachedExtension = NULL;
 }
 
 static NTSTATUS StorpAdapterDispatchPnp(PSTORP_ADAPTER adapter, PIRP Irp)

@@ -463,6 +463,8 @@ void StorpStopTick(PSTORP_ADAPTER Adapter)
         KeCancelTimer(&Adapter->HwTimer);
         KeRemoveQueueDpc(&Adapter->HwTimerDpc);
     }
+    /* a tick or timer DPC already running finishes before the adapter's state goes away */
+    KeFlushQueuedDpcsEx(Adapter->Executive);
 }
 
 /* StorPortCompleteRequest: the miniport completes every outstanding request of an address
@@ -472,7 +474,9 @@ void StorPortCompleteRequest(PVOID HwDeviceExtension, UCHAR PathId, UCHAR Target
 {
     PSTORP_ADAPTER adapter = StorpAdapterFromHw(HwDeviceExtension);
     for (ULONG i = 0; i < adapter->UnitTableSize; i++) {
+        KeAcquireSpinLock(&adapter->UnitLock, NULL);
         PSTORP_UNIT unit = adapter->UnitTable[i];
+        KeReleaseSpinLock(&adapter->UnitLock, 0);
         if (!unit || (PathId != 0xFF && unit->PathId != PathId) ||
             (TargetId != 0xFF && unit->TargetId != TargetId) || (Lun != 0xFF && unit->Lun != Lun))
             continue;

@@ -134,8 +134,15 @@ PVOID StorPortGetVirtualAddress(PVOID HwDeviceExtension, STOR_PHYSICAL_ADDRESS P
 PVOID StorPortGetUncachedExtension(PVOID HwDeviceExtension,
                                    PPORT_CONFIGURATION_INFORMATION ConfigInfo, ULONG NumberOfBytes)
 {
-    /* Freed with the adapter: kept in a list would be better; a miniport asks once. */
-    return aligned_alloc(PAGE_SIZE, (NumberOfBytes + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1));
+    /* One per adapter, asked for in HwStorFindAdapter, as on Windows; freed with the adapter. */
+    PSTORP_ADAPTER adapter = StorpAdapterFromHw(HwDeviceExtension);
+    if (adapter->UncachedExtension || NumberOfBytes == 0)
+        return NULL;
+    adapter->UncachedExtension =
+        aligned_alloc(PAGE_SIZE, (NumberOfBytes + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1));
+    if (adapter->UncachedExtension)
+        memset(adapter->UncachedExtension, 0, NumberOfBytes);
+    return adapter->UncachedExtension;
 }
 
 ULONG StorPortGetSystemAddress(PVOID HwDeviceExtension, PSCSI_REQUEST_BLOCK Srb,
@@ -204,30 +211,40 @@ ULONG StorPortFreePool(PVOID HwDeviceExtension, PVOID BufferPointer)
     return STOR_STATUS_SUCCESS;
 }
 
-static BOOLEAN StorpReadValue(PEXECUTIVE ex, PCSTR key, PCSTR name, ULONG type, PUCHAR buffer,
-                              PULONG length)
+/* Reads a registry value for a miniport: STOR_STATUS_SUCCESS, STOR_STATUS_BUFFER_TOO_SMALL when
+ * it is there but longer than the buffer, STOR_STATUS_UNSUCCESSFUL when absent or malformed. */
+static ULONG StorpReadValue(PEXECUTIVE ex, PCSTR key, PCSTR name, ULONG type, PUCHAR buffer,
+                            PULONG length)
 {
+    NTSTATUS status;
     if (type == MINIPORT_REG_DWORD) {
         ULONGLONG v;
-        if (*length < 4 || !NT_SUCCESS(RtlQueryRegistryUlonglong(ex, key, name, &v)) ||
-            v > 0xFFFFFFFFull)
-            return FALSE;
+        if (*length < 4)
+            return STOR_STATUS_BUFFER_TOO_SMALL;
+        if (!NT_SUCCESS(RtlQueryRegistryUlonglong(ex, key, name, &v)) || v > 0xFFFFFFFFull)
+            return STOR_STATUS_UNSUCCESSFUL;
         ULONG d = (ULONG)v;
         memcpy(buffer, &d, 4);
         *length = 4;
-        return TRUE;
+        return STOR_STATUS_SUCCESS;
     }
     if (type == MINIPORT_REG_SZ) {
-        if (!NT_SUCCESS(RtlQueryRegistryString(ex, key, name, (char *)buffer, *length)))
-            return FALSE;
+        status = RtlQueryRegistryString(ex, key, name, (char *)buffer, *length);
+        if (status == STATUS_BUFFER_TOO_SMALL)
+            return STOR_STATUS_BUFFER_TOO_SMALL;
+        if (!NT_SUCCESS(status))
+            return STOR_STATUS_UNSUCCESSFUL;
         *length = (ULONG)strlen((char *)buffer) + 1;
-        return TRUE;
+        return STOR_STATUS_SUCCESS;
     }
     ULONG t, got;
-    if (!NT_SUCCESS(CmQueryValue(ex, key, name, &t, buffer, *length, &got)))
-        return FALSE;
+    status = CmQueryValue(ex, key, name, &t, buffer, *length, &got);
+    if (status == STATUS_BUFFER_TOO_SMALL)
+        return STOR_STATUS_BUFFER_TOO_SMALL;
+    if (!NT_SUCCESS(status))
+        return STOR_STATUS_UNSUCCESSFUL;
     *length = got;
-    return TRUE;
+    return STOR_STATUS_SUCCESS;
 }
 
 BOOLEAN StorPortRegistryRead(PVOID HwDeviceExtension, PCSTR ValueName, ULONG Global, ULONG Type,
@@ -241,7 +258,8 @@ BOOLEAN StorPortRegistryRead(PVOID HwDeviceExtension, PCSTR ValueName, ULONG Glo
     else
         snprintf(key, sizeof(key), "Services\\%s\\Parameters\\Device%u",
                  adapter->Driver->ServiceName, adapter->PortNumber);
-    return StorpReadValue(adapter->Executive, key, ValueName, Type, Buffer, BufferLength);
+    return StorpReadValue(adapter->Executive, key, ValueName, Type, Buffer, BufferLength) ==
+           STOR_STATUS_SUCCESS;
 }
 
 ULONG StorPortRegistryReadAdapterKey(PVOID HwDeviceExtension, PCSTR SubKeyName, PCSTR ValueName,
@@ -260,8 +278,10 @@ ULONG StorPortRegistryReadAdapterKey(PVOID HwDeviceExtension, PCSTR SubKeyName, 
     else
         snprintf(key, sizeof(key), "%s", path);
     length = *ValueDataLength;
-    if (!StorpReadValue(adapter->Executive, key, ValueName, ValueType, *ValueData, &length))
-        return STOR_STATUS_UNSUCCESSFUL;
+    ULONG status =
+        StorpReadValue(adapter->Executive, key, ValueName, ValueType, *ValueData, &length);
+    if (status != STOR_STATUS_SUCCESS)
+        return status;
     *ValueDataLength = (USHORT)length;
     return STOR_STATUS_SUCCESS;
 }

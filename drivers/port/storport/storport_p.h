@@ -74,6 +74,7 @@ typedef struct _STORP_ADAPTER {
     char DeviceName[64]; /* \Device\RaidPort<N> */
     char LinkName[32];   /* Scsi<N>: */
     PVOID HwDeviceExtension;
+    PVOID UncachedExtension; /* StorPortGetUncachedExtension's, freed with the adapter */
     PORT_CONFIGURATION_INFORMATION Config;
     ULONG BusType;
     BOOLEAN Started;

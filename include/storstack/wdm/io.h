@@ -87,6 +87,9 @@ void KeInitializeDpcEx(PEXECUTIVE Executive, PKDPC Dpc, PKDEFERRED_ROUTINE Defer
                        PVOID DeferredContext);
 BOOLEAN KeInsertQueueDpc(PKDPC Dpc, PVOID SystemArgument1, PVOID SystemArgument2);
 BOOLEAN KeRemoveQueueDpc(PKDPC Dpc);
+/* KeFlushQueuedDpcs for one executive: returns once every queued DPC has run and none is
+ * running. Not from a DPC routine. */
+void KeFlushQueuedDpcsEx(PEXECUTIVE Executive);
 
 typedef struct _KTIMER {
     KEVENT Signal; /* first: KeWaitForSingleObject(&Timer) waits for expiry, as on Windows */
