@@ -43,18 +43,18 @@ struct scsi_cmd {
     /* Filled by the submitter. */
     const uint8_t *cdb;
     uint8_t cdb_len;
-    enum scsi_dir dir;         /* the data direction the initiator set up */
-    const struct iovec *iov;   /* the initiator's data buffer */
+    enum scsi_dir dir;       /* the data direction the initiator set up */
+    const struct iovec *iov; /* the initiator's data buffer */
     int iovcnt;
-    uint32_t xfer_len;         /* its length in bytes (the expected data transfer length) */
-    uint64_t nexus;            /* I_T nexus identity (0 for the local port) */
+    uint32_t xfer_len; /* its length in bytes (the expected data transfer length) */
+    uint64_t nexus;    /* I_T nexus identity (0 for the local port) */
     void (*done)(struct scsi_cmd *cmd);
     void *context;
 
     /* Filled by the device before done(). */
-    uint8_t status;            /* SAM_STAT_* */
-    uint8_t sense_len;         /* valid bytes in sense[] when status is CHECK CONDITION */
-    uint32_t transferred;      /* bytes moved to/from the buffer (residual = xfer_len - this) */
+    uint8_t status;       /* SAM_STAT_* */
+    uint8_t sense_len;    /* valid bytes in sense[] when status is CHECK CONDITION */
+    uint32_t transferred; /* bytes moved to/from the buffer (residual = xfer_len - this) */
     uint8_t sense[SCSI_SENSE_MAX];
 
     /* The device's scratch: no allocation per command. */
@@ -67,15 +67,15 @@ struct scsi_lu;
 struct scsi_target;
 
 struct scsi_disk_config {
-    const char *vendor;    /* T10 vendor, up to 8 chars; default "STORSTAK" */
-    const char *product;   /* up to 16; default "VIRTUAL DISK" */
-    const char *revision;  /* up to 4; default "0001" */
-    const char *serial;    /* unit serial number (VPD 80h); default derived from the device id */
-    uint64_t device_id;    /* seeds the NAA identifier in VPD 83h; unique per LU */
-    uint32_t block_size;   /* 512 or 4096; default 512 */
+    const char *vendor;   /* T10 vendor, up to 8 chars; default "STORSTAK" */
+    const char *product;  /* up to 16; default "VIRTUAL DISK" */
+    const char *revision; /* up to 4; default "0001" */
+    const char *serial;   /* unit serial number (VPD 80h); default derived from the device id */
+    uint64_t device_id;   /* seeds the NAA identifier in VPD 83h; unique per LU */
+    uint32_t block_size;  /* 512 or 4096; default 512 */
     uint32_t max_transfer_blocks; /* VPD B0h MAXIMUM TRANSFER LENGTH; 0 = no limit advertised */
-    bool write_cache;      /* WCE initial value (caching mode page); default true */
-    bool read_only;        /* write-protected medium */
+    bool write_cache;             /* WCE initial value (caching mode page); default true */
+    bool read_only;               /* write-protected medium */
 };
 
 /* Creates a direct-access block device (peripheral type 00h) over a backend it does not own. */
