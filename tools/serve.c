@@ -5,26 +5,37 @@
  * none is interrupted). Then it stops the server, which waits for requests in flight, and
  * destroys the stack, which flushes and removes its devices. The socket is --socket PATH, else
  * the registry value ManagementSocket under Control\Storstack, else the per-user default.
+ * It also starts the iSCSI target (frontends/iscsi) exporting PhysicalDrive0 as LUN 0 on
+ * --iscsi-portal ADDR:PORT, else the registry value Portal under Control\Storstack\iSCSI, else
+ * 127.0.0.1:3260; --no-iscsi leaves it off. A portal that was asked for and cannot be bound is an
+ * error; the default one only warns (another serve may hold it), and the stack is served anyway.
+ * The target stops before the stack is destroyed.
  */
 #include <getopt.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <storstack/nt/ntstatus.h>
 
 #include "api/server.h"
+#include "frontends/iscsi/iscsi.h"
 #include "tools/cli.h"
 
 static void serve_usage(FILE *out)
 {
     fputs(
-        "usage: storstack serve [--config FILE] [--socket PATH]\n"
+        "usage: storstack serve [--config FILE] [--socket PATH] [--iscsi-portal ADDR:PORT |\n"
+        "                       --no-iscsi]\n"
         "  Boots a stack (from FILE, or the built-in default: a 1 GiB RAM disk), prints its\n"
         "  device tree and serves it on the management socket until SIGINT/SIGTERM.\n"
         "  --socket PATH   default: registry Control\\Storstack\\ManagementSocket, else\n"
         "                  /run/storstack/storstack.sock (root) or\n"
-        "                  $XDG_RUNTIME_DIR/storstack.sock or /tmp/storstack-$UID/storstack.sock\n",
+        "                  $XDG_RUNTIME_DIR/storstack.sock or /tmp/storstack-$UID/storstack.sock\n"
+        "  --iscsi-portal ADDR:PORT  the iSCSI target's portal (port 0: any free port); default:\n"
+        "                  registry Control\\Storstack\\iSCSI\\Portal, else 127.0.0.1:3260\n"
+        "  --no-iscsi      do not start the iSCSI target\n",
         out);
 }
 
@@ -32,11 +43,15 @@ int cli_serve(int argc, char **argv)
 {
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
                                          {"socket", required_argument, NULL, 'S'},
+                                         {"iscsi-portal", required_argument, NULL, 'P'},
+                                         {"no-iscsi", no_argument, NULL, 'N'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
-    const char *config = NULL, *socket = NULL;
-    char path[512], err[512];
+    const char *config = NULL, *socket = NULL, *portal_arg = NULL;
+    char path[512], err[512], portal[128];
     struct storstack_server *server = NULL;
+    struct iscsi_target *iscsi = NULL;
+    bool no_iscsi = false, portal_asked = true;
     storstack_t *stack;
     sigset_t set;
     int c, sig = 0;
@@ -53,6 +68,14 @@ int cli_serve(int argc, char **argv)
             if (!*socket)
                 return cli_usage_error("serve", "--socket: empty path");
             break;
+        case 'P':
+            portal_arg = optarg;
+            if (!*portal_arg)
+                return cli_usage_error("serve", "--iscsi-portal: empty address");
+            break;
+        case 'N':
+            no_iscsi = true;
+            break;
         case 'h':
             serve_usage(stdout);
             return CLI_EXIT_OK;
@@ -62,6 +85,8 @@ int cli_serve(int argc, char **argv)
     }
     if (optind < argc)
         return cli_usage_error("serve", "unexpected argument '%s'", argv[optind]);
+    if (no_iscsi && portal_arg)
+        return cli_usage_error("serve", "--iscsi-portal and --no-iscsi exclude each other");
 
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
@@ -84,16 +109,40 @@ int cli_serve(int argc, char **argv)
         return cli_fail("serve", "%s", err);
     }
 
+    if (!no_iscsi) {
+        if (portal_arg)
+            snprintf(portal, sizeof(portal), "%s", portal_arg);
+        else if (storstack_reg_get_string(stack, "Control\\Storstack\\iSCSI", "Portal", portal,
+                                          sizeof(portal)) != STATUS_SUCCESS ||
+                 !*portal) {
+            snprintf(portal, sizeof(portal), "%s", ISCSI_DEFAULT_PORTAL);
+            portal_asked = false;
+        }
+        struct iscsi_target_config icfg = {.portal = portal};
+        if (iscsi_target_start(stack, &icfg, &iscsi, err, sizeof(err))) {
+            if (portal_asked) {
+                storstack_server_stop(server);
+                storstack_destroy(stack);
+                return cli_fail("serve", "%s", err);
+            }
+            fprintf(stderr, "storstack serve: iSCSI target not started: %s\n", err);
+        }
+    }
+
     char *json = NULL;
     if (storstack_get_tree(stack, &json) == STATUS_SUCCESS &&
         cli_tree_render(json, stdout, err, sizeof(err)))
         fprintf(stderr, "storstack serve: cannot show the device tree: %s\n", err);
     free(json);
+    if (iscsi)
+        printf("storstack: iSCSI target %s on %s\n", ISCSI_DEFAULT_IQN,
+               iscsi_target_address(iscsi));
     printf("storstack: serving on %s\n", path);
     fflush(stdout);
 
     sigwait(&set, &sig);
     fprintf(stderr, "storstack: %s, shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    iscsi_target_stop(iscsi);
     storstack_server_stop(server);
     storstack_destroy(stack);
     return CLI_EXIT_OK;

@@ -1,0 +1,233 @@
+/*
+ * The iSCSI portal (RFC 7143 4.1, network portal): a listening TCP socket and the thread that
+ * accepts connections and starts one connection thread each (conn.c). Contract: start binds and
+ * listens before it returns; stop wakes the acceptor through a pipe, shuts every connection's
+ * socket down (which ends its blocking recv), and joins every thread before freeing anything.
+ * A connection thread never closes its own socket, so stop never shuts down a reused fd.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#include "frontends/iscsi/iscsi_p.h"
+
+/* Joins and frees finished connections; with all true, every connection. Portal lock held. */
+static void iscsi_portal_reap(struct iscsi_target *t, bool all)
+{
+    struct iscsi_conn **pp = &t->conns;
+
+    while (*pp) {
+        struct iscsi_conn *c = *pp;
+        if (!all && !c->done) {
+            pp = &c->next;
+            continue;
+        }
+        *pp = c->next;
+        pthread_mutex_unlock(&t->lock);
+        pthread_join(c->thread, NULL);
+        close(c->fd);
+        free(c);
+        pthread_mutex_lock(&t->lock);
+    }
+}
+
+static void *iscsi_portal_main(void *arg)
+{
+    struct iscsi_target *t = arg;
+    struct pollfd pfd[2] = {{.fd = t->lfd, .events = POLLIN}, {.fd = t->wake[0], .events = POLLIN}};
+
+    for (;;) {
+        if (poll(pfd, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        if (pfd[1].revents)
+            break;
+        int fd = accept4(t->lfd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0)
+            continue;
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        pthread_mutex_lock(&t->lock);
+        iscsi_portal_reap(t, false);
+        unsigned n = 0;
+        for (struct iscsi_conn *c = t->conns; c; c = c->next)
+            n++;
+        struct iscsi_conn *c = n < ISCSI_MAX_CONNS ? calloc(1, sizeof(*c)) : NULL;
+        if (c) {
+            c->target = t;
+            c->fd = fd;
+            if (pthread_create(&c->thread, NULL, iscsi_conn_main, c) == 0) {
+                c->next = t->conns;
+                t->conns = c;
+            } else {
+                free(c);
+                c = NULL;
+            }
+        }
+        pthread_mutex_unlock(&t->lock);
+        if (!c)
+            close(fd);
+    }
+    return NULL;
+}
+
+/* "ADDR:PORT" or "[ADDR6]:PORT" into host and port strings. */
+static int iscsi_split_portal(const char *portal, char *host, size_t hlen, char *port, size_t plen)
+{
+    const char *colon;
+    size_t n;
+
+    if (portal[0] == '[') {
+        const char *close = strchr(portal, ']');
+        if (!close || close[1] != ':')
+            return -EINVAL;
+        n = (size_t)(close - portal - 1);
+        if (n >= hlen)
+            return -EINVAL;
+        memcpy(host, portal + 1, n);
+        host[n] = 0;
+        colon = close + 1;
+    } else {
+        colon = strrchr(portal, ':');
+        if (!colon)
+            return -EINVAL;
+        n = (size_t)(colon - portal);
+        if (n == 0 || n >= hlen)
+            return -EINVAL;
+        memcpy(host, portal, n);
+        host[n] = 0;
+    }
+    if (!colon[1] || strlen(colon + 1) >= plen)
+        return -EINVAL;
+    char *end;
+    unsigned long v = strtoul(colon + 1, &end, 10);
+    if (*end || v > 65535)
+        return -EINVAL;
+    snprintf(port, plen, "%lu", v);
+    return 0;
+}
+
+int iscsi_target_start(storstack_t *stack, const struct iscsi_target_config *cfg,
+                       struct iscsi_target **out, char *err, size_t errlen)
+{
+    const char *portal = cfg && cfg->portal ? cfg->portal : ISCSI_DEFAULT_PORTAL;
+    char host[64], port[8], shown[64];
+    struct addrinfo hints = {.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV,
+                             .ai_socktype = SOCK_STREAM},
+                    *ai = NULL;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    struct iscsi_target *t;
+    int rc, one = 1;
+
+    *out = NULL;
+    if (iscsi_split_portal(portal, host, sizeof(host), port, sizeof(port))) {
+        snprintf(err, errlen, "iSCSI portal '%s': expected ADDR:PORT", portal);
+        return -EINVAL;
+    }
+    if ((rc = getaddrinfo(host, port, &hints, &ai)) != 0) {
+        snprintf(err, errlen, "iSCSI portal '%s': %s", portal, gai_strerror(rc));
+        return -EINVAL;
+    }
+    t = calloc(1, sizeof(*t));
+    if (!t) {
+        freeaddrinfo(ai);
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    t->stack = stack;
+    t->wake[0] = t->wake[1] = -1;
+    snprintf(t->iqn, sizeof(t->iqn), "%s", cfg && cfg->iqn ? cfg->iqn : ISCSI_DEFAULT_IQN);
+    snprintf(t->device, sizeof(t->device), "%s",
+             cfg && cfg->device ? cfg->device : ISCSI_DEFAULT_DEVICE);
+    t->lfd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (t->lfd < 0 || setsockopt(t->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+        bind(t->lfd, ai->ai_addr, ai->ai_addrlen) || listen(t->lfd, 16) ||
+        getsockname(t->lfd, (struct sockaddr *)&ss, &sl) || pipe2(t->wake, O_CLOEXEC)) {
+        rc = -errno;
+        snprintf(err, errlen, "iSCSI portal %s: %s", portal, strerror(errno));
+        goto fail;
+    }
+    freeaddrinfo(ai);
+    ai = NULL;
+    if (ss.ss_family == AF_INET6) {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+        t->port = ntohs(s6->sin6_port);
+        inet_ntop(AF_INET6, &s6->sin6_addr, shown, sizeof(shown));
+        snprintf(t->address, sizeof(t->address), "[%s]:%u", shown, t->port);
+    } else {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+        t->port = ntohs(s4->sin_port);
+        inet_ntop(AF_INET, &s4->sin_addr, shown, sizeof(shown));
+        snprintf(t->address, sizeof(t->address), "%s:%u", shown, t->port);
+    }
+    t->login_cfg.iqn = t->iqn;
+    t->login_cfg.address = t->address;
+    t->login_cfg.tpgt = 1;
+    t->login_cfg.limits.max_recv_dsl = ISCSI_OUR_MRDSL;
+    t->login_cfg.limits.max_burst = 262144;
+    t->login_cfg.limits.first_burst = 65536;
+    t->login_cfg.limits.immediate_data = true;
+    t->login_cfg.limits.initial_r2t = false;
+    pthread_mutex_init(&t->lock, NULL);
+    if ((rc = -pthread_create(&t->thread, NULL, iscsi_portal_main, t)) != 0) {
+        pthread_mutex_destroy(&t->lock);
+        snprintf(err, errlen, "cannot start the iSCSI portal thread");
+        goto fail;
+    }
+    *out = t;
+    return 0;
+
+fail:
+    if (ai)
+        freeaddrinfo(ai);
+    if (t->lfd >= 0)
+        close(t->lfd);
+    if (t->wake[0] >= 0) {
+        close(t->wake[0]);
+        close(t->wake[1]);
+    }
+    free(t);
+    return rc ? rc : -EIO;
+}
+
+uint16_t iscsi_target_port(const struct iscsi_target *t)
+{
+    return t->port;
+}
+
+const char *iscsi_target_address(const struct iscsi_target *t)
+{
+    return t->address;
+}
+
+void iscsi_target_stop(struct iscsi_target *t)
+{
+    if (!t)
+        return;
+    if (write(t->wake[1], "x", 1) < 0) {
+        /* the pipe cannot be full with one byte; nothing else to do */
+    }
+    pthread_join(t->thread, NULL);
+    pthread_mutex_lock(&t->lock);
+    for (struct iscsi_conn *c = t->conns; c; c = c->next)
+        shutdown(c->fd, SHUT_RDWR);
+    iscsi_portal_reap(t, true);
+    pthread_mutex_unlock(&t->lock);
+    pthread_mutex_destroy(&t->lock);
+    close(t->lfd);
+    close(t->wake[0]);
+    close(t->wake[1]);
+    free(t);
+}
