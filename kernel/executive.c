@@ -45,7 +45,8 @@ static void ExpSendShutdown(PEXECUTIVE ex)
         pthread_mutex_unlock(&ex->Lock);
         return;
     }
-    memcpy(devices, ex->ShutdownDevices, count * sizeof(devices[0]));
+    if (count)
+        memcpy(devices, ex->ShutdownDevices, count * sizeof(devices[0]));
     for (ULONG i = 0; i < count; i++)
         ObReferenceObject(devices[i]);
     pthread_mutex_unlock(&ex->Lock);
