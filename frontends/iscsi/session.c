@@ -185,6 +185,28 @@ static int iscsi_send_data_in(struct iscsi_conn *c, uint32_t itt, const uint8_t 
                                wanted, moved);
 }
 
+/* Sets the TRANSFER LENGTH of a READ/WRITE CDB that iscsi_cdb_wanted() understood. */
+static void iscsi_cdb_set_blocks(uint8_t *cdb, uint32_t blocks)
+{
+    switch (cdb[0]) {
+    case 0x08:
+    case 0x0a:
+        cdb[4] = (uint8_t)blocks; /* callers never pass 0 or more than 255 here */
+        break;
+    case 0x28:
+    case 0x2a:
+        iscsi_put16(cdb + 7, blocks);
+        break;
+    case 0xa8:
+    case 0xaa:
+        iscsi_put32(cdb + 6, blocks);
+        break;
+    default:
+        iscsi_put32(cdb + 10, blocks);
+        break;
+    }
+}
+
 /* Runs one command through IOCTL_SCSI_PASS_THROUGH_DIRECT and answers it. */
 static int iscsi_execute(struct iscsi_conn *c, uint32_t itt, const uint8_t lun[8],
                          const uint8_t cdb[16], uint8_t dir, uint8_t *buf, uint32_t len,
@@ -195,6 +217,22 @@ static int iscsi_execute(struct iscsi_conn *c, uint32_t itt, const uint8_t lun[8
     storstack_status_t st;
 
     memset(&s, 0, sizeof(s));
+    memcpy(s.sptd.Cdb, cdb, 16);
+    if (wanted != UINT32_MAX) {
+        /* 11.4.5.1: the transfer is the smaller of EDTL and what the CDB asks for. A write
+         * given less than the CDB asks writes the whole blocks it received and reports the rest
+         * as overflow (what initiators such as libiscsi's test suite expect of a target). */
+        if (dir == SCSI_IOCTL_DATA_OUT && len < wanted) {
+            uint32_t blocks = len / c->block_size;
+            if (blocks == 0)
+                return iscsi_send_scsi_rsp(c, itt, ISCSI_RESPONSE_COMPLETED, ISCSI_STATUS_GOOD,
+                                           NULL, 0, edtl, wanted, 0);
+            iscsi_cdb_set_blocks(s.sptd.Cdb, blocks);
+            len = blocks * c->block_size;
+        } else if (len > wanted) {
+            len = wanted;
+        }
+    }
     s.sptd.Length = sizeof(s.sptd);
     /* SPC-4 4.2.5.1: the group code gives the CDB length. */
     static const uint8_t cdb_len[8] = {6, 10, 10, 16, 16, 12, 16, 16};
@@ -205,7 +243,6 @@ static int iscsi_execute(struct iscsi_conn *c, uint32_t itt, const uint8_t lun[8
     s.sptd.DataTransferLength = len;
     s.sptd.DataBuffer = len ? buf : NULL;
     s.sptd.TimeOutValue = ISCSI_PT_TIMEOUT;
-    memcpy(s.sptd.Cdb, cdb, 16);
     st = storstack_ioctl(c->dev, IOCTL_SCSI_PASS_THROUGH_DIRECT, &s, sizeof(s), &s, sizeof(s),
                          &returned);
     if (NT_ERROR(st))

@@ -321,7 +321,26 @@ static void test_residuals_and_sense(void **state)
     assert_true(r.sense_len >= 14);
     assert_int_equal(r.sense[2] & 0x0f, 5);
     assert_int_equal(r.sense[12], 0x21);
-    /* an unmapped LUN */
+    /* a write given one block of a two-block CDB writes that block only: overflow 512 */
+    uint8_t wr[16] = {0x2a, 0, 0, 0, 0x10, 0, 0, 0, 2}, rd[16] = {0x28, 0, 0, 0, 0x10, 0, 0, 0, 2};
+    uint8_t a[1024], b[512];
+    memset(a, 'a', sizeof(a));
+    memset(b, 'b', sizeof(b));
+    cli_cmd(&c, wr, false, true, 1024, NULL, a, &r);
+    assert_int_equal(r.status, 0);
+    cli_cmd(&c, wr, false, true, 512, NULL, b, &r);
+    assert_int_equal(r.status, 0);
+    assert_true(r.flags & ISCSI_RSP_OVERFLOW);
+    assert_int_equal(r.residual, 512);
+    cli_cmd(&c, rd, true, false, 1024, in, NULL, &r);
+    assert_memory_equal(in, b, 512);
+    assert_memory_equal(in + 512, a, 512);
+    /* more data than the CDB asks for: only the CDB's blocks are written, underflow */
+    wr[8] = 1;
+    cli_cmd(&c, wr, false, true, 1024, NULL, b, &r);
+    assert_int_equal(r.status, 0);
+    assert_true(r.flags & ISCSI_RSP_UNDERFLOW);
+    assert_int_equal(r.residual, 512);
     cli_logout(&c);
 }
 
