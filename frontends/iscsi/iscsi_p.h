@@ -16,7 +16,8 @@
 #define ISCSI_TASKS         16     /* commands in the CmdSN window (MaxCmdSN - ExpCmdSN + 1) */
 #define ISCSI_OUR_MRDSL     262144 /* our MaxRecvDataSegmentLength */
 #define ISCSI_MAX_CONNS     64
-#define ISCSI_XFER_FALLBACK 65536 /* pass-through limit when the adapter does not say */
+#define ISCSI_XFER_FALLBACK 65536      /* pass-through limit when the adapter does not say */
+#define ISCSI_MAX_CMD       (4u << 20) /* the largest command; VPD B0h says so to initiators */
 
 /* A write command gathering its data (immediate, unsolicited, then solicited by R2T). */
 struct iscsi_task {
@@ -33,7 +34,7 @@ struct iscsi_task {
     uint32_t r2t_end;
     uint32_t r2tsn;
     uint32_t datasn; /* expected DataSN in the current sequence */
-    uint8_t *buf;    /* max_xfer bytes, allocated once per slot and kept */
+    uint8_t *buf;    /* ISCSI_MAX_CMD bytes, allocated on first use and kept */
 };
 
 struct iscsi_conn {
@@ -46,12 +47,12 @@ struct iscsi_conn {
     struct iscsi_params params;
     storstack_handle_t *dev;
     uint32_t block_size; /* from IOCTL_DISK_GET_DRIVE_GEOMETRY, 0 unknown */
-    uint32_t max_xfer;   /* the adapter's MaximumTransferLength */
+    uint32_t max_xfer;   /* the adapter's MaximumTransferLength: larger I/O is split */
     uint32_t statsn;
     uint32_t exp_cmdsn;
     uint32_t next_ttt;
     uint8_t *rx;   /* one data segment, params.max_recv_dsl bytes */
-    uint8_t *rbuf; /* data-in of the command being executed, max_xfer bytes */
+    uint8_t *rbuf; /* data-in of the command being executed, ISCSI_MAX_CMD bytes */
     struct iscsi_task tasks[ISCSI_TASKS];
     uint8_t txt[ISCSI_LOGIN_TEXT_MAX];
 };

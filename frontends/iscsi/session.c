@@ -24,7 +24,7 @@
 #define ISCSI_STATUS_GOOD   0x00
 #define ISCSI_STATUS_CHECK  0x02
 #define ISCSI_STATUS_BUSY   0x08
-#define ISCSI_XFER_CAP      (16u << 20)
+#define ISCSI_XFER_CAP      ISCSI_MAX_CMD
 #define ISCSI_PT_TIMEOUT    60
 #define SCSI_OP_INQUIRY     0x12
 #define SCSI_OP_REPORT_LUNS 0xa0
@@ -63,7 +63,7 @@ int iscsi_session_open(struct iscsi_conn *c)
                         &returned) == STATUS_SUCCESS &&
         returned >= sizeof(geo))
         c->block_size = geo.BytesPerSector;
-    c->rbuf = aligned_alloc(4096, (c->max_xfer + 4095u) & ~4095u);
+    c->rbuf = aligned_alloc(4096, ISCSI_MAX_CMD);
     if (!c->rbuf) {
         storstack_close(c->dev);
         c->dev = NULL;
@@ -207,17 +207,77 @@ static void iscsi_cdb_set_blocks(uint8_t *cdb, uint32_t blocks)
     }
 }
 
-/* Runs one command through IOCTL_SCSI_PASS_THROUGH_DIRECT and answers it. */
+/* Sets the LOGICAL BLOCK ADDRESS of a READ/WRITE(10/12/16) CDB. */
+static void iscsi_cdb_set_lba(uint8_t *cdb, uint64_t lba)
+{
+    if (cdb[0] == 0x88 || cdb[0] == 0x8a) {
+        iscsi_put32(cdb + 2, (uint32_t)(lba >> 32));
+        iscsi_put32(cdb + 6, (uint32_t)lba);
+    } else {
+        iscsi_put32(cdb + 2, (uint32_t)lba);
+    }
+}
+
+static uint64_t iscsi_cdb_lba(const uint8_t *cdb)
+{
+    if (cdb[0] == 0x88 || cdb[0] == 0x8a)
+        return (uint64_t)iscsi_get32(cdb + 2) << 32 | iscsi_get32(cdb + 6);
+    return iscsi_get32(cdb + 2);
+}
+
+/* One IOCTL_SCSI_PASS_THROUGH_DIRECT; the NTSTATUS of the transport. */
+static storstack_status_t iscsi_passthrough(struct iscsi_conn *c, const uint8_t cdb[16],
+                                            uint8_t dir, uint8_t *buf, uint32_t len,
+                                            struct iscsi_sptd *s)
+{
+    /* SPC-4 4.2.5.1: the group code gives the CDB length. */
+    static const uint8_t cdb_len[8] = {6, 10, 10, 16, 16, 12, 16, 16};
+    uint32_t returned = 0;
+
+    memset(s, 0, sizeof(*s));
+    memcpy(s->sptd.Cdb, cdb, 16);
+    s->sptd.Length = sizeof(s->sptd);
+    s->sptd.CdbLength = cdb_len[cdb[0] >> 5];
+    s->sptd.SenseInfoLength = ISCSI_SENSE_MAX;
+    s->sptd.SenseInfoOffset = offsetof(struct iscsi_sptd, sense);
+    s->sptd.DataIn = dir;
+    s->sptd.DataTransferLength = len;
+    s->sptd.DataBuffer = len ? buf : NULL;
+    s->sptd.TimeOutValue = ISCSI_PT_TIMEOUT;
+    return storstack_ioctl(c->dev, IOCTL_SCSI_PASS_THROUGH_DIRECT, s, sizeof(*s), s, sizeof(*s),
+                           &returned);
+}
+
+/* The target's own limit in VPD B0h (SBC-4 6.6.4): MAXIMUM TRANSFER LENGTH no more than one
+ * command buffer, since the device below knows nothing of the target's buffers. */
+static void iscsi_clamp_block_limits(const struct iscsi_conn *c, const uint8_t *cdb, uint8_t *buf,
+                                     uint32_t moved)
+{
+    if (cdb[0] != SCSI_OP_INQUIRY || !(cdb[1] & 1) || cdb[2] != 0xb0 || moved < 12 ||
+        !c->block_size)
+        return;
+    uint32_t limit = ISCSI_MAX_CMD / c->block_size, mtl = iscsi_get32(buf + 8);
+    if (mtl == 0 || mtl > limit)
+        iscsi_put32(buf + 8, limit);
+    if (moved >= 16 && iscsi_get32(buf + 12) > limit)
+        iscsi_put32(buf + 12, limit);
+}
+
+/*
+ * Runs one command through IOCTL_SCSI_PASS_THROUGH_DIRECT and answers it. A READ/WRITE larger
+ * than the adapter's MaximumTransferLength goes down as several, each of whole blocks at the
+ * next LBA, stopping at the first that does not end GOOD.
+ */
 static int iscsi_execute(struct iscsi_conn *c, uint32_t itt, const uint8_t lun[8],
-                         const uint8_t cdb[16], uint8_t dir, uint8_t *buf, uint32_t len,
+                         const uint8_t cdb_in[16], uint8_t dir, uint8_t *buf, uint32_t len,
                          uint32_t edtl)
 {
     struct iscsi_sptd s;
-    uint32_t returned = 0, wanted = iscsi_cdb_wanted(c, cdb);
-    storstack_status_t st;
+    uint32_t wanted = iscsi_cdb_wanted(c, cdb_in), moved = 0;
+    uint8_t cdb[16];
+    storstack_status_t st = STATUS_SUCCESS;
 
-    memset(&s, 0, sizeof(s));
-    memcpy(s.sptd.Cdb, cdb, 16);
+    memcpy(cdb, cdb_in, 16);
     if (wanted != UINT32_MAX) {
         /* 11.4.5.1: the transfer is the smaller of EDTL and what the CDB asks for. A write
          * given less than the CDB asks writes the whole blocks it received and reports the rest
@@ -227,34 +287,44 @@ static int iscsi_execute(struct iscsi_conn *c, uint32_t itt, const uint8_t lun[8
             if (blocks == 0)
                 return iscsi_send_scsi_rsp(c, itt, ISCSI_RESPONSE_COMPLETED, ISCSI_STATUS_GOOD,
                                            NULL, 0, edtl, wanted, 0);
-            iscsi_cdb_set_blocks(s.sptd.Cdb, blocks);
+            iscsi_cdb_set_blocks(cdb, blocks);
             len = blocks * c->block_size;
         } else if (len > wanted) {
             len = wanted;
         }
     }
-    s.sptd.Length = sizeof(s.sptd);
-    /* SPC-4 4.2.5.1: the group code gives the CDB length. */
-    static const uint8_t cdb_len[8] = {6, 10, 10, 16, 16, 12, 16, 16};
-    s.sptd.CdbLength = cdb_len[cdb[0] >> 5];
-    s.sptd.SenseInfoLength = ISCSI_SENSE_MAX;
-    s.sptd.SenseInfoOffset = offsetof(struct iscsi_sptd, sense);
-    s.sptd.DataIn = dir;
-    s.sptd.DataTransferLength = len;
-    s.sptd.DataBuffer = len ? buf : NULL;
-    s.sptd.TimeOutValue = ISCSI_PT_TIMEOUT;
-    st = storstack_ioctl(c->dev, IOCTL_SCSI_PASS_THROUGH_DIRECT, &s, sizeof(s), &s, sizeof(s),
-                         &returned);
+    if (wanted != UINT32_MAX && len > c->max_xfer && c->max_xfer >= c->block_size &&
+        cdb[0] != 0x08 && cdb[0] != 0x0a && len % c->block_size == 0) {
+        uint32_t chunk = c->max_xfer / c->block_size * c->block_size;
+        uint64_t lba = iscsi_cdb_lba(cdb);
+        do {
+            uint32_t n = len - moved < chunk ? len - moved : chunk;
+            iscsi_cdb_set_lba(cdb, lba + moved / c->block_size);
+            iscsi_cdb_set_blocks(cdb, n / c->block_size);
+            st = iscsi_passthrough(c, cdb, dir, buf + moved, n, &s);
+            if (NT_ERROR(st))
+                break;
+            moved += s.sptd.DataTransferLength < n ? s.sptd.DataTransferLength : n;
+        } while (s.sptd.ScsiStatus == ISCSI_STATUS_GOOD && moved < len);
+    } else if (len > c->max_xfer) {
+        /* not a READ/WRITE we can split: the pass-through cannot carry it */
+        return iscsi_check_condition(c, itt, edtl, 0x05, 0x24, 0x00);
+    } else {
+        st = iscsi_passthrough(c, cdb, dir, buf, len, &s);
+        if (!NT_ERROR(st))
+            moved = s.sptd.DataTransferLength < len ? s.sptd.DataTransferLength : len;
+    }
     if (NT_ERROR(st))
         /* 11.4.3: the command did not reach a status; the initiator may retry elsewhere. */
         return iscsi_send_scsi_rsp(c, itt, ISCSI_RESPONSE_TARGET_FAILURE, 0, NULL, 0, edtl, 0, 0);
-    uint32_t moved = s.sptd.DataTransferLength < len ? s.sptd.DataTransferLength : len;
     uint32_t sense_len = s.sptd.ScsiStatus == ISCSI_STATUS_GOOD ? 0 : s.sptd.SenseInfoLength;
     if (wanted == UINT32_MAX)
         wanted = moved;
-    if (dir == SCSI_IOCTL_DATA_IN && moved)
+    if (dir == SCSI_IOCTL_DATA_IN && moved) {
+        iscsi_clamp_block_limits(c, cdb, buf, moved);
         return iscsi_send_data_in(c, itt, lun, buf, moved, s.sptd.ScsiStatus, s.sense, sense_len,
                                   edtl, wanted);
+    }
     return iscsi_send_scsi_rsp(c, itt, ISCSI_RESPONSE_COMPLETED, s.sptd.ScsiStatus, s.sense,
                                sense_len, edtl, wanted, moved);
 }
@@ -330,7 +400,7 @@ int iscsi_session_scsi_cmd(struct iscsi_conn *c, const struct iscsi_pdu *p, cons
         if (cmd.cdb[0] != SCSI_OP_REPORT_LUNS) /* LOGICAL UNIT NOT SUPPORTED */
             return iscsi_check_condition(c, cmd.itt, cmd.edtl, 0x05, 0x25, 0x00);
     }
-    if (cmd.edtl > c->max_xfer) /* the pass-through cannot carry it: INVALID FIELD IN CDB */
+    if (cmd.edtl > ISCSI_MAX_CMD) /* over VPD B0h's MAXIMUM TRANSFER LENGTH as we report it */
         return iscsi_check_condition(c, cmd.itt, cmd.edtl, 0x05, 0x24, 0x00);
     if (!cmd.write)
         return iscsi_execute(c, cmd.itt, cmd.lun, cmd.cdb,
@@ -345,7 +415,7 @@ int iscsi_session_scsi_cmd(struct iscsi_conn *c, const struct iscsi_pdu *p, cons
     if (!t) /* only an immediate command can get here with the window full */
         return iscsi_send_scsi_rsp(c, cmd.itt, ISCSI_RESPONSE_COMPLETED, ISCSI_STATUS_BUSY, NULL, 0,
                                    cmd.edtl, 0, 0);
-    if (!t->buf && !(t->buf = aligned_alloc(4096, (c->max_xfer + 4095u) & ~4095u)))
+    if (!t->buf && !(t->buf = aligned_alloc(4096, ISCSI_MAX_CMD)))
         return iscsi_send_scsi_rsp(c, cmd.itt, ISCSI_RESPONSE_COMPLETED, ISCSI_STATUS_BUSY, NULL, 0,
                                    cmd.edtl, 0, 0);
     memset(t, 0, offsetof(struct iscsi_task, buf));

@@ -296,6 +296,36 @@ static void test_login_inquiry_write_read_round_trip_with_r2t_and_logout(void **
     free(in);
 }
 
+static void test_large_io_split_below_the_adapter_limit_and_block_limits_say_so(void **state)
+{
+    enum { LEN = 1024 * 1024 }; /* four times the virtual miniport's 256 KiB */
+    uint8_t *out = malloc(LEN), *in = malloc(LEN), vpd[64];
+    uint8_t cdb[16] = {0x8a, 0, 0, 0, 0, 0, 0, 0, 0x10, 0, 0, 0, (LEN / 512) >> 8, 0};
+    static const uint8_t b0[16] = {0x12, 1, 0xb0, 0, 64, 0};
+    struct result r;
+    struct cli c;
+
+    for (uint32_t i = 0; i < LEN; i++)
+        out[i] = (uint8_t)(i * 13 + i / 4096);
+    cli_login(&c);
+    cli_cmd(&c, cdb, false, true, LEN, NULL, out, &r);
+    assert_int_equal(r.response, 0);
+    assert_int_equal(r.status, 0);
+    cdb[0] = 0x88;
+    cli_cmd(&c, cdb, true, false, LEN, in, NULL, &r);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(r.moved, LEN);
+    assert_memory_equal(in, out, LEN);
+    /* MAXIMUM TRANSFER LENGTH: the target's 4 MiB command buffer, in 512-byte blocks */
+    cli_cmd(&c, b0, true, false, 64, vpd, NULL, &r);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(vpd[1], 0xb0);
+    assert_int_equal(iscsi_get32(vpd + 8), (4u << 20) / 512);
+    cli_logout(&c);
+    free(out);
+    free(in);
+}
+
 static void test_residuals_and_sense(void **state)
 {
     uint8_t cdb[16] = {0x28, 0, 0, 0, 0, 0, 0, 0, 1}, in[2048];
@@ -337,7 +367,7 @@ static void test_residuals_and_sense(void **state)
     assert_memory_equal(in + 512, a, 512);
     /* more data than the CDB asks for: only the CDB's blocks are written, underflow */
     wr[8] = 1;
-    cli_cmd(&c, wr, false, true, 1024, NULL, b, &r);
+    cli_cmd(&c, wr, false, true, 1024, NULL, a, &r);
     assert_int_equal(r.status, 0);
     assert_true(r.flags & ISCSI_RSP_UNDERFLOW);
     assert_int_equal(r.residual, 512);
@@ -453,6 +483,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_login_inquiry_write_read_round_trip_with_r2t_and_logout),
+        cmocka_unit_test(test_large_io_split_below_the_adapter_limit_and_block_limits_say_so),
         cmocka_unit_test(test_residuals_and_sense),
         cmocka_unit_test(test_task_management_answers_honestly),
         cmocka_unit_test(test_discovery_send_targets_and_chap_refused),
