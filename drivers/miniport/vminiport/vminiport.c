@@ -32,6 +32,7 @@ typedef struct _VMP_UNIT {
 typedef struct _VMP_ADAPTER {
     ULONG MaxTargets;
     ULONG MaxLuns;
+    ULONG MaxTransferLength; /* bytes: the adapter's limit, advertised in each unit's VPD B0h */
     struct scsi_target *Targets[VMP_MAX_TARGETS];
     VMP_UNIT Units[VMP_MAX_TARGETS][VMP_MAX_LUNS];
     ULONG UnitCount;
@@ -170,6 +171,8 @@ static BOOLEAN VmpCreateUnit(PVMP_ADAPTER a, PVOID ext, ULONG t, ULONG l, PCSTR 
     /* Stable across restarts: the identity of a file-backed disk must not change. */
     cfg.device_id = VmpHash(instance, t, l);
     cfg.block_size = (uint32_t)block;
+    /* VPD B0h tells initiators (over pass-through, or the iSCSI target) the adapter's limit */
+    cfg.max_transfer_blocks = (uint32_t)(a->MaxTransferLength / block);
     cfg.write_cache = wce != 0;
     cfg.read_only = ro != 0;
     rc = scsi_disk_create(&cfg, a->Units[t][l].Backend, &a->Units[t][l].Lu);
@@ -248,6 +251,7 @@ static ULONG VmpHwFindAdapter(PVOID DeviceExtension, PVOID HwContext, PVOID BusI
                                               "1..254 and MaxNumberOfIO positive");
         return SP_RETURN_BAD_CONFIG;
     }
+    a->MaxTransferLength = (ULONG)max_transfer;
     if (!instance[0])
         snprintf(instance, sizeof(instance), "vminiport");
     /* A unit configured past the limits would silently not exist: say so. */
