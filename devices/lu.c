@@ -115,6 +115,7 @@ static void ua_raise_locked(struct scsi_lu *lu, uint8_t asc, uint8_t ascq, const
     struct scsi_ua_store *ua = &lu->ua;
     uint64_t gen = ++ua->gen;
     struct scsi_ua_event *e = &ua->ev[gen % SCSI_UA_EVENTS];
+    atomic_store(&ua->gen_pub, gen);
     e->gen = gen;
     e->asc = asc;
     e->ascq = ascq;
@@ -172,8 +173,14 @@ static struct scsi_ua_nexus *ua_nexus_new(struct scsi_ua_store *ua, uint64_t nex
 bool scsi_lu_ua_take(struct scsi_lu *lu, uint64_t nexus, uint8_t *asc, uint8_t *ascq)
 {
     bool found = false;
-    pthread_mutex_lock(&lu->lock);
     struct scsi_ua_store *ua = &lu->ua;
+    /* Fast path, no lock: this nexus already saw every event up to the newest one. Reading
+     * quiet_gen, then quiet_nexus, then gen_pub (all sequentially consistent) sees a nexus
+     * only with the gen it was quiet at, or a newer gen_pub, which sends us the slow way. */
+    uint64_t quiet = atomic_load(&ua->quiet_gen);
+    if (atomic_load(&ua->quiet_nexus) == nexus && atomic_load(&ua->gen_pub) == quiet)
+        return false;
+    pthread_mutex_lock(&lu->lock);
     struct scsi_ua_nexus *nx = ua_nexus_find(ua, nexus);
     uint64_t seen = nx ? nx->seen_gen : 0;
     if (ua->gen > seen) {
@@ -201,6 +208,10 @@ bool scsi_lu_ua_take(struct scsi_lu *lu, uint64_t nexus, uint8_t *asc, uint8_t *
         if (!nx)
             nx = ua_nexus_new(ua, nexus);
         nx->seen_gen = new_seen;
+    }
+    if (!found && nx && nx->seen_gen == ua->gen) {
+        atomic_store(&ua->quiet_nexus, nexus);
+        atomic_store(&ua->quiet_gen, ua->gen);
     }
     pthread_mutex_unlock(&lu->lock);
     return found;

@@ -76,6 +76,12 @@ struct scsi_ua_nexus {
 
 struct scsi_ua_store {
     uint64_t gen; /* gen of the newest event; 0 = none ever */
+    /* Lock-free fast path for scsi_lu_ua_take: a nexus that has seen everything up to
+     * quiet_gen. Written under the lock in the order gen_pub (on raise); quiet_nexus then
+     * quiet_gen (on a take that found nothing); read in the reverse order. */
+    _Atomic uint64_t gen_pub;
+    _Atomic uint64_t quiet_nexus;
+    _Atomic uint64_t quiet_gen;
     struct scsi_ua_event ev[SCSI_UA_EVENTS];
     struct scsi_ua_nexus nx[SCSI_UA_NEXUS];
 };

@@ -243,9 +243,8 @@ NTSTATUS StorpExecuteSrb(PSTORP_UNIT Unit, PIRP Irp, PSCSI_REQUEST_BLOCK Srb)
         StorpCompleteIrpWithSrbStatus(Irp, Srb, SRB_STATUS_INTERNAL_ERROR);
         return STATUS_INSUFFICIENT_RESOURCES;
     }
+    /* The SRB extension is the miniport's to initialize, as on Windows: not zeroed per I/O. */
     memset(req, 0, sizeof(*req));
-    if (adapter->Config.SrbExtensionSize)
-        memset(req->SrbExtension, 0, adapter->Config.SrbExtensionSize);
     req->Irp = Irp;
     req->Srb = Srb;
     req->Unit = Unit;
