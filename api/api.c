@@ -38,17 +38,18 @@ storstack_status_t storstack_close(storstack_handle_t *handle)
     return handle->stack->ops->close(handle);
 }
 
-struct sync_wait {
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    int done;
-    storstack_status_t status;
-    uint64_t information;
-};
-
-static void sync_complete(void *context, storstack_status_t status, uint64_t information)
+void storstack_wait_init(struct storstack_wait *w)
 {
-    struct sync_wait *w = context;
+    w->done = 0;
+    w->status = STATUS_PENDING;
+    w->information = 0;
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_cond_init(&w->cond, NULL);
+}
+
+void storstack_wait_done(void *context, storstack_status_t status, uint64_t information)
+{
+    struct storstack_wait *w = context;
     pthread_mutex_lock(&w->lock);
     w->status = status;
     w->information = information;
@@ -57,30 +58,40 @@ static void sync_complete(void *context, storstack_status_t status, uint64_t inf
     pthread_mutex_unlock(&w->lock);
 }
 
+storstack_status_t storstack_wait_finish(struct storstack_wait *w, storstack_status_t status,
+                                         uint64_t *information)
+{
+    if (status == STATUS_PENDING) {
+        pthread_mutex_lock(&w->lock);
+        while (!w->done)
+            pthread_cond_wait(&w->cond, &w->lock);
+        pthread_mutex_unlock(&w->lock);
+        status = w->status;
+        if (information)
+            *information = w->information;
+    }
+    pthread_mutex_destroy(&w->lock);
+    pthread_cond_destroy(&w->cond);
+    return status;
+}
+
 static storstack_status_t sync_rw(storstack_handle_t *handle, int write, void *buf, uint32_t length,
                                   uint64_t offset, uint32_t *transferred)
 {
-    struct sync_wait w = {.done = 0};
+    struct storstack_wait w;
+    uint64_t information = 0;
     storstack_status_t status;
 
     if (transferred)
         *transferred = 0;
     if (!handle)
         return STATUS_INVALID_HANDLE;
-    pthread_mutex_init(&w.lock, NULL);
-    pthread_cond_init(&w.cond, NULL);
-    status = handle->stack->ops->rw_async(handle, write, buf, length, offset, sync_complete, &w);
-    if (status == STATUS_PENDING) {
-        pthread_mutex_lock(&w.lock);
-        while (!w.done)
-            pthread_cond_wait(&w.cond, &w.lock);
-        pthread_mutex_unlock(&w.lock);
-        status = w.status;
-        if (transferred)
-            *transferred = (uint32_t)w.information;
-    }
-    pthread_mutex_destroy(&w.lock);
-    pthread_cond_destroy(&w.cond);
+    storstack_wait_init(&w);
+    status =
+        handle->stack->ops->rw_async(handle, write, buf, length, offset, storstack_wait_done, &w);
+    status = storstack_wait_finish(&w, status, &information);
+    if (transferred)
+        *transferred = (uint32_t)information;
     return status;
 }
 

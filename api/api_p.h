@@ -6,6 +6,8 @@
 #ifndef STORSTACK_API_API_P_H
 #define STORSTACK_API_API_P_H
 
+#include <pthread.h>
+
 #include <storstack/storstack.h>
 
 struct storstack_ops {
@@ -26,6 +28,20 @@ struct storstack_ops {
     storstack_status_t (*reg_get_string)(storstack_t *stack, const char *key, const char *name,
                                          char *out, size_t out_length);
 };
+
+/* Waiting for an asynchronous call: init, pass storstack_wait_done and the wait as the callback
+ * and context, then finish with the call's return value (it waits only for STATUS_PENDING). */
+struct storstack_wait {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int done;
+    storstack_status_t status;
+    uint64_t information;
+};
+void storstack_wait_init(struct storstack_wait *w);
+storstack_io_callback storstack_wait_done;
+storstack_status_t storstack_wait_finish(struct storstack_wait *w, storstack_status_t status,
+                                         uint64_t *information);
 
 struct storstack {
     const struct storstack_ops *ops;

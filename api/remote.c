@@ -360,54 +360,21 @@ static storstack_status_t remote_submit(struct remote_stack *rs, struct wire_req
     return STATUS_PENDING;
 }
 
-struct remote_wait {
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    int done;
-    storstack_status_t status;
-    uint64_t information;
-};
-
-static void remote_wait_done(void *context, storstack_status_t status, uint64_t information)
-{
-    struct remote_wait *w = context;
-    pthread_mutex_lock(&w->lock);
-    w->status = status;
-    w->information = information;
-    w->done = 1;
-    pthread_cond_signal(&w->cond);
-    pthread_mutex_unlock(&w->lock);
-}
-
 /* A synchronous request: *information gets IoStatus.Information. */
 static storstack_status_t remote_call(struct remote_stack *rs, struct wire_request *req,
                                       const void *payload, struct remote_pending *tmpl,
                                       uint64_t *information)
 {
-    struct remote_wait w = {.done = 0};
-    storstack_status_t st;
+    struct storstack_wait w;
 
     if (information)
         *information = 0;
     if (pthread_equal(pthread_self(), rs->receiver))
         return STATUS_INVALID_DEVICE_STATE; /* would wait on ourselves */
-    pthread_mutex_init(&w.lock, NULL);
-    pthread_cond_init(&w.cond, NULL);
-    tmpl->callback = remote_wait_done;
+    storstack_wait_init(&w);
+    tmpl->callback = storstack_wait_done;
     tmpl->context = &w;
-    st = remote_submit(rs, req, payload, tmpl);
-    if (st == STATUS_PENDING) {
-        pthread_mutex_lock(&w.lock);
-        while (!w.done)
-            pthread_cond_wait(&w.cond, &w.lock);
-        pthread_mutex_unlock(&w.lock);
-        st = w.status;
-        if (information)
-            *information = w.information;
-    }
-    pthread_mutex_destroy(&w.lock);
-    pthread_cond_destroy(&w.cond);
-    return st;
+    return storstack_wait_finish(&w, remote_submit(rs, req, payload, tmpl), information);
 }
 
 static storstack_status_t remote_open(storstack_t *stack, const char *name, uint32_t access,
