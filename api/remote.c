@@ -74,7 +74,7 @@ struct remote_stack {
     struct remote_pending *free_list;
     struct remote_pending *queue_head, *queue_tail;
     struct remote_handle *handles;
-    uint32_t rpos, rend; /* receiver thread only */
+    struct wire_reader reader; /* receiver thread only */
     uint8_t rbuf[REMOTE_RBUF];
 };
 
@@ -167,35 +167,7 @@ static void remote_fail_all(struct remote_stack *rs)
 /* Reads len bytes of the response stream (receiver thread), batching small frames. */
 static int remote_read(struct remote_stack *rs, void *dst, size_t len)
 {
-    uint8_t *p = dst;
-    size_t have = rs->rend - rs->rpos;
-
-    if (have) {
-        size_t n = have < len ? have : len;
-        memcpy(p, rs->rbuf + rs->rpos, n);
-        rs->rpos += (uint32_t)n;
-        p += n;
-        len -= n;
-    }
-    if (!len)
-        return 0;
-    if (len >= REMOTE_RBUF / 2)
-        return wire_recv_all(rs->fd, p, len);
-    rs->rpos = rs->rend = 0;
-    while (rs->rend < len) {
-        ssize_t n = recv(rs->fd, rs->rbuf + rs->rend, REMOTE_RBUF - rs->rend, 0);
-        if (n == 0)
-            return -ECONNRESET;
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        rs->rend += (uint32_t)n;
-    }
-    memcpy(p, rs->rbuf, len);
-    rs->rpos = (uint32_t)len;
-    return 0;
+    return wire_reader_read(&rs->reader, dst, len, NULL, NULL);
 }
 
 static void *remote_receiver(void *arg)
@@ -730,6 +702,7 @@ storstack_t *storstack_connect(const char *socket_path, char *err, size_t errlen
     rs->base.ops = &remote_ops;
     rs->base.remote = 1;
     rs->fd = fd;
+    rs->reader = (struct wire_reader){.fd = fd, .capacity = REMOTE_RBUF, .buf = rs->rbuf};
     pthread_mutex_init(&rs->send_lock, NULL);
     pthread_mutex_init(&rs->lock, NULL);
     pthread_cond_init(&rs->send_cond, NULL);

@@ -82,7 +82,7 @@ struct server_conn {
     /* responses of requests that completed inline on the connection thread, sent together
      * before it next blocks (connection thread only) */
     struct server_io *cork_head, *cork_tail;
-    uint32_t rpos, rend;
+    struct wire_reader reader;
     uint8_t rbuf[SERVER_RBUF];
     int sender_stop;
     struct server_io *send_head, *send_tail; /* completed, waiting for the socket */
@@ -303,38 +303,14 @@ static void server_flush_cork(struct server_conn *conn)
  * with one recv of up to SERVER_RBUF bytes; large payloads go straight to their destination.
  * Corked responses are flushed before any recv that may block.
  */
+static void server_before_block(void *context)
+{
+    server_flush_cork(context);
+}
+
 static int server_read(struct server_conn *conn, void *dst, size_t len)
 {
-    uint8_t *p = dst;
-    size_t have = conn->rend - conn->rpos;
-
-    if (have) {
-        size_t n = have < len ? have : len;
-        memcpy(p, conn->rbuf + conn->rpos, n);
-        conn->rpos += (uint32_t)n;
-        p += n;
-        len -= n;
-    }
-    if (!len)
-        return 0;
-    server_flush_cork(conn);
-    if (len >= SERVER_RBUF / 2)
-        return wire_recv_all(conn->fd, p, len);
-    conn->rpos = conn->rend = 0;
-    while (conn->rend < len) {
-        ssize_t n = recv(conn->fd, conn->rbuf + conn->rend, SERVER_RBUF - conn->rend, 0);
-        if (n == 0)
-            return -ECONNRESET;
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        conn->rend += (uint32_t)n;
-    }
-    memcpy(p, conn->rbuf, len);
-    conn->rpos = (uint32_t)len;
-    return 0;
+    return wire_reader_read(&conn->reader, dst, len, server_before_block, conn);
 }
 
 /* The connection's sender: writes queued responses, blocking, in order. */
@@ -771,6 +747,7 @@ static void server_add_conn(struct storstack_server *server, int fd)
     }
     conn->server = server;
     conn->fd = fd;
+    conn->reader = (struct wire_reader){.fd = fd, .capacity = SERVER_RBUF, .buf = conn->rbuf};
     pthread_mutex_init(&conn->lock, NULL);
     pthread_cond_init(&conn->cond, NULL);
     for (int i = SERVER_SLOTS - 1; i >= 0; i--) {

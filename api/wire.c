@@ -215,3 +215,39 @@ int wire_recv_all(int fd, void *buf, size_t len)
     }
     return 0;
 }
+
+int wire_reader_read(struct wire_reader *r, void *dst, size_t len, void (*before_block)(void *),
+                     void *context)
+{
+    uint8_t *p = dst;
+    size_t have = r->end - r->pos;
+
+    if (have) {
+        size_t n = have < len ? have : len;
+        memcpy(p, r->buf + r->pos, n);
+        r->pos += (uint32_t)n;
+        p += n;
+        len -= n;
+    }
+    if (!len)
+        return 0;
+    if (before_block)
+        before_block(context);
+    if (len >= r->capacity / 2)
+        return wire_recv_all(r->fd, p, len); /* large payloads go straight to their place */
+    r->pos = r->end = 0;
+    while (r->end < len) {
+        ssize_t n = recv(r->fd, r->buf + r->end, r->capacity - r->end, 0);
+        if (n == 0)
+            return -ECONNRESET;
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        r->end += (uint32_t)n;
+    }
+    memcpy(p, r->buf, len);
+    r->pos = (uint32_t)len;
+    return 0;
+}

@@ -137,4 +137,15 @@ struct iovec;
 int wire_send_all(int fd, struct iovec *iov, int iovcnt);
 int wire_recv_all(int fd, void *buf, size_t len);
 
+/* A stream read in batches: one recv fills buf (capacity bytes) with as many frames as have
+ * arrived; a read of half the capacity or more goes straight to its destination. One thread
+ * reads a given reader. before_block (may be NULL) runs before any recv that may block. */
+struct wire_reader {
+    int fd;
+    uint32_t capacity, pos, end;
+    uint8_t *buf;
+};
+int wire_reader_read(struct wire_reader *r, void *dst, size_t len, void (*before_block)(void *),
+                     void *context);
+
 #endif
