@@ -317,9 +317,7 @@ static storstack_status_t local_rw_async(storstack_handle_t *handle, int write, 
     irp->UserBuffer = buf;
     irp->Tail.Overlay.OriginalFileObject = &h->file;
     if (length) {
-        MmInitializeMdl(&irp->EmbeddedMdl, buf, length);
-        irp->EmbeddedMdl.MdlFlags |= MDL_ALLOCATED_FIXED;
-        irp->MdlAddress = &irp->EmbeddedMdl;
+        IoInitializeIrpMdl(irp, buf, length);
     }
     sp = IoGetNextIrpStackLocation(irp);
     sp->MajorFunction = write ? IRP_MJ_WRITE : IRP_MJ_READ;

@@ -550,6 +550,13 @@ void IoFreeMdl(PMDL Mdl)
         free(Mdl);
 }
 
+void IoInitializeIrpMdl(PIRP Irp, PVOID Buffer, ULONG Length)
+{
+    MmInitializeMdl(&Irp->EmbeddedMdl, Buffer, Length);
+    Irp->EmbeddedMdl.MdlFlags |= MDL_ALLOCATED_FIXED;
+    Irp->MdlAddress = &Irp->EmbeddedMdl;
+}
+
 void IoBuildPartialMdl(PMDL SourceMdl, PMDL TargetMdl, PVOID VirtualAddress, ULONG Length)
 {
     USHORT fixed = TargetMdl->MdlFlags & MDL_ALLOCATED_FIXED;
@@ -604,9 +611,7 @@ PIRP IoBuildDeviceIoControlRequest(ULONG IoControlCode, PDEVICE_OBJECT DeviceObj
     case METHOD_OUT_DIRECT:
         irp->AssociatedIrp.SystemBuffer = InputBufferLength ? InputBuffer : NULL;
         if (OutputBuffer && OutputBufferLength) {
-            MmInitializeMdl(&irp->EmbeddedMdl, OutputBuffer, OutputBufferLength);
-            irp->EmbeddedMdl.MdlFlags |= MDL_ALLOCATED_FIXED;
-            irp->MdlAddress = &irp->EmbeddedMdl;
+            IoInitializeIrpMdl(irp, OutputBuffer, OutputBufferLength);
         }
         break;
     case METHOD_NEITHER:
@@ -634,9 +639,7 @@ PIRP IoBuildSynchronousFsdRequest(ULONG MajorFunction, PDEVICE_OBJECT DeviceObje
         sp->Parameters.Read.Length = Length;
         sp->Parameters.Read.ByteOffset.QuadPart = StartingOffset ? StartingOffset->QuadPart : 0;
         if (Length) {
-            MmInitializeMdl(&irp->EmbeddedMdl, Buffer, Length);
-            irp->EmbeddedMdl.MdlFlags |= MDL_ALLOCATED_FIXED;
-            irp->MdlAddress = &irp->EmbeddedMdl;
+            IoInitializeIrpMdl(irp, Buffer, Length);
         }
         irp->UserBuffer = Buffer;
     }

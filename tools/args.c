@@ -117,3 +117,20 @@ storstack_t *cli_open_stack(const char *verb, const struct cli_common *common)
                  common->config ? common->config : "", err);
     return stack;
 }
+
+int cli_common_option(int opt, const char *arg, struct cli_common *common)
+{
+    switch (opt) {
+    case 'c':
+        common->config = arg;
+        return 1;
+    case 's':
+        common->server = arg;
+        return 1;
+    case 'j':
+        common->json = 1;
+        return 1;
+    default:
+        return 0;
+    }
+}

@@ -386,19 +386,12 @@ int cli_bench(int argc, char **argv)
         case 'p':
             prefill = 1;
             break;
-        case 'j':
-            common.json = 1;
-            break;
-        case 'c':
-            common.config = optarg;
-            break;
-        case 's':
-            common.server = optarg;
-            break;
         case 'h':
             bench_usage(stdout);
             return CLI_EXIT_OK;
         default:
+            if (cli_common_option(c, optarg, &common))
+                break;
             return cli_usage_error("bench", "unknown or incomplete option '%s'", argv[optind - 1]);
         }
     }

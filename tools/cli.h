@@ -45,6 +45,9 @@ struct cli_common {
  * built-in default. Returns NULL after printing the reason.
  */
 storstack_t *cli_open_stack(const char *verb, const struct cli_common *common);
+/* The options every client verb shares (-c/--config, -s/--server, -j/--json): 1 when opt was one
+ * of them and is now in common, 0 otherwise. */
+int cli_common_option(int opt, const char *arg, struct cli_common *common);
 
 /* ---- json.c: a minimal reader for our own tree format, and string escaping for writers ---- */
 

@@ -145,16 +145,12 @@ int cli_io(int argc, char **argv)
                 chunk > (64u << 20))
                 return cli_usage_error("io", "--chunk: a multiple of 512 up to 64M: '%s'", optarg);
             break;
-        case 'c':
-            common.config = optarg;
-            break;
-        case 's':
-            common.server = optarg;
-            break;
         case 'h':
             io_usage(stdout);
             return CLI_EXIT_OK;
         default:
+            if (cli_common_option(c, optarg, &common))
+                break;
             return cli_usage_error("io", "unknown or incomplete option '%s'", argv[optind - 1]);
         }
     }

@@ -201,19 +201,12 @@ int cli_scsi(int argc, char **argv)
             if (cli_parse_uint(optarg, 1, 3600, &timeout))
                 return cli_usage_error("scsi", "--timeout: not 1..3600 seconds: '%s'", optarg);
             break;
-        case 'j':
-            common.json = 1;
-            break;
-        case 'c':
-            common.config = optarg;
-            break;
-        case 's':
-            common.server = optarg;
-            break;
         case 'h':
             scsi_usage(stdout);
             return CLI_EXIT_OK;
         default:
+            if (cli_common_option(c, optarg, &common))
+                break;
             return cli_usage_error("scsi", "unknown or incomplete option '%s'", argv[optind - 1]);
         }
     }

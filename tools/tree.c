@@ -110,19 +110,12 @@ int cli_tree(int argc, char **argv)
     opterr = 0;
     while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
         switch (c) {
-        case 'j':
-            common.json = 1;
-            break;
-        case 'c':
-            common.config = optarg;
-            break;
-        case 's':
-            common.server = optarg;
-            break;
         case 'h':
             tree_usage(stdout);
             return CLI_EXIT_OK;
         default:
+            if (cli_common_option(c, optarg, &common))
+                break;
             return cli_usage_error("tree", "unknown or incomplete option '%s'", argv[optind - 1]);
         }
     }

@@ -532,6 +532,9 @@ void IoCompleteRequest(PIRP Irp, CCHAR PriorityBoost);
 PMDL IoAllocateMdl(PVOID VirtualAddress, ULONG Length, BOOLEAN SecondaryBuffer, BOOLEAN ChargeQuota,
                    PIRP Irp);
 void IoFreeMdl(PMDL Mdl);
+/* storstack: describes Buffer with the IRP's own MDL (Irp->MdlAddress), so a read, write or
+ * direct IOCTL the I/O manager builds allocates no MDL. */
+void IoInitializeIrpMdl(PIRP Irp, PVOID Buffer, ULONG Length);
 void IoBuildPartialMdl(PMDL SourceMdl, PMDL TargetMdl, PVOID VirtualAddress, ULONG Length);
 
 /* IRPs freed by the I/O manager when they complete; Event is signalled, IoStatusBlock filled. */
