@@ -148,13 +148,17 @@ void KeStallExecutionProcessor(ULONG MicroSeconds)
     usleep(MicroSeconds);
 }
 
+void vDbgPrint(PCSTR Format, va_list Arguments)
+{
+    if (getenv("STORSTACK_DEBUG"))
+        vfprintf(stderr, Format, Arguments);
+}
+
 void DbgPrint(PCSTR Format, ...)
 {
     va_list ap;
-    if (!getenv("STORSTACK_DEBUG"))
-        return;
     va_start(ap, Format);
-    vfprintf(stderr, Format, ap);
+    vDbgPrint(Format, ap);
     va_end(ap);
 }
 

@@ -191,10 +191,8 @@ void StorPortStallExecution(ULONG Delay)
 void StorPortDebugPrint(ULONG DebugPrintLevel, PCSTR DebugMessage, ...)
 {
     va_list ap;
-    if (!getenv("STORSTACK_DEBUG"))
-        return;
     va_start(ap, DebugMessage);
-    vfprintf(stderr, DebugMessage, ap);
+    vDbgPrint(DebugMessage, ap);
     va_end(ap);
 }
 

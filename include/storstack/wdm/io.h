@@ -9,6 +9,7 @@
 #define STORSTACK_WDM_IO_H
 
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 
 #include <storstack/nt/ntdef.h>
@@ -581,5 +582,7 @@ void IoUnregisterShutdownNotification(PDEVICE_OBJECT DeviceObject);
 
 /* ---- Debug output ------------------------------------------------------------------------ */
 void DbgPrint(PCSTR Format, ...) __attribute__((format(printf, 1, 2)));
+/* storstack: DbgPrint with a va_list, for drivers' own debug print routines. */
+void vDbgPrint(PCSTR Format, va_list Arguments) __attribute__((format(printf, 1, 0)));
 
 #endif
