@@ -186,13 +186,12 @@ static storstack_status_t local_open(storstack_t *stack, const char *name, uint3
     h->access = access;
     h->top = IoGetAttachedDeviceReference(dev);
     ObDereferenceObject(dev);
-    h->file.Type = IO_TYPE_FILE;
-    h->file.Size = sizeof(h->file);
-    h->file.DeviceObject = h->top;
+    IoInitializeFileObject(&h->file, h->top);
     h->file.ReadAccess = (access & STORSTACK_GENERIC_READ) != 0;
     h->file.WriteAccess = (access & STORSTACK_GENERIC_WRITE) != 0;
     status = local_simple_irp(h, IRP_MJ_CREATE);
     if (!NT_SUCCESS(status)) {
+        IoDeleteFileObject(&h->file);
         ObDereferenceObject(h->top);
         free(h);
         return status;
@@ -206,6 +205,7 @@ static storstack_status_t local_close(storstack_handle_t *handle)
     struct local_handle *h = (struct local_handle *)handle;
     local_simple_irp(h, IRP_MJ_CLEANUP);
     local_simple_irp(h, IRP_MJ_CLOSE);
+    IoDeleteFileObject(&h->file);
     ObDereferenceObject(h->top);
     free(h);
     return STATUS_SUCCESS;

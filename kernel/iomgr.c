@@ -381,6 +381,7 @@ void IoInitializeIrp(PIRP Irp, USHORT PacketSize, CCHAR StackSize)
     Irp->CurrentLocation = (CHAR)(StackSize + 1);
     Irp->Tail.Overlay.CurrentStackLocation = &Irp->Stack[StackSize];
     InitializeListHead(&Irp->Tail.Overlay.ListEntry);
+    InitializeListHead(&Irp->ThreadListEntry);
 }
 
 PIRP IoAllocateIrpEx(PEXECUTIVE Executive, CCHAR StackSize, BOOLEAN ChargeQuota)
@@ -463,6 +464,12 @@ static void IopCompleteOwnedIrp(PIRP Irp)
         }
         memcpy(Irp->UserBuffer, Irp->AssociatedIrp.SystemBuffer, iosb.Information);
     }
+    if (Irp->Flags & IRP_TRACKED) {
+        PFILE_OBJECT file = Irp->Tail.Overlay.OriginalFileObject;
+        pthread_mutex_lock(&file->IrpListLock);
+        RemoveEntryList(&Irp->ThreadListEntry);
+        pthread_mutex_unlock(&file->IrpListLock);
+    }
     if (Irp->Flags & IRP_DEALLOCATE_BUFFER)
         free(Irp->AssociatedIrp.SystemBuffer);
     if ((Irp->Flags & IRP_FREE_MDL) && Irp->MdlAddress)
@@ -483,6 +490,13 @@ void IoCompleteRequest(PIRP Irp, CCHAR PriorityBoost)
 {
     PIO_STACK_LOCATION sp = IoGetCurrentIrpStackLocation(Irp);
 
+    if (atomic_load(&Irp->CancelRoutine)) {
+        /* Windows bugchecks (CANCEL_STATE_IN_COMPLETED_IRP): the driver completed an IRP whose
+         * cancel routine it had not cleared, so IoCancelIrp could still call it. */
+        DbgPrint("iomgr: IRP %p completed with a cancel routine set\n", (void *)Irp);
+        atomic_fetch_add(&Irp->Executive->Violations, 1);
+        atomic_store(&Irp->CancelRoutine, NULL);
+    }
     for (Irp->CurrentLocation++, Irp->Tail.Overlay.CurrentStackLocation++;
          Irp->CurrentLocation <= (CHAR)(Irp->StackCount + 1);
          sp++, Irp->CurrentLocation++, Irp->Tail.Overlay.CurrentStackLocation++) {
@@ -509,6 +523,95 @@ void IoCompleteRequest(PIRP Irp, CCHAR PriorityBoost)
     }
     if (Irp->Flags & IRP_IO_MANAGER_OWNED)
         IopCompleteOwnedIrp(Irp);
+}
+
+/* ---- Cancellation -------------------------------------------------------------------------- */
+
+static pthread_mutex_t IopCancelSpinLock = PTHREAD_MUTEX_INITIALIZER;
+
+void IoAcquireCancelSpinLock(PKIRQL Irql)
+{
+    pthread_mutex_lock(&IopCancelSpinLock);
+    *Irql = 0;
+}
+
+void IoReleaseCancelSpinLock(KIRQL Irql)
+{
+    (void)Irql;
+    pthread_mutex_unlock(&IopCancelSpinLock);
+}
+
+BOOLEAN IoCancelIrp(PIRP Irp)
+{
+    KIRQL irql;
+    PDRIVER_CANCEL routine;
+
+    IoAcquireCancelSpinLock(&irql);
+    Irp->Cancel = TRUE;
+    routine = IoSetCancelRoutine(Irp, NULL);
+    if (!routine) {
+        IoReleaseCancelSpinLock(irql);
+        return FALSE;
+    }
+    Irp->CancelIrql = irql;
+    /* The routine releases the cancel spin lock. The IRP's current location is the driver that
+     * set the routine (it holds the IRP pending). */
+    routine(IoGetCurrentIrpStackLocation(Irp)->DeviceObject, Irp);
+    return TRUE;
+}
+
+void IoInitializeFileObject(PFILE_OBJECT FileObject, PDEVICE_OBJECT DeviceObject)
+{
+    pthread_mutexattr_t attr;
+    memset(FileObject, 0, sizeof(*FileObject));
+    FileObject->Type = IO_TYPE_FILE;
+    FileObject->Size = sizeof(*FileObject);
+    FileObject->DeviceObject = DeviceObject;
+    pthread_mutexattr_init(&attr);
+    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+    pthread_mutex_init(&FileObject->IrpListLock, &attr);
+    pthread_mutexattr_destroy(&attr);
+    InitializeListHead(&FileObject->IrpList);
+}
+
+void IoDeleteFileObject(PFILE_OBJECT FileObject)
+{
+    pthread_mutex_destroy(&FileObject->IrpListLock);
+}
+
+void IoTrackIrp(PIRP Irp)
+{
+    PFILE_OBJECT file = Irp->Tail.Overlay.OriginalFileObject;
+    pthread_mutex_lock(&file->IrpListLock);
+    InsertTailList(&file->IrpList, &Irp->ThreadListEntry);
+    Irp->Flags |= IRP_TRACKED;
+    pthread_mutex_unlock(&file->IrpListLock);
+}
+
+ULONG IoCancelFileIrps(PFILE_OBJECT FileObject, BOOLEAN (*Match)(PIRP Irp, PVOID Context),
+                       PVOID Context)
+{
+    ULONG n = 0;
+    /* The lock is recursive and held throughout, so no IRP of the list can be freed under us;
+     * a cancel routine that completes IRPs of this list (on this thread) removes them, so the walk
+     * restarts after each cancel and skips the IRPs already cancelled. */
+    pthread_mutex_lock(&FileObject->IrpListLock);
+    for (;;) {
+        PIRP victim = NULL;
+        for (PLIST_ENTRY e = FileObject->IrpList.Flink; e != &FileObject->IrpList; e = e->Flink) {
+            PIRP irp = CONTAINING_RECORD(e, IRP, ThreadListEntry);
+            if (!irp->Cancel && (!Match || Match(irp, Context))) {
+                victim = irp;
+                break;
+            }
+        }
+        if (!victim)
+            break;
+        n++;
+        IoCancelIrp(victim); /* without a routine yet, Cancel is still set for the driver */
+    }
+    pthread_mutex_unlock(&FileObject->IrpListLock);
+    return n;
 }
 
 /* ---- MDLs ---------------------------------------------------------------------------------- */

@@ -234,6 +234,9 @@ typedef DRIVER_UNLOAD *PDRIVER_UNLOAD;
 typedef NTSTATUS DRIVER_INITIALIZE(struct _DRIVER_OBJECT *DriverObject, PCSTR RegistryPath);
 typedef DRIVER_INITIALIZE *PDRIVER_INITIALIZE;
 
+typedef void DRIVER_CANCEL(struct _DEVICE_OBJECT *DeviceObject, struct _IRP *Irp);
+typedef DRIVER_CANCEL *PDRIVER_CANCEL;
+
 typedef struct _DRIVER_EXTENSION {
     struct _DRIVER_OBJECT *DriverObject;
     PDRIVER_ADD_DEVICE AddDevice;
@@ -325,6 +328,10 @@ typedef struct _FILE_OBJECT {
     BOOLEAN ReadAccess;
     BOOLEAN WriteAccess;
     LARGE_INTEGER CurrentByteOffset;
+    /* storstack: the I/O manager's list of this handle's tracked IRPs (what CancelIoEx walks on
+     * Windows, there kept per thread). Set up by IoInitializeFileObject. */
+    pthread_mutex_t IrpListLock; /* recursive: a cancel routine may complete IRPs of the list */
+    LIST_ENTRY IrpList;
 } FILE_OBJECT, *PFILE_OBJECT;
 
 typedef NTSTATUS IO_COMPLETION_ROUTINE(PDEVICE_OBJECT DeviceObject, struct _IRP *Irp,
@@ -419,6 +426,7 @@ typedef struct _IO_STACK_LOCATION {
 #define IRP_ALLOCATED_FIXED   0x00000008 /* storstack: from the executive's IRP lookaside */
 #define IRP_IO_MANAGER_OWNED  0x00010000 /* storstack: freed by the I/O manager on completion */
 #define IRP_FREE_MDL          0x00020000 /* storstack: MdlAddress freed with the IRP */
+#define IRP_TRACKED           0x00040000 /* storstack: on OriginalFileObject's IrpList */
 
 typedef struct _IRP {
     USHORT Type;
@@ -435,7 +443,10 @@ typedef struct _IRP {
     BOOLEAN PendingReturned;
     CHAR StackCount;
     CHAR CurrentLocation;
-    BOOLEAN Cancel;
+    BOOLEAN Cancel; /* set by IoCancelIrp, under the cancel spin lock */
+    KIRQL CancelIrql;
+    _Atomic(PDRIVER_CANCEL) CancelRoutine;
+    LIST_ENTRY ThreadListEntry; /* storstack: on its FILE_OBJECT's IrpList when tracked */
     PIO_STATUS_BLOCK UserIosb;
     PKEVENT UserEvent;
     union {
@@ -546,6 +557,32 @@ PIRP IoBuildDeviceIoControlRequest(ULONG IoControlCode, PDEVICE_OBJECT DeviceObj
 PIRP IoBuildSynchronousFsdRequest(ULONG MajorFunction, PDEVICE_OBJECT DeviceObject, PVOID Buffer,
                                   ULONG Length, PLARGE_INTEGER StartingOffset, PKEVENT Event,
                                   PIO_STATUS_BLOCK IoStatusBlock);
+/* ---- Cancellation ------------------------------------------------------------------------ */
+
+/* Sets (or, with NULL, clears) the IRP's cancel routine; returns the previous one. Atomic, as on
+ * Windows: a driver that gets NULL back when clearing knows IoCancelIrp has taken the routine and
+ * will call it, so the driver must leave the IRP to the cancel routine. */
+static inline PDRIVER_CANCEL IoSetCancelRoutine(PIRP Irp, PDRIVER_CANCEL CancelRoutine)
+{
+    return atomic_exchange(&Irp->CancelRoutine, CancelRoutine);
+}
+/* The system-wide cancel spin lock. A cancel routine is called holding it and must release it
+ * with IoReleaseCancelSpinLock(Irp->CancelIrql). */
+void IoAcquireCancelSpinLock(PKIRQL Irql);
+void IoReleaseCancelSpinLock(KIRQL Irql);
+/* Marks the IRP cancelled and calls its cancel routine, if it has one; TRUE when it had. */
+BOOLEAN IoCancelIrp(PIRP Irp);
+
+/* storstack: a FILE_OBJECT's tracked-IRP list (CancelIoEx). IoInitializeFileObject sets the list
+ * up; IoTrackIrp puts an IRP the I/O manager owns on its OriginalFileObject's list before it is
+ * sent (completion takes it off); IoCancelFileIrps cancels every tracked IRP for which Match
+ * (NULL = all) says TRUE, and returns how many it asked to cancel. */
+void IoInitializeFileObject(PFILE_OBJECT FileObject, PDEVICE_OBJECT DeviceObject);
+void IoDeleteFileObject(PFILE_OBJECT FileObject);
+void IoTrackIrp(PIRP Irp);
+ULONG IoCancelFileIrps(PFILE_OBJECT FileObject, BOOLEAN (*Match)(PIRP Irp, PVOID Context),
+                       PVOID Context);
+
 /* Sends an IRP and waits for it (the common "forward and wait" of PnP handling). */
 NTSTATUS IoForwardIrpSynchronously(PDEVICE_OBJECT DeviceObject, PIRP Irp);
 

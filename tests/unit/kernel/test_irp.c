@@ -32,6 +32,7 @@ enum mode {
     MODE_CALL_GUARDED, /* call the lower device, setting up the next location only if one is left */
     MODE_IOCTL,        /* check and answer a built device I/O control request */
     MODE_READ,         /* answer a built read */
+    MODE_PEND_CANCEL,  /* mark pending, keep the IRP with a cancel routine that completes it */
 };
 
 struct routine_cfg {
@@ -82,6 +83,23 @@ static NTSTATUS record_completion(PDEVICE_OBJECT DeviceObject, PIRP Irp, PVOID C
     return cfg->ret;
 }
 
+static int g_cancel_calls;
+static PDEVICE_OBJECT g_cancel_dev;
+
+/* The classic cancel routine: release the cancel lock, forget the IRP, complete it cancelled. */
+static void test_cancel(PDEVICE_OBJECT DeviceObject, PIRP Irp)
+{
+    TEST_EXT *ext = DeviceObject->DeviceExtension;
+    IoReleaseCancelSpinLock(Irp->CancelIrql);
+    g_cancel_calls++;
+    g_cancel_dev = DeviceObject;
+    if (ext->Kept == Irp)
+        ext->Kept = NULL;
+    Irp->IoStatus.Status = STATUS_CANCELLED;
+    Irp->IoStatus.Information = 0;
+    IoCompleteRequest(Irp, IO_NO_INCREMENT);
+}
+
 static NTSTATUS test_dispatch(PDEVICE_OBJECT DeviceObject, PIRP Irp)
 {
     TEST_EXT *ext = DeviceObject->DeviceExtension;
@@ -109,6 +127,11 @@ static NTSTATUS test_dispatch(PDEVICE_OBJECT DeviceObject, PIRP Irp)
     case MODE_PEND:
         IoMarkIrpPending(Irp);
         ext->Kept = Irp;
+        return STATUS_PENDING;
+    case MODE_PEND_CANCEL:
+        IoMarkIrpPending(Irp);
+        ext->Kept = Irp;
+        IoSetCancelRoutine(Irp, test_cancel);
         return STATUS_PENDING;
     case MODE_CALL_GUARDED:
         if (Irp->CurrentLocation > 1)
@@ -321,6 +344,114 @@ static void test_invoke_on_cancel_runs_for_a_cancelled_irp_only(void **state)
     assert_int_equal(g_log.e[0].id, 2);
     assert_int_equal(g_log.e[0].status, STATUS_CANCELLED);
     IoFreeIrp(irp);
+}
+
+static void test_cancel_irp_calls_the_routine_of_the_driver_holding_it(void **state)
+{
+    struct fixture *f = *state;
+    struct routine_cfg orig = {.id = 0, .ret = STATUS_MORE_PROCESSING_REQUIRED};
+    X(f->top)->Mode = MODE_SKIP;
+    X(f->middle)->Mode = MODE_PASS_PLAIN;
+    X(f->bottom)->Mode = MODE_PEND_CANCEL;
+    g_cancel_calls = 0;
+
+    PIRP irp = new_irp(f, &orig);
+    assert_int_equal(IoCallDriver(f->top, irp), STATUS_PENDING);
+    assert_ptr_equal(X(f->bottom)->Kept, irp);
+    assert_true(IoCancelIrp(irp));
+    assert_int_equal(g_cancel_calls, 1);
+    assert_ptr_equal(g_cancel_dev, f->bottom);
+    assert_null(X(f->bottom)->Kept);
+    assert_int_equal(g_log.count, 1);
+    assert_int_equal(g_log.e[0].status, STATUS_CANCELLED);
+    assert_true(irp->Cancel);
+    /* the routine was taken: a second cancel finds none */
+    assert_false(IoCancelIrp(irp));
+    assert_int_equal(g_cancel_calls, 1);
+    IoFreeIrp(irp);
+}
+
+static void test_cancel_without_routine_marks_the_irp_only(void **state)
+{
+    struct fixture *f = *state;
+    struct routine_cfg orig = {.id = 0, .ret = STATUS_MORE_PROCESSING_REQUIRED};
+    X(f->top)->Mode = MODE_PEND;
+    PIRP irp = new_irp(f, &orig);
+    IoCallDriver(f->top, irp);
+    assert_false(IoCancelIrp(irp));
+    assert_true(irp->Cancel);
+    assert_int_equal(g_log.count, 0);
+    /* the driver sees Cancel and completes it itself */
+    X(f->top)->Kept = NULL;
+    irp->IoStatus.Status = STATUS_CANCELLED;
+    IoCompleteRequest(irp, IO_NO_INCREMENT);
+    assert_int_equal(g_log.count, 1);
+    IoFreeIrp(irp);
+}
+
+static void test_completing_with_a_cancel_routine_set_is_a_violation(void **state)
+{
+    struct fixture *f = *state;
+    struct routine_cfg orig = {.id = 0, .ret = STATUS_MORE_PROCESSING_REQUIRED};
+    EXECUTIVE_COUNTERS before, after;
+    X(f->top)->Mode = MODE_PEND_CANCEL;
+    PIRP irp = new_irp(f, &orig);
+    IoCallDriver(f->top, irp);
+    ExQueryCounters(f->ex, &before);
+    X(f->top)->Kept = NULL;
+    irp->IoStatus.Status = STATUS_SUCCESS;
+    IoCompleteRequest(irp, IO_NO_INCREMENT); /* the routine was never cleared */
+    ExQueryCounters(f->ex, &after);
+    assert_int_equal(after.Violations, before.Violations + 1);
+    assert_null(atomic_load(&irp->CancelRoutine));
+    IoFreeIrp(irp);
+}
+
+static int g_user_done;
+static void count_user_completion(PVOID Context[3], NTSTATUS Status, ULONG_PTR Information)
+{
+    (void)Information;
+    g_user_done++;
+    *(NTSTATUS *)Context[0] = Status;
+}
+
+static BOOLEAN match_context(PIRP Irp, PVOID Context)
+{
+    return Irp->UserCompletion.Context[1] == Context;
+}
+
+/* Two owned IRPs on one file object: cancelling by a match cancels only that one, completion
+ * takes IRPs off the list, and a cancel of all finds the rest. */
+static void test_cancel_file_irps_cancels_tracked_irps_that_match(void **state)
+{
+    struct fixture *f = *state;
+    FILE_OBJECT file;
+    NTSTATUS st[2] = {STATUS_PENDING, STATUS_PENDING};
+    PIRP irp[2];
+    X(f->top)->Mode = MODE_PEND_CANCEL;
+    g_user_done = 0;
+    IoInitializeFileObject(&file, f->top);
+    for (int i = 0; i < 2; i++) {
+        irp[i] = IoAllocateIrpForDevice(f->top);
+        irp[i]->Flags |= IRP_IO_MANAGER_OWNED;
+        irp[i]->UserCompletion.Routine = count_user_completion;
+        irp[i]->UserCompletion.Context[0] = &st[i];
+        irp[i]->UserCompletion.Context[1] = (PVOID)(uintptr_t)(i + 1);
+        irp[i]->Tail.Overlay.OriginalFileObject = &file;
+        IoGetNextIrpStackLocation(irp[i])->MajorFunction = IRP_MJ_READ;
+        IoGetNextIrpStackLocation(irp[i])->FileObject = &file;
+        IoTrackIrp(irp[i]);
+        assert_int_equal(IoCallDriver(f->top, irp[i]), STATUS_PENDING);
+    }
+    assert_int_equal(IoCancelFileIrps(&file, match_context, (PVOID)(uintptr_t)2), 1);
+    assert_int_equal(g_user_done, 1);
+    assert_int_equal(st[1], STATUS_CANCELLED);
+    assert_int_equal(st[0], STATUS_PENDING);
+    assert_int_equal(IoCancelFileIrps(&file, match_context, (PVOID)(uintptr_t)2), 0);
+    assert_int_equal(IoCancelFileIrps(&file, NULL, NULL), 1);
+    assert_int_equal(st[0], STATUS_CANCELLED);
+    assert_true(IsListEmpty(&file.IrpList));
+    IoDeleteFileObject(&file);
 }
 
 static void test_more_processing_required_stops_completion_until_completed_again(void **state)
@@ -901,6 +1032,10 @@ int main(void)
         T(test_completion_routines_run_bottom_up_with_their_own_device),
         T(test_invoke_on_success_and_error_filter_completion_routines),
         T(test_invoke_on_cancel_runs_for_a_cancelled_irp_only),
+        T(test_cancel_irp_calls_the_routine_of_the_driver_holding_it),
+        T(test_cancel_without_routine_marks_the_irp_only),
+        T(test_completing_with_a_cancel_routine_set_is_a_violation),
+        T(test_cancel_file_irps_cancels_tracked_irps_that_match),
         T(test_more_processing_required_stops_completion_until_completed_again),
         T(test_pending_returned_reaches_routine_that_propagates_it),
         T(test_pending_returned_propagates_through_layers_without_routines),
