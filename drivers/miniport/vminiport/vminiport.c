@@ -16,6 +16,7 @@
 
 #include <storstack/wdm/pnp.h>
 
+#include "backends/nbd.h"
 #include "devices/scsi_lu.h"
 #include "drivers/miniport/vminiport/vminiport.h"
 
@@ -97,8 +98,8 @@ static uint64_t VmpHash(PCSTR a, ULONG t, ULONG l)
 static BOOLEAN VmpCreateUnit(PVMP_ADAPTER a, PVOID ext, ULONG t, ULONG l, PCSTR subkey,
                              PCSTR instance)
 {
-    char type[32] = "disk", kind[32] = "ram", path[512] = "", vendor[9], product[17], revision[5],
-         serial[64];
+    char type[32] = "disk", kind[32] = "ram", path[512] = "", uri[512] = "", vendor[9], product[17],
+         revision[5], serial[64];
     struct scsi_disk_config cfg = {0};
     BOOLEAN ok = TRUE;
     ULONGLONG size, block, ro, wce, direct, create;
@@ -108,6 +109,7 @@ static BOOLEAN VmpCreateUnit(PVMP_ADAPTER a, PVOID ext, ULONG t, ULONG l, PCSTR 
     VmpReadText(ext, subkey, "Type", type, sizeof(type), &ok);
     VmpReadText(ext, subkey, "Backend", kind, sizeof(kind), &ok);
     VmpReadText(ext, subkey, "Path", path, sizeof(path), &ok);
+    VmpReadText(ext, subkey, "Uri", uri, sizeof(uri), &ok);
     /* T10 field sizes (SPC-4 6.6.2): vendor 8, product 16, revision 4 */
     cfg.vendor = VmpReadText(ext, subkey, "Vendor", vendor, sizeof(vendor), &ok) ? vendor : NULL;
     cfg.product =
@@ -155,8 +157,27 @@ static BOOLEAN VmpCreateUnit(PVMP_ADAPTER a, PVOID ext, ULONG t, ULONG l, PCSTR 
                             (create ? BE_FILE_CREATE : 0) | (direct ? BE_FILE_DIRECT : 0) |
                                 (ro ? BE_FILE_READONLY : 0),
                             &a->Units[t][l].Backend, &detail);
+    } else if (!strcasecmp(kind, "nbd")) {
+        /* the NBD virtual miniport (docs/remote.md): an NBD export, with reconnection */
+        struct be_nbd_config nc = {.uri = uri};
+        nc.reconnect_ms = (uint32_t)VmpReadNumber(ext, subkey, "ReconnectTimeoutMs", 30000, &ok);
+        nc.connect_ms = (uint32_t)VmpReadNumber(ext, subkey, "ConnectTimeoutMs", 5000, &ok);
+        if (!ok)
+            return FALSE;
+        if (!uri[0]) {
+            StorPortLogErrorText(ext, "%s: Backend nbd needs a Uri (nbd://HOST:PORT/EXPORT)",
+                                 subkey);
+            return FALSE;
+        }
+#ifdef STORSTACK_HAVE_LIBNBD
+        rc = be_nbd_create(&nc, &a->Units[t][l].Backend, &detail);
+        snprintf(path, sizeof(path), "%s", uri);
+#else
+        StorPortLogErrorText(ext, "%s: Backend nbd: storstack was built without libnbd", subkey);
+        return FALSE;
+#endif
     } else {
-        StorPortLogErrorText(ext, "%s: Backend '%s' is not known (ram, file)", subkey, kind);
+        StorPortLogErrorText(ext, "%s: Backend '%s' is not known (ram, file, nbd)", subkey, kind);
         return FALSE;
     }
     if (rc < 0) {
