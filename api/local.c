@@ -17,6 +17,9 @@
 #include "api/api_p.h"
 #include "api/local.h"
 #include "drivers/class/disk/disk.h"
+#ifdef STORSTACK_HAVE_LIBISCSI
+#include "drivers/miniport/iscsi/iscsiprt.h"
+#endif
 #include "drivers/miniport/vminiport/vminiport.h"
 #include "kernel/executive.h"
 
@@ -33,6 +36,9 @@ static const char local_default_config[] =
 static const DRIVER_PACKAGE local_packages[] = {
     {"vminiport", VminiportDriverEntry, VminiportInf},
     {"disk", DiskDriverEntry, DiskInf},
+#ifdef STORSTACK_HAVE_LIBISCSI
+    {"iscsiprt", IscsiPrtDriverEntry, IscsiPrtInf}, /* ROOT\ISCSIPRT: docs/remote.md */
+#endif
 };
 
 struct local_stack {
