@@ -15,6 +15,7 @@ rt_cleanup() {
     for p in "${pids[@]}"; do
         kill -TERM "$p" 2>/dev/null
     done
+    [ -n "${tgtd_pid:-}" ] && kill -KILL "$tgtd_pid" 2>/dev/null # it ignores TERM with targets
     for p in "${pids[@]}"; do
         for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
         kill -KILL "$p" 2>/dev/null
