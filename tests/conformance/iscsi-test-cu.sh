@@ -124,9 +124,11 @@ classify() {
         name == "" { next }
         # A test ends with "passed" or "FAILED" (alone or after "..."); what a suite prints after
         # that is its cleanup (e.g. "PERSISTENT RESERVE IN is not implemented"), not the test.
+        # (The "Test:" prefix is gone from $0 here, so both "...passed" and a lone "passed" start
+        # the line; cleanup text may follow on the same line.)
+        /^passed/ { closed = 1 }
+        /^FAILED/ { closed = 1; failed = 1 }
         /\[SKIPPED\]/ && skip == "" && !closed { s = $0; sub(/.*\[SKIPPED\] */, "", s); skip = s }
-        /(^|\.\.\.)passed$/ { closed = 1 }
-        /(^|\.\.\.)FAILED$/ { closed = 1; failed = 1 }
         /\[FAILED\]/ && fail_reason == "" { s = $0; sub(/.*\[FAILED\] */, "", s); fail_reason = s }
         /\[FAILED\]/ && !closed { failed = 1 }
         / - CU_ASSERT/ && fail_reason == "" { s = $0; sub(/^ *[0-9]+\. */, "", s); fail_reason = s }
