@@ -85,9 +85,10 @@ int sbc_write_verify(struct scsi_lu *lu, struct scsi_cmd *cmd)
 
 /*
  * COMPARE AND WRITE (SBC-4 5.3): the data-out buffer is NUMBER OF LOGICAL BLOCKS of compare data
- * followed as many of write data, exactly; a buffer of any other size is an invalid field (the
- * command cannot tell which half is short). NUMBER OF LOGICAL BLOCKS 0 is not an error and does
- * nothing; above MAXIMUM COMPARE AND WRITE LENGTH it is an invalid field.
+ * followed as many of write data, exactly; a buffer of any other size is an invalid field at
+ * NUMBER OF LOGICAL BLOCKS (the command cannot tell which half is short, and a count that
+ * disagrees with the data is what a 256 truncated to 0 looks like). NUMBER OF LOGICAL BLOCKS 0
+ * with no data does nothing; above MAXIMUM COMPARE AND WRITE LENGTH it is an invalid field.
  */
 int sbc_compare_and_write(struct scsi_lu *lu, struct scsi_cmd *cmd)
 {
@@ -101,13 +102,13 @@ int sbc_compare_and_write(struct scsi_lu *lu, struct scsi_cmd *cmd)
     }
     if (!sbc_range_ok(cmd, lu, lba, n))
         return SCSI_DONE;
-    if (n == 0) {
-        scsi_good(cmd);
-        return SCSI_DONE;
-    }
     uint32_t bytes = n << lu->block_shift;
     if (cmd->xfer_len != 2 * bytes || scsi_out_capacity(cmd) != 2 * bytes) {
         scsi_check_cdb_field(cmd, lu, 13, -1);
+        return SCSI_DONE;
+    }
+    if (n == 0) {
+        scsi_good(cmd);
         return SCSI_DONE;
     }
     if (!sbc_slot_claim(cmd, lu))

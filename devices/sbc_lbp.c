@@ -84,22 +84,14 @@ int sbc_unmap(struct scsi_lu *lu, struct scsi_cmd *cmd)
 
 /* ---- WRITE SAME --------------------------------------------------------------------------- */
 
-static bool all_zero(const uint8_t *p, uint32_t n)
-{
-    for (uint32_t i = 0; i < n; i++) {
-        if (p[i])
-            return false;
-    }
-    return true;
-}
-
 /*
  * SBC-4 5.48/5.50. NUMBER OF LOGICAL BLOCKS 0 means to the end of the medium (WSNZ=0); more than
- * MAXIMUM WRITE SAME LENGTH is an invalid field. With UNMAP=1 on a thin LU whose deallocated
- * blocks read as zeros, a block of zeros (or no data-out at all, NDOB=1) deallocates the range;
- * any other pattern is written, which is what UNMAP=1 allows when the data is not what
- * deallocated blocks read as. With UNMAP=0 the pattern is written (so the blocks stay mapped),
- * repeated through a bounce slot, 64 KiB per backend write.
+ * MAXIMUM WRITE SAME LENGTH is an invalid field. UNMAP=1 on a thin LU is an unmap request
+ * (SBC-4 4.7.3.4): the range is deallocated whatever the data-out block holds, and then reads as
+ * LBPRZ says (zeros here) - as Linux LIO does and as libiscsi's UnmapUntilEnd expects, which
+ * sends a block of FFh with UNMAP=1 and reads zeros back. With UNMAP=0 (or a fully provisioned
+ * LU) the pattern is written, so the blocks stay mapped, repeated through a bounce slot, 64 KiB
+ * per backend write; NDOB=1 writes zeros without a data-out buffer.
  */
 int sbc_write_same(struct scsi_lu *lu, struct scsi_cmd *cmd)
 {
@@ -127,31 +119,29 @@ int sbc_write_same(struct scsi_lu *lu, struct scsi_cmd *cmd)
     }
     if (!sbc_range_ok(cmd, lu, lba, n))
         return SCSI_DONE;
-    if (!ndob && scsi_out_capacity(cmd) < lu->block_size) {
-        /* The data-out buffer must hold the one block to repeat. */
+    if (!ndob && (scsi_out_capacity(cmd) != lu->block_size || cmd->xfer_len != lu->block_size)) {
+        /* The data-out buffer is the one block to repeat: shorter or longer means the initiator
+         * and the CDB disagree about the command. */
         scsi_check_cdb_field(cmd, lu, len_field, -1);
         return SCSI_DONE;
     }
+    cmd->transferred = ndob ? 0 : lu->block_size;
     if (n == 0) {
-        cmd->transferred = ndob ? 0 : lu->block_size;
         scsi_good(cmd);
         return SCSI_DONE;
     }
+    uint64_t bytes = n << lu->block_shift;
+    if (unmap && lu->lbpme)
+        return sbc_start(cmd, SBC_IO_DISCARD, lba << lu->block_shift, bytes, 0);
     if (!sbc_slot_claim(cmd, lu))
         return SCSI_DONE;
     struct scsi_cmd_priv *p = scsi_priv(cmd);
     uint8_t *slot = sbc_slot_buf(lu, p->slot);
-    uint64_t bytes = n << lu->block_shift;
     uint32_t fill = bytes < SCSI_VERIFY_SLOT_SIZE ? (uint32_t)bytes : SCSI_VERIFY_SLOT_SIZE;
-    if (ndob) {
-        memset(slot, 0, fill); /* NDOB: the block is all zeros */
-    } else {
+    if (ndob)
+        memset(slot, 0, lu->block_size); /* NDOB: the block is all zeros */
+    else
         scsi_data_out(cmd, 0, slot, lu->block_size);
-        cmd->transferred = lu->block_size;
-    }
-    bool zeros = ndob || all_zero(slot, lu->block_size);
-    if (unmap && zeros && lu->lbpme && lu->lbprz)
-        return sbc_start(cmd, SBC_IO_DISCARD, lba << lu->block_shift, bytes, 0);
     for (uint32_t off = lu->block_size; off < fill; off += lu->block_size)
         memcpy(slot + off, slot, lu->block_size);
     return sbc_start(cmd, SBC_IO_PATTERN, lba << lu->block_shift, bytes,
