@@ -651,6 +651,10 @@ int sbc_lu_init(struct scsi_lu *lu)
      * deallocates reads back as zeros. */
     lu->lbpme = lu->be->caps.can_trim;
     lu->lbprz = lu->be->caps.can_trim && lu->be->caps.trim_zeroes;
+    /* A fully provisioned LU has no UNMAP (LBPU=0): neither executed nor reported by REPORT
+     * SUPPORTED OPERATION CODES, which lists lu->op. */
+    if (!lu->lbpme && lu->op[SCSIOP_UNMAP] && lu->op[SCSIOP_UNMAP]->handler == sbc_unmap)
+        lu->op[SCSIOP_UNMAP] = NULL;
     atomic_init(&lu->gate.state, 0);
     lu->gate.excl_waiting = NULL;
     lu->gate.head = lu->gate.tail = NULL;

@@ -25,11 +25,7 @@
 int sbc_unmap(struct scsi_lu *lu, struct scsi_cmd *cmd)
 {
     const uint8_t *cdb = cmd->cdb;
-    if (!lu->lbpme) {
-        /* LBPU=0: the logical unit is fully provisioned and has no UNMAP. */
-        scsi_check_simple(cmd, lu, SCSI_SENSE_ILLEGAL_REQUEST, SCSI_ADSENSE_ILLEGAL_COMMAND, 0);
-        return SCSI_DONE;
-    }
+    /* Only a thin LU has UNMAP in its table (sbc_lu_init). */
     if (cdb[1] & 0x01) { /* ANCHOR with ANC_SUP=0 */
         scsi_check_cdb_field(cmd, lu, 1, 0);
         return SCSI_DONE;

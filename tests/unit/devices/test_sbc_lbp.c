@@ -313,6 +313,26 @@ static void test_unmap_on_a_fully_provisioned_lu_is_an_invalid_opcode(void **sta
     struct tcmd t;
     unmap(&f, &t, list, unmap_list(list, d, 1));
     assert_check(&t, SCSI_SENSE_ILLEGAL_REQUEST, SCSI_ADSENSE_ILLEGAL_COMMAND, 0);
+    /* and REPORT SUPPORTED OPERATION CODES does not claim it */
+    uint8_t c[12] = {SCSIOP_MAINTENANCE_IN,
+                     SERVICE_ACTION_REPORT_SUPPORTED_OPERATION_CODES,
+                     1,
+                     SCSIOP_UNMAP,
+                     0,
+                     0,
+                     0,
+                     0,
+                     0,
+                     64};
+    uint8_t b[64];
+    run_cmd(f.lu, &t, c, 12, SCSI_DIR_IN, b, sizeof(b));
+    assert_good(&t);
+    assert_int_equal(b[1] & 0x07, 0x01); /* not supported */
+    fx_close(&f);
+    fx_open(&f, DISK_BYTES, NULL, &caps_thin, false);
+    run_cmd(f.lu, &t, c, 12, SCSI_DIR_IN, b, sizeof(b));
+    assert_good(&t);
+    assert_int_equal(b[1] & 0x07, 0x03);
     fx_close(&f);
 }
 
