@@ -95,6 +95,22 @@ static inline void be_submit(struct backend *be, struct be_io *io)
     be->ops->submit(be, io);
 }
 
+/* For backends answering be_extents: appends [pos, pos + n) of kind `flags` to ext[], merged into
+ * the last run when that is of the same kind. False when a new run is needed and ext[] is full. */
+static inline bool be_extent_append(struct be_extent *ext, uint32_t *count, uint32_t max,
+                                    uint64_t pos, uint64_t n, uint32_t flags)
+{
+    if (*count > 0 && ext[*count - 1].flags == flags) {
+        ext[*count - 1].length += n;
+        return true;
+    }
+    if (*count == max)
+        return false;
+    ext[*count] = (struct be_extent){.offset = pos, .length = n, .flags = flags};
+    (*count)++;
+    return true;
+}
+
 /* be->ops->extents when the backend declares can_extents; -EOPNOTSUPP otherwise, -EINVAL for an
  * offset at or past the end or max 0. */
 static inline int be_extents(struct backend *be, uint64_t offset, uint64_t length,

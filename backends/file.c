@@ -360,7 +360,7 @@ static int be_file_extents(struct backend *be, uint64_t offset, uint64_t length,
     uint64_t end = offset + length;
     uint32_t count = 0;
 
-    while (pos < end && count < max) {
+    while (pos < end) {
         off_t data = lseek(f->fd, (off_t)pos, SEEK_DATA);
         uint64_t next;
         uint32_t flags;
@@ -381,10 +381,8 @@ static int be_file_extents(struct backend *be, uint64_t offset, uint64_t length,
             next = end;
         if (next <= pos)
             next = end; /* a filesystem answering nonsense must not make us spin */
-        if (count > 0 && ext[count - 1].flags == flags)
-            ext[count - 1].length += next - pos;
-        else
-            ext[count++] = (struct be_extent){.offset = pos, .length = next - pos, .flags = flags};
+        if (!be_extent_append(ext, &count, max, pos, next - pos, flags))
+            break;
         pos = next;
     }
     return (int)count;

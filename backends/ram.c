@@ -284,22 +284,6 @@ static void be_ram_submit(struct backend *be, struct be_io *io)
     io->complete(io, ret);
 }
 
-/* Appends [pos, pos + n) of kind `flags` to ext[], merging with the last run of the same kind.
- * Returns false when a new run is needed and ext[] is full. */
-static bool be_ram_extent_add(struct be_extent *ext, uint32_t *count, uint32_t max, uint64_t pos,
-                              uint64_t n, uint32_t flags)
-{
-    if (*count > 0 && ext[*count - 1].flags == flags) {
-        ext[*count - 1].length += n;
-        return true;
-    }
-    if (*count == max)
-        return false;
-    ext[*count] = (struct be_extent){.offset = pos, .length = n, .flags = flags};
-    (*count)++;
-    return true;
-}
-
 /*
  * The allocation map from the page table: an absent leaf is a 2 MiB hole, an absent page a 4 KiB
  * one. Only pointers are compared with NULL, never followed, so no leaf lock is needed: the
@@ -329,7 +313,7 @@ static int be_ram_extents(struct backend *be, uint64_t offset, uint64_t length,
         }
         if (step_end > end)
             step_end = end;
-        if (!be_ram_extent_add(ext, &count, max, pos, step_end - pos, flags))
+        if (!be_extent_append(ext, &count, max, pos, step_end - pos, flags))
             break;
         pos = step_end;
     }

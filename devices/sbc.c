@@ -746,23 +746,31 @@ static int sbc_read(struct scsi_lu *lu, struct scsi_cmd *cmd)
     return sbc_start(cmd, SBC_IO_READ, rw.lba << lu->block_shift, total, 0);
 }
 
+bool sbc_write_checks(struct scsi_lu *lu, struct scsi_cmd *cmd, struct sbc_rw *rw, uint64_t *bytes)
+{
+    sbc_parse_rw(cmd->cdb, rw);
+    if (!sbc_xfer_ok(cmd, lu, rw->nblocks, rw->len_field) ||
+        !sbc_range_ok(cmd, lu, rw->lba, rw->nblocks))
+        return false;
+    if (rw->nblocks == 0) {
+        scsi_good(cmd);
+        return false;
+    }
+    *bytes = (uint64_t)rw->nblocks << lu->block_shift;
+    if (scsi_out_capacity(cmd) < *bytes) {
+        /* The initiator offers less data than the CDB asks to write. */
+        scsi_check_cdb_field(cmd, lu, rw->len_field, -1);
+        return false;
+    }
+    return true;
+}
+
 static int sbc_write(struct scsi_lu *lu, struct scsi_cmd *cmd)
 {
     struct sbc_rw rw;
-    sbc_parse_rw(cmd->cdb, &rw);
-    if (!sbc_xfer_ok(cmd, lu, rw.nblocks, rw.len_field) ||
-        !sbc_range_ok(cmd, lu, rw.lba, rw.nblocks))
+    uint64_t bytes;
+    if (!sbc_write_checks(lu, cmd, &rw, &bytes))
         return SCSI_DONE;
-    if (rw.nblocks == 0) {
-        scsi_good(cmd);
-        return SCSI_DONE;
-    }
-    uint64_t bytes = (uint64_t)rw.nblocks << lu->block_shift;
-    if (scsi_out_capacity(cmd) < bytes) {
-        /* The initiator offers less data than the CDB asks to write. */
-        scsi_check_cdb_field(cmd, lu, rw.len_field, -1);
-        return SCSI_DONE;
-    }
     return sbc_start(cmd, SBC_IO_WRITE, rw.lba << lu->block_shift, bytes,
                      sbc_write_flags(lu, rw.fua));
 }

@@ -56,24 +56,14 @@ int sbc_verify(struct scsi_lu *lu, struct scsi_cmd *cmd)
 int sbc_write_verify(struct scsi_lu *lu, struct scsi_cmd *cmd)
 {
     struct sbc_rw rw;
-    sbc_parse_rw(cmd->cdb, &rw);
+    uint64_t bytes;
     uint8_t bytchk = (cmd->cdb[1] >> 1) & 0x03;
     if (bytchk > 1) {
         scsi_check_cdb_field(cmd, lu, 1, 2);
         return SCSI_DONE;
     }
-    if (!sbc_xfer_ok(cmd, lu, rw.nblocks, rw.len_field) ||
-        !sbc_range_ok(cmd, lu, rw.lba, rw.nblocks))
+    if (!sbc_write_checks(lu, cmd, &rw, &bytes))
         return SCSI_DONE;
-    if (rw.nblocks == 0) {
-        scsi_good(cmd);
-        return SCSI_DONE;
-    }
-    uint64_t bytes = (uint64_t)rw.nblocks << lu->block_shift;
-    if (scsi_out_capacity(cmd) < bytes) {
-        scsi_check_cdb_field(cmd, lu, rw.len_field, -1);
-        return SCSI_DONE;
-    }
     uint8_t flags = sbc_write_flags(lu, true);
     if (bytchk) {
         if (!sbc_slot_claim(cmd, lu))
@@ -122,20 +112,8 @@ int sbc_compare_and_write(struct scsi_lu *lu, struct scsi_cmd *cmd)
 int sbc_orwrite(struct scsi_lu *lu, struct scsi_cmd *cmd)
 {
     struct sbc_rw rw;
-    sbc_parse_rw(cmd->cdb, &rw);
-    if (!sbc_xfer_ok(cmd, lu, rw.nblocks, rw.len_field) ||
-        !sbc_range_ok(cmd, lu, rw.lba, rw.nblocks))
-        return SCSI_DONE;
-    if (rw.nblocks == 0) {
-        scsi_good(cmd);
-        return SCSI_DONE;
-    }
-    uint64_t bytes = (uint64_t)rw.nblocks << lu->block_shift;
-    if (scsi_out_capacity(cmd) < bytes) {
-        scsi_check_cdb_field(cmd, lu, rw.len_field, -1);
-        return SCSI_DONE;
-    }
-    if (!sbc_slot_claim(cmd, lu))
+    uint64_t bytes;
+    if (!sbc_write_checks(lu, cmd, &rw, &bytes) || !sbc_slot_claim(cmd, lu))
         return SCSI_DONE;
     cmd->transferred = (uint32_t)bytes;
     return sbc_start(cmd, SBC_IO_ORWRITE, rw.lba << lu->block_shift, bytes,

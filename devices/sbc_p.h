@@ -60,6 +60,11 @@ struct sbc_rw {
 };
 
 void sbc_parse_rw(const uint8_t *cdb, struct sbc_rw *rw);
+/* The checks of a command that writes its data-out buffer (WRITE, WRITE AND VERIFY, ORWRITE):
+ * MAXIMUM TRANSFER LENGTH, the range, then a zero length (GOOD, nothing to do) and a data-out
+ * shorter than the CDB asks (INVALID FIELD IN CDB at the length). True when the command goes on
+ * with *bytes to write; false when it is finished (status set). */
+bool sbc_write_checks(struct scsi_lu *lu, struct scsi_cmd *cmd, struct sbc_rw *rw, uint64_t *bytes);
 
 /* Starts the chain (taking the write gate when the kind writes) and returns SCSI_PENDING: the
  * engine finishes the command. The caller has set scsi_priv(cmd)->slot when it took one. */

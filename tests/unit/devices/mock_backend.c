@@ -113,13 +113,9 @@ static int mock_extents(struct backend *be, uint64_t offset, uint64_t length, st
         uint64_t g = pos / MOCK_GRAN;
         uint64_t next = (g + 1) * MOCK_GRAN < end ? (g + 1) * MOCK_GRAN : end;
         uint32_t flags = m->alloc[g] ? 0 : BE_EXTENT_HOLE;
-        if (n && ext[n - 1].flags == flags) {
-            ext[n - 1].length += next - pos;
-        } else {
-            if (n == max || (m->extent_window && n == m->extent_window))
-                break;
-            ext[n++] = (struct be_extent){.offset = pos, .length = next - pos, .flags = flags};
-        }
+        uint32_t limit = m->extent_window && m->extent_window < max ? m->extent_window : max;
+        if (!be_extent_append(ext, &n, limit, pos, next - pos, flags))
+            break;
         pos = next;
     }
     return (int)n;
