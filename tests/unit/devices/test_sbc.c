@@ -14,30 +14,6 @@ static const struct be_caps caps_none = {0};
 static const struct be_caps caps_flush = {.can_flush = true};
 static const struct be_caps caps_fua = {.can_flush = true, .can_fua = true};
 
-static void cdb10(uint8_t *c, uint8_t op, uint32_t lba, uint16_t n)
-{
-    memset(c, 0, 10);
-    c[0] = op;
-    scsi_put_be32(c + 2, lba);
-    scsi_put_be16(c + 7, n);
-}
-
-static void cdb12(uint8_t *c, uint8_t op, uint32_t lba, uint32_t n)
-{
-    memset(c, 0, 12);
-    c[0] = op;
-    scsi_put_be32(c + 2, lba);
-    scsi_put_be32(c + 6, n);
-}
-
-static void cdb16(uint8_t *c, uint8_t op, uint64_t lba, uint32_t n)
-{
-    memset(c, 0, 16);
-    c[0] = op;
-    scsi_put_be64(c + 2, lba);
-    scsi_put_be32(c + 10, n);
-}
-
 static void fill_pattern(uint8_t *b, size_t n, uint8_t seed)
 {
     for (size_t i = 0; i < n; i++)

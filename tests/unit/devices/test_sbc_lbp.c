@@ -18,22 +18,6 @@ static const struct be_caps caps_thin = {.can_flush = true,
                                          .can_extents = true};
 static const struct be_caps caps_zero = {.can_flush = true, .can_zero = true};
 
-static void cdb10(uint8_t *c, uint8_t op, uint32_t lba, uint16_t n)
-{
-    memset(c, 0, 10);
-    c[0] = op;
-    scsi_put_be32(c + 2, lba);
-    scsi_put_be16(c + 7, n);
-}
-
-static void cdb16(uint8_t *c, uint8_t op, uint64_t lba, uint32_t n)
-{
-    memset(c, 0, 16);
-    c[0] = op;
-    scsi_put_be64(c + 2, lba);
-    scsi_put_be32(c + 10, n);
-}
-
 static bool zero(const uint8_t *p, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
