@@ -17,6 +17,7 @@ static _Thread_local PSTORP_REQUEST StorpDeferred; /* chained through NextDeferr
 static _Thread_local PSTORP_UNIT StorpDispatching;
 
 static void StorpFinishRequest(PSTORP_REQUEST req);
+static void StorpCancelIrp(PDEVICE_OBJECT DeviceObject, PIRP Irp);
 
 void StorpEnterLock(void)
 {
@@ -133,6 +134,7 @@ static void StorpStartPending(PSTORP_UNIT unit)
             PSTORP_REQUEST candidate = irp->Tail.Overlay.DriverContext[0];
             if (StorpTakeSlot(unit, candidate)) {
                 RemoveEntryList(&irp->Tail.Overlay.ListEntry);
+                atomic_store(&candidate->State, StorpRequestAtMiniport);
                 req = candidate;
             }
         }
@@ -153,12 +155,44 @@ static void StorpStartAllPending(PSTORP_ADAPTER adapter)
     }
 }
 
+/* Drops a reference; the last completes the IRP with the SRB's status and frees the request. */
+static void StorpReleaseRequest(PSTORP_REQUEST req)
+{
+    PIRP irp = req->Irp;
+    PSCSI_REQUEST_BLOCK srb = req->Srb;
+
+    if (atomic_fetch_sub(&req->Refs, 1) != 1)
+        return;
+    irp->IoStatus.Status = StorpSrbStatusToNtStatus(srb);
+    irp->IoStatus.Information = NT_SUCCESS(irp->IoStatus.Status) ? srb->DataTransferLength : 0;
+    irp->Tail.Overlay.DriverContext[0] = NULL;
+    ExFreeToNPagedLookasideList(&req->Unit->Adapter->RequestLookaside, req);
+    IoCompleteRequest(irp, IO_NO_INCREMENT);
+}
+
+/* Clears the IRP's cancel routine. When IoCancelIrp has already taken it, the cancel routine
+ * runs (or is running) with its own reference and drops it when done; otherwise the reference
+ * the armed routine held is dropped here (never the last: the caller holds one). */
+static void StorpDisarmCancel(PSTORP_REQUEST req)
+{
+    if (req->Cancelable && IoSetCancelRoutine(req->Irp, NULL))
+        atomic_fetch_sub(&req->Refs, 1);
+}
+
+/* Finishes a request Storport took off its pending queue without sending it (state already
+ * StorpRequestCompleted, under the unit lock). */
+static void StorpCompleteQueued(PSTORP_REQUEST req, UCHAR SrbStatus)
+{
+    req->Srb->SrbStatus = SrbStatus;
+    StorpDisarmCancel(req);
+    StorpReleaseRequest(req);
+}
+
 /* Completes the IRP of a request the miniport finished (or Storport finished for it). */
 static void StorpFinishRequest(PSTORP_REQUEST req)
 {
     PSTORP_UNIT unit = req->Unit;
     PSTORP_ADAPTER adapter = unit->Adapter;
-    PIRP irp = req->Irp;
     PSCSI_REQUEST_BLOCK srb = req->Srb;
     BOOLEAN adapter_was_full = FALSE;
 
@@ -175,11 +209,8 @@ static void StorpFinishRequest(PSTORP_REQUEST req)
         DbgPrint("storport: verifier: SRB %p completed with SRB_STATUS_PENDING\n", (void *)srb);
         srb->SrbStatus = SRB_STATUS_ERROR;
     }
-    irp->IoStatus.Status = StorpSrbStatusToNtStatus(srb);
-    irp->IoStatus.Information = NT_SUCCESS(irp->IoStatus.Status) ? srb->DataTransferLength : 0;
-    irp->Tail.Overlay.DriverContext[0] = NULL;
-    ExFreeToNPagedLookasideList(&adapter->RequestLookaside, req);
-    IoCompleteRequest(irp, IO_NO_INCREMENT);
+    StorpDisarmCancel(req);
+    StorpReleaseRequest(req);
     if (adapter_was_full)
         StorpStartAllPending(adapter);
     else if (!IsListEmpty(&unit->Pending))
@@ -210,6 +241,92 @@ void StorpCompleteSrb(PSTORP_ADAPTER Adapter, PSCSI_REQUEST_BLOCK Srb)
     StorpFinishRequest(req);
 }
 
+/* ---- Cancellation ------------------------------------------------------------------------------
+ * An IRP_MJ_SCSI IRP for a queued function (EXECUTE_SCSI, IO_CONTROL) is cancelable while
+ * Storport has it. Waiting in the unit's queue, it is taken off and completed with
+ * SRB_STATUS_ABORTED (STATUS_CANCELLED). At the miniport, Storport sends it an
+ * SRB_FUNCTION_ABORT_COMMAND whose NextSrb is the victim; the miniport completes the victim
+ * (SRB_STATUS_ABORTED) and then the abort. The victim's IRP completes once its SRB is completed
+ * and the abort is back, so NextSrb stays valid while the miniport looks at it. A cancel racing
+ * the request's completion is settled by the references: whichever side drops the last one
+ * completes the IRP, once. */
+
+typedef struct _STORP_ABORT {
+    SCSI_REQUEST_BLOCK Srb;
+    PSTORP_REQUEST Victim;
+} STORP_ABORT, *PSTORP_ABORT;
+
+static NTSTATUS StorpAbortDone(PDEVICE_OBJECT DeviceObject, PIRP Irp, PVOID Context)
+{
+    PSTORP_ABORT abort = Context;
+    PSTORP_REQUEST victim = abort->Victim;
+    IoFreeIrp(Irp);
+    free(abort);
+    StorpReleaseRequest(victim);
+    return STATUS_MORE_PROCESSING_REQUIRED;
+}
+
+/* Sends SRB_FUNCTION_ABORT_COMMAND for a request at the miniport; holds a reference on it until
+ * the abort completes. Cancellation is rare: the abort's SRB and IRP are allocated here. */
+static void StorpSendAbort(PSTORP_REQUEST victim)
+{
+    PSTORP_UNIT unit = victim->Unit;
+    PSTORP_ADAPTER adapter = unit->Adapter;
+    PSTORP_ABORT abort = calloc(1, sizeof(*abort));
+    PIRP irp = abort ? IoAllocateIrpEx(adapter->Executive, 2, FALSE) : NULL;
+    PIO_STACK_LOCATION next;
+
+    if (!irp) {
+        /* the request's timeout still ends it */
+        free(abort);
+        return;
+    }
+    atomic_fetch_add(&victim->Refs, 1);
+    abort->Victim = victim;
+    abort->Srb.Length = sizeof(SCSI_REQUEST_BLOCK);
+    abort->Srb.Function = SRB_FUNCTION_ABORT_COMMAND;
+    abort->Srb.NextSrb = victim->Srb;
+    abort->Srb.QueueTag = victim->Srb->QueueTag;
+    IoSetNextIrpStackLocation(irp);
+    IoSetCompletionRoutine(irp, StorpAbortDone, abort, TRUE, TRUE, TRUE);
+    next = IoGetNextIrpStackLocation(irp);
+    next->MajorFunction = IRP_MJ_SCSI;
+    next->Parameters.Scsi.Srb = &abort->Srb;
+    IoSetNextIrpStackLocation(irp);
+    next->DeviceObject = unit->DeviceObject ? unit->DeviceObject : adapter->DeviceObject;
+    StorpExecuteSrb(unit, irp, &abort->Srb);
+}
+
+/* Runs with the armed routine's reference, which it drops at the end. */
+static void StorpCancelRequest(PSTORP_REQUEST req)
+{
+    PSTORP_UNIT unit = req->Unit;
+    int state;
+
+    KeAcquireSpinLock(&unit->Lock, NULL);
+    state = atomic_load(&req->State);
+    if (state == StorpRequestQueued) {
+        RemoveEntryList(&req->Irp->Tail.Overlay.ListEntry);
+        atomic_store(&req->State, StorpRequestCompleted);
+    }
+    KeReleaseSpinLock(&unit->Lock, 0);
+    if (state == StorpRequestQueued) {
+        req->Srb->SrbStatus = SRB_STATUS_ABORTED;
+        StorpReleaseRequest(req); /* the queued request's own reference */
+    } else if (state == StorpRequestAtMiniport) {
+        StorpSendAbort(req);
+    }
+    StorpReleaseRequest(req);
+}
+
+/* The cancel routine (DRIVER_CANCEL): called by IoCancelIrp with the cancel spin lock held. */
+static void StorpCancelIrp(PDEVICE_OBJECT DeviceObject, PIRP Irp)
+{
+    PSTORP_REQUEST req = Irp->Tail.Overlay.DriverContext[0];
+    IoReleaseCancelSpinLock(Irp->CancelIrql);
+    StorpCancelRequest(req);
+}
+
 static BOOLEAN StorpCountedFunction(UCHAR Function)
 {
     return Function == SRB_FUNCTION_EXECUTE_SCSI || Function == SRB_FUNCTION_IO_CONTROL;
@@ -220,7 +337,7 @@ NTSTATUS StorpExecuteSrb(PSTORP_UNIT Unit, PIRP Irp, PSCSI_REQUEST_BLOCK Srb)
 {
     PSTORP_ADAPTER adapter = Unit->Adapter;
     PSTORP_REQUEST req;
-    BOOLEAN start = FALSE;
+    BOOLEAN start = FALSE, cancelled = FALSE;
 
     if (Srb->Length != sizeof(SCSI_REQUEST_BLOCK)) {
         StorpCompleteIrpWithSrbStatus(Irp, Srb, SRB_STATUS_BAD_SRB_BLOCK_LENGTH);
@@ -262,6 +379,7 @@ NTSTATUS StorpExecuteSrb(PSTORP_UNIT Unit, PIRP Irp, PSCSI_REQUEST_BLOCK Srb)
     req->Sg.NumberOfElements = Srb->DataTransferLength ? 1 : 0;
     req->Sg.List[0].PhysicalAddress.QuadPart = (LONGLONG)(ULONG_PTR)Srb->DataBuffer;
     req->Sg.List[0].Length = Srb->DataTransferLength;
+    atomic_init(&req->Refs, 1);
     Irp->Tail.Overlay.DriverContext[0] = req;
     IoMarkIrpPending(Irp);
 
@@ -270,13 +388,29 @@ NTSTATUS StorpExecuteSrb(PSTORP_UNIT Unit, PIRP Irp, PSCSI_REQUEST_BLOCK Srb)
         StorpStartRequest(req);
         return STATUS_PENDING;
     }
+    /* The IRP is cancelable from here on (see StorpCancelIrp). The routine is armed under the
+     * unit lock, which the cancel routine takes first, so it sees the request queued or sent. */
     KeAcquireSpinLock(&Unit->Lock, NULL);
-    if (IsListEmpty(&Unit->Pending) && StorpTakeSlot(Unit, req))
+    req->Cancelable = TRUE;
+    atomic_store(&req->Refs, 2);
+    IoSetCancelRoutine(Irp, StorpCancelIrp);
+    if (Irp->Cancel && IoSetCancelRoutine(Irp, NULL)) {
+        /* cancelled before it got here: IoCancelIrp found no routine to call */
+        req->Cancelable = FALSE;
+        atomic_store(&req->Refs, 1);
+        atomic_store(&req->State, StorpRequestCompleted);
+        cancelled = TRUE;
+    } else if (IsListEmpty(&Unit->Pending) && StorpTakeSlot(Unit, req)) {
+        atomic_store(&req->State, StorpRequestAtMiniport);
         start = TRUE;
-    else
+    } else {
+        atomic_store(&req->State, StorpRequestQueued);
         InsertTailList(&Unit->Pending, &Irp->Tail.Overlay.ListEntry);
+    }
     KeReleaseSpinLock(&Unit->Lock, 0);
-    if (start)
+    if (cancelled)
+        StorpCompleteQueued(req, SRB_STATUS_ABORTED);
+    else if (start)
         StorpStartRequest(req);
     return STATUS_PENDING;
 }
@@ -317,16 +451,17 @@ static void StorpFlushPending(PSTORP_UNIT unit)
     LIST_ENTRY flushed;
     InitializeListHead(&flushed);
     KeAcquireSpinLock(&unit->Lock, NULL);
-    while (!IsListEmpty(&unit->Pending))
-        InsertTailList(&flushed, RemoveHeadList(&unit->Pending));
+    while (!IsListEmpty(&unit->Pending)) {
+        PLIST_ENTRY e = RemoveHeadList(&unit->Pending);
+        PIRP irp = CONTAINING_RECORD(e, IRP, Tail.Overlay.ListEntry);
+        PSTORP_REQUEST req = irp->Tail.Overlay.DriverContext[0];
+        atomic_store(&req->State, StorpRequestCompleted);
+        InsertTailList(&flushed, e);
+    }
     KeReleaseSpinLock(&unit->Lock, 0);
     while (!IsListEmpty(&flushed)) {
         PIRP irp = CONTAINING_RECORD(RemoveHeadList(&flushed), IRP, Tail.Overlay.ListEntry);
-        PSTORP_REQUEST req = irp->Tail.Overlay.DriverContext[0];
-        PSCSI_REQUEST_BLOCK srb = req->Srb;
-        irp->Tail.Overlay.DriverContext[0] = NULL;
-        ExFreeToNPagedLookasideList(&unit->Adapter->RequestLookaside, req);
-        StorpCompleteIrpWithSrbStatus(irp, srb, SRB_STATUS_REQUEST_FLUSHED);
+        StorpCompleteQueued(irp->Tail.Overlay.DriverContext[0], SRB_STATUS_REQUEST_FLUSHED);
     }
 }
 
@@ -497,4 +632,53 @@ void StorPortCompleteRequest(PVOID HwDeviceExtension, UCHAR PathId, UCHAR Target
             StorpCompleteSrb(adapter, srb);
         }
     }
+}
+
+/* ---- Resets from above --------------------------------------------------------------------------
+ * IOCTL_STORAGE_RESET_DEVICE and IOCTL_STORAGE_RESET_BUS (and, later, error recovery). After the
+ * miniport acknowledges a reset, whatever it still holds for the reset scope is completed with
+ * SRB_STATUS_BUS_RESET: a request the miniport already completed is skipped (the state check in
+ * StorpCompleteSrb), so every request in flight completes exactly once and the class driver
+ * retries it. */
+
+/* SRB_FUNCTION_RESET_LOGICAL_UNIT for one unit; waits for the miniport. */
+NTSTATUS StorpResetLogicalUnit(PSTORP_UNIT Unit)
+{
+    SCSI_REQUEST_BLOCK srb;
+    NTSTATUS status;
+
+    memset(&srb, 0, sizeof(srb));
+    srb.Length = sizeof(srb);
+    srb.Function = SRB_FUNCTION_RESET_LOGICAL_UNIT;
+    srb.TimeOutValue = STORP_DEFAULT_TIMEOUT;
+    status = StorpSendSrbSynchronous(Unit, &srb);
+    DbgPrint("storport: %s: LUN reset %u:%u:%u: 0x%08x\n", Unit->Adapter->LinkName, Unit->PathId,
+             Unit->TargetId, Unit->Lun, (unsigned)status);
+    if (NT_SUCCESS(status))
+        StorPortCompleteRequest(Unit->Adapter->HwDeviceExtension, Unit->PathId, Unit->TargetId,
+                                Unit->Lun, SRB_STATUS_BUS_RESET);
+    return status;
+}
+
+/* HwStorResetBus for one path, under the StartIo lock. */
+NTSTATUS StorpResetBus(PSTORP_ADAPTER Adapter, UCHAR PathId)
+{
+    PHW_RESET_BUS reset = Adapter->Driver->Init.HwResetBus;
+    BOOLEAN ok;
+
+    if (!reset)
+        return STATUS_NOT_SUPPORTED;
+    if (PathId >= Adapter->Config.NumberOfBuses)
+        return STATUS_INVALID_PARAMETER;
+    StorpEnterLock();
+    KeAcquireSpinLock(&Adapter->StartIoLock, NULL);
+    ok = reset(Adapter->HwDeviceExtension, PathId);
+    KeReleaseSpinLock(&Adapter->StartIoLock, 0);
+    StorpLeaveLock();
+    DbgPrint("storport: %s: bus reset path %u: %s\n", Adapter->LinkName, PathId,
+             ok ? "done" : "failed");
+    if (!ok)
+        return STATUS_IO_DEVICE_ERROR;
+    StorPortCompleteRequest(Adapter->HwDeviceExtension, PathId, 0xFF, 0xFF, SRB_STATUS_BUS_RESET);
+    return STATUS_SUCCESS;
 }

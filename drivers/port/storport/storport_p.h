@@ -42,6 +42,7 @@ typedef enum _STORP_REQUEST_STATE {
     StorpRequestFree = 0,
     StorpRequestAtMiniport = 1,
     StorpRequestCompleted = 2,
+    StorpRequestQueued = 3, /* on the unit's Pending queue (unit lock) */
 } STORP_REQUEST_STATE;
 
 typedef struct _STORP_REQUEST {
@@ -52,7 +53,12 @@ typedef struct _STORP_REQUEST {
     struct _STORP_UNIT *Unit;
     ULONGLONG Deadline; /* interrupt time */
     atomic_int State;
-    BOOLEAN Counted; /* holds a queue-depth slot */
+    /* References: one for the request's path through Storport, one while a cancel routine is
+     * armed on the IRP, one while an ABORT_COMMAND for it is at the miniport. The IRP completes
+     * when the last goes (StorpReleaseRequest). */
+    atomic_int Refs;
+    BOOLEAN Cancelable; /* a cancel routine was armed (and holds a reference) */
+    BOOLEAN Counted;    /* holds a queue-depth slot */
     BOOLEAN TimedOut;
     struct { /* a STOR_SCATTER_GATHER_LIST with room for one element */
         ULONG NumberOfElements;
@@ -174,6 +180,8 @@ void StorpCompleteSrb(PSTORP_ADAPTER Adapter, PSCSI_REQUEST_BLOCK Srb);
 void StorpStartTick(PSTORP_ADAPTER Adapter);
 void StorpStopTick(PSTORP_ADAPTER Adapter);
 NTSTATUS StorpSrbStatusToNtStatus(PSCSI_REQUEST_BLOCK Srb);
+NTSTATUS StorpResetLogicalUnit(PSTORP_UNIT Unit);
+NTSTATUS StorpResetBus(PSTORP_ADAPTER Adapter, UCHAR PathId);
 void StorpEnterLock(void);
 void StorpLeaveLock(void);
 /* ioctl.c */
