@@ -59,6 +59,31 @@ void testport_reset_faults(void)
     atomic_store(&testport_faults.target_resets, 0);
     atomic_store(&testport_faults.reset_victims, 0);
     atomic_store(&testport_faults.attention_on_reset, 0);
+    atomic_store(&testport_faults.queue_full_reads, 0);
+    atomic_store(&testport_faults.pause_device_on_read, 0);
+}
+
+/* The adapter the queue-management calls act on: the last one found. */
+static _Atomic(PVOID) TpLastAdapter;
+
+BOOLEAN testport_resume_device(void)
+{
+    return StorPortResumeDevice(atomic_load(&TpLastAdapter), 0, 0, 0);
+}
+
+BOOLEAN testport_pause_adapter(ULONG seconds)
+{
+    return StorPortPause(atomic_load(&TpLastAdapter), seconds);
+}
+
+BOOLEAN testport_resume_adapter(void)
+{
+    return StorPortResume(atomic_load(&TpLastAdapter));
+}
+
+BOOLEAN testport_device_busy(ULONG requests_to_complete)
+{
+    return StorPortDeviceBusy(atomic_load(&TpLastAdapter), 0, 0, 0, requests_to_complete);
 }
 
 static BOOLEAN TpHold(PVOID a, PSCSI_REQUEST_BLOCK srb)
@@ -162,6 +187,7 @@ static ULONG TpHwFindAdapter(PVOID DeviceExtension, PVOID HwContext, PVOID BusIn
     ConfigInfo->MaxNumberOfIO = 256;
     ConfigInfo->VirtualDevice = TRUE;
     *Again = FALSE;
+    atomic_store(&TpLastAdapter, a);
     return SP_RETURN_FOUND;
 }
 
@@ -259,6 +285,16 @@ static BOOLEAN TpHwBuildIo(PVOID DeviceExtension, PSCSI_REQUEST_BLOCK Srb)
             TpComplete(a, Srb);
             return FALSE;
         }
+        if (TpTake(&testport_faults.queue_full_reads)) {
+            Srb->ScsiStatus = SCSISTAT_QUEUE_FULL;
+            Srb->SrbStatus = SRB_STATUS_ERROR;
+            Srb->DataTransferLength = 0;
+            TpComplete(a, Srb);
+            return FALSE;
+        }
+        int pause = atomic_exchange(&testport_faults.pause_device_on_read, 0);
+        if (pause > 0)
+            StorPortPauseDevice(a, 0, 0, 0, (ULONG)pause);
         if (TpTake(&testport_faults.attention_reads)) {
             TpCheckCondition(a, Srb, SCSI_SENSE_UNIT_ATTENTION, 0x29, 0x00);
             return FALSE;

@@ -40,6 +40,10 @@ struct testport_faults {
     atomic_int target_resets;      /* SRB_FUNCTION_RESET_DEVICE received */
     atomic_int reset_victims;      /* held SRBs completed by a reset */
     atomic_int attention_on_reset; /* resets raise a unit attention (29h/03h LU, 29h/02h bus) */
+
+    /* Queue management. */
+    atomic_int queue_full_reads;     /* the next N reads end with SCSI status TASK SET FULL */
+    atomic_int pause_device_on_read; /* the next read pauses the LU for this many seconds */
 };
 
 extern struct testport_faults testport_faults;
@@ -47,6 +51,12 @@ extern const DRIVER_PACKAGE testport_package;
 
 /* Clears every fault and counter (not the held SRBs). */
 void testport_reset_faults(void);
+/* The miniport's queue-management calls, made as the test says (the LU is 0:0:0). */
+BOOLEAN testport_resume_device(void);
+BOOLEAN testport_pause_adapter(ULONG seconds);
+BOOLEAN testport_resume_adapter(void);
+BOOLEAN testport_device_busy(ULONG requests_to_complete);
+
 /* Sends every held SRB on to the device (it then completes normally); returns how many. */
 int testport_release_held(void);
 

@@ -98,6 +98,22 @@ static void StorpStartRequest(PSTORP_REQUEST req)
     StorpLeaveLock();
 }
 
+/* Whether the unit's queue state lets this request start now (unit lock held): not frozen or
+ * locked unless the SRB bypasses that, not paused, not waiting out a busy condition. */
+static BOOLEAN StorpMayStart(PSTORP_UNIT unit, PSCSI_REQUEST_BLOCK srb, ULONGLONG now)
+{
+    PSTORP_ADAPTER adapter = unit->Adapter;
+    if (unit->Frozen && !(srb->SrbFlags & SRB_FLAGS_BYPASS_FROZEN_QUEUE))
+        return FALSE;
+    if (unit->Locked && !(srb->SrbFlags & SRB_FLAGS_BYPASS_LOCKED_QUEUE))
+        return FALSE;
+    if (unit->BusyCount || atomic_load(&adapter->BusyCount))
+        return FALSE;
+    if (unit->PausedUntil > now || atomic_load(&adapter->PausedUntil) > now)
+        return FALSE;
+    return TRUE;
+}
+
 /* Takes a queue slot if one is free. Unit lock held. */
 static BOOLEAN StorpTakeSlot(PSTORP_UNIT unit, PSTORP_REQUEST req)
 {
@@ -128,15 +144,23 @@ static void StorpStartPending(PSTORP_UNIT unit)
     StorpDispatching = unit;
     for (;;) {
         PSTORP_REQUEST req = NULL;
+        ULONGLONG now = KeQueryInterruptTime();
         KeAcquireSpinLock(&unit->Lock, NULL);
-        if (!IsListEmpty(&unit->Pending)) {
-            PIRP irp = CONTAINING_RECORD(unit->Pending.Flink, IRP, Tail.Overlay.ListEntry);
+        /* In order; while frozen or locked, a request that bypasses it may pass the others. */
+        for (PLIST_ENTRY e = unit->Pending.Flink; e != &unit->Pending; e = e->Flink) {
+            PIRP irp = CONTAINING_RECORD(e, IRP, Tail.Overlay.ListEntry);
             PSTORP_REQUEST candidate = irp->Tail.Overlay.DriverContext[0];
+            if (!StorpMayStart(unit, candidate->Srb, now)) {
+                if (!unit->Frozen && !unit->Locked)
+                    break; /* paused or busy: nothing starts */
+                continue;
+            }
             if (StorpTakeSlot(unit, candidate)) {
                 RemoveEntryList(&irp->Tail.Overlay.ListEntry);
                 atomic_store(&candidate->State, StorpRequestAtMiniport);
                 req = candidate;
             }
+            break;
         }
         KeReleaseSpinLock(&unit->Lock, 0);
         if (!req)
@@ -146,7 +170,7 @@ static void StorpStartPending(PSTORP_UNIT unit)
     StorpDispatching = previous;
 }
 
-static void StorpStartAllPending(PSTORP_ADAPTER adapter)
+void StorpStartAllPending(PSTORP_ADAPTER adapter)
 {
     for (ULONG i = 0; i < adapter->UnitTableSize; i++) {
         PSTORP_UNIT unit = adapter->UnitTable[i];
@@ -188,6 +212,71 @@ static void StorpCompleteQueued(PSTORP_REQUEST req, UCHAR SrbStatus)
     StorpReleaseRequest(req);
 }
 
+/* Whether a completed SRB freezes its unit's queue: an error, unless the sender said
+ * SRB_FLAGS_NO_QUEUE_FREEZE. Aborts and flushes are Storport's own doing and do not freeze. */
+static BOOLEAN StorpFreezes(PSCSI_REQUEST_BLOCK srb)
+{
+    if (srb->SrbFlags & SRB_FLAGS_NO_QUEUE_FREEZE)
+        return FALSE;
+    switch (SRB_STATUS(srb->SrbStatus)) {
+    case SRB_STATUS_SUCCESS:
+    case SRB_STATUS_PENDING:
+    case SRB_STATUS_ABORTED:
+    case SRB_STATUS_REQUEST_FLUSHED:
+        return FALSE;
+    case SRB_STATUS_DATA_OVERRUN:
+        return srb->ScsiStatus != SCSISTAT_GOOD;
+    default:
+        return TRUE;
+    }
+}
+
+/* SRB_STATUS_BUSY, or QUEUE FULL from the device: Storport sends it again itself, a few times,
+ * once the unit has completed another request (or after a short pause when it holds none). */
+static BOOLEAN StorpShouldRequeue(PSTORP_REQUEST req)
+{
+    PSCSI_REQUEST_BLOCK srb = req->Srb;
+    UCHAR status = SRB_STATUS(srb->SrbStatus);
+    if (!req->Counted || req->BusyRetries >= STORP_BUSY_RETRIES || req->Irp->Cancel)
+        return FALSE;
+    return status == SRB_STATUS_BUSY ||
+           (status == SRB_STATUS_ERROR && srb->ScsiStatus == SCSISTAT_QUEUE_FULL);
+}
+
+/* Gives up the request's slot and puts it back at the head of the unit's queue. */
+static void StorpRequeue(PSTORP_REQUEST req)
+{
+    PSTORP_UNIT unit = req->Unit;
+    PSTORP_ADAPTER adapter = unit->Adapter;
+    PSCSI_REQUEST_BLOCK srb = req->Srb;
+    ULONGLONG until = 0;
+
+    srb->SrbStatus = SRB_STATUS_PENDING;
+    srb->ScsiStatus = SCSISTAT_GOOD;
+    srb->DataTransferLength = req->DataLength;
+    srb->SenseInfoBufferLength = req->SenseLength;
+    KeAcquireSpinLock(&unit->Lock, NULL);
+    RemoveEntryList(&req->Link);
+    unit->Outstanding--;
+    atomic_fetch_sub(&adapter->Outstanding, 1);
+    req->Counted = FALSE;
+    req->TimedOut = FALSE;
+    req->BusyRetries++;
+    atomic_store(&req->State, StorpRequestQueued);
+    InsertHeadList(&unit->Pending, &req->Irp->Tail.Overlay.ListEntry);
+    if (unit->Outstanding > 0) {
+        if (unit->BusyCount == 0)
+            unit->BusyCount = 1;
+    } else {
+        until = KeQueryInterruptTime() + STORP_BUSY_DELAY;
+        if (unit->PausedUntil < until)
+            unit->PausedUntil = until;
+    }
+    KeReleaseSpinLock(&unit->Lock, 0);
+    if (until)
+        StorpArmResume(adapter, until);
+}
+
 /* Completes the IRP of a request the miniport finished (or Storport finished for it). */
 static void StorpFinishRequest(PSTORP_REQUEST req)
 {
@@ -196,18 +285,34 @@ static void StorpFinishRequest(PSTORP_REQUEST req)
     PSCSI_REQUEST_BLOCK srb = req->Srb;
     BOOLEAN adapter_was_full = FALSE;
 
-    if (req->Counted) {
-        KeAcquireSpinLock(&unit->Lock, NULL);
-        RemoveEntryList(&req->Link);
-        unit->Outstanding--;
-        adapter_was_full =
-            atomic_fetch_sub(&adapter->Outstanding, 1) >= adapter->Config.MaxNumberOfIO;
-        KeReleaseSpinLock(&unit->Lock, 0);
+    if (StorpShouldRequeue(req)) {
+        StorpRequeue(req);
+        StorpStartPending(unit);
+        return;
     }
     if (SRB_STATUS(srb->SrbStatus) == SRB_STATUS_PENDING) {
         /* A miniport must set a final status before completing. */
         DbgPrint("storport: verifier: SRB %p completed with SRB_STATUS_PENDING\n", (void *)srb);
         srb->SrbStatus = SRB_STATUS_ERROR;
+    }
+    if (req->Counted) {
+        unsigned busy = atomic_load(&adapter->BusyCount);
+        while (busy && !atomic_compare_exchange_weak(&adapter->BusyCount, &busy, busy - 1))
+            ;
+        KeAcquireSpinLock(&unit->Lock, NULL);
+        RemoveEntryList(&req->Link);
+        unit->Outstanding--;
+        if (unit->BusyCount)
+            unit->BusyCount--;
+        if (StorpFreezes(srb)) {
+            /* the class driver sees SRB_STATUS_QUEUE_FROZEN and sends RELEASE_QUEUE */
+            unit->Frozen = TRUE;
+            unit->Freezes++;
+            srb->SrbStatus |= SRB_STATUS_QUEUE_FROZEN;
+        }
+        adapter_was_full =
+            atomic_fetch_sub(&adapter->Outstanding, 1) >= adapter->Config.MaxNumberOfIO || busy;
+        KeReleaseSpinLock(&unit->Lock, 0);
     }
     StorpDisarmCancel(req);
     StorpReleaseRequest(req);
@@ -376,6 +481,8 @@ NTSTATUS StorpExecuteSrb(PSTORP_UNIT Unit, PIRP Irp, PSCSI_REQUEST_BLOCK Srb)
         Srb->TimeOutValue = STORP_DEFAULT_TIMEOUT;
     if (Srb->TimeOutValue > STORP_MAX_TIMEOUT)
         Srb->TimeOutValue = STORP_MAX_TIMEOUT;
+    req->DataLength = Srb->DataTransferLength;
+    req->SenseLength = Srb->SenseInfoBufferLength;
     req->Sg.NumberOfElements = Srb->DataTransferLength ? 1 : 0;
     req->Sg.List[0].PhysicalAddress.QuadPart = (LONGLONG)(ULONG_PTR)Srb->DataBuffer;
     req->Sg.List[0].Length = Srb->DataTransferLength;
@@ -400,7 +507,9 @@ NTSTATUS StorpExecuteSrb(PSTORP_UNIT Unit, PIRP Irp, PSCSI_REQUEST_BLOCK Srb)
         atomic_store(&req->Refs, 1);
         atomic_store(&req->State, StorpRequestCompleted);
         cancelled = TRUE;
-    } else if (IsListEmpty(&Unit->Pending) && StorpTakeSlot(Unit, req)) {
+    } else if ((IsListEmpty(&Unit->Pending) || (Srb->SrbFlags & (SRB_FLAGS_BYPASS_FROZEN_QUEUE |
+                                                                 SRB_FLAGS_BYPASS_LOCKED_QUEUE))) &&
+               StorpMayStart(Unit, Srb, KeQueryInterruptTime()) && StorpTakeSlot(Unit, req)) {
         atomic_store(&req->State, StorpRequestAtMiniport);
         start = TRUE;
     } else {
@@ -517,14 +626,30 @@ NTSTATUS StorpDispatchScsi(PDEVICE_OBJECT DeviceObject, PIRP Irp)
         srb->SrbStatus = SRB_STATUS_SUCCESS;
         break;
     case SRB_FUNCTION_RELEASE_QUEUE:
-        /* This Storport never freezes a unit queue (queue freeze arrives with queue
-         * management); releasing an unfrozen queue succeeds, as on Windows, and restarts it. */
+        /* Unfreezes the queue (a queue that is not frozen is simply restarted). */
+        KeAcquireSpinLock(&unit->Lock, NULL);
+        unit->Frozen = FALSE;
+        KeReleaseSpinLock(&unit->Lock, 0);
         srb->SrbStatus = SRB_STATUS_SUCCESS;
         StorpStartPending(unit);
         break;
     case SRB_FUNCTION_FLUSH_QUEUE:
+        /* Completes what waits with SRB_STATUS_REQUEST_FLUSHED and unfreezes the queue. */
         StorpFlushPending(unit);
+        KeAcquireSpinLock(&unit->Lock, NULL);
+        unit->Frozen = FALSE;
+        KeReleaseSpinLock(&unit->Lock, 0);
         srb->SrbStatus = SRB_STATUS_SUCCESS;
+        break;
+    case SRB_FUNCTION_LOCK_QUEUE:
+    case SRB_FUNCTION_UNLOCK_QUEUE:
+        /* While locked (power transitions), only SRB_FLAGS_BYPASS_LOCKED_QUEUE requests start. */
+        KeAcquireSpinLock(&unit->Lock, NULL);
+        unit->Locked = srb->Function == SRB_FUNCTION_LOCK_QUEUE;
+        KeReleaseSpinLock(&unit->Lock, 0);
+        srb->SrbStatus = SRB_STATUS_SUCCESS;
+        if (srb->Function == SRB_FUNCTION_UNLOCK_QUEUE)
+            StorpStartPending(unit);
         break;
     default:
         srb->SrbStatus = SRB_STATUS_INVALID_REQUEST;
@@ -581,9 +706,66 @@ static void StorpTick(PKDPC Dpc, PVOID Context, PVOID A1, PVOID A2)
     StorpLeaveLock();
 }
 
+/* The resume timer's DPC: a pause or busy delay has ended somewhere; restart the queues and
+ * re-arm for the next pause still running. */
+static void StorpResumeDpc(PKDPC Dpc, PVOID Context, PVOID A1, PVOID A2)
+{
+    PSTORP_ADAPTER adapter = Context;
+    ULONGLONG now = KeQueryInterruptTime(), next = 0;
+    ULONGLONG until = atomic_load(&adapter->PausedUntil);
+
+    if (until && until <= now)
+        atomic_compare_exchange_strong(&adapter->PausedUntil, &until, 0);
+    else if (until)
+        next = until;
+    KeAcquireSpinLock(&adapter->UnitLock, NULL);
+    for (ULONG i = 0; i < adapter->UnitTableSize; i++) {
+        PSTORP_UNIT unit = adapter->UnitTable[i];
+        if (!unit)
+            continue;
+        KeAcquireSpinLock(&unit->Lock, NULL);
+        if (unit->PausedUntil && unit->PausedUntil <= now)
+            unit->PausedUntil = 0;
+        else if (unit->PausedUntil && (!next || unit->PausedUntil < next))
+            next = unit->PausedUntil;
+        KeReleaseSpinLock(&unit->Lock, 0);
+    }
+    KeReleaseSpinLock(&adapter->UnitLock, 0);
+    if (next)
+        StorpArmResume(adapter, next);
+    StorpStartAllPending(adapter);
+}
+
+/* Restarts the queues from a DPC: for miniport services (StorPortResume, StorPortReady...) that
+ * may be called under a Storport lock, where starting requests inline would deadlock. */
+static void StorpRestartDpc(PKDPC Dpc, PVOID Context, PVOID A1, PVOID A2)
+{
+    StorpStartAllPending(Context);
+}
+
+void StorpRestartQueues(PSTORP_ADAPTER Adapter)
+{
+    if (StorpLockDepth > 0)
+        KeInsertQueueDpc(&Adapter->RestartDpc, NULL, NULL);
+    else
+        StorpStartAllPending(Adapter);
+}
+
+/* Arms the resume timer for an interrupt time (the earliest pause end wins the next DPC, which
+ * re-arms for later ones). */
+void StorpArmResume(PSTORP_ADAPTER Adapter, ULONGLONG Until)
+{
+    ULONGLONG now = KeQueryInterruptTime();
+    LARGE_INTEGER due = {.QuadPart = -(LONGLONG)(Until > now ? Until - now : 1)};
+    KeSetTimerEx(&Adapter->ResumeTimer, due, 0, &Adapter->ResumeDpc);
+}
+
 void StorpStartTick(PSTORP_ADAPTER Adapter)
 {
     LARGE_INTEGER due = {.QuadPart = -10000000LL};
+    KeInitializeDpcEx(Adapter->Executive, &Adapter->ResumeDpc, StorpResumeDpc, Adapter);
+    KeInitializeDpcEx(Adapter->Executive, &Adapter->RestartDpc, StorpRestartDpc, Adapter);
+    KeInitializeTimerEx(Adapter->Executive, &Adapter->ResumeTimer);
     KeInitializeDpcEx(Adapter->Executive, &Adapter->TickDpc, StorpTick, Adapter);
     KeInitializeTimerEx(Adapter->Executive, &Adapter->TickTimer);
     KeSetTimerEx(&Adapter->TickTimer, due, 1000, &Adapter->TickDpc);
@@ -593,6 +775,9 @@ void StorpStopTick(PSTORP_ADAPTER Adapter)
 {
     KeCancelTimer(&Adapter->TickTimer);
     KeRemoveQueueDpc(&Adapter->TickDpc);
+    KeCancelTimer(&Adapter->ResumeTimer);
+    KeRemoveQueueDpc(&Adapter->ResumeDpc);
+    KeRemoveQueueDpc(&Adapter->RestartDpc);
     if (Adapter->HwTimer.Executive) { /* only once the miniport asked for RequestTimerCall */
         KeCancelTimer(&Adapter->HwTimer);
         KeRemoveQueueDpc(&Adapter->HwTimerDpc);

@@ -22,6 +22,8 @@
 #define STORP_MAX_TIMEOUT         108000u
 #define STORP_DEFAULT_QUEUE_DEPTH 32u
 #define STORP_SENSE_LENGTH        255u
+#define STORP_BUSY_RETRIES        3u      /* Storport's own requeues of a BUSY / QUEUE FULL SRB */
+#define STORP_BUSY_DELAY          100000u /* 10 ms (100 ns units) before a requeued SRB goes again */
 
 /* What StorPortInitialize kept of the miniport's initialization data. */
 typedef struct _STORP_DRIVER {
@@ -59,6 +61,9 @@ typedef struct _STORP_REQUEST {
     atomic_int Refs;
     BOOLEAN Cancelable; /* a cancel routine was armed (and holds a reference) */
     BOOLEAN Counted;    /* holds a queue-depth slot */
+    UCHAR BusyRetries;  /* requeues after SRB_STATUS_BUSY or QUEUE FULL */
+    UCHAR SenseLength;  /* the SRB's SenseInfoBufferLength and DataTransferLength as sent, */
+    ULONG DataLength;   /* restored when Storport requeues it */
     BOOLEAN TimedOut;
     struct { /* a STOR_SCATTER_GATHER_LIST with room for one element */
         ULONG NumberOfElements;
@@ -111,6 +116,15 @@ typedef struct _STORP_ADAPTER {
     PHW_PASSIVE_INITIALIZE_ROUTINE HwPassiveInitialize;
     KEVENT ResetDone;
     atomic_int ResetInProgress;
+
+    /* Queue management (StorPortPause/Resume, StorPortBusy/Ready): adapter-wide holds on
+     * starting requests. The resume timer restarts the queues when a pause or busy delay ends;
+     * the restart DPC restarts them when a miniport resumes from inside a Storport lock. */
+    _Atomic ULONGLONG PausedUntil; /* interrupt time; 0 = not paused */
+    atomic_uint BusyCount;         /* completions to wait for before starting requests */
+    KTIMER ResumeTimer;
+    KDPC ResumeDpc;
+    KDPC RestartDpc;
 } STORP_ADAPTER, *PSTORP_ADAPTER;
 
 typedef struct _STORP_UNIT {
@@ -135,6 +149,16 @@ typedef struct _STORP_UNIT {
     ULONG Outstanding;
     LIST_ENTRY Pending; /* IRPs waiting for a slot (Tail.Overlay.ListEntry) */
     LIST_ENTRY OutstandingList;
+    /* Queue state (unit lock): frozen after an error (SRB_STATUS_QUEUE_FROZEN) until
+     * SRB_FUNCTION_RELEASE_QUEUE or FLUSH_QUEUE; locked by SRB_FUNCTION_LOCK_QUEUE; paused by
+     * StorPortPauseDevice until PausedUntil; busy for BusyCount completions (StorPortDeviceBusy,
+     * SRB_STATUS_BUSY, QUEUE FULL). Only requests with the matching bypass flag start while
+     * frozen or locked. */
+    BOOLEAN Frozen;
+    BOOLEAN Locked;
+    ULONGLONG PausedUntil;
+    ULONG BusyCount;
+    ULONG Freezes; /* times the queue froze (statistics) */
 } STORP_UNIT, *PSTORP_UNIT;
 
 /* The PDO's device extension points at its unit, which can outlive the PDO during scans. */
@@ -178,6 +202,9 @@ NTSTATUS StorpExecuteSrb(PSTORP_UNIT Unit, PIRP Irp, PSCSI_REQUEST_BLOCK Srb);
 NTSTATUS StorpSendSrbSynchronous(PSTORP_UNIT Unit, PSCSI_REQUEST_BLOCK Srb);
 void StorpCompleteSrb(PSTORP_ADAPTER Adapter, PSCSI_REQUEST_BLOCK Srb);
 void StorpStartTick(PSTORP_ADAPTER Adapter);
+void StorpStartAllPending(PSTORP_ADAPTER Adapter);
+void StorpRestartQueues(PSTORP_ADAPTER Adapter);
+void StorpArmResume(PSTORP_ADAPTER Adapter, ULONGLONG Until);
 void StorpStopTick(PSTORP_ADAPTER Adapter);
 NTSTATUS StorpSrbStatusToNtStatus(PSCSI_REQUEST_BLOCK Srb);
 NTSTATUS StorpResetLogicalUnit(PSTORP_UNIT Unit);
