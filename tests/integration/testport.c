@@ -61,6 +61,12 @@ void testport_reset_faults(void)
     atomic_store(&testport_faults.attention_on_reset, 0);
     atomic_store(&testport_faults.queue_full_reads, 0);
     atomic_store(&testport_faults.pause_device_on_read, 0);
+    atomic_store(&testport_faults.refuse_abort, 0);
+    atomic_store(&testport_faults.refuse_lun_reset, 0);
+    atomic_store(&testport_faults.refuse_target_reset, 0);
+    atomic_store(&testport_faults.refuse_bus_reset, 0);
+    atomic_store(&testport_faults.refuse_restart, 0);
+    atomic_store(&testport_faults.adapter_restarts, 0);
 }
 
 /* The adapter the queue-management calls act on: the last one found. */
@@ -387,8 +393,10 @@ static BOOLEAN TpHwStartIo(PVOID DeviceExtension, PSCSI_REQUEST_BLOCK Srb)
         break;
     case SRB_FUNCTION_ABORT_COMMAND: {
         /* the victim first, then the abort (SRB_FUNCTION_ABORT_COMMAND's order) */
-        PSCSI_REQUEST_BLOCK victim = TpUnhold(Srb->NextSrb, -1, -1, NULL);
+        PSCSI_REQUEST_BLOCK victim = NULL;
         atomic_fetch_add(&testport_faults.aborts_seen, 1);
+        if (!atomic_load(&testport_faults.refuse_abort))
+            victim = TpUnhold(Srb->NextSrb, -1, -1, NULL);
         if (victim) {
             atomic_fetch_add(&testport_faults.aborts_found, 1);
             victim->SrbStatus = SRB_STATUS_ABORTED;
@@ -404,6 +412,11 @@ static BOOLEAN TpHwStartIo(PVOID DeviceExtension, PSCSI_REQUEST_BLOCK Srb)
     case SRB_FUNCTION_RESET_DEVICE: {
         BOOLEAN lu = Srb->Function == SRB_FUNCTION_RESET_LOGICAL_UNIT;
         atomic_fetch_add(lu ? &testport_faults.lun_resets : &testport_faults.target_resets, 1);
+        if (atomic_load(lu ? &testport_faults.refuse_lun_reset
+                           : &testport_faults.refuse_target_reset)) {
+            Srb->SrbStatus = SRB_STATUS_ERROR;
+            break;
+        }
         TpResetHeld(Srb->TargetId, lu ? Srb->Lun : -1);
         if (atomic_load(&testport_faults.attention_on_reset))
             scsi_lu_set_unit_attention(a->Lu, 0x29, 0x03); /* BUS DEVICE RESET FUNCTION OCCURRED */
@@ -423,6 +436,8 @@ static BOOLEAN TpHwResetBus(PVOID DeviceExtension, ULONG PathId)
 {
     PTP_ADAPTER a = DeviceExtension;
     atomic_fetch_add(&testport_faults.resets, 1);
+    if (atomic_load(&testport_faults.refuse_bus_reset))
+        return FALSE;
     TpResetHeld(-1, -1);
     if (atomic_load(&testport_faults.attention_on_reset))
         scsi_lu_set_unit_attention(a->Lu, 0x29, 0x02); /* SCSI BUS RESET OCCURRED */
@@ -443,8 +458,17 @@ TpHwAdapterControl(PVOID DeviceExtension, SCSI_ADAPTER_CONTROL_TYPE ControlType,
                                          i == ScsiStopAdapter || i == ScsiRestartAdapter;
         return ScsiAdapterControlSuccess;
     case ScsiStopAdapter:
-    case ScsiRestartAdapter:
         return ScsiAdapterControlSuccess;
+    case ScsiRestartAdapter: {
+        /* a restarted adapter has forgotten its requests: Storport completes them */
+        PVOID held_by;
+        atomic_fetch_add(&testport_faults.adapter_restarts, 1);
+        if (atomic_load(&testport_faults.refuse_restart))
+            return ScsiAdapterControlUnsuccessful;
+        while (TpUnhold(NULL, -1, -1, &held_by))
+            ;
+        return ScsiAdapterControlSuccess;
+    }
     default:
         return ScsiAdapterControlUnsuccessful;
     }

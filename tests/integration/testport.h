@@ -44,6 +44,16 @@ struct testport_faults {
     /* Queue management. */
     atomic_int queue_full_reads;     /* the next N reads end with SCSI status TASK SET FULL */
     atomic_int pause_device_on_read; /* the next read pauses the LU for this many seconds */
+
+    /* Error recovery: refuse a tier (abort: SRB_STATUS_ABORT_FAILED, LUN/target reset:
+     * SRB_STATUS_ERROR, bus reset: FALSE, restart: ScsiAdapterControlUnsuccessful), leaving the
+     * held SRBs held. ScsiRestartAdapter forgets what is held (Storport completes it). */
+    atomic_int refuse_abort;
+    atomic_int refuse_lun_reset;
+    atomic_int refuse_target_reset;
+    atomic_int refuse_bus_reset;
+    atomic_int refuse_restart;
+    atomic_int adapter_restarts; /* ScsiRestartAdapter received */
 };
 
 extern struct testport_faults testport_faults;

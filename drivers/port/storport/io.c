@@ -180,7 +180,7 @@ void StorpStartAllPending(PSTORP_ADAPTER adapter)
 }
 
 /* Drops a reference; the last completes the IRP with the SRB's status and frees the request. */
-static void StorpReleaseRequest(PSTORP_REQUEST req)
+void StorpReleaseRequest(PSTORP_REQUEST req)
 {
     PIRP irp = req->Irp;
     PSCSI_REQUEST_BLOCK srb = req->Srb;
@@ -295,6 +295,12 @@ static void StorpFinishRequest(PSTORP_REQUEST req)
         DbgPrint("storport: verifier: SRB %p completed with SRB_STATUS_PENDING\n", (void *)srb);
         srb->SrbStatus = SRB_STATUS_ERROR;
     }
+    if (req->TimedOut && (SRB_STATUS(srb->SrbStatus) == SRB_STATUS_ABORTED ||
+                          SRB_STATUS(srb->SrbStatus) == SRB_STATUS_BUS_RESET)) {
+        /* ended by error recovery after its timeout: the sender learns it timed out */
+        srb->SrbStatus =
+            (UCHAR)(SRB_STATUS_TIMEOUT | (srb->SrbStatus & SRB_STATUS_AUTOSENSE_VALID));
+    }
     if (req->Counted) {
         unsigned busy = atomic_load(&adapter->BusyCount);
         while (busy && !atomic_compare_exchange_weak(&adapter->BusyCount, &busy, busy - 1))
@@ -373,7 +379,7 @@ static NTSTATUS StorpAbortDone(PDEVICE_OBJECT DeviceObject, PIRP Irp, PVOID Cont
 
 /* Sends SRB_FUNCTION_ABORT_COMMAND for a request at the miniport; holds a reference on it until
  * the abort completes. Cancellation is rare: the abort's SRB and IRP are allocated here. */
-static void StorpSendAbort(PSTORP_REQUEST victim)
+void StorpSendAbort(PSTORP_REQUEST victim)
 {
     PSTORP_UNIT unit = victim->Unit;
     PSTORP_ADAPTER adapter = unit->Adapter;
@@ -669,8 +675,7 @@ static void StorpTick(PKDPC Dpc, PVOID Context, PVOID A1, PVOID A2)
 {
     PSTORP_ADAPTER adapter = Context;
     ULONGLONG now = KeQueryInterruptTime();
-    BOOLEAN reset_path[SCSI_MAXIMUM_BUSES] = {0};
-    BOOLEAN any = FALSE;
+    BOOLEAN recover = FALSE;
 
     KeAcquireSpinLock(&adapter->UnitLock, NULL);
     for (ULONG i = 0; i < adapter->UnitTableSize; i++) {
@@ -681,29 +686,22 @@ static void StorpTick(PKDPC Dpc, PVOID Context, PVOID A1, PVOID A2)
         for (PLIST_ENTRY e = unit->OutstandingList.Flink; e != &unit->OutstandingList;
              e = e->Flink) {
             PSTORP_REQUEST req = CONTAINING_RECORD(e, STORP_REQUEST, Link);
+            if (atomic_load(&req->State) != StorpRequestAtMiniport)
+                continue;
             if (!req->TimedOut && req->Deadline <= now) {
                 req->TimedOut = TRUE;
-                reset_path[unit->PathId % SCSI_MAXIMUM_BUSES] = TRUE;
-                any = TRUE;
-                StorPortLogError(adapter->HwDeviceExtension, req->Srb, unit->PathId, unit->TargetId,
-                                 unit->Lun, SP_REQUEST_TIMEOUT, 0);
+                StorpLogEvent(adapter, unit->PathId, unit->TargetId, unit->Lun, SP_REQUEST_TIMEOUT,
+                              req->Srb->TimeOutValue, req->Srb, "storport",
+                              "request timed out after %u s", req->Srb->TimeOutValue);
             }
+            recover |= req->TimedOut;
         }
         KeReleaseSpinLock(&unit->Lock, 0);
     }
     KeReleaseSpinLock(&adapter->UnitLock, 0);
-    if (!any || !adapter->Driver->Init.HwResetBus)
-        return;
-    /* Error management, first tier here: reset the bus of each timed-out request. The miniport
-     * completes what it aborted (StorPortCompleteRequest with SRB_STATUS_BUS_RESET); the class
-     * driver retries. Deeper tiers (LUN and target resets, adapter restart) come later. */
-    StorpEnterLock();
-    KeAcquireSpinLock(&adapter->StartIoLock, NULL);
-    for (ULONG p = 0; p < SCSI_MAXIMUM_BUSES; p++)
-        if (reset_path[p])
-            adapter->Driver->Init.HwResetBus(adapter->HwDeviceExtension, p);
-    KeReleaseSpinLock(&adapter->StartIoLock, 0);
-    StorpLeaveLock();
+    /* Error recovery (recovery.c) runs on a worker thread: its tiers wait for the miniport. */
+    if (recover)
+        StorpStartRecovery(adapter);
 }
 
 /* The resume timer's DPC: a pause or busy delay has ended somewhere; restart the queues and
@@ -791,7 +789,14 @@ void StorpStopTick(PSTORP_ADAPTER Adapter)
 void StorPortCompleteRequest(PVOID HwDeviceExtension, UCHAR PathId, UCHAR TargetId, UCHAR Lun,
                              UCHAR SrbStatus)
 {
-    PSTORP_ADAPTER adapter = StorpAdapterFromHw(HwDeviceExtension);
+    StorpCompleteOutstanding(StorpAdapterFromHw(HwDeviceExtension), PathId, TargetId, Lun,
+                             SrbStatus);
+}
+
+/* Completes every request of an address (0xFF: any) still at the miniport with one status. */
+void StorpCompleteOutstanding(PSTORP_ADAPTER adapter, UCHAR PathId, UCHAR TargetId, UCHAR Lun,
+                              UCHAR SrbStatus)
+{
     for (ULONG i = 0; i < adapter->UnitTableSize; i++) {
         KeAcquireSpinLock(&adapter->UnitLock, NULL);
         PSTORP_UNIT unit = adapter->UnitTable[i];
@@ -837,11 +842,11 @@ NTSTATUS StorpResetLogicalUnit(PSTORP_UNIT Unit)
     srb.Function = SRB_FUNCTION_RESET_LOGICAL_UNIT;
     srb.TimeOutValue = STORP_DEFAULT_TIMEOUT;
     status = StorpSendSrbSynchronous(Unit, &srb);
-    DbgPrint("storport: %s: LUN reset %u:%u:%u: 0x%08x\n", Unit->Adapter->LinkName, Unit->PathId,
-             Unit->TargetId, Unit->Lun, (unsigned)status);
+    StorpLogEvent(Unit->Adapter, Unit->PathId, Unit->TargetId, Unit->Lun, STORP_EVENT_LUN_RESET,
+                  (ULONG)status, NULL, "storport", "LUN reset: 0x%08X", (unsigned)status);
     if (NT_SUCCESS(status))
-        StorPortCompleteRequest(Unit->Adapter->HwDeviceExtension, Unit->PathId, Unit->TargetId,
-                                Unit->Lun, SRB_STATUS_BUS_RESET);
+        StorpCompleteOutstanding(Unit->Adapter, Unit->PathId, Unit->TargetId, Unit->Lun,
+                                 SRB_STATUS_BUS_RESET);
     return status;
 }
 
@@ -860,10 +865,10 @@ NTSTATUS StorpResetBus(PSTORP_ADAPTER Adapter, UCHAR PathId)
     ok = reset(Adapter->HwDeviceExtension, PathId);
     KeReleaseSpinLock(&Adapter->StartIoLock, 0);
     StorpLeaveLock();
-    DbgPrint("storport: %s: bus reset path %u: %s\n", Adapter->LinkName, PathId,
-             ok ? "done" : "failed");
+    StorpLogEvent(Adapter, PathId, 0xFF, 0xFF, STORP_EVENT_BUS_RESET, ok, NULL, "storport",
+                  "bus reset: %s", ok ? "done" : "failed");
     if (!ok)
         return STATUS_IO_DEVICE_ERROR;
-    StorPortCompleteRequest(Adapter->HwDeviceExtension, PathId, 0xFF, 0xFF, SRB_STATUS_BUS_RESET);
+    StorpCompleteOutstanding(Adapter, PathId, 0xFF, 0xFF, SRB_STATUS_BUS_RESET);
     return STATUS_SUCCESS;
 }

@@ -479,6 +479,9 @@ NTSTATUS StorpDispatchDeviceControl(PDEVICE_OBJECT DeviceObject, PIRP Irp)
     case IOCTL_STORAGE_QUERY_PROPERTY:
         status = StorpQueryProperty(adapter, unit, Irp);
         break;
+    case IOCTL_STORSTACK_GET_EVENTS:
+        status = StorpGetEvents(adapter, Irp);
+        break;
     case IOCTL_STORAGE_RESET_DEVICE:
         /* the unit's logical unit (iSCSI LOGICAL UNIT RESET maps here); the adapter has none */
         status = unit ? StorpResetLogicalUnit(unit) : STATUS_INVALID_DEVICE_REQUEST;

@@ -392,15 +392,13 @@ ULONG StorPortRegistryReadAdapterKey(PVOID HwDeviceExtension, PCSTR SubKeyName, 
     return STOR_STATUS_SUCCESS;
 }
 
+/* StorPortLogError: a structured event in the adapter's event log (events.c). */
 void StorPortLogError(PVOID HwDeviceExtension, PSCSI_REQUEST_BLOCK Srb, UCHAR PathId,
                       UCHAR TargetId, UCHAR Lun, ULONG ErrorCode, ULONG UniqueId)
 {
     PSTORP_ADAPTER adapter = StorpAdapterFromHw(HwDeviceExtension);
-    /* The structured event log arrives with Storport's event log extensions; until then the
-     * event goes to the debug output with everything it names. */
-    DbgPrint("storport: %s: event 0x%04x at %u:%u:%u unique 0x%x srb %p cdb %02x\n",
-             adapter->LinkName, ErrorCode, PathId, TargetId, Lun, UniqueId, (void *)Srb,
-             Srb ? Srb->Cdb[0] : 0);
+    StorpLogEvent(adapter, PathId, TargetId, Lun, ErrorCode, UniqueId, Srb, "miniport",
+                  "%s: StorPortLogError", adapter->Driver->ServiceName);
 }
 
 void StorPortLogErrorText(PVOID HwDeviceExtension, PCSTR Format, ...)

@@ -10,6 +10,7 @@
 
 #include <storstack/storage/ntddscsi.h>
 #include <storstack/storage/ntddstor.h>
+#include <storstack/storage/storevents.h>
 #include <storstack/storage/storport.h>
 #include <storstack/wdm/io.h>
 #include <storstack/wdm/pnp.h>
@@ -22,6 +23,8 @@
 #define STORP_MAX_TIMEOUT         108000u
 #define STORP_DEFAULT_QUEUE_DEPTH 32u
 #define STORP_SENSE_LENGTH        255u
+#define STORP_EVENT_RING          256u    /* events kept per adapter */
+#define STORP_RECOVERY_WAIT_MS    1000u   /* how long a recovery tier waits before the next */
 #define STORP_BUSY_RETRIES        3u      /* Storport's own requeues of a BUSY / QUEUE FULL SRB */
 #define STORP_BUSY_DELAY          100000u /* 10 ms (100 ns units) before a requeued SRB goes again */
 
@@ -65,7 +68,8 @@ typedef struct _STORP_REQUEST {
     UCHAR SenseLength;  /* the SRB's SenseInfoBufferLength and DataTransferLength as sent, */
     ULONG DataLength;   /* restored when Storport requeues it */
     BOOLEAN TimedOut;
-    struct { /* a STOR_SCATTER_GATHER_LIST with room for one element */
+    BOOLEAN AbortSent; /* error recovery's first tier was tried (recovery.c) */
+    struct {           /* a STOR_SCATTER_GATHER_LIST with room for one element */
         ULONG NumberOfElements;
         ULONG_PTR Reserved;
         STOR_SCATTER_GATHER_ELEMENT List[1];
@@ -125,6 +129,16 @@ typedef struct _STORP_ADAPTER {
     KTIMER ResumeTimer;
     KDPC ResumeDpc;
     KDPC RestartDpc;
+
+    /* Error recovery (recovery.c): one worker at a time. */
+    PIO_WORKITEM RecoveryItem;
+    atomic_int RecoveryActive;
+    atomic_uint Recoveries[5]; /* tiers used: abort, LUN, target, bus, adapter (statistics) */
+
+    /* The event log (events.c): a ring of the last STORP_EVENT_RING events. */
+    KSPIN_LOCK EventLock;
+    ULONGLONG EventSequence; /* the last one written */
+    STORSTACK_EVENT Events[STORP_EVENT_RING];
 } STORP_ADAPTER, *PSTORP_ADAPTER;
 
 typedef struct _STORP_UNIT {
@@ -211,6 +225,20 @@ NTSTATUS StorpResetLogicalUnit(PSTORP_UNIT Unit);
 NTSTATUS StorpResetBus(PSTORP_ADAPTER Adapter, UCHAR PathId);
 void StorpEnterLock(void);
 void StorpLeaveLock(void);
+void StorpReleaseRequest(PSTORP_REQUEST req);
+void StorpSendAbort(PSTORP_REQUEST victim);
+void StorpCompleteOutstanding(PSTORP_ADAPTER Adapter, UCHAR PathId, UCHAR TargetId, UCHAR Lun,
+                              UCHAR SrbStatus);
+/* recovery.c */
+void StorpInitializeRecovery(PSTORP_ADAPTER Adapter);
+void StorpStartRecovery(PSTORP_ADAPTER Adapter);
+void StorpStopRecovery(PSTORP_ADAPTER Adapter);
+NTSTATUS StorpRestartAdapter(PSTORP_ADAPTER Adapter);
+/* events.c */
+void StorpLogEvent(PSTORP_ADAPTER Adapter, UCHAR PathId, UCHAR TargetId, UCHAR Lun, ULONG ErrorCode,
+                   ULONG UniqueId, PSCSI_REQUEST_BLOCK Srb, PCSTR Source, PCSTR Format, ...)
+    __attribute__((format(printf, 9, 10)));
+NTSTATUS StorpGetEvents(PSTORP_ADAPTER Adapter, PIRP Irp);
 /* ioctl.c */
 NTSTATUS StorpDispatchDeviceControl(PDEVICE_OBJECT DeviceObject, PIRP Irp);
 NTSTATUS StorpQueryProperty(PSTORP_ADAPTER Adapter, PSTORP_UNIT Unit, PIRP Irp);
