@@ -340,6 +340,19 @@ ULONG StorPortGetSystemAddress(PVOID HwDeviceExtension, PSCSI_REQUEST_BLOCK Srb,
 BOOLEAN StorPortSynchronizeAccess(PVOID HwDeviceExtension,
                                   PSTOR_SYNCHRONIZED_ACCESS SynchronizedAccessRoutine,
                                   PVOID Context);
+/* Queue management (the miniport holds off Storport): a pause lasts TimeOut seconds or until the
+ * matching resume; busy lasts until RequestsToComplete more requests have completed (at most
+ * what is outstanding) or until ready. Callable from any miniport context. */
+BOOLEAN StorPortPause(PVOID HwDeviceExtension, ULONG TimeOut);
+BOOLEAN StorPortResume(PVOID HwDeviceExtension);
+BOOLEAN StorPortPauseDevice(PVOID HwDeviceExtension, UCHAR PathId, UCHAR TargetId, UCHAR Lun,
+                            ULONG TimeOut);
+BOOLEAN StorPortResumeDevice(PVOID HwDeviceExtension, UCHAR PathId, UCHAR TargetId, UCHAR Lun);
+BOOLEAN StorPortBusy(PVOID HwDeviceExtension, ULONG RequestsToComplete);
+BOOLEAN StorPortReady(PVOID HwDeviceExtension);
+BOOLEAN StorPortDeviceBusy(PVOID HwDeviceExtension, UCHAR PathId, UCHAR TargetId, UCHAR Lun,
+                           ULONG RequestsToComplete);
+BOOLEAN StorPortDeviceReady(PVOID HwDeviceExtension, UCHAR PathId, UCHAR TargetId, UCHAR Lun);
 BOOLEAN StorPortSetDeviceQueueDepth(PVOID HwDeviceExtension, UCHAR PathId, UCHAR TargetId,
                                     UCHAR Lun, ULONG Depth);
 void StorPortCompleteRequest(PVOID HwDeviceExtension, UCHAR PathId, UCHAR TargetId, UCHAR Lun,
@@ -362,6 +375,13 @@ ULONG StorPortRegistryReadAdapterKey(PVOID HwDeviceExtension, PCSTR SubKeyName, 
  * say), in words; the adapter's devnode keeps it and a failed boot reports it. */
 void StorPortLogErrorText(PVOID HwDeviceExtension, PCSTR Format, ...)
     __attribute__((format(printf, 2, 3)));
+/* storstack extension: the initiator a request came from, for miniports whose devices keep state
+ * per I_T nexus (unit attentions, reservations). A request sent through a handle opened with an
+ * identity (a pass-through from the iSCSI target, say) reports that handle's nexus, TransportID
+ * and principal; anything else (class driver I/O, a handle of this host) reports nexus 0 and
+ * empty strings, and the routine returns FALSE. The strings live as long as the SRB. */
+BOOLEAN StorPortGetRequestInitiator(PVOID HwDeviceExtension, PSCSI_REQUEST_BLOCK Srb,
+                                    PULONGLONG Nexus, PCSTR *TransportId, PCSTR *Principal);
 void StorPortLogError(PVOID HwDeviceExtension, PSCSI_REQUEST_BLOCK Srb, UCHAR PathId,
                       UCHAR TargetId, UCHAR Lun, ULONG ErrorCode, ULONG UniqueId);
 
