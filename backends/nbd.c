@@ -47,6 +47,22 @@ struct be_nbd_list {
     struct be_io *head, *tail;
 };
 
+/* A synchronous allocation-map query (be_extents) handed to the loop: NBD_CMD_BLOCK_STATUS with
+ * the base:allocation context. The caller waits on `answered`. */
+struct be_nbd_query {
+    struct be_nbd_query *next;
+    uint64_t offset, length;
+    struct be_extent *ext;
+    uint32_t max, count;
+    int err; /* positive errno of the command */
+    int result;
+    bool done;
+};
+
+struct be_nbd_qlist {
+    struct be_nbd_query *head, *tail;
+};
+
 struct be_nbd {
     struct backend be;
     char *uri;
@@ -54,16 +70,19 @@ struct be_nbd {
     int efd; /* wakes the loop: new requests, destroy */
     pthread_t thread;
 
-    pthread_mutex_t lock;     /* queue and stopping */
+    pthread_mutex_t lock;     /* queue, queries, stopping, every query's done */
+    pthread_cond_t answered;  /* a query is done */
     struct be_nbd_list queue; /* submitted, not yet issued */
+    struct be_nbd_qlist queries;
     bool stopping;
 
     /* loop thread only */
     struct nbd_handle *h;
     struct be_nbd_list retry; /* carried by a connection that died; re-issued first */
     struct be_nbd_list done;  /* finished, callbacks to run */
-    uint32_t on_wire;         /* requests with sub-commands at the server */
-    bool gave_up;             /* past reconnect_ms: requests fail at once */
+    struct be_nbd_qlist qretry, qdone;
+    uint32_t on_wire; /* requests with sub-commands at the server */
+    bool gave_up;     /* past reconnect_ms: requests fail at once */
     atomic_uint_fast64_t reconnects;
 };
 
@@ -231,9 +250,92 @@ static void be_nbd_issue(struct be_nbd *b, struct be_io *io)
     be_nbd_sub_done(b, io, 0); /* the issuing hold */
 }
 
+static void be_nbd_qpush(struct be_nbd_qlist *l, struct be_nbd_query *q)
+{
+    q->next = NULL;
+    if (l->tail)
+        l->tail->next = q;
+    else
+        l->head = q;
+    l->tail = q;
+}
+
+static struct be_nbd_query *be_nbd_qtake_all(struct be_nbd_qlist *l)
+{
+    struct be_nbd_query *h = l->head;
+    l->head = l->tail = NULL;
+    return h;
+}
+
+/* Answers queries: under the lock, so a waiter sees `done` with its result. Any thread. */
+static void be_nbd_answer(struct be_nbd *b, struct be_nbd_query *q, int result)
+{
+    pthread_mutex_lock(&b->lock);
+    while (q) {
+        struct be_nbd_query *next = q->next;
+        q->result = result ? result : q->err ? -q->err : (int)q->count;
+        q->done = true;
+        q = next;
+    }
+    pthread_cond_broadcast(&b->answered);
+    pthread_mutex_unlock(&b->lock);
+}
+
+/* base:allocation entries are (length, flags) pairs from `offset`; NBD_STATE_HOLE is a hole. */
+static int be_nbd_extent_cb(void *user_data, const char *metacontext, uint64_t offset,
+                            uint32_t *entries, size_t nr_entries, int *error)
+{
+    struct be_nbd_query *q = user_data;
+    uint64_t end = q->offset + q->length;
+    if (strcmp(metacontext, LIBNBD_CONTEXT_BASE_ALLOCATION) != 0 || *error)
+        return 0;
+    for (size_t i = 0; i + 1 < nr_entries && offset < end; i += 2) {
+        uint64_t n = entries[i];
+        uint32_t flags = (entries[i + 1] & LIBNBD_STATE_HOLE) ? BE_EXTENT_HOLE : 0;
+        if (offset < q->offset) { /* a server may start before the offset asked */
+            uint64_t skip = q->offset - offset < n ? q->offset - offset : n;
+            offset += skip;
+            n -= skip;
+        }
+        if (n > end - offset)
+            n = end - offset;
+        if (n && !be_extent_append(q->ext, &q->count, q->max, offset, n, flags))
+            break;
+        offset += n;
+    }
+    return 0;
+}
+
+static int be_nbd_query_done(void *user_data, int *error)
+{
+    struct be_nbd_query *q = user_data;
+    struct be_nbd *b = be_nbd_current;
+    q->err = *error;
+    if (*error && be_nbd_connection_error(*error))
+        be_nbd_qpush(&b->qretry, q);
+    else
+        be_nbd_qpush(&b->qdone, q);
+    return 1;
+}
+
+static void be_nbd_issue_query(struct be_nbd *b, struct be_nbd_query *q)
+{
+    uint64_t len = q->length < BE_NBD_MAX_RANGE ? q->length : BE_NBD_MAX_RANGE;
+    nbd_extent_callback ecb = {.callback = be_nbd_extent_cb, .user_data = q};
+    nbd_completion_callback ccb = {.callback = be_nbd_query_done, .user_data = q};
+    q->count = 0;
+    q->err = 0;
+    if (nbd_aio_block_status(b->h, len, q->offset, ecb, ccb, 0) < 0) {
+        q->err = nbd_aio_is_dead(b->h) ? ENOTCONN : nbd_get_errno() ? nbd_get_errno() : EIO;
+        be_nbd_qpush(q->err == ENOTCONN ? &b->qretry : &b->qdone, q);
+    }
+}
+
 static void be_nbd_run_done(struct be_nbd *b)
 {
     struct be_io *io = be_nbd_take_all(&b->done);
+    if (b->qdone.head)
+        be_nbd_answer(b, be_nbd_qtake_all(&b->qdone), 0);
     while (io) {
         struct be_io *next = BE_NBD_NEXT(io);
         uint32_t err = (uint32_t)(io->priv[1] >> 32);
@@ -255,6 +357,7 @@ static struct nbd_handle *be_nbd_connect(struct be_nbd *b, const char **detail, 
         return NULL;
     }
     nbd_set_handle_name(h, "storstack");
+    nbd_add_meta_context(h, LIBNBD_CONTEXT_BASE_ALLOCATION);
     if (nbd_aio_connect_uri(h, b->uri) < 0)
         goto fail;
     while (!nbd_aio_is_ready(h)) {
@@ -300,7 +403,7 @@ static void be_nbd_read_caps(struct be_nbd *b, struct nbd_handle *h)
     b->be.caps.can_trim = nbd_can_trim(h) == 1;
     b->be.caps.trim_zeroes = false; /* NBD_CMD_TRIM promises nothing about what reads return */
     b->be.caps.can_zero = nbd_can_zero(h) == 1;
-    b->be.caps.can_extents = false; /* block status is not in backend.h yet */
+    b->be.caps.can_extents = nbd_can_meta_context(h, LIBNBD_CONTEXT_BASE_ALLOCATION) == 1;
 }
 
 /* Waits on the eventfd for up to ms milliseconds (or until woken). */
@@ -325,18 +428,28 @@ static bool be_nbd_reconnect(struct be_nbd *b)
     for (;;) {
         struct nbd_handle *h;
         struct be_io *waiting;
+        struct be_nbd_query *asking = NULL;
         bool stopping;
 
         pthread_mutex_lock(&b->lock);
         stopping = b->stopping;
-        waiting = b->gave_up || stopping ? be_nbd_take_all(&b->queue) : NULL;
+        if (b->gave_up || stopping) {
+            waiting = be_nbd_take_all(&b->queue);
+            asking = be_nbd_qtake_all(&b->queries);
+        } else {
+            waiting = NULL;
+        }
         pthread_mutex_unlock(&b->lock);
         if (stopping) {
             be_nbd_fail_list(be_nbd_take_all(&b->retry), -ESHUTDOWN);
             be_nbd_fail_list(waiting, -ESHUTDOWN);
+            be_nbd_answer(b, be_nbd_qtake_all(&b->qretry), -ESHUTDOWN);
+            be_nbd_answer(b, asking, -ESHUTDOWN);
             return false;
         }
-        be_nbd_fail_list(waiting, -ENOTCONN); /* after giving up: at once */
+        /* after giving up: at once */
+        be_nbd_fail_list(waiting, -ENOTCONN);
+        be_nbd_answer(b, asking, -ENOTCONN);
 
         h = be_nbd_connect(b, &detail, &errnum);
         if (h) {
@@ -351,6 +464,13 @@ static bool be_nbd_reconnect(struct be_nbd *b)
                 b->gave_up = false;
                 pthread_mutex_lock(&b->lock);
                 be_nbd_prepend(&b->queue, &b->retry);
+                if (b->qretry.head) {
+                    b->qretry.tail->next = b->queries.head;
+                    if (!b->queries.tail)
+                        b->queries.tail = b->qretry.tail;
+                    b->queries.head = b->qretry.head;
+                    b->qretry.head = b->qretry.tail = NULL;
+                }
                 pthread_mutex_unlock(&b->lock);
                 return true;
             }
@@ -365,6 +485,7 @@ static bool be_nbd_reconnect(struct be_nbd *b)
                     b->uri, b->reconnect_ms, detail);
             b->gave_up = true;
             be_nbd_fail_list(be_nbd_take_all(&b->retry), -ENOTCONN);
+            be_nbd_answer(b, be_nbd_qtake_all(&b->qretry), -ENOTCONN);
             continue;
         }
         be_nbd_sleep(b, backoff);
@@ -379,6 +500,7 @@ static void *be_nbd_loop(void *arg)
     for (;;) {
         struct pollfd p[2];
         struct be_io *io;
+        struct be_nbd_query *q;
         bool stopping;
         unsigned dir;
 
@@ -387,17 +509,23 @@ static void *be_nbd_loop(void *arg)
 
         pthread_mutex_lock(&b->lock);
         io = be_nbd_take_all(&b->queue);
+        q = be_nbd_qtake_all(&b->queries);
         stopping = b->stopping;
         pthread_mutex_unlock(&b->lock);
+        while (q) {
+            struct be_nbd_query *next = q->next;
+            be_nbd_issue_query(b, q);
+            q = next;
+        }
         while (io) {
             struct be_io *next = BE_NBD_NEXT(io);
             be_nbd_issue(b, io);
             io = next;
         }
         be_nbd_run_done(b);
-        if (stopping && b->on_wire == 0 && !b->retry.head) {
+        if (stopping && b->on_wire == 0 && !b->retry.head && !nbd_aio_in_flight(b->h)) {
             pthread_mutex_lock(&b->lock);
-            bool empty = !b->queue.head;
+            bool empty = !b->queue.head && !b->queries.head;
             pthread_mutex_unlock(&b->lock);
             if (empty)
                 break;
@@ -426,10 +554,13 @@ static void *be_nbd_loop(void *arg)
                 nbd_aio_notify_write(b->h);
             be_nbd_run_done(b);
         }
-        if (b->retry.head && !nbd_aio_is_dead(b->h) && !nbd_aio_is_closed(b->h)) {
+        if ((b->retry.head || b->qretry.head) && !nbd_aio_is_dead(b->h) &&
+            !nbd_aio_is_closed(b->h)) {
             /* a connection error reported by a server that is still talking: its answer */
             b->done = b->retry;
             b->retry.head = b->retry.tail = NULL;
+            b->qdone = b->qretry;
+            b->qretry.head = b->qretry.tail = NULL;
             be_nbd_run_done(b);
         }
         if (nbd_aio_is_dead(b->h) || nbd_aio_is_closed(b->h)) {
@@ -518,6 +649,41 @@ static void be_nbd_submit(struct backend *be, struct be_io *io)
     be_nbd_wake(b);
 }
 
+/* be_extents: a BLOCK_STATUS round trip through the loop, waited for here. */
+static int be_nbd_extents(struct backend *be, uint64_t offset, uint64_t length,
+                          struct be_extent *ext, uint32_t max)
+{
+    struct be_nbd *b = (struct be_nbd *)be;
+    struct be_nbd_query q = {.offset = offset, .length = length, .ext = ext, .max = max};
+    if (be_nbd_current == b) {
+        /* asked from a completion on the loop itself (Storport starting the unit's next
+         * request): waiting for the loop would wait forever, so ask libnbd synchronously */
+        nbd_extent_callback ecb = {.callback = be_nbd_extent_cb, .user_data = &q};
+        if (!b->h || nbd_aio_is_dead(b->h) || nbd_aio_is_closed(b->h))
+            return -ENOTCONN;
+        if (nbd_block_status(b->h, length < BE_NBD_MAX_RANGE ? length : BE_NBD_MAX_RANGE, offset,
+                             ecb, 0) < 0)
+            return nbd_get_errno() ? -nbd_get_errno() : -EIO;
+        return q.count ? (int)q.count : -EIO;
+    }
+    pthread_mutex_lock(&b->lock);
+    if (b->stopping) {
+        pthread_mutex_unlock(&b->lock);
+        return -ESHUTDOWN;
+    }
+    be_nbd_qpush(&b->queries, &q);
+    pthread_mutex_unlock(&b->lock);
+    be_nbd_wake(b);
+    pthread_mutex_lock(&b->lock);
+    while (!q.done)
+        pthread_cond_wait(&b->answered, &b->lock);
+    pthread_mutex_unlock(&b->lock);
+    /* a server that described nothing at the offset asked answered nothing usable */
+    if (q.result == 0)
+        return -EIO;
+    return q.result;
+}
+
 static void be_nbd_destroy(struct backend *be)
 {
     struct be_nbd *b = (struct be_nbd *)be;
@@ -527,6 +693,7 @@ static void be_nbd_destroy(struct backend *be)
     be_nbd_wake(b);
     pthread_join(b->thread, NULL);
     close(b->efd);
+    pthread_cond_destroy(&b->answered);
     pthread_mutex_destroy(&b->lock);
     free(b->uri);
     free(b);
@@ -535,6 +702,7 @@ static void be_nbd_destroy(struct backend *be)
 static const struct backend_ops be_nbd_ops = {
     .name = "nbd",
     .submit = be_nbd_submit,
+    .extents = be_nbd_extents,
     .destroy = be_nbd_destroy,
 };
 
@@ -567,6 +735,7 @@ int be_nbd_create(const struct be_nbd_config *cfg, struct backend **out, const c
         goto fail;
     }
     pthread_mutex_init(&b->lock, NULL);
+    pthread_cond_init(&b->answered, NULL);
     b->h = be_nbd_connect(b, &detail, &errnum);
     if (!b->h) {
         if (err_detail)
@@ -593,6 +762,7 @@ int be_nbd_create(const struct be_nbd_config *cfg, struct backend **out, const c
 fail_h:
     nbd_close(b->h);
 fail_lock:
+    pthread_cond_destroy(&b->answered);
     pthread_mutex_destroy(&b->lock);
 fail:
     if (b->efd >= 0)

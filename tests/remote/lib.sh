@@ -11,6 +11,7 @@ cleanup_hooks=()
 
 rt_cleanup() {
     local h p
+    exec 2>/dev/null # the shell's "Killed" notices for peers stopped here
     for h in "${cleanup_hooks[@]}"; do eval "$h"; done
     for p in "${pids[@]}"; do
         kill -TERM "$p" 2>/dev/null

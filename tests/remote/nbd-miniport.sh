@@ -47,6 +47,30 @@ bg qemu-nbd qemu-nbd -f raw -b 127.0.0.1 -p "$port" -t --cache=writeback "$tmp/q
 wait_port "$port"
 check_server "nbd://127.0.0.1:$port" qemu-nbd 100663296
 
+echo "== UNMAP is NBD trim, GET LBA STATUS is NBD block status (nbdkit memory)"
+port=$(free_port)
+bg nbdkit-thin nbdkit -f -i 127.0.0.1 -p "$port" memory 64M
+wait_port "$port"
+nbd_config "$tmp/thin.ini" "nbd://127.0.0.1:$port"
+serve thin --config "$tmp/thin.ini"
+"$bin" io --server "$serve_sock" PhysicalDrive0 write --offset 0 --length 16M --pattern 0x77 || die "fill"
+# UNMAP (SBC-4 5.30): one descriptor, LBA 4096 (2 MiB), 8192 blocks (4 MiB)
+printf '\x00\x16\x00\x10\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x10\x00\x00\x00\x20\x00\x00\x00\x00\x00' >"$tmp/unmap.bin"
+"$bin" scsi --server "$serve_sock" PhysicalDrive0 raw 42000000000000001800 --send "$tmp/unmap.bin" ||
+    die "UNMAP through the NBD miniport"
+nbdinfo --map "nbd://127.0.0.1:$port" >"$tmp/map"
+cat "$tmp/map"
+grep -Eq '^ +2097152 +4194304 +3 +hole,zero' "$tmp/map" || die "the unmapped range is no hole on the server"
+# GET LBA STATUS from LBA 0: mapped for 4096 blocks, then deallocated for 8192
+"$bin" scsi --server "$serve_sock" PhysicalDrive0 raw 9e120000000000000000000004000000 --in 1024 \
+    --out "$tmp/lbas.bin" || die "GET LBA STATUS"
+od -An -tx1 -v "$tmp/lbas.bin" | tr -d ' \n' | cut -c17-80 >"$tmp/lbas.hex"
+[ "$(cat "$tmp/lbas.hex")" = "0000000000000000000010000000000000000000000010000000200001000000" ] ||
+    { cat "$tmp/lbas.hex"; die "GET LBA STATUS does not describe the server's map"; }
+"$bin" io --server "$serve_sock" PhysicalDrive0 verify --offset 2M --length 4M --pattern 0x00 ||
+    die "the unmapped range does not read as zeros"
+stop "$serve_pid"
+
 echo "== a read-only export is a write-protected disk"
 port=$(free_port)
 bg nbdkit-ro nbdkit -f -r -i 127.0.0.1 -p "$port" memory 16M
