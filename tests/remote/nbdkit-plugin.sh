@@ -11,6 +11,8 @@ build="$here/../../build"
 need nbdkit qemu-img qemu-io nbdcopy nbdinfo
 plugin="$build/storstack-nbdkit.so"
 [ -f "$plugin" ] || { echo "SKIP: $plugin not built (nbdkit-plugin-dev)"; exit 77; }
+# a sanitizer build's plugin cannot load into the uninstrumented nbdkit
+nm -D "$plugin" 2>/dev/null | grep -q "__asan_\|__tsan_" && { echo "SKIP: $plugin is a sanitizer build"; exit 77; }
 
 # the source: a sparse 1 GiB image with data in a few places, the first and last MiB included
 truncate -s 1G "$tmp/src.img"
