@@ -123,6 +123,10 @@ struct scsi_lu {
 
     atomic_uint verify_busy; /* bit i set: verify slot i taken */
     uint8_t *verify_buf;     /* SCSI_VERIFY_SLOTS * SCSI_VERIFY_SLOT_SIZE bytes */
+
+    /* A device type's own state (the MMC device's medium), freed by type_destroy. */
+    void *type_priv;
+    void (*type_destroy)(struct scsi_lu *lu);
 };
 
 /*
@@ -159,6 +163,13 @@ void scsi_lu_ua_raise_locked(struct scsi_lu *lu, uint8_t asc, uint8_t ascq,
 bool scsi_lu_ua_take(struct scsi_lu *lu, uint64_t nexus, uint8_t *asc, uint8_t *ascq);
 const struct scsi_cmd_desc *scsi_lu_lookup(const struct scsi_lu *lu, const uint8_t *cdb,
                                            uint8_t cdb_len);
+/* For device types other than the disk: a zeroed LU with its identity (T10 strings checked as
+ * scsi_disk_create does), lock and power-on unit attention, and no commands; the caller adds its
+ * table with scsi_lu_add_commands (the first entry for an opcode wins). */
+int scsi_lu_alloc(uint8_t device_type, const char *vendor, const char *product,
+                  const char *revision, const char *serial, uint64_t device_id,
+                  struct scsi_lu **out);
+void scsi_lu_add_commands(struct scsi_lu *lu, const struct scsi_cmd_desc *list);
 
 /* ---- sense.c ---- */
 struct scsi_sense_info {
