@@ -164,7 +164,7 @@ static NTSTATUS local_simple_irp(struct local_handle *h, UCHAR major)
 }
 
 static storstack_status_t local_open(storstack_t *stack, const char *name, uint32_t access,
-                                     storstack_handle_t **out)
+                                     const struct storstack_identity *who, storstack_handle_t **out)
 {
     struct local_stack *s = (struct local_stack *)stack;
     struct local_handle *h;
@@ -187,6 +187,15 @@ static storstack_status_t local_open(storstack_t *stack, const char *name, uint3
     h->top = IoGetAttachedDeviceReference(dev);
     ObDereferenceObject(dev);
     IoInitializeFileObject(&h->file, h->top);
+    if (who) {
+        h->file.Caller.Nexus = who->nexus;
+        snprintf(h->file.Caller.Principal, sizeof(h->file.Caller.Principal), "%s", who->principal);
+        snprintf(h->file.Caller.TransportId, sizeof(h->file.Caller.TransportId), "%s",
+                 who->transport_id ? who->transport_id : "");
+    } else {
+        snprintf(h->file.Caller.Principal, sizeof(h->file.Caller.Principal), "uid:%u",
+                 (unsigned)getuid());
+    }
     h->file.ReadAccess = (access & STORSTACK_GENERIC_READ) != 0;
     h->file.WriteAccess = (access & STORSTACK_GENERIC_WRITE) != 0;
     status = local_simple_irp(h, IRP_MJ_CREATE);

@@ -49,6 +49,9 @@ struct scsi_cmd {
     int iovcnt;
     uint32_t xfer_len; /* its length in bytes (the expected data transfer length) */
     uint64_t nexus;    /* I_T nexus identity (0 for the local port) */
+    /* The initiator's SPC-4 TransportID in text form (iSCSI: "NAME,i,0xISID"), for persistent
+     * reservations; NULL or "" when the transport gave none. Valid until done(). */
+    const char *transport_id;
     void (*done)(struct scsi_cmd *cmd);
     void *context;
 

@@ -344,6 +344,8 @@ static void VmpExecute(PVMP_ADAPTER a, PSCSI_REQUEST_BLOCK srb)
     PVMP_SRB_EXTENSION x = srb->SrbExtension;
     struct scsi_cmd *cmd = &x->Cmd;
     PSTOR_SCATTER_GATHER_LIST sg;
+    ULONGLONG nexus;
+    PCSTR transport_id;
 
     if (srb->TargetId >= a->MaxTargets || !a->Targets[srb->TargetId] || srb->PathId != 0) {
         srb->SrbStatus = SRB_STATUS_SELECTION_TIMEOUT;
@@ -361,7 +363,9 @@ static void VmpExecute(PVMP_ADAPTER a, PSCSI_REQUEST_BLOCK srb)
                : srb->DataTransferLength ? SCSI_DIR_UNSPECIFIED /* the CDB decides */
                                          : SCSI_DIR_NONE;
     cmd->xfer_len = srb->DataTransferLength;
-    cmd->nexus = 0;
+    StorPortGetRequestInitiator(a, srb, &nexus, &transport_id, NULL);
+    cmd->nexus = nexus;
+    cmd->transport_id = transport_id;
     cmd->done = VmpCommandDone;
     if (srb->DataTransferLength) {
         sg = StorPortGetScatterGatherList(a, srb);
