@@ -16,6 +16,7 @@
 
 #include "api/api_p.h"
 #include "api/local.h"
+#include "drivers/class/cdrom/cdrom.h"
 #include "drivers/class/disk/disk.h"
 #include "drivers/miniport/vminiport/vminiport.h"
 #include "kernel/executive.h"
@@ -33,6 +34,7 @@ static const char local_default_config[] =
 static const DRIVER_PACKAGE local_packages[] = {
     {"vminiport", VminiportDriverEntry, VminiportInf},
     {"disk", DiskDriverEntry, DiskInf},
+    {"cdrom", CdRomDriverEntry, CdRomInf},
 };
 
 struct local_stack {
