@@ -480,28 +480,30 @@ static NTSTATUS CdRompMiniportControl(PDEVICE_OBJECT Fdo, ULONG Code, PVOID Data
                                       ULONG *ReturnCode)
 {
     PFUNCTIONAL_DEVICE_EXTENSION fdx = Fdo->DeviceExtension;
-    struct {
-        SRB_IO_CONTROL io;
-        STORSTACK_CDROM_STATUS body; /* the larger of the two bodies */
-    } msg;
+    /* the header, then the body right after its 28 bytes (unaligned, as on Windows) */
+    _Alignas(8) UCHAR msg[sizeof(SRB_IO_CONTROL) + sizeof(STORSTACK_CDROM_STATUS)];
     _Static_assert(sizeof(STORSTACK_CDROM_STATUS) >= sizeof(STORSTACK_CDROM_LOAD_IMAGE),
                    "the status body is the larger");
+    SRB_IO_CONTROL io;
     KEVENT event;
     IO_STATUS_BLOCK iosb;
     SCSI_REQUEST_BLOCK srb = {0};
 
-    memset(&msg.io, 0, sizeof(msg.io));
-    msg.io.HeaderLength = sizeof(msg.io);
-    memcpy(msg.io.Signature, STORSTACK_SRB_SIGNATURE, 8);
-    msg.io.Timeout = 30;
-    msg.io.ControlCode = Code;
-    msg.io.Length = Length;
-    memcpy(&msg.body, Data, Length);
+    if (Length > sizeof(msg) - sizeof(io))
+        return STATUS_INVALID_PARAMETER;
+    memset(&io, 0, sizeof(io));
+    io.HeaderLength = sizeof(io);
+    memcpy(io.Signature, STORSTACK_SRB_SIGNATURE, 8);
+    io.Timeout = 30;
+    io.ControlCode = Code;
+    io.Length = Length;
+    memcpy(msg, &io, sizeof(io));
+    memcpy(msg + sizeof(io), Data, Length);
     srb.Length = sizeof(srb);
     srb.Function = SRB_FUNCTION_IO_CONTROL;
     srb.SrbFlags = SRB_FLAGS_DATA_IN | SRB_FLAGS_DATA_OUT | SRB_FLAGS_NO_QUEUE_FREEZE;
-    srb.DataBuffer = &msg;
-    srb.DataTransferLength = (ULONG)sizeof(msg.io) + Length;
+    srb.DataBuffer = msg;
+    srb.DataTransferLength = (ULONG)sizeof(io) + Length;
     srb.TimeOutValue = 30;
     KeInitializeEvent(&event, NotificationEvent, FALSE);
     PIRP irp = IoBuildDeviceIoControlRequest(0, fdx->LowerDeviceObject, NULL, 0, NULL, 0, TRUE,
@@ -518,8 +520,9 @@ static NTSTATUS CdRompMiniportControl(PDEVICE_OBJECT Fdo, ULONG Code, PVOID Data
     KeDeleteEvent(&event);
     if (SRB_STATUS(srb.SrbStatus) != SRB_STATUS_SUCCESS)
         return STATUS_NOT_SUPPORTED; /* a miniport without storstack's virtual drives */
-    memcpy(Data, &msg.body, Length);
-    *ReturnCode = msg.io.ReturnCode;
+    memcpy(&io, msg, sizeof(io));
+    memcpy(Data, msg + sizeof(io), Length);
+    *ReturnCode = io.ReturnCode;
     return STATUS_SUCCESS;
 }
 

@@ -476,31 +476,36 @@ static void VmpIoControl(PVMP_ADAPTER a, PSCSI_REQUEST_BLOCK Srb)
         Srb->SrbStatus = SRB_STATUS_INVALID_REQUEST;
         return;
     }
-    PSTORSTACK_CDROM_STATUS st = (PVOID)(io + 1);
-    char err[sizeof(st->Message)] = "";
+    /* the body follows the 28-byte header unaligned: copy it in and out */
+    PUCHAR body = (PUCHAR)(io + 1);
     int rc;
     if (io->ControlCode == STORSTACK_SRB_CDROM_LOAD_IMAGE) {
-        PSTORSTACK_CDROM_LOAD_IMAGE li = (PVOID)(io + 1);
-        li->Path[sizeof(li->Path) - 1] = '\0';
-        rc = scsi_cdrom_load(lu, li->Path, err, sizeof(err));
+        STORSTACK_CDROM_LOAD_IMAGE li;
+        char err[sizeof(li.Path)] = "";
+        memcpy(&li, body, sizeof(li));
+        li.Path[sizeof(li.Path) - 1] = '\0';
+        rc = scsi_cdrom_load(lu, li.Path, err, sizeof(err));
         /* the reason goes back in place of the path */
-        snprintf(li->Path, sizeof(li->Path), "%s", rc ? (err[0] ? err : strerror(-rc)) : "");
+        snprintf(li.Path, sizeof(li.Path), "%s", rc ? (err[0] ? err : strerror(-rc)) : "");
+        memcpy(body, &li, sizeof(li));
     } else {
         struct scsi_cdrom_status s;
+        STORSTACK_CDROM_STATUS st;
         rc = scsi_cdrom_status(lu, &s);
+        memset(&st, 0, sizeof(st));
         if (!rc) {
-            memset(st, 0, sizeof(*st));
-            st->Loaded = s.loaded;
-            st->TrayOpen = s.tray_open;
-            st->Prevented = s.prevented;
-            st->Dvd = s.dvd;
-            st->Sectors = s.sectors;
-            st->Tracks = s.tracks;
-            st->ReadSpeed = s.read_speed_kbs;
-            st->MediaChangeCount = (ULONG)s.media_changes;
-            st->StreamingReads = s.streaming_reads;
-            snprintf(st->Image, sizeof(st->Image), "%s", s.image);
+            st.Loaded = s.loaded;
+            st.TrayOpen = s.tray_open;
+            st.Prevented = s.prevented;
+            st.Dvd = s.dvd;
+            st.Sectors = s.sectors;
+            st.Tracks = s.tracks;
+            st.ReadSpeed = s.read_speed_kbs;
+            st.MediaChangeCount = (ULONG)s.media_changes;
+            st.StreamingReads = s.streaming_reads;
+            snprintf(st.Image, sizeof(st.Image), "%s", s.image);
         }
+        memcpy(body, &st, sizeof(st));
     }
     io->ReturnCode = (ULONG)-rc;
     Srb->SrbStatus = SRB_STATUS_SUCCESS;
