@@ -76,6 +76,8 @@ NTSTATUS CdRompSendSrb(PDEVICE_OBJECT Fdo, PSCSI_REQUEST_BLOCK Srb, PVOID Buffer
 
 /* ---- the medium ---------------------------------------------------------------------------- */
 
+static BOOLEAN CdRompMediaEvent(PDEVICE_OBJECT Fdo);
+
 /* No medium: reads fail at once, and the transfer splitting still has a block size. */
 static void CdRompNoMedium(PFUNCTIONAL_DEVICE_EXTENSION fdx)
 {
@@ -95,15 +97,22 @@ void CdRompUpdateMedia(PDEVICE_OBJECT Fdo, BOOLEAN Changed)
     NTSTATUS status;
 
     KeWaitForSingleObject(&data->MediaLock, Executive, KernelMode, FALSE, NULL);
-    /* TEST UNIT READY takes the medium-changed unit attention, if one is pending */
-    for (int i = 0; i < 2; i++) {
+    /* a pending media event is this change: take it, so the poll does not count it again */
+    if (CdRompMediaEvent(Fdo))
+        Changed = TRUE;
+    /* TEST UNIT READY takes the unit attentions pending for us; MEDIUM MAY HAVE CHANGED (28h)
+     * is a change even when a disc is present before and after */
+    for (int i = 0; i < 4; i++) {
+        UCHAR sense[32];
         memset(&srb, 0, sizeof(srb));
         srb.CdbLength = 6;
         srb.Cdb[0] = SCSIOP_TEST_UNIT_READY;
-        status = CdRompSendSrb(Fdo, &srb, NULL, 0, FALSE, NULL, 0);
-        if (status != STATUS_VERIFY_REQUIRED)
+        status = CdRompSendSrb(Fdo, &srb, NULL, 0, FALSE, sense, sizeof(sense));
+        if (!(srb.SrbStatus & SRB_STATUS_AUTOSENSE_VALID) ||
+            (sense[2] & 0x0F) != SCSI_SENSE_UNIT_ATTENTION)
             break;
-        Changed = TRUE;
+        if (sense[12] == SCSI_ADSENSE_MEDIUM_CHANGED)
+            Changed = TRUE;
     }
     BOOLEAN present = NT_SUCCESS(status) && NT_SUCCESS(ClassReadDriveCapacity(Fdo));
     if (!present)
@@ -127,28 +136,32 @@ void CdRompUpdateMedia(PDEVICE_OBJECT Fdo, BOOLEAN Changed)
     KeSetEvent(&data->MediaLock, 0, FALSE);
 }
 
-/* GET EVENT STATUS NOTIFICATION, polled, media class (MMC-6 6.7): a NewMedia or MediaRemoval
- * event, or an operational change, means the medium must be looked at again. */
+/* GET EVENT STATUS NOTIFICATION, polled, media class (MMC-6 6.7): TRUE when the drive reports
+ * NewMedia, MediaRemoval or MediaChanged (the event is consumed). */
+static BOOLEAN CdRompMediaEvent(PDEVICE_OBJECT Fdo)
+{
+    SCSI_REQUEST_BLOCK srb;
+    UCHAR ev[8];
+    memset(&srb, 0, sizeof(srb));
+    memset(ev, 0, sizeof(ev));
+    srb.CdbLength = 10;
+    srb.Cdb[0] = SCSIOP_GET_EVENT_STATUS;
+    srb.Cdb[1] = 0x01; /* polled */
+    srb.Cdb[4] = 0x10; /* media class */
+    srb.Cdb[8] = sizeof(ev);
+    if (!NT_SUCCESS(CdRompSendSrb(Fdo, &srb, ev, sizeof(ev), FALSE, NULL, 0)) ||
+        srb.DataTransferLength < 8 || (ev[2] & 0x87) != 4)
+        return FALSE;
+    UCHAR code = ev[4] & 0x0F;
+    return code == 2 || code == 3 || code == 4;
+}
+
+/* The poll, in a work item: a media event means the medium must be looked at again. */
 static void CdRompPollWork(PDEVICE_OBJECT Fdo, PVOID Context)
 {
     PCDROM_DATA data = CdRompData(Fdo);
-    SCSI_REQUEST_BLOCK srb;
-    UCHAR ev[8];
-
-    if (!atomic_load(&data->Stopping)) {
-        memset(&srb, 0, sizeof(srb));
-        memset(ev, 0, sizeof(ev));
-        srb.CdbLength = 10;
-        srb.Cdb[0] = SCSIOP_GET_EVENT_STATUS;
-        srb.Cdb[1] = 0x01; /* polled */
-        srb.Cdb[4] = 0x10; /* media class */
-        srb.Cdb[8] = sizeof(ev);
-        if (NT_SUCCESS(CdRompSendSrb(Fdo, &srb, ev, sizeof(ev), FALSE, NULL, 0)) &&
-            srb.DataTransferLength >= 8 && (ev[2] & 0x07) == 4 && (ev[4] & 0x0F) != 0) {
-            UCHAR code = ev[4] & 0x0F;
-            CdRompUpdateMedia(Fdo, code == 2 || code == 3 || code == 4);
-        }
-    }
+    if (!atomic_load(&data->Stopping) && CdRompMediaEvent(Fdo))
+        CdRompUpdateMedia(Fdo, TRUE);
     atomic_store(&data->PollQueued, 0);
 }
 

@@ -11,9 +11,6 @@
 
 #include "drivers/class/cdrom/cdromp.h"
 
-#ifndef STATUS_UNRECOGNIZED_MEDIA
-#define STATUS_UNRECOGNIZED_MEDIA ((NTSTATUS)0xC0000014)
-#endif
 
 static NTSTATUS CdRompDone(PIRP Irp, NTSTATUS Status, ULONG_PTR Information)
 {

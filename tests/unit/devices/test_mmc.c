@@ -561,6 +561,7 @@ static void test_speed_streaming_and_performance(void **state)
     uint8_t st[12] = {SCSIOP_SET_STREAMING, 0, 0, 0, 0, 0, 0, 0, 0, 0, 28};
     run_cmd(lu, &t, st, 12, SCSI_DIR_OUT, desc, sizeof(desc));
     assert_good(&t);
+    assert_int_equal(t.cmd.transferred, 28);
     run_cmd(lu, &t, gp, 12, SCSI_DIR_IN, buf, sizeof(buf));
     assert_int_equal(scsi_get_be32(buf + 12), 3528);
     scsi_put_be32(desc + 16, 0); /* read time zero */
