@@ -1211,7 +1211,7 @@ static int mmc_set_streaming(struct scsi_lu *lu, struct scsi_cmd *cmd)
         return SCSI_DONE;
     }
     cmd->transferred = sizeof(d); /* the descriptor was taken, whatever it asks */
-    if (d[0] & 0x04) { /* RDD */
+    if (d[0] & 0x04) {            /* RDD */
         set_read_speed(lu, m, UINT32_MAX);
         scsi_good(cmd);
         return SCSI_DONE;

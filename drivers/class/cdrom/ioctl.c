@@ -11,7 +11,6 @@
 
 #include "drivers/class/cdrom/cdromp.h"
 
-
 static NTSTATUS CdRompDone(PIRP Irp, NTSTATUS Status, ULONG_PTR Information)
 {
     Irp->IoStatus.Status = Status;
