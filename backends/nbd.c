@@ -395,15 +395,18 @@ fail:
     return NULL;
 }
 
-static void be_nbd_read_caps(struct be_nbd *b, struct nbd_handle *h)
+static struct be_caps be_nbd_caps(struct nbd_handle *h)
 {
-    b->be.caps.read_only = nbd_is_read_only(h) == 1;
-    b->be.caps.can_flush = nbd_can_flush(h) == 1;
-    b->be.caps.can_fua = nbd_can_fua(h) == 1;
-    b->be.caps.can_trim = nbd_can_trim(h) == 1;
-    b->be.caps.trim_zeroes = false; /* NBD_CMD_TRIM promises nothing about what reads return */
-    b->be.caps.can_zero = nbd_can_zero(h) == 1;
-    b->be.caps.can_extents = nbd_can_meta_context(h, LIBNBD_CONTEXT_BASE_ALLOCATION) == 1;
+    struct be_caps c = {
+        .read_only = nbd_is_read_only(h) == 1,
+        .can_flush = nbd_can_flush(h) == 1,
+        .can_fua = nbd_can_fua(h) == 1,
+        .can_trim = nbd_can_trim(h) == 1,
+        .trim_zeroes = false, /* NBD_CMD_TRIM promises nothing about what reads return */
+        .can_zero = nbd_can_zero(h) == 1,
+        .can_extents = nbd_can_meta_context(h, LIBNBD_CONTEXT_BASE_ALLOCATION) == 1,
+    };
+    return c;
 }
 
 /* Waits on the eventfd for up to ms milliseconds (or until woken). */
@@ -455,8 +458,15 @@ static bool be_nbd_reconnect(struct be_nbd *b)
         if (h) {
             int64_t size = nbd_get_size(h);
             if (size >= 0 && (uint64_t)size >= b->be.size) {
+                struct be_caps caps = be_nbd_caps(h);
                 b->h = h;
-                be_nbd_read_caps(b, h);
+                /* the caps are the disk's VPD pages, read by other threads without a lock: they
+                 * stay as the first server offered them */
+                if (memcmp(&caps, &b->be.caps, sizeof(caps)) != 0)
+                    fprintf(stderr,
+                            "storstack: nbd %s: the server came back with other capabilities; "
+                            "requests it no longer supports will fail\n",
+                            b->uri);
                 atomic_fetch_add(&b->reconnects, 1);
                 if (b->gave_up)
                     fprintf(stderr, "storstack: nbd %s: reconnected, requests flow again\n",
@@ -751,7 +761,7 @@ int be_nbd_create(const struct be_nbd_config *cfg, struct backend **out, const c
         goto fail_h;
     }
     b->be.size = (uint64_t)size;
-    be_nbd_read_caps(b, b->h);
+    b->be.caps = be_nbd_caps(b->h);
     rc = pthread_create(&b->thread, NULL, be_nbd_loop, b);
     if (rc) {
         rc = -rc;
