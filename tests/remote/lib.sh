@@ -22,7 +22,7 @@ rt_cleanup() {
         kill -KILL "$p" 2>/dev/null
         wait "$p" 2>/dev/null
     done
-    rm -rf "$tmp"
+    [ -n "${KEEP_TMP:-}" ] && echo "kept $tmp" || rm -rf "$tmp"
 }
 trap rt_cleanup EXIT
 trap 'exit 1' INT TERM

@@ -31,7 +31,7 @@ workload() {
     alive=0
     for i in 0 1 2 3; do kill -0 "${w[$i]}" 2>/dev/null && alive=$((alive + 1)); done
     echo "$label: target killed with $alive of 4 writers still writing"
-    [ $alive -gt 0 ] || die "$label: the writers finished before the kill; the test proves nothing"
+    [ $alive -gt 0 ] || { cat "$tmp"/w?.log; die "$label: the writers finished before the kill; the test proves nothing"; }
     sleep 1
     eval "$restart_cmd"
     echo "$label: target restarted"
