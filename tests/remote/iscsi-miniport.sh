@@ -49,6 +49,23 @@ grep -q "cannot log in to $tgt_iqn at 127.0.0.1:$tgt_port" "$tmp/badchap.out" ||
 iscsi_config "$tmp/noport.ini" "127.0.0.1:$(free_port)" "$tgt_iqn" "ConnectTimeoutMs = 2000"
 "$bin" tree --config "$tmp/noport.ini" >"$tmp/noport.out" 2>&1
 grep -q "cannot log in" "$tmp/noport.out" || { cat "$tmp/noport.out"; die "no message without a target"; }
+echo "== configuration errors are named"
+badcfg() { # EXPECTED-MESSAGE Device-Parameters-lines...
+    local want=$1
+    shift
+    {
+        echo '[Enum\Root\ISCSIPRT\0000]'
+        echo 'HardwareID = multi:ROOT\ISCSIPRT'
+        echo '[Enum\Root\ISCSIPRT\0000\Device Parameters]'
+        for l in "$@"; do echo "$l"; done
+    } >"$tmp/bad.ini"
+    "$bin" tree --config "$tmp/bad.ini" >"$tmp/bad.out" 2>&1
+    grep -q "$want" "$tmp/bad.out" || { cat "$tmp/bad.out"; die "no message '$want' for: $*"; }
+}
+badcfg "Portal (HOST\[:PORT\]) and TargetName (the IQN) are required" "TargetName = $tgt_iqn"
+badcfg "ChapUser needs a ChapSecret" "Portal = 127.0.0.1:$tgt_port" "TargetName = $tgt_iqn" "ChapUser = x"
+badcfg "QueueDepth must be 1..254" "Portal = 127.0.0.1:$tgt_port" "TargetName = $tgt_iqn" "QueueDepth = 0"
+badcfg "QueueDepth: 'many' is not a number" "Portal = 127.0.0.1:$tgt_port" "TargetName = $tgt_iqn" "QueueDepth = many"
 stop "$tgtd_pid" KILL # tgtd ignores SIGTERM while it has targets
 
 echo "== a stack on a stack: outer iscsiprt -> inner storstack serve"

@@ -87,4 +87,9 @@ nbd_config "$tmp/none.ini" "nbd://127.0.0.1:$(free_port)" "ConnectTimeoutMs = 20
 "$bin" tree --config "$tmp/none.ini" >"$tmp/none.out" 2>&1
 grep -E "nbd backend nbd://127.0.0.1:[0-9]+: .*(refused|connect)" "$tmp/none.out" ||
     { cat "$tmp/none.out"; die "no message naming the unreachable server"; }
+echo "== a unit without a Uri is a named configuration error"
+nbd_config "$tmp/nouri.ini" ""
+sed -i '/^Uri = $/d' "$tmp/nouri.ini"
+"$bin" tree --config "$tmp/nouri.ini" >"$tmp/nouri.out" 2>&1
+grep -q 'Target0\\Lun0: Backend nbd needs a Uri' "$tmp/nouri.out" || { cat "$tmp/nouri.out"; die "no message for a missing Uri"; }
 echo PASS
