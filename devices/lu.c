@@ -138,7 +138,26 @@ void scsi_lu_ua_raise(struct scsi_lu *lu, uint8_t asc, uint8_t ascq, const uint6
 
 void scsi_lu_set_unit_attention(struct scsi_lu *lu, uint8_t asc, uint8_t ascq)
 {
-    scsi_lu_ua_raise(lu, asc, ascq, NULL);
+    pthread_mutex_lock(&lu->lock);
+    /* 29h is a reset (or power on): it also ends the SPC-2 reservation (SPC-2 5.5.1) and
+     * supersedes pending reservation unit attentions. Persistent reservations survive it. */
+    if (asc == SCSI_ADSENSE_BUS_RESET)
+        pr_reset_locked(lu);
+    ua_raise_locked(lu, asc, ascq, NULL);
+    pthread_mutex_unlock(&lu->lock);
+}
+
+void scsi_lu_nexus_loss(struct scsi_lu *lu, uint64_t nexus, const char *transport_id)
+{
+    pthread_mutex_lock(&lu->lock);
+    pr_nexus_loss_locked(lu, nexus, transport_id);
+    pthread_mutex_unlock(&lu->lock);
+}
+
+bool scsi_lu_ua_take_cmd(struct scsi_lu *lu, const struct scsi_cmd *cmd, uint8_t *asc,
+                         uint8_t *ascq)
+{
+    return scsi_lu_ua_take(lu, cmd->nexus, asc, ascq) || pr_ua_take(lu, cmd, asc, ascq);
 }
 
 static struct scsi_ua_nexus *ua_nexus_find(struct scsi_ua_store *ua, uint64_t nexus)
@@ -291,6 +310,9 @@ int scsi_disk_create(const struct scsi_disk_config *cfg, struct backend *be, str
     atomic_init(&lu->d_sense, false);
     atomic_init(&lu->stopped, false);
     atomic_init(&lu->verify_busy, 0);
+    atomic_init(&lu->swp, false);
+    atomic_init(&lu->pr.active, false);
+    atomic_init(&lu->pr.ua_count, 0);
 
     lu->verify_buf = malloc((size_t)SCSI_VERIFY_SLOTS * SCSI_VERIFY_SLOT_SIZE);
     if (!lu->verify_buf || pthread_mutex_init(&lu->lock, NULL) != 0) {
@@ -301,6 +323,15 @@ int scsi_disk_create(const struct scsi_disk_config *cfg, struct backend *be, str
 
     table_add(lu, spc_commands);
     table_add(lu, sbc_commands);
+
+    /* Persistent reservations kept with APTPL come back with the LU (SPC-4 5.9.5). */
+    rc = pr_load(lu);
+    if (rc) {
+        pthread_mutex_destroy(&lu->lock);
+        free(lu->verify_buf);
+        free(lu);
+        return rc;
+    }
 
     /* The power-on unit attention every I_T nexus sees once (SAM-5 6.3.1). */
     ua_raise_locked(lu, SCSI_ADSENSE_BUS_RESET, SCSI_SENSEQ_POWER_ON_RESET, NULL);
@@ -362,7 +393,7 @@ void scsi_lu_execute(struct scsi_lu *lu, struct scsi_cmd *cmd)
     const struct scsi_cmd_desc *d = scsi_lu_lookup(lu, cdb, cmd->cdb_len);
 
     uint8_t asc, ascq;
-    if ((!d || !(d->flags & SCSI_F_UA_OK)) && scsi_lu_ua_take(lu, cmd->nexus, &asc, &ascq)) {
+    if ((!d || !(d->flags & SCSI_F_UA_OK)) && scsi_lu_ua_take_cmd(lu, cmd, &asc, &ascq)) {
         scsi_check_simple(cmd, lu, SCSI_SENSE_UNIT_ATTENTION, asc, ascq);
         scsi_cmd_complete(cmd);
         return;
@@ -391,6 +422,10 @@ void scsi_lu_execute(struct scsi_lu *lu, struct scsi_cmd *cmd)
             return;
         }
     }
+    if (atomic_load_explicit(&lu->pr.active, memory_order_acquire) && pr_conflict(lu, cmd, d)) {
+        scsi_cmd_complete(cmd);
+        return;
+    }
     if ((d->flags & SCSI_F_MEDIA) && atomic_load_explicit(&lu->stopped, memory_order_acquire)) {
         scsi_check_simple(cmd, lu, SCSI_SENSE_NOT_READY, SCSI_ADSENSE_LUN_NOT_READY,
                           SCSI_SENSEQ_INIT_COMMAND_REQUIRED);
@@ -400,6 +435,12 @@ void scsi_lu_execute(struct scsi_lu *lu, struct scsi_cmd *cmd)
     if ((d->flags & SCSI_F_WRITE) && lu->read_only) {
         scsi_check_simple(cmd, lu, SCSI_SENSE_DATA_PROTECT, SCSI_ADSENSE_WRITE_PROTECT,
                           SCSI_SENSEQ_WRITE_PROTECT);
+        scsi_cmd_complete(cmd);
+        return;
+    }
+    /* The control mode page's SWP (SPC-4 7.5.8): LOGICAL UNIT SOFTWARE WRITE PROTECTED. */
+    if ((d->flags & SCSI_F_WRITE) && atomic_load_explicit(&lu->swp, memory_order_relaxed)) {
+        scsi_check_simple(cmd, lu, SCSI_SENSE_DATA_PROTECT, SCSI_ADSENSE_WRITE_PROTECT, 0x02);
         scsi_cmd_complete(cmd);
         return;
     }

@@ -1,13 +1,14 @@
 /*
  * Mode parameters of a direct-access logical unit: MODE SENSE(6/10) and MODE SELECT(6/10)
  * (SPC-4 6.11-6.14, 7.5) over a table of mode pages. Pages: caching (SBC-4 6.5.5) with WCE
- * changeable, control (SPC-4 7.5.8) with D_SENSE changeable. Saved values are not implemented:
- * MODE SENSE with PC=11b fails with SAVING PARAMETERS NOT SUPPORTED (39h/00h, SPC-4 6.13), and
- * MODE SELECT with SP=1 with INVALID FIELD IN CDB as SPC-4 6.11 requires for a logical unit that
- * has no saved pages. MODE SELECT checks the whole parameter list before changing anything; a
- * change takes effect at once and establishes MODE PARAMETERS CHANGED (2Ah/01h) for every other
- * I_T nexus (SPC-4 7.5.1). The LU lock serialises MODE SELECTs; the I/O path reads the bits with
- * atomic loads.
+ * changeable, control (SPC-4 7.5.8) with D_SENSE and SWP (software write protect: the
+ * dispatcher then fails every medium-changing command with DATA PROTECT 27h/02h) changeable. Saved
+ * values are not implemented: MODE SENSE with PC=11b fails with SAVING PARAMETERS NOT SUPPORTED
+ * (39h/00h, SPC-4 6.13), and MODE SELECT with SP=1 with INVALID FIELD IN CDB as SPC-4 6.11 requires
+ * for a logical unit that has no saved pages. MODE SELECT checks the whole parameter list before
+ * changing anything; a change takes effect at once and establishes MODE PARAMETERS CHANGED
+ * (2Ah/01h) for every other I_T nexus (SPC-4 7.5.1). The LU lock serialises MODE SELECTs; the I/O
+ * path reads the bits with atomic loads.
  */
 #include <string.h>
 
@@ -18,6 +19,7 @@ enum { PC_CURRENT = 0, PC_CHANGEABLE = 1, PC_DEFAULT = 2, PC_SAVED = 3 };
 #define CACHING_PAGE_LEN 20 /* PAGE LENGTH 12h */
 #define CONTROL_PAGE_LEN 12 /* PAGE LENGTH 0Ah */
 #define CACHING_WCE      0x04
+#define CONTROL_SWP      0x08 /* byte 4: software write protect */
 
 static void caching_page(const struct scsi_lu *lu, int pc, uint8_t *p)
 {
@@ -42,6 +44,7 @@ static void control_page(const struct scsi_lu *lu, int pc, uint8_t *p)
     p[1] = CONTROL_PAGE_LEN - 2;
     if (pc == PC_CHANGEABLE) {
         p[2] = MODE_CONTROL_D_SENSE;
+        p[4] = CONTROL_SWP;
         return;
     }
     /* GLTSD: no log parameters are saved. QUEUE ALGORITHM MODIFIER 1: commands may be reordered
@@ -50,6 +53,8 @@ static void control_page(const struct scsi_lu *lu, int pc, uint8_t *p)
     if (pc == PC_CURRENT && atomic_load(&((struct scsi_lu *)lu)->d_sense))
         p[2] |= MODE_CONTROL_D_SENSE;
     p[3] = 0x10;
+    if (pc == PC_CURRENT && atomic_load(&((struct scsi_lu *)lu)->swp))
+        p[4] |= CONTROL_SWP;
 }
 
 static const struct mode_page_desc {
@@ -72,7 +77,8 @@ static const struct mode_page_desc *mode_page_find(uint8_t code)
 
 static uint8_t device_specific(const struct scsi_lu *lu)
 {
-    return (uint8_t)((lu->read_only ? MODE_DSP_WRITE_PROTECT : 0) | MODE_DSP_FUA_SUPPORTED);
+    bool wp = lu->read_only || atomic_load(&((struct scsi_lu *)lu)->swp);
+    return (uint8_t)((wp ? MODE_DSP_WRITE_PROTECT : 0) | MODE_DSP_FUA_SUPPORTED);
 }
 
 /* ---- MODE SENSE --------------------------------------------------------------------------- */
@@ -309,7 +315,8 @@ static int mode_select(struct scsi_lu *lu, struct scsi_cmd *cmd, bool ten)
     pthread_mutex_lock(&lu->lock);
     bool wce = atomic_load(&lu->wce);
     bool d_sense = atomic_load(&lu->d_sense);
-    bool new_wce = wce, new_d_sense = d_sense;
+    bool swp = atomic_load(&lu->swp);
+    bool new_wce = wce, new_d_sense = d_sense, new_swp = swp;
     uint32_t pos = hdr + bdlen;
     while (pos < plen) {
         if (plen - pos < 2) {
@@ -354,13 +361,16 @@ static int mode_select(struct scsi_lu *lu, struct scsi_cmd *cmd, bool ten)
         }
         if (m->code == MODE_PAGE_CACHING)
             new_wce = pg[2] & CACHING_WCE;
-        else if (m->code == MODE_PAGE_CONTROL)
+        else if (m->code == MODE_PAGE_CONTROL) {
             new_d_sense = pg[2] & MODE_CONTROL_D_SENSE;
+            new_swp = pg[4] & CONTROL_SWP;
+        }
         pos += m->len;
     }
-    if (new_wce != wce || new_d_sense != d_sense) {
+    if (new_wce != wce || new_d_sense != d_sense || new_swp != swp) {
         atomic_store(&lu->wce, new_wce);
         atomic_store(&lu->d_sense, new_d_sense);
+        atomic_store(&lu->swp, new_swp);
         scsi_lu_ua_raise_locked(lu, SCSI_ADSENSE_PARAMETERS_CHANGED,
                                 SCSI_SENSEQ_MODE_PARAMETERS_CHANGED, &cmd->nexus);
     }

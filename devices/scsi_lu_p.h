@@ -91,6 +91,51 @@ struct scsi_ua_store {
 #define SCSI_VERIFY_SLOTS     4
 #define SCSI_VERIFY_SLOT_SIZE (64u * 1024u)
 
+/* ---- reservations (pr.c): SPC-2 RESERVE/RELEASE and SPC-4 persistent reservations ---- */
+#define SCSI_TID_MAX    256 /* text TransportID, NUL included */
+#define SCSI_PR_MAX_REG 64  /* registrations per LU */
+#define SCSI_PR_MAX_UA  64  /* pending reservation unit attentions per LU */
+
+/* Who sent a command: its TransportID when the transport gave one, else its I_T nexus. */
+struct scsi_ident {
+    uint64_t nexus;
+    char tid[SCSI_TID_MAX]; /* "" = identified by nexus */
+};
+
+struct scsi_pr_reg {
+    bool used;
+    bool all_tg_pt;
+    uint64_t key;
+    struct scsi_ident id;
+};
+
+/* The persistent part: what APTPL keeps in the backend's metadata. */
+struct scsi_pr_state {
+    uint32_t generation; /* PRgeneration */
+    bool aptpl;
+    bool reserved;
+    uint8_t type;   /* PR_TYPE_* when reserved */
+    int16_t holder; /* reg[] index of the holder (not used by the all-registrants types) */
+    struct scsi_pr_reg reg[SCSI_PR_MAX_REG];
+};
+
+struct scsi_pr_ua {
+    bool used;
+    uint8_t ascq; /* of ASC 2Ah */
+    struct scsi_ident id;
+};
+
+struct scsi_pr {
+    struct scsi_pr_state s;
+    bool spc2; /* an SPC-2 RESERVE is held by spc2_holder */
+    struct scsi_ident spc2_holder;
+    struct scsi_pr_ua ua[SCSI_PR_MAX_UA];
+    /* Read lock-free by the dispatcher: a reservation exists (PR or SPC-2), or a unit attention
+     * of ua[] is pending. Written under the LU lock. */
+    atomic_bool active;
+    atomic_uint ua_count;
+};
+
 struct scsi_lu {
     /* The command table, indexed by opcode (NULL = unsupported). For an opcode with service
      * actions this is its first entry; the rest follow it in the same list. */
@@ -120,6 +165,10 @@ struct scsi_lu {
     atomic_bool stopped;
     pthread_mutex_t lock;
     struct scsi_ua_store ua;
+
+    /* Reservations (pr.c), under `lock`; software write protect (control mode page SWP). */
+    struct scsi_pr pr;
+    atomic_bool swp;
 
     atomic_uint verify_busy; /* bit i set: verify slot i taken */
     uint8_t *verify_buf;     /* SCSI_VERIFY_SLOTS * SCSI_VERIFY_SLOT_SIZE bytes */
@@ -202,6 +251,26 @@ uint32_t scsi_data_out_cmp(const struct scsi_cmd *cmd, uint32_t offset, const vo
                            uint32_t len);
 /* Sends a parameter-data response of data_len bytes, cut to alloc_len (SPC-4 4.2.5.6). */
 void scsi_respond(struct scsi_cmd *cmd, const void *data, uint32_t data_len, uint32_t alloc_len);
+
+/* ---- pr.c: reservations ---- */
+/* The dispatcher's check, when pr.active: true (status RESERVATION CONFLICT set) when the
+ * command conflicts with the SPC-2 or persistent reservation (SPC-4 5.9.1, table 61). */
+bool pr_conflict(struct scsi_lu *lu, struct scsi_cmd *cmd, const struct scsi_cmd_desc *d);
+/* A pending reservation unit attention (2Ah/03h, 04h, 05h) for the command's initiator. */
+bool pr_ua_take(struct scsi_lu *lu, const struct scsi_cmd *cmd, uint8_t *asc, uint8_t *ascq);
+/* A LUN or target reset: releases the SPC-2 reservation, drops reservation UAs (superseded). */
+void pr_reset_locked(struct scsi_lu *lu);
+/* The I_T nexus is gone (logout, connection loss): its SPC-2 reservation ends. */
+void pr_nexus_loss_locked(struct scsi_lu *lu, uint64_t nexus, const char *transport_id);
+/* Loads APTPL state from the backend's metadata at creation (absent: none). */
+int pr_load(struct scsi_lu *lu);
+int spc_reserve(struct scsi_lu *lu, struct scsi_cmd *cmd);
+int spc_release(struct scsi_lu *lu, struct scsi_cmd *cmd);
+int spc_pr_in(struct scsi_lu *lu, struct scsi_cmd *cmd);
+int spc_pr_out(struct scsi_lu *lu, struct scsi_cmd *cmd);
+/* Any unit attention for the command's initiator: the LU's store, then reservation UAs. */
+bool scsi_lu_ua_take_cmd(struct scsi_lu *lu, const struct scsi_cmd *cmd, uint8_t *asc,
+                         uint8_t *ascq);
 
 /* ---- spc.c / sbc.c command tables ---- */
 extern const struct scsi_cmd_desc spc_commands[];

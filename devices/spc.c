@@ -18,6 +18,10 @@ static const uint16_t version_descriptors[] = {0x00A0, 0x0460, 0x04C0};
  * project; it is not registered with the IEEE RA. */
 #define SCSI_NAA_COMPANY_ID 0x0A5353u
 
+/* One target port in one target port group, always active/optimized (SPC-4 5.16). */
+#define SPC_RELATIVE_TARGET_PORT 1
+#define SPC_TARGET_PORT_GROUP    1
+
 static void pad_ascii(uint8_t *dst, const char *src, size_t width)
 {
     size_t n = strlen(src);
@@ -74,6 +78,21 @@ static uint32_t vpd_device_id(const struct scsi_lu *lu, uint8_t *b)
     pad_ascii(d + 12, lu->product, 16);
     memcpy(d + 28, lu->serial, sn);
     len += 4 + 8 + 16 + (uint32_t)sn;
+
+    /* The port the device server is reached through, as REPORT TARGET PORT GROUPS describes it:
+     * relative target port 1 (7.8.6.7) in target port group 1 (7.8.6.8). */
+    d = b + len;
+    d[0] = VpdCodeSetBinary;
+    d[1] = (uint8_t)(1 << 4 | 0x4); /* ASSOCIATION target port, RELATIVE TARGET PORT */
+    d[3] = 4;
+    scsi_put_be16(d + 6, SPC_RELATIVE_TARGET_PORT);
+    len += 8;
+    d = b + len;
+    d[0] = VpdCodeSetBinary;
+    d[1] = (uint8_t)(1 << 4 | 0x5); /* ASSOCIATION target port, TARGET PORT GROUP */
+    d[3] = 4;
+    scsi_put_be16(d + 6, SPC_TARGET_PORT_GROUP);
+    len += 8;
     return len;
 }
 
@@ -139,6 +158,8 @@ int spc_inquiry(struct scsi_lu *lu, struct scsi_cmd *cmd)
         id->Versions = SCSI_VERSION_SPC4;
         id->ResponseDataFormat = 2;
         id->CommandQueue = 1;
+        /* TPGS 01b: implicit asymmetric access (REPORT TARGET PORT GROUPS, no SET). */
+        buf[5] |= 0x10;
         pad_ascii(id->VendorId, lu->vendor, 8);
         pad_ascii(id->ProductId, lu->product, 16);
         pad_ascii(id->ProductRevisionLevel, lu->revision, 4);
@@ -175,7 +196,7 @@ int spc_request_sense(struct scsi_lu *lu, struct scsi_cmd *cmd)
     bool desc = cmd->cdb[1] & 0x01;
     struct scsi_sense_info si = {.key = SCSI_SENSE_NO_SENSE};
     uint8_t asc, ascq;
-    if (scsi_lu_ua_take(lu, cmd->nexus, &asc, &ascq)) {
+    if (scsi_lu_ua_take_cmd(lu, cmd, &asc, &ascq)) {
         si.key = SCSI_SENSE_UNIT_ATTENTION;
         si.asc = asc;
         si.ascq = ascq;
@@ -293,7 +314,7 @@ static int spc_report_supported_opcodes(struct scsi_lu *lu, struct scsi_cmd *cmd
     uint8_t op = cdb[3];
     uint16_t sa = scsi_get_be16(cdb + 4);
     uint32_t alloc = scsi_get_be32(cdb + 6);
-    uint8_t buf[1024];
+    uint8_t buf[4096];
     uint32_t len = 0;
 
     if (options == 0) {
@@ -347,6 +368,63 @@ static int spc_report_supported_opcodes(struct scsi_lu *lu, struct scsi_cmd *cmd
         }
     } else {
         buf[1] = 0x01; /* not supported */
+    }
+    scsi_respond(cmd, buf, len, alloc);
+    return SCSI_DONE;
+}
+
+/* ---- REPORT TARGET PORT GROUPS, REPORT SUPPORTED TASK MANAGEMENT FUNCTIONS ------------------ */
+
+/* MAINTENANCE IN / REPORT TARGET PORT GROUPS (SPC-4 6.36): one group with our one port, in the
+ * active/optimized state and supporting no other (AO_SUP only). PARAMETER DATA FORMAT 000b
+ * (length only) or 001b (extended header, implicit transition time 0). */
+static int spc_report_target_port_groups(struct scsi_lu *lu, struct scsi_cmd *cmd)
+{
+    const uint8_t *cdb = cmd->cdb;
+    uint8_t format = cdb[1] >> 5;
+    uint32_t alloc = scsi_get_be32(cdb + 6);
+    if (format > 1) {
+        scsi_check_cdb_field(cmd, lu, 1, 7);
+        return SCSI_DONE;
+    }
+    uint8_t buf[32];
+    memset(buf, 0, sizeof(buf));
+    uint32_t hdr = format == 1 ? 8 : 4;
+    uint8_t *g = buf + hdr;
+    g[0] = 0x80 | 0x0; /* PREF, ASYMMETRIC ACCESS STATE active/optimized */
+    g[1] = 0x01;       /* AO_SUP */
+    scsi_put_be16(g + 2, SPC_TARGET_PORT_GROUP);
+    g[5] = 0x00; /* STATUS CODE: no status available */
+    g[7] = 1;    /* TARGET PORT COUNT */
+    scsi_put_be16(g + 8 + 2, SPC_RELATIVE_TARGET_PORT);
+    uint32_t len = hdr + 12;
+    scsi_put_be32(buf, len - 4);
+    if (format == 1)
+        buf[4] = 0x10; /* FORMAT TYPE 001b */
+    scsi_respond(cmd, buf, len, alloc);
+    return SCSI_DONE;
+}
+
+/* MAINTENANCE IN / REPORT SUPPORTED TASK MANAGEMENT FUNCTIONS (SPC-4 6.40): ABORT TASK, ABORT TASK
+ * SET, CLEAR TASK SET, LOGICAL UNIT RESET and TARGET RESET, the functions the iSCSI target maps;
+ * REPD=1 returns the extended 16-byte form (no timeouts given). */
+static int spc_report_supported_tmfs(struct scsi_lu *lu, struct scsi_cmd *cmd)
+{
+    const uint8_t *cdb = cmd->cdb;
+    bool repd = cdb[2] & 0x80;
+    uint32_t alloc = scsi_get_be32(cdb + 6);
+    /* SPC-4 6.40: an ALLOCATION LENGTH below 4 is an error. */
+    if (alloc < 4) {
+        scsi_check_cdb_field(cmd, lu, 6, -1);
+        return SCSI_DONE;
+    }
+    uint8_t buf[16];
+    memset(buf, 0, sizeof(buf));
+    buf[0] = 0x80 | 0x40 | 0x10 | 0x08 | 0x02; /* ATS ATSS CTSS LURS TRS */
+    uint32_t len = 4;
+    if (repd) {
+        buf[3] = 0x0C; /* ADDITIONAL DATA LENGTH */
+        len = 16;
     }
     scsi_respond(cmd, buf, len, alloc);
     return SCSI_DONE;
@@ -423,6 +501,76 @@ const struct scsi_cmd_desc spc_commands[] = {
      {0xFF, 0x1F, 0x87, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0, CTL},
      spc_report_supported_opcodes,
      "REPORT SUPPORTED OPERATION CODES"},
+    {SCSIOP_MAINTENANCE_IN,
+     SERVICE_ACTION_REPORT_SUPPORTED_TASK_MANAGEMENT_FUNCTIONS,
+     12,
+     SCSI_DIR_IN,
+     SCSI_F_SA | SCSI_F_DATA_IN,
+     {0xFF, 0x1F, 0x80, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0, CTL},
+     spc_report_supported_tmfs,
+     "REPORT SUPPORTED TASK MANAGEMENT FUNCTIONS"},
+    {SCSIOP_MAINTENANCE_IN,
+     SERVICE_ACTION_REPORT_TARGET_PORT_GROUPS,
+     12,
+     SCSI_DIR_IN,
+     SCSI_F_SA | SCSI_F_DATA_IN,
+     {0xFF, 0xFF, 0, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0, CTL},
+     spc_report_target_port_groups,
+     "REPORT TARGET PORT GROUPS"},
+    {SCSIOP_RESERVE_UNIT,
+     0,
+     6,
+     SCSI_DIR_NONE,
+     0,
+     {0xFF, 0, 0, 0, 0, CTL},
+     spc_reserve,
+     "RESERVE(6)"},
+    {SCSIOP_RELEASE_UNIT,
+     0,
+     6,
+     SCSI_DIR_NONE,
+     0,
+     {0xFF, 0, 0, 0, 0, CTL},
+     spc_release,
+     "RELEASE(6)"},
+    {SCSIOP_RESERVE_UNIT10,
+     0,
+     10,
+     SCSI_DIR_NONE,
+     0,
+     {0xFF, 0, 0, 0, 0, 0, 0, 0, 0, CTL},
+     spc_reserve,
+     "RESERVE(10)"},
+    {SCSIOP_RELEASE_UNIT10,
+     0,
+     10,
+     SCSI_DIR_NONE,
+     0,
+     {0xFF, 0, 0, 0, 0, 0, 0, 0, 0, CTL},
+     spc_release,
+     "RELEASE(10)"},
+#define PRIN(sa, name)                                                                             \
+    {                                                                                              \
+        SCSIOP_PERSISTENT_RESERVE_IN, sa, 10, SCSI_DIR_IN, SCSI_F_SA | SCSI_F_DATA_IN,             \
+            {0xFF, 0x1F, 0, 0, 0, 0, 0, 0xFF, 0xFF, CTL}, spc_pr_in, name                          \
+    }
+    PRIN(0x00, "PERSISTENT RESERVE IN / READ KEYS"),
+    PRIN(0x01, "PERSISTENT RESERVE IN / READ RESERVATION"),
+    PRIN(0x02, "PERSISTENT RESERVE IN / REPORT CAPABILITIES"),
+    PRIN(0x03, "PERSISTENT RESERVE IN / READ FULL STATUS"),
+#define PROUT(sa, name)                                                                            \
+    {                                                                                              \
+        SCSIOP_PERSISTENT_RESERVE_OUT, sa, 10, SCSI_DIR_OUT, SCSI_F_SA,                            \
+            {0xFF, 0x1F, 0xFF, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, CTL}, spc_pr_out, name                \
+    }
+    PROUT(0x00, "PERSISTENT RESERVE OUT / REGISTER"),
+    PROUT(0x01, "PERSISTENT RESERVE OUT / RESERVE"),
+    PROUT(0x02, "PERSISTENT RESERVE OUT / RELEASE"),
+    PROUT(0x03, "PERSISTENT RESERVE OUT / CLEAR"),
+    PROUT(0x04, "PERSISTENT RESERVE OUT / PREEMPT"),
+    PROUT(0x05, "PERSISTENT RESERVE OUT / PREEMPT AND ABORT"),
+    PROUT(0x06, "PERSISTENT RESERVE OUT / REGISTER AND IGNORE EXISTING KEY"),
+    PROUT(0x07, "PERSISTENT RESERVE OUT / REGISTER AND MOVE"),
     {SCSIOP_REPORT_LUNS,
      0,
      12,

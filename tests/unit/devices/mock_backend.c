@@ -74,6 +74,7 @@ static void mock_destroy(struct backend *be)
     struct mock_backend *m = (struct mock_backend *)be;
     mock_backend_release(m);
     pthread_mutex_destroy(&m->lock);
+    free(m->meta);
     free(m->data);
     free(m);
 }
@@ -83,6 +84,53 @@ static const struct backend_ops mock_ops = {
     .submit = mock_submit,
     .destroy = mock_destroy,
 };
+
+static int mock_meta_load(struct backend *be, const char *name, void *buf, size_t cap, size_t *len)
+{
+    struct mock_backend *m = (struct mock_backend *)be;
+    if (strcmp(name, "pr") != 0 || !m->meta_present)
+        return -ENOENT;
+    if (m->meta_len > cap)
+        return -EFBIG;
+    memcpy(buf, m->meta, m->meta_len);
+    *len = m->meta_len;
+    return 0;
+}
+
+static int mock_meta_store(struct backend *be, const char *name, const void *buf, size_t len)
+{
+    struct mock_backend *m = (struct mock_backend *)be;
+    if (strcmp(name, "pr") != 0)
+        abort();
+    m->nmeta_store++;
+    if (m->meta_fail)
+        return m->meta_fail;
+    free(m->meta);
+    m->meta = NULL;
+    m->meta_len = 0;
+    m->meta_present = len > 0;
+    if (len) {
+        m->meta = malloc(len);
+        if (!m->meta)
+            abort();
+        memcpy(m->meta, buf, len);
+        m->meta_len = len;
+    }
+    return 0;
+}
+
+static const struct backend_ops mock_meta_ops = {
+    .name = "mock",
+    .submit = mock_submit,
+    .destroy = mock_destroy,
+    .meta_load = mock_meta_load,
+    .meta_store = mock_meta_store,
+};
+
+void mock_backend_enable_meta(struct mock_backend *m)
+{
+    m->be.ops = &mock_meta_ops;
+}
 
 struct mock_backend *mock_backend_create(uint64_t size, const struct be_caps *caps)
 {

@@ -91,7 +91,7 @@ static void test_mode_sense_dbd_omits_the_block_descriptor(void **state)
     fx_close(&f);
 }
 
-static void test_mode_sense_changeable_values_show_wce_and_d_sense_only(void **state)
+static void test_mode_sense_changeable_values_show_wce_d_sense_and_swp_only(void **state)
 {
     struct fx f;
     fx_open(&f, DISK_BYTES, NULL, &caps_fua, false);
@@ -100,7 +100,7 @@ static void test_mode_sense_changeable_values_show_wce_and_d_sense_only(void **s
     mode_sense6(f.lu, &t, 0x08, 0x40 | 0x3F, 0, 255, b);
     assert_good(&t);
     static const uint8_t cach[20] = {0x08, 0x12, 0x04};
-    static const uint8_t ctl[12] = {0x0A, 0x0A, 0x04};
+    static const uint8_t ctl[12] = {0x0A, 0x0A, 0x04, 0, 0x08};
     assert_memory_equal(b + 4, cach, 20);
     assert_memory_equal(b + 24, ctl, 12);
     fx_close(&f);
@@ -224,6 +224,49 @@ static void test_mode_select_reports_mode_parameters_changed_to_other_nexus_only
     tcmd_prepare(&t, tur, 6, SCSI_DIR_NONE, NULL, 0);
     t.cmd.nexus = 7;
     scsi_lu_execute(f.lu, &t.cmd);
+    assert_good(&t);
+    fx_close(&f);
+}
+
+/* SWP=1 in the control page: every medium-changing command fails with DATA PROTECT, LOGICAL UNIT
+ * SOFTWARE WRITE PROTECTED (27h/02h); reads still work; the header's WP bit shows it; the other
+ * nexus sees MODE PARAMETERS CHANGED; SWP=0 lifts it. */
+static void test_mode_select_swp_write_protects_the_lu(void **state)
+{
+    struct fx f;
+    fx_open(&f, DISK_BYTES, NULL, &caps_fua, false);
+    uint8_t sel[4 + 12] = {0, 0, 0, 0};
+    memcpy(sel + 4, control_cur, 12);
+    sel[4 + 4] |= 0x08; /* SWP */
+    struct tcmd t;
+    mode_select6(f.lu, &t, 0x10, sel, sizeof(sel), 0);
+    assert_good(&t);
+    write10(f.lu, &t, 0);
+    assert_check(&t, SCSI_SENSE_DATA_PROTECT, 0x27, 0x02);
+    assert_int_equal(f.mb->nreq, 0);
+    static uint8_t r[512];
+    uint8_t rd[10] = {SCSIOP_READ, 0, 0, 0, 0, 1, 0, 0, 1, 0};
+    run_cmd(f.lu, &t, rd, 10, SCSI_DIR_IN, r, sizeof(r));
+    assert_good(&t);
+    uint8_t b[64];
+    mode_sense6(f.lu, &t, 0x08, 0x0A, 0, 64, b);
+    assert_good(&t);
+    assert_int_equal(b[2] & 0x80, 0x80); /* WP */
+    assert_int_equal(b[4 + 4] & 0x08, 0x08);
+    /* another nexus: the change is a unit attention, then its write is protected too */
+    uint8_t tur[6] = {0};
+    tcmd_prepare(&t, tur, 6, SCSI_DIR_NONE, NULL, 0);
+    t.cmd.nexus = 9;
+    scsi_lu_execute(f.lu, &t.cmd);
+    assert_check(&t, SCSI_SENSE_UNIT_ATTENTION, 0x29, 0x00); /* its first command */
+    tcmd_prepare(&t, tur, 6, SCSI_DIR_NONE, NULL, 0);
+    t.cmd.nexus = 9;
+    scsi_lu_execute(f.lu, &t.cmd);
+    assert_check(&t, SCSI_SENSE_UNIT_ATTENTION, 0x2A, 0x01);
+    sel[4 + 4] &= (uint8_t)~0x08;
+    mode_select6(f.lu, &t, 0x10, sel, sizeof(sel), 0);
+    assert_good(&t);
+    write10(f.lu, &t, 0);
     assert_good(&t);
     fx_close(&f);
 }
@@ -360,7 +403,7 @@ int main(void)
         cmocka_unit_test(test_mode_sense6_all_pages_returns_header_descriptor_and_pages),
         cmocka_unit_test(test_mode_sense10_llbaa_returns_long_block_descriptor),
         cmocka_unit_test(test_mode_sense_dbd_omits_the_block_descriptor),
-        cmocka_unit_test(test_mode_sense_changeable_values_show_wce_and_d_sense_only),
+        cmocka_unit_test(test_mode_sense_changeable_values_show_wce_d_sense_and_swp_only),
         cmocka_unit_test(test_mode_sense_default_values_come_from_the_config),
         cmocka_unit_test(test_mode_sense_saved_values_return_saving_parameters_not_supported),
         cmocka_unit_test(test_mode_sense_unknown_page_or_subpage_returns_invalid_field),
@@ -368,6 +411,7 @@ int main(void)
         cmocka_unit_test(test_mode_select_clearing_wce_makes_writes_fua_and_setting_it_undoes),
         cmocka_unit_test(test_mode_select_reports_mode_parameters_changed_to_other_nexus_only),
         cmocka_unit_test(test_mode_select_d_sense_switches_to_descriptor_sense),
+        cmocka_unit_test(test_mode_select_swp_write_protects_the_lu),
         cmocka_unit_test(test_mode_select_changing_an_unchangeable_bit_returns_invalid_param_field),
         cmocka_unit_test(test_mode_select_bad_headers_and_lengths_return_the_right_sense),
         cmocka_unit_test(test_mode_select10_with_long_lba_descriptor_is_accepted),

@@ -45,7 +45,7 @@ static void test_inquiry_standard_data_is_spc4_disk_with_cmdque(void **state)
     assert_int_equal(b[2], 0x06); /* SPC-4 */
     assert_int_equal(b[3], 0x02); /* response data format 2 */
     assert_int_equal(b[4], 74 - 5);
-    assert_int_equal(b[5], 0);
+    assert_int_equal(b[5], 0x10); /* TPGS 01b: implicit ALUA (REPORT TARGET PORT GROUPS) */
     assert_int_equal(b[6], 0);
     assert_int_equal(b[7], 0x02); /* CMDQUE */
     assert_memory_equal(b + 8, "ACME    ", 8);
@@ -163,7 +163,13 @@ static void test_vpd_83_has_naa6_and_t10_vendor_designators(void **state)
     assert_int_equal(d[1], 0x01);
     assert_int_equal(d[3], 8 + 16 + 6);
     assert_memory_equal(d + 4, "ACME    SUPERDISK       SN0042", 30);
-    assert_int_equal(plen, 20 + 34);
+    /* relative target port 1 and target port group 1: binary, target port association */
+    d += 4 + 30;
+    static const uint8_t rtp[8] = {0x01, 0x14, 0, 4, 0, 0, 0, 1};
+    static const uint8_t tpg[8] = {0x01, 0x15, 0, 4, 0, 0, 0, 1};
+    assert_memory_equal(d, rtp, 8);
+    assert_memory_equal(d + 8, tpg, 8);
+    assert_int_equal(plen, 20 + 34 + 16);
     fx_close(&f);
 }
 
