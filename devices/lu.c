@@ -332,6 +332,8 @@ int scsi_disk_create(const struct scsi_disk_config *cfg, struct backend *be, str
         free(lu);
         return rc;
     }
+    /* Copies issued to any LU may now name this one by its NAA designator. */
+    xcopy_register(lu);
 
     /* The power-on unit attention every I_T nexus sees once (SAM-5 6.3.1). */
     ua_raise_locked(lu, SCSI_ADSENSE_BUS_RESET, SCSI_SENSEQ_POWER_ON_RESET, NULL);
@@ -343,6 +345,7 @@ void scsi_lu_destroy(struct scsi_lu *lu)
 {
     if (!lu)
         return;
+    xcopy_unregister(lu);
     pthread_mutex_destroy(&lu->lock);
     free(lu->verify_buf);
     free(lu);

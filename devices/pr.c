@@ -112,6 +112,16 @@ static void ident_of(const struct scsi_cmd *cmd, struct scsi_ident *id)
         snprintf(id->tid, sizeof(id->tid), "%s", tid);
 }
 
+void scsi_ident_of(const struct scsi_cmd *cmd, struct scsi_ident *id)
+{
+    ident_of(cmd, id);
+}
+
+bool scsi_ident_match(const struct scsi_ident *id, const struct scsi_cmd *cmd)
+{
+    return ident_match(id, cmd->nexus, cmd_tid(cmd));
+}
+
 static int reg_find(const struct scsi_pr_state *s, uint64_t nexus, const char *tid)
 {
     for (int i = 0; i < SCSI_PR_MAX_REG; i++) {

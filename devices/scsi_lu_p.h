@@ -102,6 +102,11 @@ struct scsi_ident {
     char tid[SCSI_TID_MAX]; /* "" = identified by nexus */
 };
 
+struct scsi_cmd;
+/* The command's initiator (pr.c), and whether id names it. */
+void scsi_ident_of(const struct scsi_cmd *cmd, struct scsi_ident *id);
+bool scsi_ident_match(const struct scsi_ident *id, const struct scsi_cmd *cmd);
+
 struct scsi_pr_reg {
     bool used;
     bool all_tg_pt;
@@ -136,6 +141,21 @@ struct scsi_pr {
     atomic_uint ua_count;
 };
 
+/* ---- third-party copy (xcopy.c): results of EXTENDED COPY kept for RECEIVE COPY RESULTS ---- */
+#define SCSI_XCOPY_RESULTS 8
+
+struct scsi_xcopy_result {
+    bool used;
+    uint8_t list_id;
+    uint8_t status; /* COPY MANAGER STATUS: 01h completed good, 02h completed with error */
+    uint8_t sense_len;
+    uint16_t segments; /* SEGMENTS PROCESSED */
+    uint64_t bytes;    /* TRANSFER COUNT, bytes */
+    uint64_t seq;      /* age, for replacement */
+    struct scsi_ident id;
+    uint8_t sense[32];
+};
+
 struct scsi_lu {
     /* The command table, indexed by opcode (NULL = unsupported). For an opcode with service
      * actions this is its first entry; the rest follow it in the same list. */
@@ -165,6 +185,14 @@ struct scsi_lu {
     atomic_bool stopped;
     pthread_mutex_t lock;
     struct scsi_ua_store ua;
+
+    /* Third-party copy (xcopy.c): the registry of LUs by NAA designator (a copy may name any
+     * of them), the references copies in flight hold, and copy results under `lock`. */
+    uint8_t naa[16];
+    struct scsi_lu *xc_next;
+    atomic_int xc_refs;
+    uint64_t xc_seq;
+    struct scsi_xcopy_result xc[SCSI_XCOPY_RESULTS];
 
     /* Reservations (pr.c), under `lock`; software write protect (control mode page SWP). */
     struct scsi_pr pr;
@@ -271,6 +299,16 @@ int spc_pr_out(struct scsi_lu *lu, struct scsi_cmd *cmd);
 /* Any unit attention for the command's initiator: the LU's store, then reservation UAs. */
 bool scsi_lu_ua_take_cmd(struct scsi_lu *lu, const struct scsi_cmd *cmd, uint8_t *asc,
                          uint8_t *ascq);
+
+/* ---- xcopy.c: EXTENDED COPY (LID1), RECEIVE COPY RESULTS, VPD 8Fh ---- */
+void xcopy_register(struct scsi_lu *lu);
+/* Removes the LU from the registry and waits until no copy uses it. */
+void xcopy_unregister(struct scsi_lu *lu);
+uint32_t xcopy_vpd(const struct scsi_lu *lu, uint8_t *b);
+int spc_extended_copy(struct scsi_lu *lu, struct scsi_cmd *cmd);
+int spc_receive_copy_results(struct scsi_lu *lu, struct scsi_cmd *cmd);
+/* The 16-byte NAA IEEE Registered Extended designator of the LU (VPD 83h). */
+void spc_naa(const struct scsi_lu *lu, uint8_t naa[16]);
 
 /* ---- spc.c / sbc.c command tables ---- */
 extern const struct scsi_cmd_desc spc_commands[];

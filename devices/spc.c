@@ -50,6 +50,17 @@ static uint32_t vpd_serial(const struct scsi_lu *lu, uint8_t *b)
     return (uint32_t)(4 + n);
 }
 
+void spc_naa(const struct scsi_lu *lu, uint8_t naa[16])
+{
+    uint64_t vsid = lu->device_id >> 28; /* 36 bits of VENDOR SPECIFIC IDENTIFIER */
+    naa[0] = (uint8_t)(NAA_IEEE_REGISTERED_EXTENDED << 4 | (SCSI_NAA_COMPANY_ID >> 20));
+    naa[1] = (uint8_t)(SCSI_NAA_COMPANY_ID >> 12);
+    naa[2] = (uint8_t)(SCSI_NAA_COMPANY_ID >> 4);
+    naa[3] = (uint8_t)((SCSI_NAA_COMPANY_ID & 0x0F) << 4 | ((vsid >> 32) & 0x0F));
+    scsi_put_be32(naa + 4, (uint32_t)vsid);
+    scsi_put_be64(naa + 8, lu->device_id); /* VENDOR SPECIFIC IDENTIFIER EXTENSION */
+}
+
 /* SPC-4 7.8.6: an NAA IEEE Registered Extended designator (7.8.6.6.5) from the device id, and a
  * T10 vendor ID based designator (7.8.6.4) of vendor, product and serial. */
 static uint32_t vpd_device_id(const struct scsi_lu *lu, uint8_t *b)
@@ -59,14 +70,7 @@ static uint32_t vpd_device_id(const struct scsi_lu *lu, uint8_t *b)
     d[0] = VpdCodeSetBinary;
     d[1] = (uint8_t)(VpdAssocDevice << 4 | VpdIdentifierTypeFCPHName);
     d[3] = 16;
-    uint8_t *naa = d + 4;
-    uint64_t vsid = lu->device_id >> 28; /* 36 bits of VENDOR SPECIFIC IDENTIFIER */
-    naa[0] = (uint8_t)(NAA_IEEE_REGISTERED_EXTENDED << 4 | (SCSI_NAA_COMPANY_ID >> 20));
-    naa[1] = (uint8_t)(SCSI_NAA_COMPANY_ID >> 12);
-    naa[2] = (uint8_t)(SCSI_NAA_COMPANY_ID >> 4);
-    naa[3] = (uint8_t)((SCSI_NAA_COMPANY_ID & 0x0F) << 4 | ((vsid >> 32) & 0x0F));
-    scsi_put_be32(naa + 4, (uint32_t)vsid);
-    scsi_put_be64(naa + 8, lu->device_id); /* VENDOR SPECIFIC IDENTIFIER EXTENSION */
+    spc_naa(lu, d + 4);
     len += 4 + 16;
 
     d = b + len;
@@ -126,6 +130,7 @@ static const struct {
     {VPD_SUPPORTED_PAGES, vpd_supported},
     {VPD_SERIAL_NUMBER, vpd_serial},
     {VPD_DEVICE_IDENTIFIERS, vpd_device_id},
+    {VPD_THIRD_PARTY_COPY, xcopy_vpd},
     {VPD_BLOCK_LIMITS, vpd_block_limits},
     {VPD_BLOCK_DEVICE_CHARACTERISTICS, vpd_block_characteristics},
 };
@@ -142,7 +147,7 @@ int spc_inquiry(struct scsi_lu *lu, struct scsi_cmd *cmd)
 {
     const uint8_t *cdb = cmd->cdb;
     uint16_t alloc = scsi_get_be16(cdb + 3);
-    uint8_t buf[256];
+    uint8_t buf[512];
     memset(buf, 0, sizeof(buf));
 
     if (!(cdb[1] & CDB_INQUIRY_EVPD)) {
@@ -158,8 +163,9 @@ int spc_inquiry(struct scsi_lu *lu, struct scsi_cmd *cmd)
         id->Versions = SCSI_VERSION_SPC4;
         id->ResponseDataFormat = 2;
         id->CommandQueue = 1;
-        /* TPGS 01b: implicit asymmetric access (REPORT TARGET PORT GROUPS, no SET). */
-        buf[5] |= 0x10;
+        /* TPGS 01b: implicit asymmetric access (REPORT TARGET PORT GROUPS, no SET); 3PC: the
+         * copy manager of EXTENDED COPY (LID1). */
+        buf[5] |= 0x10 | 0x08;
         pad_ascii(id->VendorId, lu->vendor, 8);
         pad_ascii(id->ProductId, lu->product, 16);
         pad_ascii(id->ProductRevisionLevel, lu->revision, 4);
@@ -549,6 +555,23 @@ const struct scsi_cmd_desc spc_commands[] = {
      {0xFF, 0, 0, 0, 0, 0, 0, 0, 0, CTL},
      spc_release,
      "RELEASE(10)"},
+    {SCSIOP_EXTENDED_COPY,
+     0x00,
+     16,
+     SCSI_DIR_OUT,
+     SCSI_F_SA | SCSI_F_MEDIA,
+     {0xFF, 0x1F, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0, CTL},
+     spc_extended_copy,
+     "EXTENDED COPY(LID1)"},
+#define RCR(sa, name)                                                                              \
+    {                                                                                              \
+        SCSIOP_RECEIVE_COPY_RESULTS, sa, 16, SCSI_DIR_IN, SCSI_F_SA | SCSI_F_DATA_IN,              \
+            {0xFF, 0x1F, 0xFF, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0, CTL},               \
+            spc_receive_copy_results, name                                                         \
+    }
+    RCR(0x00, "RECEIVE COPY RESULTS / COPY STATUS"),
+    RCR(0x03, "RECEIVE COPY RESULTS / OPERATING PARAMETERS"),
+    RCR(0x04, "RECEIVE COPY RESULTS / FAILED SEGMENT DETAILS"),
 #define PRIN(sa, name)                                                                             \
     {                                                                                              \
         SCSIOP_PERSISTENT_RESERVE_IN, sa, 10, SCSI_DIR_IN, SCSI_F_SA | SCSI_F_DATA_IN,             \

@@ -45,7 +45,7 @@ static void test_inquiry_standard_data_is_spc4_disk_with_cmdque(void **state)
     assert_int_equal(b[2], 0x06); /* SPC-4 */
     assert_int_equal(b[3], 0x02); /* response data format 2 */
     assert_int_equal(b[4], 74 - 5);
-    assert_int_equal(b[5], 0x10); /* TPGS 01b: implicit ALUA (REPORT TARGET PORT GROUPS) */
+    assert_int_equal(b[5], 0x18); /* TPGS 01b: implicit ALUA; 3PC (EXTENDED COPY) */
     assert_int_equal(b[6], 0);
     assert_int_equal(b[7], 0x02); /* CMDQUE */
     assert_memory_equal(b + 8, "ACME    ", 8);
@@ -100,11 +100,11 @@ static void test_vpd_00_lists_exactly_the_pages_implemented(void **state)
     struct tcmd t;
     inquiry(f.lu, &t, 1, 0x00, sizeof(b), b);
     assert_good(&t);
-    static const uint8_t want[] = {0x00, 0x00, 0x00, 0x05, 0x00, 0x80, 0x83, 0xB0, 0xB1};
+    static const uint8_t want[] = {0x00, 0x00, 0x00, 0x06, 0x00, 0x80, 0x83, 0x8F, 0xB0, 0xB1};
     assert_int_equal(t.cmd.transferred, sizeof(want));
     assert_memory_equal(b, want, sizeof(want));
     /* and each one listed answers */
-    for (int i = 4; i < 9; i++) {
+    for (int i = 4; i < (int)sizeof(want); i++) {
         inquiry(f.lu, &t, 1, want[i], sizeof(b), b);
         assert_good(&t);
         assert_int_equal(b[1], want[i]);
