@@ -1,6 +1,7 @@
 /*
  * Mode parameters of a direct-access logical unit: MODE SENSE(6/10) and MODE SELECT(6/10)
- * (SPC-4 6.11-6.14, 7.5) over a table of mode pages. Pages: caching (SBC-4 6.5.5) with WCE
+ * (SPC-4 6.11-6.14, 7.5) over a table of mode pages. Pages: power condition (1Ah) and
+ * informational exceptions control (1Ch), nothing changeable; caching (SBC-4 6.5.5) with WCE
  * changeable, control (SPC-4 7.5.8) with D_SENSE and SWP (software write protect: the
  * dispatcher then fails every medium-changing command with DATA PROTECT 27h/02h) changeable. Saved
  * values are not implemented: MODE SENSE with PC=11b fails with SAVING PARAMETERS NOT SUPPORTED
@@ -57,6 +58,28 @@ static void control_page(const struct scsi_lu *lu, int pc, uint8_t *p)
         p[4] |= CONTROL_SWP;
 }
 
+/* Power condition (SPC-4 7.5.13): the logical unit has no idle or standby timers, and none can
+ * be set: every field zero and unchangeable. */
+#define POWER_PAGE_LEN 40 /* PAGE LENGTH 26h */
+static void power_condition_page(const struct scsi_lu *lu, int pc, uint8_t *p)
+{
+    memset(p, 0, POWER_PAGE_LEN);
+    p[0] = 0x1A;
+    p[1] = POWER_PAGE_LEN - 2;
+}
+
+/* Informational exceptions control (SPC-4 7.5.11): no failure prediction, so exception reporting
+ * is disabled (DEXCPT=1, MRIE 0) and not changeable. */
+#define IE_PAGE_LEN 12 /* PAGE LENGTH 0Ah */
+static void ie_control_page(const struct scsi_lu *lu, int pc, uint8_t *p)
+{
+    memset(p, 0, IE_PAGE_LEN);
+    p[0] = 0x1C;
+    p[1] = IE_PAGE_LEN - 2;
+    if (pc != PC_CHANGEABLE)
+        p[2] = 0x08; /* DEXCPT */
+}
+
 static const struct mode_page_desc {
     uint8_t code;
     uint8_t len;
@@ -64,6 +87,8 @@ static const struct mode_page_desc {
 } mode_pages[] = {
     {MODE_PAGE_CACHING, CACHING_PAGE_LEN, caching_page},
     {MODE_PAGE_CONTROL, CONTROL_PAGE_LEN, control_page},
+    {0x1A, POWER_PAGE_LEN, power_condition_page},
+    {0x1C, IE_PAGE_LEN, ie_control_page},
 };
 
 static const struct mode_page_desc *mode_page_find(uint8_t code)
@@ -125,7 +150,7 @@ static int mode_sense(struct scsi_lu *lu, struct scsi_cmd *cmd, bool ten)
         }
     }
 
-    uint8_t buf[128];
+    uint8_t buf[256];
     memset(buf, 0, sizeof(buf));
     uint32_t pos = ten ? 8 : 4;
     uint32_t bdlen = 0;
@@ -348,7 +373,7 @@ static int mode_select(struct scsi_lu *lu, struct scsi_cmd *cmd, bool ten)
             param_list_length_error(cmd, lu);
             return SCSI_DONE;
         }
-        uint8_t cur[32], chg[32];
+        uint8_t cur[64], chg[64];
         m->fill(lu, PC_CURRENT, cur);
         m->fill(lu, PC_CHANGEABLE, chg);
         for (uint32_t i = 2; i < m->len; i++) {
