@@ -98,6 +98,11 @@ uint32_t scsi_data_out_cmp(const struct scsi_cmd *cmd, uint32_t offset, const vo
     return iov_walk(cmd, scsi_out_capacity(cmd), offset, (uint8_t *)mem, len, IOV_CMP);
 }
 
+void scsi_check_param_list_length(struct scsi_cmd *cmd, const struct scsi_lu *lu)
+{
+    scsi_check_simple(cmd, lu, SCSI_SENSE_ILLEGAL_REQUEST, SCSI_ADSENSE_PARAMETER_LIST_LENGTH, 0);
+}
+
 void scsi_respond(struct scsi_cmd *cmd, const void *data, uint32_t data_len, uint32_t alloc_len)
 {
     uint32_t n = data_len < alloc_len ? data_len : alloc_len;

@@ -207,11 +207,6 @@ int spc_mode_sense10(struct scsi_lu *lu, struct scsi_cmd *cmd)
 
 #define MODE_SELECT_MAX 512 /* longest parameter list accepted: header, descriptor, pages */
 
-static void param_list_length_error(struct scsi_cmd *cmd, struct scsi_lu *lu)
-{
-    scsi_check_simple(cmd, lu, SCSI_SENSE_ILLEGAL_REQUEST, SCSI_ADSENSE_PARAMETER_LIST_LENGTH, 0);
-}
-
 /* Checks the block descriptor: NUMBER OF BLOCKS zero or the current capacity (we cannot resize),
  * BLOCK LENGTH the current one (we cannot reformat). Returns false with sense set. */
 static bool check_block_descriptor(struct scsi_cmd *cmd, struct scsi_lu *lu, const uint8_t *bd,
@@ -284,7 +279,7 @@ static int mode_select(struct scsi_lu *lu, struct scsi_cmd *cmd, bool ten)
     }
     cmd->transferred = plen;
     if (plen < hdr) {
-        param_list_length_error(cmd, lu);
+        scsi_check_param_list_length(cmd, lu);
         return SCSI_DONE;
     }
 
@@ -331,7 +326,7 @@ static int mode_select(struct scsi_lu *lu, struct scsi_cmd *cmd, bool ten)
         }
     }
     if (hdr + bdlen > plen) {
-        param_list_length_error(cmd, lu);
+        scsi_check_param_list_length(cmd, lu);
         return SCSI_DONE;
     }
     if (bdlen && !check_block_descriptor(cmd, lu, buf + hdr, hdr, longlba))
@@ -346,7 +341,7 @@ static int mode_select(struct scsi_lu *lu, struct scsi_cmd *cmd, bool ten)
     while (pos < plen) {
         if (plen - pos < 2) {
             pthread_mutex_unlock(&lu->lock);
-            param_list_length_error(cmd, lu);
+            scsi_check_param_list_length(cmd, lu);
             return SCSI_DONE;
         }
         uint8_t *pg = buf + pos;
@@ -370,7 +365,7 @@ static int mode_select(struct scsi_lu *lu, struct scsi_cmd *cmd, bool ten)
         }
         if (plen - pos < m->len) {
             pthread_mutex_unlock(&lu->lock);
-            param_list_length_error(cmd, lu);
+            scsi_check_param_list_length(cmd, lu);
             return SCSI_DONE;
         }
         uint8_t cur[64], chg[64];

@@ -422,8 +422,7 @@ static uint32_t tid_from_bin(struct scsi_lu *lu, struct scsi_cmd *cmd, const uin
                              uint32_t avail, uint32_t off, struct scsi_ident *id)
 {
     if (avail < 4) {
-        scsi_check_simple(cmd, lu, SCSI_SENSE_ILLEGAL_REQUEST, SCSI_ADSENSE_PARAMETER_LIST_LENGTH,
-                          0);
+        scsi_check_param_list_length(cmd, lu);
         return 0;
     }
     uint8_t fmt = p[0] >> 6;
@@ -445,8 +444,7 @@ static uint32_t tid_from_bin(struct scsi_lu *lu, struct scsi_cmd *cmd, const uin
         return 0;
     }
     if (4 + alen > avail) {
-        scsi_check_simple(cmd, lu, SCSI_SENSE_ILLEGAL_REQUEST, SCSI_ADSENSE_PARAMETER_LIST_LENGTH,
-                          0);
+        scsi_check_param_list_length(cmd, lu);
         return 0;
     }
     const char *name = (const char *)p + 4;
@@ -706,6 +704,18 @@ static void insufficient_resources(struct prout *o)
     scsi_check_simple(o->cmd, o->lu, SCSI_SENSE_ILLEGAL_REQUEST, ASC_INSUFFICIENT_RESOURCES, 0x04);
 }
 
+/* A new registration; its index, or -1 with INSUFFICIENT REGISTRATION RESOURCES set. */
+static int reg_add(struct prout *o, const struct scsi_ident *id, uint64_t key, bool all_tg_pt)
+{
+    int r = reg_alloc(&o->s);
+    if (r < 0) {
+        insufficient_resources(o);
+        return -1;
+    }
+    o->s.reg[r] = (struct scsi_pr_reg){.used = true, .all_tg_pt = all_tg_pt, .key = key, .id = *id};
+    return r;
+}
+
 /* Removes registration r; a holder's removal releases its reservation (the last registrant of
  * an all-registrants one likewise), and a registrants-only or all-registrants reservation so
  * released tells the remaining registrants RESERVATIONS RELEASED (SPC-4 5.9.11). */
@@ -765,14 +775,12 @@ static int prout_register(struct prout *o, const uint8_t *p, uint32_t plen, bool
         int nids = 0;
         if (spec_i_pt) {
             if (plen < 28) {
-                scsi_check_simple(cmd, lu, SCSI_SENSE_ILLEGAL_REQUEST,
-                                  SCSI_ADSENSE_PARAMETER_LIST_LENGTH, 0);
+                scsi_check_param_list_length(cmd, lu);
                 return -1;
             }
             uint32_t tlen = scsi_get_be32(p + 24);
             if (28 + (uint64_t)tlen != plen) {
-                scsi_check_simple(cmd, lu, SCSI_SENSE_ILLEGAL_REQUEST,
-                                  SCSI_ADSENSE_PARAMETER_LIST_LENGTH, 0);
+                scsi_check_param_list_length(cmd, lu);
                 return -1;
             }
             for (uint32_t pos = 28; pos < plen;) {
@@ -793,25 +801,13 @@ static int prout_register(struct prout *o, const uint8_t *p, uint32_t plen, bool
                 nids++;
             }
         }
-        int slot = reg_alloc(s);
-        if (slot < 0) {
-            insufficient_resources(o);
+        struct scsi_ident self;
+        ident_of(cmd, &self);
+        if (reg_add(o, &self, sakey, all_tg_pt) < 0)
             return -1;
-        }
-        s->reg[slot].used = true;
-        s->reg[slot].key = sakey;
-        s->reg[slot].all_tg_pt = all_tg_pt;
-        ident_of(cmd, &s->reg[slot].id);
         for (int i = 0; i < nids; i++) {
-            slot = reg_alloc(s);
-            if (slot < 0) {
-                insufficient_resources(o);
+            if (reg_add(o, &ids[i], sakey, all_tg_pt) < 0)
                 return -1;
-            }
-            s->reg[slot].used = true;
-            s->reg[slot].key = sakey;
-            s->reg[slot].all_tg_pt = all_tg_pt;
-            s->reg[slot].id = ids[i];
         }
     }
     s->aptpl = aptpl;
@@ -926,8 +922,7 @@ static int prout_register_and_move(struct prout *o, int r, const uint8_t *p, uin
     struct scsi_lu *lu = o->lu;
     struct scsi_pr_state *s = &o->s;
     if (plen < 24) {
-        scsi_check_simple(cmd, lu, SCSI_SENSE_ILLEGAL_REQUEST, SCSI_ADSENSE_PARAMETER_LIST_LENGTH,
-                          0);
+        scsi_check_param_list_length(cmd, lu);
         return -1;
     }
     if (p[16]) {
@@ -940,8 +935,7 @@ static int prout_register_and_move(struct prout *o, int r, const uint8_t *p, uin
     }
     uint32_t tlen = scsi_get_be32(p + 20);
     if (24 + (uint64_t)tlen != plen) {
-        scsi_check_simple(cmd, lu, SCSI_SENSE_ILLEGAL_REQUEST, SCSI_ADSENSE_PARAMETER_LIST_LENGTH,
-                          0);
+        scsi_check_param_list_length(cmd, lu);
         return -1;
     }
     if (r < 0 || scsi_get_be64(p) != s->reg[r].key)
@@ -971,16 +965,8 @@ static int prout_register_and_move(struct prout *o, int r, const uint8_t *p, uin
         return -1;
     }
     int d = reg_find(s, 0, dest.tid);
-    if (d < 0) {
-        d = reg_alloc(s);
-        if (d < 0) {
-            insufficient_resources(o);
-            return -1;
-        }
-        s->reg[d].used = true;
-        s->reg[d].all_tg_pt = false;
-        s->reg[d].id = dest;
-    }
+    if (d < 0 && (d = reg_add(o, &dest, sakey, false)) < 0)
+        return -1;
     s->reg[d].key = sakey;
     s->holder = (int16_t)d;
     s->type = o->type;
@@ -1014,8 +1000,7 @@ int spc_pr_out(struct scsi_lu *lu, struct scsi_cmd *cmd)
         return SCSI_DONE;
     }
     if (plen < 24) {
-        scsi_check_simple(cmd, lu, SCSI_SENSE_ILLEGAL_REQUEST, SCSI_ADSENSE_PARAMETER_LIST_LENGTH,
-                          0);
+        scsi_check_param_list_length(cmd, lu);
         return SCSI_DONE;
     }
     uint8_t p[PR_PARAM_MAX];
@@ -1027,8 +1012,7 @@ int spc_pr_out(struct scsi_lu *lu, struct scsi_cmd *cmd)
     if (sa != PROUT_REGISTER_AND_MOVE) {
         bool spec_i_pt = p[20] & 0x08;
         if (plen != 24 && !(sa == PROUT_REGISTER && spec_i_pt)) {
-            scsi_check_simple(cmd, lu, SCSI_SENSE_ILLEGAL_REQUEST,
-                              SCSI_ADSENSE_PARAMETER_LIST_LENGTH, 0);
+            scsi_check_param_list_length(cmd, lu);
             return SCSI_DONE;
         }
         if (p[20] & 0xF2) {

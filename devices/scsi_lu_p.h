@@ -309,6 +309,9 @@ uint32_t scsi_data_out(const struct scsi_cmd *cmd, uint32_t offset, void *dst, u
  * differs, or the number of bytes compared when all are equal. */
 uint32_t scsi_data_out_cmp(const struct scsi_cmd *cmd, uint32_t offset, const void *mem,
                            uint32_t len);
+/* ILLEGAL REQUEST, PARAMETER LIST LENGTH ERROR (1Ah/00h): a parameter list shorter than its
+ * own contents say. */
+void scsi_check_param_list_length(struct scsi_cmd *cmd, const struct scsi_lu *lu);
 /* Sends a parameter-data response of data_len bytes, cut to alloc_len (SPC-4 4.2.5.6). */
 void scsi_respond(struct scsi_cmd *cmd, const void *data, uint32_t data_len, uint32_t alloc_len);
 

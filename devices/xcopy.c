@@ -84,12 +84,22 @@ static struct scsi_lu *registry_get(const uint8_t naa[16])
 
 /* ---- VPD 8Fh ------------------------------------------------------------------------------ */
 
+/* A third-party copy descriptor whose body is a one-byte list length and the list, padded to a
+ * multiple of 4 bytes; returns its length. */
+static uint32_t vpd_list_descriptor(uint8_t *d, uint16_t type, const uint8_t *list, uint8_t n)
+{
+    uint32_t dlen = (1u + n + 3) & ~3u;
+    scsi_put_be16(d, type);
+    scsi_put_be16(d + 2, (uint16_t)dlen);
+    d[4] = n;
+    memcpy(d + 5, list, n);
+    return 4 + dlen;
+}
+
 /* SPC-4 7.8.17: SUPPORTED COMMANDS (0001h), SUPPORTED DESCRIPTORS (0004h) and GENERAL COPY
  * OPERATIONS (8001h) third-party copy descriptors, each padded to a multiple of 4 bytes. */
 uint32_t xcopy_vpd(const struct scsi_lu *lu, uint8_t *b)
 {
-    uint32_t len = 4;
-    uint8_t *d = b + len;
     static const uint8_t cmds[] = {SCSIOP_EXTENDED_COPY,
                                    1,
                                    0x00,
@@ -98,25 +108,11 @@ uint32_t xcopy_vpd(const struct scsi_lu *lu, uint8_t *b)
                                    RCR_COPY_STATUS,
                                    RCR_OPERATING_PARAMETERS,
                                    RCR_FAILED_SEGMENT};
-    uint32_t body = 1 + sizeof(cmds);
-    uint32_t dlen = (body + 3) & ~3u;
-    scsi_put_be16(d, 0x0001);
-    scsi_put_be16(d + 2, (uint16_t)dlen);
-    d[4] = sizeof(cmds);
-    memcpy(d + 5, cmds, sizeof(cmds));
-    len += 4 + dlen;
-
-    d = b + len;
     static const uint8_t descs[] = {XC_SEG_B2B, XC_TGT_ID};
-    body = 1 + sizeof(descs);
-    dlen = (body + 3) & ~3u;
-    scsi_put_be16(d, 0x0004);
-    scsi_put_be16(d + 2, (uint16_t)dlen);
-    d[4] = sizeof(descs);
-    memcpy(d + 5, descs, sizeof(descs));
-    len += 4 + dlen;
-
-    d = b + len;
+    uint32_t len = 4;
+    len += vpd_list_descriptor(b + len, 0x0001, cmds, sizeof(cmds));   /* SUPPORTED COMMANDS */
+    len += vpd_list_descriptor(b + len, 0x0004, descs, sizeof(descs)); /* SUPPORTED DESCRIPTORS */
+    uint8_t *d = b + len;                                              /* GENERAL COPY OPERATIONS */
     scsi_put_be16(d, 0x8001);
     scsi_put_be16(d + 2, 0x0020);
     scsi_put_be32(d + 4, 1);                         /* TOTAL CONCURRENT COPIES */
@@ -403,11 +399,6 @@ static void xc_step(struct xc_job *j)
     }
 }
 
-static void param_length_error(struct scsi_cmd *cmd, struct scsi_lu *lu)
-{
-    scsi_check_simple(cmd, lu, SCSI_SENSE_ILLEGAL_REQUEST, SCSI_ADSENSE_PARAMETER_LIST_LENGTH, 0);
-}
-
 /* Parses one identification target descriptor at p (offset off). Returns the LU with a
  * reference, or NULL with the sense set. */
 static struct scsi_lu *xc_target(struct scsi_lu *lu, struct scsi_cmd *cmd, const uint8_t *p,
@@ -452,7 +443,7 @@ int spc_extended_copy(struct scsi_lu *lu, struct scsi_cmd *cmd)
     }
     uint8_t p[XC_HDR_LEN + XC_MAX_DESC_LIST];
     if (plen < XC_HDR_LEN) {
-        param_length_error(cmd, lu);
+        scsi_check_param_list_length(cmd, lu);
         return SCSI_DONE;
     }
     uint32_t want = plen < sizeof(p) ? plen : (uint32_t)sizeof(p);
@@ -482,7 +473,7 @@ int spc_extended_copy(struct scsi_lu *lu, struct scsi_cmd *cmd)
         }
     }
     if ((uint64_t)XC_HDR_LEN + tdl + sdl + inl > plen || (uint64_t)tdl + sdl > XC_MAX_DESC_LIST) {
-        param_length_error(cmd, lu);
+        scsi_check_param_list_length(cmd, lu);
         return SCSI_DONE;
     }
     if (inl != 0) { /* no segment descriptor of ours takes inline data */
@@ -519,7 +510,7 @@ int spc_extended_copy(struct scsi_lu *lu, struct scsi_cmd *cmd)
     for (uint32_t off = XC_HDR_LEN + tdl; ok && off < XC_HDR_LEN + tdl + sdl;) {
         const uint8_t *s = p + off;
         if (XC_HDR_LEN + tdl + sdl - off < 4) {
-            param_length_error(cmd, lu);
+            scsi_check_param_list_length(cmd, lu);
             ok = false;
             break;
         }
@@ -539,7 +530,7 @@ int spc_extended_copy(struct scsi_lu *lu, struct scsi_cmd *cmd)
             break;
         }
         if (XC_HDR_LEN + tdl + sdl - off < XC_SEG_B2B_LEN) {
-            param_length_error(cmd, lu);
+            scsi_check_param_list_length(cmd, lu);
             ok = false;
             break;
         }

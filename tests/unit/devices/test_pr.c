@@ -636,8 +636,17 @@ static void test_bad_fields_in_cdb_and_parameter_list(void **state)
     fx_close(&f);
 }
 
-/* ---- APTPL ------------------------------------------------------------------------------------
- */
+/* ---- APTPL ---------------------------------------------------------------------------------- */
+
+/* A power cycle: a new LU over the same store, its power-on unit attentions consumed. */
+static void power_cycle(struct fx *f)
+{
+    scsi_lu_destroy(f->lu);
+    assert_int_equal(scsi_disk_create(NULL, &f->mb->be, &f->lu), 0);
+    clear_ua(f->lu, &A);
+    clear_ua(f->lu, &B);
+    clear_ua(f->lu, &C);
+}
 
 static void test_aptpl_state_survives_recreating_the_lu(void **state)
 {
@@ -662,12 +671,7 @@ static void test_aptpl_state_survives_recreating_the_lu(void **state)
     assert_check(&t, SCSI_SENSE_MEDIUM_ERROR, 0x0C, 0x00);
     f.mb->meta_fail = 0;
 
-    /* power cycle: a new LU over the same store */
-    scsi_lu_destroy(f.lu);
-    assert_int_equal(scsi_disk_create(NULL, &f.mb->be, &f.lu), 0);
-    clear_ua(f.lu, &A);
-    clear_ua(f.lu, &B);
-    clear_ua(f.lu, &C);
+    power_cycle(&f);
     prin(f.lu, &t, &A, 0, b, sizeof(b));
     assert_good(&t);
     assert_int_equal(scsi_get_be32(b), 2);
@@ -684,9 +688,7 @@ static void test_aptpl_state_survives_recreating_the_lu(void **state)
     prout_x(f.lu, &t, &C, 0x00, 0, 0xC1, 0xC1, 0x00, NULL, 0);
     assert_good(&t);
     assert_false(f.mb->meta_present);
-    scsi_lu_destroy(f.lu);
-    assert_int_equal(scsi_disk_create(NULL, &f.mb->be, &f.lu), 0);
-    clear_ua(f.lu, &A);
+    power_cycle(&f);
     prin(f.lu, &t, &A, 0, b, sizeof(b));
     assert_int_equal(scsi_get_be32(b), 0);
     assert_int_equal(scsi_get_be32(b + 4), 0);
