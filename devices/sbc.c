@@ -225,7 +225,7 @@ static bool gate_enter(struct scsi_lu *lu, struct scsi_cmd *cmd, bool excl)
 
 static bool gate_wanted(const struct scsi_cmd_priv *p, bool *excl)
 {
-    *excl = p->kind == SBC_IO_CAW || p->kind == SBC_IO_ORWRITE;
+    *excl = p->kind == SBC_IO_CAW || p->kind == SBC_IO_ORWRITE || (p->flags & SBC_IO_WHOLE);
     return *excl || kind_writes(p);
 }
 
@@ -1085,6 +1085,22 @@ const struct scsi_cmd_desc sbc_commands[] = {
      {0xFF, 0x3F, 0, 0, 0, CTL},
      sbc_format_unit,
      "FORMAT UNIT"},
+    {SBC_OP_SANITIZE,
+     SANITIZE_BLOCK_ERASE,
+     10,
+     SCSI_DIR_OUT,
+     MW | SCSI_F_SA,
+     {0xFF, 0xBF, 0, 0, 0, 0, 0, 0xFF, 0xFF, CTL},
+     sbc_sanitize,
+     "SANITIZE BLOCK ERASE"},
+    {SBC_OP_SANITIZE,
+     SANITIZE_EXIT_FAILURE_MODE,
+     10,
+     SCSI_DIR_OUT,
+     MW | SCSI_F_SA,
+     {0xFF, 0xBF, 0, 0, 0, 0, 0, 0xFF, 0xFF, CTL},
+     sbc_sanitize,
+     "SANITIZE EXIT FAILURE MODE"},
     {SCSIOP_MEDIUM_REMOVAL,
      0,
      6,
