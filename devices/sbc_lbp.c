@@ -131,15 +131,7 @@ int sbc_write_same(struct scsi_lu *lu, struct scsi_cmd *cmd)
         return sbc_start(cmd, SBC_IO_DISCARD, lba << lu->block_shift, bytes, 0);
     if (!sbc_slot_claim(cmd, lu))
         return SCSI_DONE;
-    struct scsi_cmd_priv *p = scsi_priv(cmd);
-    uint8_t *slot = sbc_slot_buf(lu, p->slot);
-    uint32_t fill = bytes < SCSI_VERIFY_SLOT_SIZE ? (uint32_t)bytes : SCSI_VERIFY_SLOT_SIZE;
-    if (ndob)
-        memset(slot, 0, lu->block_size); /* NDOB: the block is all zeros */
-    else
-        scsi_data_out(cmd, 0, slot, lu->block_size);
-    for (uint32_t off = lu->block_size; off < fill; off += lu->block_size)
-        memcpy(slot + off, slot, lu->block_size);
+    sbc_slot_fill(cmd, lu, bytes, ndob); /* NDOB: the block is all zeros */
     return sbc_start(cmd, SBC_IO_PATTERN, lba << lu->block_shift, bytes,
                      sbc_write_flags(lu, false));
 }

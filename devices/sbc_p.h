@@ -53,7 +53,7 @@ enum sbc_io_kind {
 #define SBC_IO_FLUSHING    0x02u /* the current submission is that flush */
 #define SBC_IO_FUA         0x04u /* pass BE_IO_FUA on the writes */
 #define SBC_IO_STEP2       0x08u /* CAW/ORWRITE: the current submission is the write */
-#define SBC_IO_THEN_VERIFY 0x10u /* WRITE AND VERIFY BYTCHK=1: compare after writing */
+#define SBC_IO_THEN_VERIFY 0x10u /* WRITE AND VERIFY BYTCHK=01b/11b: compare after writing */
 #define SBC_IO_GATE_SH     0x20u /* holds the write gate shared */
 #define SBC_IO_GATE_EX     0x40u /* holds (or waits for) the write gate exclusive */
 #define SBC_IO_WHOLE       0x80u /* FORMAT UNIT, SANITIZE: take the write gate exclusive */
@@ -89,6 +89,8 @@ int sbc_slot_take(struct scsi_lu *lu);
 uint8_t *sbc_slot_buf(struct scsi_lu *lu, int slot);
 /* Takes a slot into the command's scratch; false (status BUSY set) when none is free. */
 bool sbc_slot_claim(struct scsi_cmd *cmd, struct scsi_lu *lu);
+/* Fills the command's slot (up to `bytes`) with the first data-out block, or zeros, repeated. */
+void sbc_slot_fill(struct scsi_cmd *cmd, struct scsi_lu *lu, uint64_t bytes, bool zeros);
 
 /* Blocks a slot holds; at least one, since the largest block size is the slot size. */
 static inline uint32_t sbc_slot_blocks(const struct scsi_lu *lu)
