@@ -145,6 +145,9 @@ struct scsi_lu {
     bool lbpme; /* thin provisioned (SBC-4 4.7.3): the backend can deallocate (can_trim) */
     bool lbprz; /* a deallocated block reads as zeros (trim_zeroes) */
     struct scsi_write_gate gate;
+    /* A device type's own state (the MMC device's medium), freed by type_destroy. */
+    void *type_priv;
+    void (*type_destroy)(struct scsi_lu *lu);
 };
 
 /*
@@ -181,6 +184,13 @@ void scsi_lu_ua_raise_locked(struct scsi_lu *lu, uint8_t asc, uint8_t ascq,
 bool scsi_lu_ua_take(struct scsi_lu *lu, uint64_t nexus, uint8_t *asc, uint8_t *ascq);
 const struct scsi_cmd_desc *scsi_lu_lookup(const struct scsi_lu *lu, const uint8_t *cdb,
                                            uint8_t cdb_len);
+/* For device types other than the disk: a zeroed LU with its identity (T10 strings checked as
+ * scsi_disk_create does), lock and power-on unit attention, and no commands; the caller adds its
+ * table with scsi_lu_add_commands (the first entry for an opcode wins). */
+int scsi_lu_alloc(uint8_t device_type, const char *vendor, const char *product,
+                  const char *revision, const char *serial, uint64_t device_id,
+                  struct scsi_lu **out);
+void scsi_lu_add_commands(struct scsi_lu *lu, const struct scsi_cmd_desc *list);
 
 /* ---- sense.c ---- */
 struct scsi_sense_info {
