@@ -287,6 +287,46 @@ static void test_each_reservation_type_allows_and_conflicts_as_spc4_says(void **
     }
 }
 
+/* libiscsi's ProutReserve.Ownership*: the holder unregisters; an all-registrants reservation
+ * stays (held by the other registrant, who releases it), any other type is gone. */
+static void test_holder_unregistering_for_each_type(void **state)
+{
+    static const uint8_t types[] = {0x03, 0x01, 0x06, 0x05, 0x08, 0x07};
+    for (size_t i = 0; i < sizeof(types); i++) {
+        bool shared = types[i] == 0x07 || types[i] == 0x08;
+        struct fx f;
+        open_lu(&f);
+        struct tcmd t;
+        uint8_t b[64];
+        reg(f.lu, &C, 0xC1);
+        reg(f.lu, &D, 0xD1);
+        prout(f.lu, &t, &C, 0x01, types[i], 0xC1, 0);
+        assert_good(&t);
+        prout(f.lu, &t, &C, 0x00, 0, 0xC1, 0); /* C unregisters */
+        assert_good(&t);
+        prin(f.lu, &t, &C, 1, b, sizeof(b));
+        assert_good(&t);
+        if (shared) {
+            assert_int_equal(scsi_get_be32(b + 4), 16);
+            assert_int_equal(scsi_get_be64(b + 8), 0);
+            assert_int_equal(b[21], types[i]);
+            prout(f.lu, &t, &D, 0x02, types[i], 0xD1, 0);
+            assert_good(&t);
+            prin(f.lu, &t, &D, 1, b, sizeof(b));
+            assert_good(&t);
+        } else {
+            /* registrants-only types tell the remaining registrant */
+            if (types[i] == 0x05 || types[i] == 0x06)
+                expect_ua(f.lu, &D, 0x2A, 0x04);
+            expect_no_ua(f.lu, &D);
+        }
+        assert_int_equal(scsi_get_be32(b + 4), 0);
+        prout(f.lu, &t, &D, 0x00, 0, 0xD1, 0);
+        assert_good(&t);
+        fx_close(&f);
+    }
+}
+
 static void test_holder_unregistering_releases_and_tells_registrants(void **state)
 {
     struct fx f;
@@ -816,6 +856,7 @@ int main(void)
         cmocka_unit_test(test_reserve_release_and_read_reservation),
         cmocka_unit_test(test_each_reservation_type_allows_and_conflicts_as_spc4_says),
         cmocka_unit_test(test_holder_unregistering_releases_and_tells_registrants),
+        cmocka_unit_test(test_holder_unregistering_for_each_type),
         cmocka_unit_test(test_clear_removes_everything_and_tells_the_others),
         cmocka_unit_test(test_preempt_removes_registrations_or_takes_the_reservation),
         cmocka_unit_test(test_preempt_of_an_all_registrants_reservation_with_key_zero),
