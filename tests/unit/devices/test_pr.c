@@ -367,7 +367,14 @@ static void test_clear_removes_everything_and_tells_the_others(void **state)
     assert_int_equal(scsi_get_be32(b), 4);
     assert_int_equal(scsi_get_be32(b + 4), 0);
     expect_ua(f.lu, &A, 0x2A, 0x03);
-    expect_ua(f.lu, &C, 0x2A, 0x03);
+    /* REQUEST SENSE returns (and clears) a reservation unit attention too */
+    uint8_t rs[6] = {SCSIOP_REQUEST_SENSE, 0, 0, 0, 18, 0}, sense[18];
+    run_as(f.lu, &t, &C, rs, 6, SCSI_DIR_IN, sense, 18);
+    assert_good(&t);
+    assert_int_equal(sense[2] & 0x0F, SCSI_SENSE_UNIT_ATTENTION);
+    assert_int_equal(sense[12], 0x2A);
+    assert_int_equal(sense[13], 0x03);
+    expect_no_ua(f.lu, &C);
     expect_no_ua(f.lu, &B);
     expect_no_ua(f.lu, &D);
     assert_int_equal(io(f.lu, &D, true), SAM_STAT_GOOD);
@@ -805,6 +812,17 @@ static void test_spc2_reserve_ends_with_reset_and_nexus_loss(void **state)
     struct fx f;
     open_lu(&f);
     struct tcmd t;
+    /* a reset also supersedes pending reservation unit attentions */
+    reg(f.lu, &A, 0xA1);
+    reg(f.lu, &B, 0xB1);
+    prout(f.lu, &t, &A, 0x03, 0, 0xA1, 0); /* CLEAR: B has 2Ah/03h pending */
+    assert_good(&t);
+    scsi_lu_set_unit_attention(f.lu, 0x29, 0x03);
+    expect_ua(f.lu, &B, 0x29, 0x03);
+    expect_no_ua(f.lu, &B);
+    clear_ua(f.lu, &A);
+    clear_ua(f.lu, &C);
+
     reserve6(f.lu, &t, &A, false);
     assert_good(&t);
     scsi_lu_set_unit_attention(f.lu, 0x29, 0x03); /* LUN reset */
