@@ -216,15 +216,8 @@ static int mmc_request_sense(struct scsi_lu *lu, struct scsi_cmd *cmd)
     return SCSI_DONE;
 }
 
-static void pad_ascii(uint8_t *dst, const char *src, size_t width)
-{
-    size_t n = strlen(src);
-    memset(dst, ' ', width);
-    memcpy(dst, src, n < width ? n : width);
-}
-
-/* Standard INQUIRY data of a removable MMC drive (RMB=1, version SPC-4, MMC-6 claimed); VPD
- * pages 80h and 83h are the shared SPC ones, and page 00h lists just those. */
+/* INQUIRY (SPC-4 6.6): the standard data (RMB=1, MMC-6 claimed) and VPD pages 80h and 83h are
+ * the shared SPC ones; page 00h lists just those (the disk's block pages do not apply). */
 static int mmc_inquiry(struct scsi_lu *lu, struct scsi_cmd *cmd)
 {
     const uint8_t *cdb = cmd->cdb;
@@ -246,27 +239,8 @@ static int mmc_inquiry(struct scsi_lu *lu, struct scsi_cmd *cmd)
         scsi_respond(cmd, buf, 7, alloc);
         return SCSI_DONE;
     }
-    if (cdb[2] != 0) {
-        scsi_check_cdb_field(cmd, lu, 2, -1);
-        return SCSI_DONE;
-    }
-    INQUIRYDATA *id = (INQUIRYDATA *)buf;
-    id->DeviceType = lu->device_type;
-    id->DeviceTypeQualifier = DEVICE_QUALIFIER_ACTIVE;
-    id->RemovableMedia = 1;
-    id->Versions = SCSI_VERSION_SPC4;
-    id->ResponseDataFormat = 2;
-    id->CommandQueue = 1;
-    pad_ascii(id->VendorId, lu->vendor, 8);
-    pad_ascii(id->ProductId, lu->product, 16);
-    pad_ascii(id->ProductRevisionLevel, lu->revision, 4);
-    /* version descriptors: SAM-5, SPC-4, MMC-6 */
-    scsi_put_be16(buf + 58, 0x00A0);
-    scsi_put_be16(buf + 60, 0x0460);
-    scsi_put_be16(buf + 62, 0x04E0);
-    id->AdditionalLength = 74 - 5;
-    scsi_respond(cmd, buf, 74, alloc);
-    return SCSI_DONE;
+    /* the standard data is SPC's, with RMB and the MMC-6 version descriptor from the LU */
+    return spc_inquiry(lu, cmd);
 }
 
 /* ---- START STOP UNIT, PREVENT ALLOW MEDIUM REMOVAL ------------------------------------------ */
@@ -378,7 +352,7 @@ static int user_data_offset(uint8_t mode, const uint8_t *sector)
 /* READ (10)/(12) (MMC-6 6.19, 6.20): 2048-byte user data of data sectors; an audio or form 2
  * sector is ILLEGAL MODE FOR THIS TRACK. Called with the medium ready and m->lock shared. */
 static void mmc_read_user(struct scsi_lu *lu, struct mmc_dev *m, struct scsi_cmd *cmd, uint64_t lba,
-                          uint32_t count, uint16_t len_byte)
+                          uint32_t count)
 {
     const struct mmc_image *img = m->img;
     uint8_t bounce[MMC_BOUNCE];
@@ -388,7 +362,6 @@ static void mmc_read_user(struct scsi_lu *lu, struct mmc_dev *m, struct scsi_cmd
         mmc_lba_out_of_range(cmd, lu, lba);
         return;
     }
-    (void)len_byte;
     while (count) {
         const struct mmc_track *t = mmc_image_track(img, (uint32_t)lba);
         if (!t) {
@@ -426,40 +399,33 @@ static void mmc_read_user(struct scsi_lu *lu, struct mmc_dev *m, struct scsi_cmd
     scsi_good(cmd);
 }
 
-static int mmc_read10(struct scsi_lu *lu, struct scsi_cmd *cmd)
+/* READ (10) and READ (12): a zero transfer length inside the medium is GOOD with no data. */
+static int mmc_read(struct scsi_lu *lu, struct scsi_cmd *cmd, uint32_t lba, uint32_t count)
 {
     struct mmc_dev *m = mmc_of(lu);
-    uint32_t lba = scsi_get_be32(cmd->cdb + 2);
-    uint32_t count = scsi_get_be16(cmd->cdb + 7);
     pthread_rwlock_rdlock(&m->lock);
     if (mmc_ready(lu, m, cmd)) {
         if (count == 0 && lba < m->img->leadout)
             scsi_good(cmd);
         else
-            mmc_read_user(lu, m, cmd, lba, count, 7);
+            mmc_read_user(lu, m, cmd, lba, count);
     }
     pthread_rwlock_unlock(&m->lock);
     return SCSI_DONE;
+}
+
+static int mmc_read10(struct scsi_lu *lu, struct scsi_cmd *cmd)
+{
+    return mmc_read(lu, cmd, scsi_get_be32(cmd->cdb + 2), scsi_get_be16(cmd->cdb + 7));
 }
 
 /* READ (12) with STREAMING=1 (MMC-6 6.20): a real-time read; the drive gives up on a bad sector
  * rather than retrying, which an image never has. Counted so the streaming path is observable. */
 static int mmc_read12(struct scsi_lu *lu, struct scsi_cmd *cmd)
 {
-    struct mmc_dev *m = mmc_of(lu);
-    uint32_t lba = scsi_get_be32(cmd->cdb + 2);
-    uint32_t count = scsi_get_be32(cmd->cdb + 6);
     if (cmd->cdb[10] & 0x80)
-        atomic_fetch_add(&m->streaming_reads, 1);
-    pthread_rwlock_rdlock(&m->lock);
-    if (mmc_ready(lu, m, cmd)) {
-        if (count == 0 && lba < m->img->leadout)
-            scsi_good(cmd);
-        else
-            mmc_read_user(lu, m, cmd, lba, count, 6);
-    }
-    pthread_rwlock_unlock(&m->lock);
-    return SCSI_DONE;
+        atomic_fetch_add(&mmc_of(lu)->streaming_reads, 1);
+    return mmc_read(lu, cmd, scsi_get_be32(cmd->cdb + 2), scsi_get_be32(cmd->cdb + 6));
 }
 
 /* ---- READ CD, READ CD MSF ------------------------------------------------------------------ */
@@ -856,6 +822,8 @@ int scsi_cdrom_create(const struct scsi_cdrom_config *cfg, struct scsi_lu **out,
     lu->block_size = MMC_USER_SECTOR;
     lu->block_shift = 11;
     lu->read_only = true;
+    lu->removable = true;
+    lu->command_set_version = 0x04E0; /* MMC-6 (SPC-4 table 148) */
     scsi_lu_add_commands(lu, mmc_commands);
     if (cfg->image && *cfg->image) {
         rc = mmc_image_open(cfg->image, &m->img, err, errlen);

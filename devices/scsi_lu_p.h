@@ -124,6 +124,10 @@ struct scsi_lu {
     atomic_uint verify_busy; /* bit i set: verify slot i taken */
     uint8_t *verify_buf;     /* SCSI_VERIFY_SLOTS * SCSI_VERIFY_SLOT_SIZE bytes */
 
+    /* INQUIRY: RMB, and the command set's version descriptor (0: SBC-3) */
+    bool removable;
+    uint16_t command_set_version;
+
     /* A device type's own state (the MMC device's medium), freed by type_destroy. */
     void *type_priv;
     void (*type_destroy)(struct scsi_lu *lu);

@@ -135,7 +135,7 @@ int spc_inquiry(struct scsi_lu *lu, struct scsi_cmd *cmd)
         INQUIRYDATA *id = (INQUIRYDATA *)buf;
         id->DeviceType = lu->device_type;
         id->DeviceTypeQualifier = DEVICE_QUALIFIER_ACTIVE;
-        id->RemovableMedia = 0;
+        id->RemovableMedia = lu->removable;
         id->Versions = SCSI_VERSION_SPC4;
         id->ResponseDataFormat = 2;
         id->CommandQueue = 1;
@@ -145,6 +145,8 @@ int spc_inquiry(struct scsi_lu *lu, struct scsi_cmd *cmd)
         /* Bytes 58..73: version descriptors; the standard data is 74 bytes long. */
         for (size_t i = 0; i < RTL_NUMBER_OF(version_descriptors); i++)
             scsi_put_be16(buf + 58 + 2 * i, version_descriptors[i]);
+        if (lu->command_set_version) /* another command set than SBC (the MMC device) */
+            scsi_put_be16(buf + 62, lu->command_set_version);
         uint32_t len = 74;
         id->AdditionalLength = (uint8_t)(len - 5);
         scsi_respond(cmd, buf, len, alloc);

@@ -319,7 +319,7 @@ static NTSTATUS CdRomRemoveDevice(PDEVICE_OBJECT Fdo, UCHAR Type)
 
 /* ---- create, cleanup, close ---------------------------------------------------------------- */
 
-static NTSTATUS CdRompComplete(PIRP Irp, NTSTATUS Status, ULONG_PTR Information)
+NTSTATUS CdRompComplete(PIRP Irp, NTSTATUS Status, ULONG_PTR Information)
 {
     Irp->IoStatus.Status = Status;
     Irp->IoStatus.Information = Information;

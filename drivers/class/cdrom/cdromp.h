@@ -63,6 +63,8 @@ static inline PCDROM_FILE_CONTEXT CdRompFileContext(PIRP Irp)
 }
 
 /* cdrom.c */
+/* Completes the IRP with the status and information; returns the status. */
+NTSTATUS CdRompComplete(PIRP Irp, NTSTATUS Status, ULONG_PTR Information);
 NTSTATUS CdRompSendSrb(PDEVICE_OBJECT Fdo, PSCSI_REQUEST_BLOCK Srb, PVOID Buffer, ULONG Length,
                        BOOLEAN Write, PUCHAR Sense, ULONG SenseLength);
 /* Re-reads the medium (TEST UNIT READY, capacity, profile); a change bumps the change count. */

@@ -11,15 +11,6 @@
 
 #include "drivers/class/cdrom/cdromp.h"
 
-
-static NTSTATUS CdRompDone(PIRP Irp, NTSTATUS Status, ULONG_PTR Information)
-{
-    Irp->IoStatus.Status = Status;
-    Irp->IoStatus.Information = Information;
-    IoCompleteRequest(Irp, IO_NO_INCREMENT);
-    return Status;
-}
-
 static BOOLEAN CdRompHasRight(PIRP Irp, ULONG Right)
 {
     PCDROM_FILE_CONTEXT ctx = CdRompFileContext(Irp);
@@ -625,7 +616,7 @@ NTSTATUS CdRomDeviceControl(PDEVICE_OBJECT Fdo, PIRP Irp)
     NTSTATUS status;
 
     if (CdRompLockedOut(Fdo, Irp) && !CdRompAllowedWhileLocked(Irp, code))
-        return CdRompDone(Irp, STATUS_ACCESS_DENIED, 0);
+        return CdRompComplete(Irp, STATUS_ACCESS_DENIED, 0);
     switch (code) {
     case IOCTL_CDROM_READ_TOC:
     case IOCTL_CDROM_READ_TOC_EX:
@@ -694,10 +685,10 @@ NTSTATUS CdRomDeviceControl(PDEVICE_OBJECT Fdo, PIRP Irp)
     case IOCTL_SCSI_PASS_THROUGH:
     case IOCTL_SCSI_PASS_THROUGH_DIRECT:
         if (!CdRompHasRight(Irp, CDROM_RIGHT_PRIVILEGED))
-            return CdRompDone(Irp, STATUS_ACCESS_DENIED, 0);
+            return CdRompComplete(Irp, STATUS_ACCESS_DENIED, 0);
         return ClassDeviceControl(Fdo, Irp);
     default:
         return ClassDeviceControl(Fdo, Irp);
     }
-    return CdRompDone(Irp, status, info);
+    return CdRompComplete(Irp, status, info);
 }

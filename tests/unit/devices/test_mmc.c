@@ -122,6 +122,7 @@ static void test_inquiry_reports_removable_cdrom(void **state)
     assert_int_equal(buf[0], 0x05);
     assert_int_equal(buf[1] & 0x80, 0x80);
     assert_memory_equal(buf + 16, "VIRTUAL CDROM   ", 16);
+    assert_int_equal(scsi_get_be16(buf + 62), 0x04E0); /* MMC-6, not SBC-3 */
     uint8_t vpd[6] = {SCSIOP_INQUIRY, 1, 0, 0, 96};
     run_cmd(lu, &t, vpd, 6, SCSI_DIR_IN, buf, sizeof(buf));
     assert_good(&t);
