@@ -160,7 +160,14 @@ static BOOLEAN CdRompMediaEvent(PDEVICE_OBJECT Fdo)
 static void CdRompPollWork(PDEVICE_OBJECT Fdo, PVOID Context)
 {
     PCDROM_DATA data = CdRompData(Fdo);
-    if (!atomic_load(&data->Stopping) && CdRompMediaEvent(Fdo))
+    KIRQL irql;
+    KeAcquireSpinLock(&data->Lock, &irql);
+    /* an exclusive owner that asked for no media notifications gets none while it holds the
+     * lock: the poll leaves the drive's events alone until it unlocks */
+    BOOLEAN quiet =
+        data->ExclusiveOwner && (data->ExclusiveFlags & CDROM_NO_MEDIA_NOTIFICATIONS) != 0;
+    KeReleaseSpinLock(&data->Lock, irql);
+    if (!quiet && !atomic_load(&data->Stopping) && CdRompMediaEvent(Fdo))
         CdRompUpdateMedia(Fdo, TRUE);
     atomic_store(&data->PollQueued, 0);
 }
