@@ -301,6 +301,13 @@ int scsi_disk_create(const struct scsi_disk_config *cfg, struct backend *be, str
 
     table_add(lu, spc_commands);
     table_add(lu, sbc_commands);
+    if ((rc = sbc_lu_init(lu)) != 0) {
+        pthread_mutex_destroy(&lu->lock);
+        free(lu->verify_buf);
+        free(lu);
+        return rc;
+    }
+    lu->type_destroy = sbc_lu_fini;
 
     /* The power-on unit attention every I_T nexus sees once (SAM-5 6.3.1). */
     ua_raise_locked(lu, SCSI_ADSENSE_BUS_RESET, SCSI_SENSEQ_POWER_ON_RESET, NULL);

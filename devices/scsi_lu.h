@@ -64,7 +64,7 @@ struct scsi_cmd {
     /* The device's scratch: no allocation per command. */
     struct be_io bio;
     struct iovec bio_iov[4];
-    uint64_t dev_priv[4];
+    uint64_t dev_priv[5];
 };
 
 struct scsi_lu;

@@ -446,13 +446,15 @@ static BOOLEAN VmpDrain(PVMP_ADAPTER a)
     return FALSE;
 }
 
-static void VmpSetUnitAttention(PVMP_ADAPTER a, LONG target, LONG lun)
+/* 29h/03h BUS DEVICE RESET FUNCTION OCCURRED after a LUN or target reset, 29h/02h SCSI BUS
+ * RESET OCCURRED after a bus reset (SPC-4 table of ASC/ASCQ assignments). */
+static void VmpSetUnitAttention(PVMP_ADAPTER a, LONG target, LONG lun, UCHAR ascq)
 {
     for (ULONG t = 0; t < a->MaxTargets; t++)
         for (ULONG l = 0; l < a->MaxLuns; l++)
             if (a->Units[t][l].Lu && (target < 0 || (ULONG)target == t) &&
                 (lun < 0 || (ULONG)lun == l))
-                scsi_lu_set_unit_attention(a->Units[t][l].Lu, 0x29, 0x00);
+                scsi_lu_set_unit_attention(a->Units[t][l].Lu, 0x29, ascq);
 }
 
 /* SRB_FUNCTION_IO_CONTROL with the STORSTAK signature: the cdrom class driver's operator
@@ -530,7 +532,7 @@ static BOOLEAN VmpHwStartIo(PVOID DeviceExtension, PSCSI_REQUEST_BLOCK Srb)
          * raises POWER ON, RESET OR BUS DEVICE RESET OCCURRED (SAM-5 6.3.4). */
         Srb->SrbStatus = VmpDrain(a) ? SRB_STATUS_SUCCESS : SRB_STATUS_ERROR;
         VmpSetUnitAttention(a, Srb->TargetId,
-                            Srb->Function == SRB_FUNCTION_RESET_DEVICE ? -1 : Srb->Lun);
+                            Srb->Function == SRB_FUNCTION_RESET_DEVICE ? -1 : Srb->Lun, 0x03);
         break;
     case SRB_FUNCTION_ABORT_COMMAND:
         Srb->SrbStatus = SRB_STATUS_ABORT_FAILED; /* commands run to completion */
@@ -560,7 +562,7 @@ static BOOLEAN VmpHwResetBus(PVOID DeviceExtension, ULONG PathId)
         return FALSE;
     }
     StorPortCompleteRequest(DeviceExtension, (UCHAR)PathId, 0xFF, 0xFF, SRB_STATUS_BUS_RESET);
-    VmpSetUnitAttention(a, -1, -1);
+    VmpSetUnitAttention(a, -1, -1, 0x02);
     StorPortNotification(ResetDetected, DeviceExtension, 0);
     return drained;
 }

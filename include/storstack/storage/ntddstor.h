@@ -13,6 +13,11 @@
     CTL_CODE(IOCTL_STORAGE_BASE, 0x0200, METHOD_BUFFERED, FILE_READ_ACCESS)
 #define IOCTL_STORAGE_CHECK_VERIFY2                                                                \
     CTL_CODE(IOCTL_STORAGE_BASE, 0x0200, METHOD_BUFFERED, FILE_ANY_ACCESS)
+/* Resets: the bus of a path (STORAGE_BUS_RESET_REQUEST in), or the device's logical unit. */
+#define IOCTL_STORAGE_RESET_BUS                                                                    \
+    CTL_CODE(IOCTL_STORAGE_BASE, 0x0400, METHOD_BUFFERED, FILE_READ_ACCESS)
+#define IOCTL_STORAGE_RESET_DEVICE                                                                 \
+    CTL_CODE(IOCTL_STORAGE_BASE, 0x0401, METHOD_BUFFERED, FILE_READ_ACCESS)
 #define IOCTL_STORAGE_MEDIA_REMOVAL                                                                \
     CTL_CODE(IOCTL_STORAGE_BASE, 0x0201, METHOD_BUFFERED, FILE_READ_ACCESS)
 #define IOCTL_STORAGE_EJECT_MEDIA                                                                  \
@@ -85,6 +90,10 @@ typedef enum _STORAGE_QUERY_TYPE {
     PropertyExistsQuery = 1,
     PropertyMaskQuery = 2,
 } STORAGE_QUERY_TYPE;
+
+typedef struct _STORAGE_BUS_RESET_REQUEST {
+    UCHAR PathId;
+} STORAGE_BUS_RESET_REQUEST, *PSTORAGE_BUS_RESET_REQUEST;
 
 typedef struct _STORAGE_PROPERTY_QUERY {
     ULONG PropertyId; /* STORAGE_PROPERTY_ID */
