@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <storstack/storage/ntddcdrm.h>
+#include <storstack/storage/ntdddisk.h>
 #include <storstack/storage/ntddcdvd.h>
 
 #include "integ.h"
@@ -229,6 +230,14 @@ test_xorriso_iso_loads_and_reads_back_through_class_driver_and_pass_through(void
         storstack_ioctl(h, IOCTL_STORAGE_GET_MEDIA_TYPES_EX, NULL, 0, &mt, sizeof(mt), &got),
         STATUS_SUCCESS);
     assert_int_equal(mt.MediaInfo[0].DeviceSpecific.RemovableDiskInfo.MediaType, CD_ROM);
+    GET_LENGTH_INFORMATION li;
+    assert_status(storstack_ioctl(h, IOCTL_DISK_GET_LENGTH_INFO, NULL, 0, &li, sizeof(li), &got),
+                  STATUS_SUCCESS);
+    assert_int_equal(li.Length.QuadPart, iso_size);
+    DISK_GEOMETRY g;
+    assert_status(storstack_ioctl(h, IOCTL_DISK_GET_DRIVE_GEOMETRY, NULL, 0, &g, sizeof(g), &got),
+                  STATUS_SUCCESS);
+    assert_int_equal(g.BytesPerSector, 2048);
     free(buf);
     storstack_close(h);
     storstack_destroy(s);

@@ -590,6 +590,39 @@ static NTSTATUS CdRompGetStatus(PDEVICE_OBJECT Fdo, PIRP Irp, ULONG_PTR *Info)
     return STATUS_SUCCESS;
 }
 
+/* IOCTL_CDROM_GET_DRIVE_GEOMETRY and the disk forms Windows' cdrom also answers (callers such
+ * as the iSCSI target learn the block size from them): 2048-byte sectors, 64 heads x 32 sectors,
+ * the medium's length. No disc: STATUS_NO_MEDIA_IN_DEVICE. */
+static NTSTATUS CdRompGeometry(PDEVICE_OBJECT Fdo, PIRP Irp, ULONG Code, ULONG_PTR *Info)
+{
+    PFUNCTIONAL_DEVICE_EXTENSION fdx = Fdo->DeviceExtension;
+    PIO_STACK_LOCATION sp = IoGetCurrentIrpStackLocation(Irp);
+    ULONG need = Code == IOCTL_DISK_GET_DRIVE_GEOMETRY_EX ? FIELD_OFFSET(DISK_GEOMETRY_EX, Data)
+                 : Code == IOCTL_DISK_GET_LENGTH_INFO     ? sizeof(GET_LENGTH_INFORMATION)
+                                                          : sizeof(DISK_GEOMETRY);
+    if (sp->Parameters.DeviceIoControl.OutputBufferLength < need)
+        return STATUS_BUFFER_TOO_SMALL;
+    CdRompUpdateMedia(Fdo, FALSE);
+    if (!CdRompData(Fdo)->MediaPresent)
+        return STATUS_NO_MEDIA_IN_DEVICE;
+    DISK_GEOMETRY_EX gx;
+    memset(&gx, 0, sizeof(gx));
+    gx.Geometry = fdx->DiskGeometry;
+    gx.Geometry.MediaType = RemovableMedia;
+    gx.Geometry.TracksPerCylinder = 64;
+    gx.Geometry.SectorsPerTrack = 32;
+    gx.Geometry.Cylinders.QuadPart = fdx->PartitionLength.QuadPart / (64 * 32 * COOKED_SECTOR_SIZE);
+    gx.DiskSize = fdx->PartitionLength;
+    if (Code == IOCTL_DISK_GET_LENGTH_INFO) {
+        GET_LENGTH_INFORMATION li = {.Length = fdx->PartitionLength};
+        memcpy(Irp->AssociatedIrp.SystemBuffer, &li, sizeof(li));
+    } else {
+        memcpy(Irp->AssociatedIrp.SystemBuffer, &gx, need);
+    }
+    *Info = need;
+    return STATUS_SUCCESS;
+}
+
 /* Requests another handle may make while the drive is exclusively locked. */
 static BOOLEAN CdRompAllowedWhileLocked(PIRP Irp, ULONG Code)
 {
@@ -609,7 +642,6 @@ static BOOLEAN CdRompAllowedWhileLocked(PIRP Irp, ULONG Code)
 
 NTSTATUS CdRomDeviceControl(PDEVICE_OBJECT Fdo, PIRP Irp)
 {
-    PFUNCTIONAL_DEVICE_EXTENSION fdx = Fdo->DeviceExtension;
     PIO_STACK_LOCATION sp = IoGetCurrentIrpStackLocation(Irp);
     ULONG code = sp->Parameters.DeviceIoControl.IoControlCode;
     ULONG_PTR info = 0;
@@ -631,26 +663,12 @@ NTSTATUS CdRomDeviceControl(PDEVICE_OBJECT Fdo, PIRP Irp)
     case IOCTL_DVD_READ_STRUCTURE:
         status = CdRompReadDvdStructure(Fdo, Irp, &info);
         break;
-    case IOCTL_CDROM_GET_DRIVE_GEOMETRY: {
-        if (sp->Parameters.DeviceIoControl.OutputBufferLength < sizeof(DISK_GEOMETRY)) {
-            status = STATUS_BUFFER_TOO_SMALL;
-            break;
-        }
-        CdRompUpdateMedia(Fdo, FALSE);
-        if (!CdRompData(Fdo)->MediaPresent) {
-            status = STATUS_NO_MEDIA_IN_DEVICE;
-            break;
-        }
-        DISK_GEOMETRY g = fdx->DiskGeometry;
-        g.MediaType = RemovableMedia;
-        g.TracksPerCylinder = 64;
-        g.SectorsPerTrack = 32;
-        g.Cylinders.QuadPart = fdx->PartitionLength.QuadPart / (64 * 32 * COOKED_SECTOR_SIZE);
-        memcpy(Irp->AssociatedIrp.SystemBuffer, &g, sizeof(g));
-        info = sizeof(g);
-        status = STATUS_SUCCESS;
+    case IOCTL_CDROM_GET_DRIVE_GEOMETRY:
+    case IOCTL_DISK_GET_DRIVE_GEOMETRY:
+    case IOCTL_DISK_GET_DRIVE_GEOMETRY_EX:
+    case IOCTL_DISK_GET_LENGTH_INFO:
+        status = CdRompGeometry(Fdo, Irp, code, &info);
         break;
-    }
     case IOCTL_STORAGE_EJECT_MEDIA:
     case IOCTL_STORAGE_LOAD_MEDIA:
         status = CdRompHasRight(Irp, CDROM_RIGHT_WRITE)
