@@ -128,9 +128,10 @@ void CdRompUpdateMedia(PDEVICE_OBJECT Fdo, BOOLEAN Changed)
             dvd = scsi_get_be16(hdr + 6) == 0x0010;
     }
     KeAcquireSpinLock(&data->Lock, &irql);
-    if (present != data->MediaPresent || Changed)
+    if (present != (atomic_load(&data->MediaBytes) != 0) || Changed)
         data->MediaChangeCount++;
-    data->MediaPresent = present;
+    atomic_store_explicit(&data->MediaBytes, present ? (ULONGLONG)fdx->PartitionLength.QuadPart : 0,
+                          memory_order_release);
     data->MediaIsDvd = dvd;
     KeReleaseSpinLock(&data->Lock, irql);
     KeSetEvent(&data->MediaLock, 0, FALSE);
@@ -218,6 +219,7 @@ static NTSTATUS CdRomAddDevice(PDRIVER_OBJECT DriverObject, PDEVICE_OBJECT Pdo)
     KeInitializeSpinLock(&data->Lock);
     KeInitializeEvent(&data->MediaLock, SynchronizationEvent, TRUE);
     atomic_init(&data->PollQueued, 0);
+    atomic_init(&data->MediaBytes, 0);
     atomic_init(&data->Stopping, false);
     fdx->LowerDeviceObject = IoAttachDeviceToDeviceStack(fdo, Pdo);
     fdo->Flags |= DO_DIRECT_IO;
@@ -455,13 +457,16 @@ static NTSTATUS CdRomReadWriteVerification(PDEVICE_OBJECT Fdo, PIRP Irp)
         return STATUS_ACCESS_DENIED;
     if (sp->MajorFunction == IRP_MJ_WRITE)
         return STATUS_MEDIA_WRITE_PROTECTED;
-    if (!CdRompData(Fdo)->MediaPresent)
+    ULONGLONG media = CdRompMediaBytes(Fdo);
+    if (!media) {
         CdRompUpdateMedia(Fdo, FALSE); /* a disc may have arrived since the last poll */
-    if (!CdRompData(Fdo)->MediaPresent)
+        media = CdRompMediaBytes(Fdo);
+    }
+    if (!media)
         return STATUS_NO_MEDIA_IN_DEVICE;
     if (offset < 0 || ((ULONGLONG)offset & mask) || (length & mask))
         return STATUS_INVALID_PARAMETER;
-    if ((ULONGLONG)offset + length > (ULONGLONG)fdx->PartitionLength.QuadPart)
+    if ((ULONGLONG)offset + length > media)
         return STATUS_INVALID_PARAMETER;
     PCDROM_FILE_CONTEXT ctx = CdRompFileContext(Irp);
     if (ctx && ctx->Streaming && length && Irp->MdlAddress)

@@ -35,7 +35,7 @@ typedef struct _CDROM_DATA {
     ULONG ExclusiveFlags;
     ULONG LockCount; /* the device's medium removal prevents, all handles */
     ULONG MediaChangeCount;
-    BOOLEAN MediaPresent;
+    atomic_ullong MediaBytes; /* the medium's length; 0 = no disc (read on the I/O path) */
     BOOLEAN MediaIsDvd;
     char LastLoadError[256];
     /* GESN polling: a periodic timer whose DPC queues the work item that polls */
@@ -54,6 +54,12 @@ typedef struct _CDROM_DATA {
 static inline PCDROM_DATA CdRompData(PDEVICE_OBJECT Fdo)
 {
     return ClassGetFdoExtension(Fdo)->DriverData;
+}
+
+/* The length of the disc in the drive, 0 when there is none, as the last media update saw it. */
+static inline ULONGLONG CdRompMediaBytes(PDEVICE_OBJECT Fdo)
+{
+    return atomic_load_explicit(&CdRompData(Fdo)->MediaBytes, memory_order_acquire);
 }
 
 static inline PCDROM_FILE_CONTEXT CdRompFileContext(PIRP Irp)

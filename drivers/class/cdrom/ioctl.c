@@ -266,8 +266,8 @@ static NTSTATUS CdRompCheckVerify(PDEVICE_OBJECT Fdo, PIRP Irp, ULONG_PTR *Info)
     srb.CdbLength = 6;
     srb.Cdb[0] = SCSIOP_TEST_UNIT_READY;
     NTSTATUS status = CdRompSendSrb(Fdo, &srb, NULL, 0, FALSE, NULL, 0);
-    if (status == STATUS_VERIFY_REQUIRED || (NT_SUCCESS(status) && !data->MediaPresent) ||
-        (status == STATUS_NO_MEDIA_IN_DEVICE && data->MediaPresent))
+    if (status == STATUS_VERIFY_REQUIRED || (NT_SUCCESS(status) && !CdRompMediaBytes(Fdo)) ||
+        (status == STATUS_NO_MEDIA_IN_DEVICE && CdRompMediaBytes(Fdo)))
         CdRompUpdateMedia(Fdo, status == STATUS_VERIFY_REQUIRED);
     if (status == STATUS_VERIFY_REQUIRED) {
         srb.SrbStatus = 0;
@@ -303,13 +303,13 @@ static NTSTATUS CdRompGetMediaTypes(PDEVICE_OBJECT Fdo, PIRP Irp, ULONG_PTR *Inf
     t.MediaInfoCount = 1;
     t.MediaInfo[0].DeviceSpecific.RemovableDiskInfo.MediaType = data->MediaIsDvd ? DVD_ROM : CD_ROM;
     t.MediaInfo[0].DeviceSpecific.RemovableDiskInfo.Cylinders.QuadPart =
-        fdx->PartitionLength.QuadPart / COOKED_SECTOR_SIZE;
+        (LONGLONG)(CdRompMediaBytes(Fdo) / COOKED_SECTOR_SIZE);
     t.MediaInfo[0].DeviceSpecific.RemovableDiskInfo.TracksPerCylinder = 1;
     t.MediaInfo[0].DeviceSpecific.RemovableDiskInfo.SectorsPerTrack = 1;
     t.MediaInfo[0].DeviceSpecific.RemovableDiskInfo.BytesPerSector = COOKED_SECTOR_SIZE;
     t.MediaInfo[0].DeviceSpecific.RemovableDiskInfo.NumberMediaSides = 1;
     t.MediaInfo[0].DeviceSpecific.RemovableDiskInfo.MediaCharacteristics =
-        MEDIA_READ_ONLY | (data->MediaPresent ? MEDIA_CURRENTLY_MOUNTED : 0);
+        MEDIA_READ_ONLY | (CdRompMediaBytes(Fdo) ? MEDIA_CURRENTLY_MOUNTED : 0);
     memcpy(Irp->AssociatedIrp.SystemBuffer, &t, sizeof(t));
     *Info = sizeof(t);
     return STATUS_SUCCESS;
@@ -603,7 +603,8 @@ static NTSTATUS CdRompGeometry(PDEVICE_OBJECT Fdo, PIRP Irp, ULONG Code, ULONG_P
     if (sp->Parameters.DeviceIoControl.OutputBufferLength < need)
         return STATUS_BUFFER_TOO_SMALL;
     CdRompUpdateMedia(Fdo, FALSE);
-    if (!CdRompData(Fdo)->MediaPresent)
+    LARGE_INTEGER bytes = {.QuadPart = (LONGLONG)CdRompMediaBytes(Fdo)};
+    if (!bytes.QuadPart)
         return STATUS_NO_MEDIA_IN_DEVICE;
     DISK_GEOMETRY_EX gx;
     memset(&gx, 0, sizeof(gx));
@@ -611,10 +612,10 @@ static NTSTATUS CdRompGeometry(PDEVICE_OBJECT Fdo, PIRP Irp, ULONG Code, ULONG_P
     gx.Geometry.MediaType = RemovableMedia;
     gx.Geometry.TracksPerCylinder = 64;
     gx.Geometry.SectorsPerTrack = 32;
-    gx.Geometry.Cylinders.QuadPart = fdx->PartitionLength.QuadPart / (64 * 32 * COOKED_SECTOR_SIZE);
-    gx.DiskSize = fdx->PartitionLength;
+    gx.Geometry.Cylinders.QuadPart = bytes.QuadPart / (64 * 32 * COOKED_SECTOR_SIZE);
+    gx.DiskSize = bytes;
     if (Code == IOCTL_DISK_GET_LENGTH_INFO) {
-        GET_LENGTH_INFORMATION li = {.Length = fdx->PartitionLength};
+        GET_LENGTH_INFORMATION li = {.Length = bytes};
         memcpy(Irp->AssociatedIrp.SystemBuffer, &li, sizeof(li));
     } else {
         memcpy(Irp->AssociatedIrp.SystemBuffer, &gx, need);
