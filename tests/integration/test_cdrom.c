@@ -211,6 +211,13 @@ test_xorriso_iso_loads_and_reads_back_through_class_driver_and_pass_through(void
     assert_int_equal(toc.TrackData[1].Address[3], f % 75);
     assert_status(storstack_ioctl(h, IOCTL_CDROM_READ_TOC, NULL, 0, &toc, 100, &got),
                   STATUS_BUFFER_TOO_SMALL);
+    CDROM_TOC_SESSION_DATA sd;
+    assert_status(storstack_ioctl(h, IOCTL_CDROM_GET_LAST_SESSION, NULL, 0, &sd, sizeof(sd), &got),
+                  STATUS_SUCCESS);
+    assert_int_equal(got, sizeof(sd));
+    assert_int_equal(sd.LastCompleteSession, 1);
+    assert_int_equal(sd.TrackData[0].TrackNumber, 1);
+    assert_memory_equal(sd.TrackData[0].Address, "\x00\x00\x02\x00", 4); /* 00:02:00 */
 
     /* GET CONFIGURATION: the CD-ROM profile is current */
     GET_CONFIGURATION_IOCTL_INPUT gc = {.Feature = 0,

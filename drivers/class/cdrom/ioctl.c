@@ -26,20 +26,27 @@ static NTSTATUS CdRompDataIn(PDEVICE_OBJECT Fdo, PSCSI_REQUEST_BLOCK Srb, PVOID 
     return status;
 }
 
-/* IOCTL_CDROM_READ_TOC: format 0 in MSF into a CDROM_TOC. IOCTL_CDROM_READ_TOC_EX: the format,
- * MSF bit and session/track the caller gives (full TOC, PMA and ATIP are MSF only). */
-static NTSTATUS CdRompReadToc(PDEVICE_OBJECT Fdo, PIRP Irp, BOOLEAN Ex, ULONG_PTR *Info)
+/* IOCTL_CDROM_READ_TOC: format 0 in MSF into a CDROM_TOC. IOCTL_CDROM_GET_LAST_SESSION: format
+ * 1 in MSF into a CDROM_TOC_SESSION_DATA. IOCTL_CDROM_READ_TOC_EX: the format, MSF bit and
+ * session/track the caller gives (full TOC, PMA and ATIP are MSF only). */
+static NTSTATUS CdRompReadToc(PDEVICE_OBJECT Fdo, PIRP Irp, ULONG Code, ULONG_PTR *Info)
 {
     PIO_STACK_LOCATION sp = IoGetCurrentIrpStackLocation(Irp);
     ULONG out = sp->Parameters.DeviceIoControl.OutputBufferLength;
     SCSI_REQUEST_BLOCK srb = {0};
     srb.CdbLength = 10;
     srb.Cdb[0] = SCSIOP_READ_TOC;
-    if (!Ex) {
+    if (Code == IOCTL_CDROM_READ_TOC) {
         if (out < sizeof(CDROM_TOC))
             return STATUS_BUFFER_TOO_SMALL;
         srb.Cdb[1] = 0x02;
         out = sizeof(CDROM_TOC);
+    } else if (Code == IOCTL_CDROM_GET_LAST_SESSION) {
+        if (out < sizeof(CDROM_TOC_SESSION_DATA))
+            return STATUS_BUFFER_TOO_SMALL;
+        srb.Cdb[1] = 0x02;
+        srb.Cdb[2] = CDROM_READ_TOC_EX_FORMAT_SESSION;
+        out = sizeof(CDROM_TOC_SESSION_DATA);
     } else {
         CDROM_READ_TOC_EX in;
         if (sp->Parameters.DeviceIoControl.InputBufferLength < sizeof(in))
@@ -653,7 +660,8 @@ NTSTATUS CdRomDeviceControl(PDEVICE_OBJECT Fdo, PIRP Irp)
     switch (code) {
     case IOCTL_CDROM_READ_TOC:
     case IOCTL_CDROM_READ_TOC_EX:
-        status = CdRompReadToc(Fdo, Irp, code == IOCTL_CDROM_READ_TOC_EX, &info);
+    case IOCTL_CDROM_GET_LAST_SESSION:
+        status = CdRompReadToc(Fdo, Irp, code, &info);
         break;
     case IOCTL_CDROM_GET_CONFIGURATION:
         status = CdRompGetConfiguration(Fdo, Irp, &info);
