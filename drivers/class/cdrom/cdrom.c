@@ -173,15 +173,21 @@ static void CdRompPollWork(PDEVICE_OBJECT Fdo, PVOID Context)
     atomic_store(&data->PollQueued, 0);
 }
 
+/* The timer's DPC: queue the poll unless one is queued or the device is going away. Taking
+ * PollQueued before looking at Stopping pairs with remove, which sets Stopping before it waits
+ * for PollQueued to clear. */
 static void CdRompPollDpc(PKDPC Dpc, PVOID Context, PVOID A1, PVOID A2)
 {
     PDEVICE_OBJECT fdo = Context;
     PCDROM_DATA data = CdRompData(fdo);
     int idle = 0;
-    if (atomic_load(&data->Stopping))
+    if (!atomic_compare_exchange_strong(&data->PollQueued, &idle, 1))
         return;
-    if (atomic_compare_exchange_strong(&data->PollQueued, &idle, 1))
-        IoQueueWorkItem(data->PollWorkItem, CdRompPollWork, DelayedWorkQueue, NULL);
+    if (atomic_load(&data->Stopping)) {
+        atomic_store(&data->PollQueued, 0);
+        return;
+    }
+    IoQueueWorkItem(data->PollWorkItem, CdRompPollWork, DelayedWorkQueue, NULL);
 }
 
 BOOLEAN CdRompLockedOut(PDEVICE_OBJECT Fdo, PIRP Irp)
@@ -308,7 +314,9 @@ static NTSTATUS CdRomRemoveDevice(PDEVICE_OBJECT Fdo, UCHAR Type)
     atomic_store(&data->Stopping, true);
     if (data->TimerStarted) {
         KeCancelTimer(&data->PollTimer);
-        /* a DPC that fired before the cancel may still queue the work item: wait it out */
+        /* a DPC that fired before the cancel runs to its end, and the poll it queued too */
+        KeRemoveQueueDpc(&data->PollDpc);
+        KeFlushQueuedDpcsEx(IoGetExecutive(Fdo));
         for (int i = 0; i < 10000 && atomic_load(&data->PollQueued); i++)
             KeStallExecutionProcessor(1000);
         KeDeleteEvent(&data->PollTimer.Signal);
