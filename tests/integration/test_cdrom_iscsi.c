@@ -23,36 +23,15 @@ static char dir[256], iso[320], url[256];
 static storstack_t *stack;
 static struct iscsi_target *target;
 
-static int sh(char **out, const char *fmt, ...)
-{
-    char cmd[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof(cmd), fmt, ap);
-    va_end(ap);
-    strncat(cmd, " 2>&1", sizeof(cmd) - strlen(cmd) - 1);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    char *text = calloc(1, 65536);
-    size_t n = fread(text, 1, 65535, p);
-    text[n] = 0;
-    int status = pclose(p);
-    if (out)
-        *out = text;
-    else
-        free(text);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 static int setup(void **state)
 {
     char err[256], text[1024];
     integ_mkdtemp(dir, sizeof(dir));
     snprintf(iso, sizeof(iso), "%s/disc.iso", dir);
-    if (sh(NULL,
-           "mkdir '%s/src' && head -c 2500000 /dev/urandom > '%s/src/a.bin' && "
-           "xorriso -as mkisofs -quiet -V ISCSI -o '%s' '%s/src'",
-           dir, dir, iso, dir) != 0)
+    if (integ_sh(NULL,
+                 "mkdir '%s/src' && head -c 2500000 /dev/urandom > '%s/src/a.bin' && "
+                 "xorriso -as mkisofs -quiet -V ISCSI -o '%s' '%s/src'",
+                 dir, dir, iso, dir) != 0)
         fail_msg("xorriso failed or is missing (scripts/install-deps.sh test installs it)");
     snprintf(text, sizeof(text),
              "[Enum\\Root\\VMINIPORT\\0000]\nHardwareID = multi:ROOT\\VMINIPORT\n"
@@ -79,7 +58,7 @@ static int teardown(void **state)
 static void test_iscsi_inq_sees_a_removable_mmc_device(void **state)
 {
     char *out;
-    assert_int_equal(sh(&out, "iscsi-inq '%s'", url), 0);
+    assert_int_equal(integ_sh(&out, "iscsi-inq '%s'", url), 0);
     if (!strstr(out, "Peripheral Device Type:MMC"))
         fail_msg("iscsi-inq: %s", out);
     assert_non_null(strstr(out, "Removable:1"));
@@ -92,20 +71,20 @@ static void test_qemu_img_reads_the_disc_back_byte_for_byte(void **state)
     char *out;
     struct stat st;
     assert_int_equal(stat(iso, &st), 0);
-    if (sh(&out, "qemu-img --help | grep -qw iscsi") != 0)
+    if (integ_sh(&out, "qemu-img --help | grep -qw iscsi") != 0)
         fail_msg("qemu-img has no iscsi block driver");
     free(out);
-    if (sh(&out, "qemu-img info -f raw --output=json '%s'", url) != 0)
+    if (integ_sh(&out, "qemu-img info -f raw --output=json '%s'", url) != 0)
         fail_msg("qemu-img info: %s", out);
     char want[64];
     snprintf(want, sizeof(want), "\"virtual-size\": %lld", (long long)st.st_size);
     if (!strstr(out, want))
         fail_msg("qemu-img info: %s", out);
     free(out);
-    if (sh(&out, "qemu-img convert -f raw -O raw '%s' '%s/copy.raw'", url, dir) != 0)
+    if (integ_sh(&out, "qemu-img convert -f raw -O raw '%s' '%s/copy.raw'", url, dir) != 0)
         fail_msg("qemu-img convert: %s", out);
     free(out);
-    assert_int_equal(sh(&out, "cmp '%s' '%s/copy.raw'", iso, dir), 0);
+    assert_int_equal(integ_sh(&out, "cmp '%s' '%s/copy.raw'", iso, dir), 0);
     free(out);
 }
 
