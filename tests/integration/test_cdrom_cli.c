@@ -85,6 +85,13 @@ static void test_load_read_toc_speed_eject_against_a_server(void **state)
                               sock, (long long)st.st_size, iso),
                      0);
     free(out);
+    /* and through pass-through: READ (10) of the first 32 sectors */
+    assert_int_equal(integ_sh(NULL,
+                              STORSTACK_BIN " scsi --server %s CdRom0 raw 28 00 00 00 00 00 00 00 "
+                                            "20 00 --in 64K --out %s/head.bin",
+                              sock, dir),
+                     0);
+    assert_int_equal(integ_sh(NULL, "cmp -n 65536 %s %s/head.bin", iso, dir), 0);
     assert_int_equal(integ_sh(&out, STORSTACK_BIN " cdrom --server %s CdRom0 toc --json", sock), 0);
     char want[96];
     snprintf(want, sizeof(want), "{\"track\": 170, \"type\": \"leadout\", \"lba\": %lld}",
