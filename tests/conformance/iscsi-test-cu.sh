@@ -159,6 +159,43 @@ totals() { # file -> "run passed failed skipped"
 run_suite storstack "$ss_url"
 [ -n "$tgt_url" ] && run_suite tgtd "$tgt_url"
 
+# Suites that test a kind of LU the default one is not: SCSI.ReadOnly wants a write-protected
+# LU. They run again against a second `storstack serve` with such a LU, and those results stand
+# for the suite (the report says so).
+ro_note=
+if printf '%s\n' "${specs[@]}" | grep -qE '^(ALL|SCSI|SCSI\.ReadOnly.*)$'; then
+    cat >"$tmp/ro.ini" <<'INI'
+[Enum\Root\VMINIPORT\0000]
+HardwareID = multi:ROOT\VMINIPORT
+DeviceDesc = storstack virtual storage adapter
+[Enum\Root\VMINIPORT\0000\Device Parameters\Target0\Lun0]
+Type = disk
+Backend = ram
+Size = 256M
+ReadOnly = 1
+INI
+    "$bin" serve --config "$tmp/ro.ini" --socket "$tmp/ro.sock" --iscsi-portal 127.0.0.1:0 \
+        >"$tmp/ro.log" 2>&1 &
+    ro_pid=$!
+    for _ in $(seq 100); do
+        grep -q "serving on" "$tmp/ro.log" 2>/dev/null && break
+        sleep 0.1
+    done
+    ro_port=$(sed -n 's/^storstack: iSCSI target .* on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$tmp/ro.log")
+    if [ -n "$ro_port" ]; then
+        saved=("${specs[@]}")
+        specs=(SCSI.ReadOnly)
+        run_suite storstack-ro "iscsi://127.0.0.1:$ro_port/iqn.2026-11.org.storstack:default/0"
+        specs=("${saved[@]}")
+        awk -F'\t' '$1 != "ReadOnly"' "$tmp/storstack.tests" >"$tmp/main.tests"
+        cat "$tmp/main.tests" "$tmp/storstack-ro.tests" >"$tmp/storstack.tests"
+        ro_note="SCSI.ReadOnly ran against a second \`storstack serve\` whose LU is write-protected (ReadOnly = 1)."
+    else
+        cat "$tmp/ro.log"; echo "the write-protected LU's serve did not start" >&2; tool_fail=1
+    fi
+    kill -TERM "$ro_pid" 2>/dev/null; wait "$ro_pid" 2>/dev/null
+fi
+
 read -r run passed failed skipped <<<"$(totals "$tmp/storstack.tests")"
 report() {
     echo "## iscsi-test-cu per family"
@@ -190,6 +227,7 @@ report() {
         }' "$tmp/storstack.tests"
     echo
     echo "storstack: run $run, passed $passed, failed $failed, skipped $skipped"
+    [ -n "$ro_note" ] && echo && echo "$ro_note"
     if [ -n "$tgt_url" ]; then
         read -r tr tp tf ts <<<"$(totals "$tmp/tgtd.tests")"
         echo "tgtd (RAM-backed LUN): run $tr, passed $tp, failed $tf, skipped $ts"
