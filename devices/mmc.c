@@ -449,13 +449,14 @@ static uint8_t sector_type(uint8_t mode, const uint8_t *s)
 }
 
 /* One sector of READ CD output from a stored sector. flags is CDB byte 9. Returns the bytes
- * written to out (at most 2352 + 296), or -1 when the image does not hold a requested field
- * (EDC/ECC of a 2048-byte image). */
-static int read_cd_sector(uint8_t mode, uint32_t lba, const uint8_t *s, uint8_t flags, uint8_t *out)
+ * written to out (at most 2352 + 296). What the image does not store is rebuilt: sync and header
+ * from the address, and for a 2048-byte image the EDC and ECC (mmc_edc.c). */
+static uint32_t read_cd_sector(uint8_t mode, uint32_t lba, const uint8_t *s, uint8_t flags,
+                               uint8_t *out)
 {
     uint8_t raw[MMC_RAW_SECTOR];
     const uint8_t *r = s;
-    int n = 0;
+    uint32_t n = 0;
     uint8_t type = sector_type(mode, s);
     bool c2 = (flags & 0x06) != 0;
     uint32_t c2len = ((flags >> 1) & 0x03) == 1 ? 294 : 296;
@@ -479,7 +480,7 @@ static int read_cd_sector(uint8_t mode, uint32_t lba, const uint8_t *s, uint8_t 
             if (mode == MMC_MODE1_2048) {
                 memcpy(raw + 16, s, 2048);
                 if (flags & 0x08)
-                    return -1; /* EDC/ECC are not in a 2048-byte image */
+                    mmc_mode1_edc_ecc(raw); /* not in a 2048-byte image: computed */
             } else {
                 memcpy(raw + 16, s, 2336);
             }
@@ -509,17 +510,17 @@ static int read_cd_sector(uint8_t mode, uint32_t lba, const uint8_t *s, uint8_t 
         }
         if (flags & 0x10) {
             memcpy(out + n, r + uoff, ulen);
-            n += (int)ulen;
+            n += ulen;
         }
         if (flags & 0x08) {
             memcpy(out + n, r + eoff, elen);
-            n += (int)elen;
+            n += elen;
         }
     }
     if (c2) {
         /* an image has no read errors: the C2 pointers (and block error byte) are zero */
         memset(out + n, 0, c2len);
-        n += (int)c2len;
+        n += c2len;
     }
     return n;
 }
@@ -579,12 +580,8 @@ static void mmc_read_cd(struct scsi_lu *lu, struct scsi_cmd *cmd, uint32_t lba, 
             mmc_illegal_mode(cmd, lu, lba + i);
             goto out;
         }
-        int n = read_cd_sector(t->mode, lba + i, sector, flags, outbuf);
-        if (n < 0) {
-            scsi_check_cdb_field(cmd, lu, 9, 3);
-            goto out;
-        }
-        moved += scsi_data_in(cmd, moved, outbuf, (uint32_t)n);
+        uint32_t n = read_cd_sector(t->mode, lba + i, sector, flags, outbuf);
+        moved += scsi_data_in(cmd, moved, outbuf, n);
     }
     cmd->transferred = moved;
     scsi_good(cmd);

@@ -106,6 +106,11 @@ const struct mmc_track *mmc_image_track(const struct mmc_image *img, uint32_t lb
 int mmc_image_read(const struct mmc_image *img, const struct mmc_track *t, uint32_t lba,
                    uint32_t count, uint8_t *buf);
 
+/* mmc_edc.c: the EDC of len bytes (ECMA-130 14.3), and a Mode 1 sector's EDC, zero field and P
+ * and Q parity (bytes 2064..2351) from its sync, header and user data. */
+uint32_t mmc_edc(const uint8_t *p, size_t len);
+void mmc_mode1_edc_ecc(uint8_t *sector);
+
 /* LBA to MSF (MMC-6 table 555: LBA 0 is 00:02:00). */
 static inline void mmc_lba_to_msf(uint32_t lba, uint8_t *m, uint8_t *s, uint8_t *f)
 {

@@ -197,6 +197,20 @@ test_xorriso_iso_loads_and_reads_back_through_class_driver_and_pass_through(void
     assert_memory_equal(buf, iso_data + 16 * 2048, 8 * 2048);
     assert_memory_equal(buf + 1, "CD001", 5); /* the primary volume descriptor */
 
+    /* a raw read of the ISO: sync, header, the image's user data, computed EDC/ECC, C2 */
+    RAW_READ_INFO rr = {.DiskOffset.QuadPart = 16 * 2048, .SectorCount = 2, .TrackMode = RawWithC2};
+    assert_status(storstack_ioctl(h, IOCTL_CDROM_RAW_READ, &rr, sizeof(rr), buf,
+                                  2 * (RAW_SECTOR_SIZE + 294), &got),
+                  STATUS_SUCCESS);
+    assert_int_equal(got, 2 * (RAW_SECTOR_SIZE + 294));
+    assert_memory_equal(buf + 12, "\x00\x02\x16\x01", 4); /* 00:02:16, Mode 1 */
+    assert_memory_equal(buf + 16, iso_data + 16 * 2048, 2048);
+    assert_memory_equal(buf + RAW_SECTOR_SIZE + 294 + 16, iso_data + 17 * 2048, 2048);
+    rr.TrackMode = XAForm2; /* the disc has no Mode 2 sectors */
+    assert_status(
+        storstack_ioctl(h, IOCTL_CDROM_RAW_READ, &rr, sizeof(rr), buf, 2 * RAW_SECTOR_SIZE, &got),
+        STATUS_INVALID_DEVICE_REQUEST);
+
     /* the TOC: one data track, the lead-out at the image's sector count */
     CDROM_TOC toc;
     assert_status(storstack_ioctl(h, IOCTL_CDROM_READ_TOC, NULL, 0, &toc, sizeof(toc), &got),
