@@ -37,23 +37,41 @@ uint32_t mmc_max_speed(const struct mmc_image *img)
     return img && img->media == MMC_MEDIA_DVD ? MMC_DVD_MAX : MMC_CD_MAX;
 }
 
-/* NOT READY, MEDIUM NOT PRESENT - TRAY OPEN / TRAY CLOSED (3A/02, 3A/01) or LOGICAL UNIT IS IN
- * PROCESS OF BECOMING READY (04/01). */
-bool mmc_ready(struct scsi_lu *lu, struct mmc_dev *m, struct scsi_cmd *cmd)
+/* Why the drive is not ready, with m->lock held: MEDIUM NOT PRESENT - TRAY CLOSED / TRAY OPEN
+ * (3A/01, 3A/02) or LOGICAL UNIT IS IN PROCESS OF BECOMING READY (04/01); false when ready. */
+static bool mmc_not_ready_locked(const struct mmc_dev *m, uint8_t *asc, uint8_t *ascq)
 {
     if (!m->img || m->tray_open) {
-        if (cmd)
-            scsi_check_simple(cmd, lu, SCSI_SENSE_NOT_READY, SCSI_ADSENSE_NO_MEDIA_IN_DEVICE,
-                              m->tray_open ? 0x02 : 0x01);
-        return false;
+        *asc = SCSI_ADSENSE_NO_MEDIA_IN_DEVICE;
+        *ascq = m->tray_open ? 0x02 : 0x01;
+        return true;
     }
     if (m->ready_at_ns && now_ns() < m->ready_at_ns) {
-        if (cmd)
-            scsi_check_simple(cmd, lu, SCSI_SENSE_NOT_READY, SCSI_ADSENSE_LUN_NOT_READY,
-                              SCSI_SENSEQ_BECOMING_READY);
-        return false;
+        *asc = SCSI_ADSENSE_LUN_NOT_READY;
+        *ascq = SCSI_SENSEQ_BECOMING_READY;
+        return true;
     }
-    return true;
+    return false;
+}
+
+bool mmc_ready(struct scsi_lu *lu, struct mmc_dev *m, struct scsi_cmd *cmd)
+{
+    uint8_t asc, ascq;
+    if (!mmc_not_ready_locked(m, &asc, &ascq))
+        return true;
+    if (cmd)
+        scsi_check_simple(cmd, lu, SCSI_SENSE_NOT_READY, asc, ascq);
+    return false;
+}
+
+/* The LU's not-ready hook: REQUEST SENSE (spc.c) reports the medium's state. */
+static bool mmc_not_ready(struct scsi_lu *lu, uint8_t *asc, uint8_t *ascq)
+{
+    struct mmc_dev *m = mmc_of(lu);
+    pthread_rwlock_rdlock(&m->lock);
+    bool not_ready = mmc_not_ready_locked(m, asc, ascq);
+    pthread_rwlock_unlock(&m->lock);
+    return not_ready;
 }
 
 void mmc_lba_out_of_range(struct scsi_cmd *cmd, struct scsi_lu *lu, uint64_t lba)
@@ -181,38 +199,6 @@ static int mmc_test_unit_ready(struct scsi_lu *lu, struct scsi_cmd *cmd)
     if (mmc_ready(lu, m, cmd))
         scsi_good(cmd);
     pthread_rwlock_unlock(&m->lock);
-    return SCSI_DONE;
-}
-
-/* SPC-4 6.39: a pending unit attention (cleared), else the not-ready condition, else NO SENSE. */
-static int mmc_request_sense(struct scsi_lu *lu, struct scsi_cmd *cmd)
-{
-    struct mmc_dev *m = mmc_of(lu);
-    bool desc = cmd->cdb[1] & 0x01;
-    struct scsi_sense_info si = {.key = SCSI_SENSE_NO_SENSE};
-    uint8_t asc, ascq;
-    if (scsi_lu_ua_take(lu, cmd->nexus, &asc, &ascq)) {
-        si.key = SCSI_SENSE_UNIT_ATTENTION;
-        si.asc = asc;
-        si.ascq = ascq;
-    } else {
-        struct scsi_cmd probe;
-        pthread_rwlock_rdlock(&m->lock);
-        bool ready = mmc_ready(lu, m, &probe);
-        pthread_rwlock_unlock(&m->lock);
-        if (!ready) {
-            si.key = SCSI_SENSE_NOT_READY;
-            si.asc = probe.sense[12];
-            si.ascq = probe.sense[13];
-            if (probe.sense[0] == SCSI_SENSE_ERRORCODE_DESCRIPTOR_CURRENT) {
-                si.asc = probe.sense[2];
-                si.ascq = probe.sense[3];
-            }
-        }
-    }
-    uint8_t buf[SCSI_SENSE_MAX];
-    uint8_t len = scsi_sense_build(buf, desc, &si);
-    scsi_respond(cmd, buf, len, cmd->cdb[4]);
     return SCSI_DONE;
 }
 
@@ -632,7 +618,7 @@ static int mmc_read_cd_msf(struct scsi_lu *lu, struct scsi_cmd *cmd)
 
 static const struct scsi_cmd_desc mmc_commands[] = {
     {0x00, 0, 6, NO, 0, {0xFF, 0, 0, 0, 0, CTL}, mmc_test_unit_ready, "TEST UNIT READY"},
-    {0x03, 0, 6, IN, UA | DI, {0xFF, 0x01, 0, 0, 0xFF, CTL}, mmc_request_sense, "REQUEST SENSE"},
+    {0x03, 0, 6, IN, UA | DI, {0xFF, 0x01, 0, 0, 0xFF, CTL}, spc_request_sense, "REQUEST SENSE"},
     {0x12, 0, 6, IN, UA | DI, {0xFF, 0x01, 0xFF, 0xFF, 0xFF, CTL}, mmc_inquiry, "INQUIRY"},
     {0x1A, 0, 6, IN, DI, {0xFF, 0x08, 0xFF, 0xFF, 0xFF, CTL}, mmc_mode_sense6, "MODE SENSE(6)"},
     {0x1B, 0, 6, NO, 0, {0xFF, 0x01, 0, 0, 0xF3, CTL}, mmc_start_stop, "START STOP UNIT"},
@@ -820,6 +806,7 @@ int scsi_cdrom_create(const struct scsi_cdrom_config *cfg, struct scsi_lu **out,
     lu->block_shift = 11;
     lu->read_only = true;
     lu->removable = true;
+    lu->type_not_ready = mmc_not_ready;
     lu->command_set_version = 0x04E0; /* MMC-6 (SPC-4 table 148) */
     scsi_lu_add_commands(lu, mmc_commands);
     if (cfg->image && *cfg->image) {

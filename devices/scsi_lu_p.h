@@ -153,6 +153,8 @@ struct scsi_lu {
     /* A device type's own state (the MMC device's medium), freed by type_destroy. */
     void *type_priv;
     void (*type_destroy)(struct scsi_lu *lu);
+    /* Why a device type with a medium is not ready (REQUEST SENSE reports it); NULL: disk. */
+    bool (*type_not_ready)(struct scsi_lu *lu, uint8_t *asc, uint8_t *ascq);
 };
 
 /*

@@ -162,6 +162,10 @@ int spc_request_sense(struct scsi_lu *lu, struct scsi_cmd *cmd)
         si.key = SCSI_SENSE_UNIT_ATTENTION;
         si.asc = asc;
         si.ascq = ascq;
+    } else if (lu->type_not_ready && lu->type_not_ready(lu, &asc, &ascq)) {
+        si.key = SCSI_SENSE_NOT_READY; /* no medium, or one becoming ready (MMC) */
+        si.asc = asc;
+        si.ascq = ascq;
     } else if (atomic_load_explicit(&lu->stopped, memory_order_acquire)) {
         si.key = SCSI_SENSE_NOT_READY;
         si.asc = SCSI_ADSENSE_LUN_NOT_READY;
