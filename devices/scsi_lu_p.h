@@ -218,13 +218,20 @@ struct scsi_lu {
     atomic_uint verify_busy; /* bit i set: verify slot i taken */
     uint8_t *verify_buf;     /* SCSI_VERIFY_SLOTS * SCSI_VERIFY_SLOT_SIZE bytes */
 
+    /* INQUIRY: RMB, and the command set's version descriptor (0: SBC-3) */
+    bool removable;
+    uint16_t command_set_version;
+
     /* Block device state of sbc*.c, set by sbc_lu_init(). */
     bool lbpme; /* thin provisioned (SBC-4 4.7.3): the backend can deallocate (can_trim) */
     bool lbprz; /* a deallocated block reads as zeros (trim_zeroes) */
     struct scsi_write_gate gate;
+
     /* A device type's own state (the MMC device's medium), freed by type_destroy. */
     void *type_priv;
     void (*type_destroy)(struct scsi_lu *lu);
+    /* Why a device type with a medium is not ready (REQUEST SENSE reports it); NULL: disk. */
+    bool (*type_not_ready)(struct scsi_lu *lu, uint8_t *asc, uint8_t *ascq);
 };
 
 /*

@@ -140,7 +140,7 @@ int spc_inquiry(struct scsi_lu *lu, struct scsi_cmd *cmd)
         INQUIRYDATA *id = (INQUIRYDATA *)buf;
         id->DeviceType = lu->device_type;
         id->DeviceTypeQualifier = DEVICE_QUALIFIER_ACTIVE;
-        id->RemovableMedia = 0;
+        id->RemovableMedia = lu->removable;
         id->Versions = SCSI_VERSION_SPC4;
         id->ResponseDataFormat = 2;
         id->CommandQueue = 1;
@@ -153,6 +153,8 @@ int spc_inquiry(struct scsi_lu *lu, struct scsi_cmd *cmd)
         /* Bytes 58..73: version descriptors; the standard data is 74 bytes long. */
         for (size_t i = 0; i < RTL_NUMBER_OF(version_descriptors); i++)
             scsi_put_be16(buf + 58 + 2 * i, version_descriptors[i]);
+        if (lu->command_set_version) /* another command set than SBC (the MMC device) */
+            scsi_put_be16(buf + 62, lu->command_set_version);
         uint32_t len = 74;
         id->AdditionalLength = (uint8_t)(len - 5);
         scsi_respond(cmd, buf, len, alloc);
@@ -185,6 +187,10 @@ int spc_request_sense(struct scsi_lu *lu, struct scsi_cmd *cmd)
     uint8_t asc, ascq;
     if (scsi_lu_ua_take_cmd(lu, cmd, &asc, &ascq)) {
         si.key = SCSI_SENSE_UNIT_ATTENTION;
+        si.asc = asc;
+        si.ascq = ascq;
+    } else if (lu->type_not_ready && lu->type_not_ready(lu, &asc, &ascq)) {
+        si.key = SCSI_SENSE_NOT_READY; /* no medium, or one becoming ready (MMC) */
         si.asc = asc;
         si.ascq = ascq;
     } else if (atomic_load_explicit(&lu->stopped, memory_order_acquire)) {
