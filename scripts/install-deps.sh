@@ -6,7 +6,8 @@ set_name=${1:-build}
 # libnbd-dev, libiscsi-dev, nbdkit-plugin-dev: the remote miniports and the nbdkit plugin
 build_pkgs=(gcc make cmake pkg-config liburing-dev libinih-dev libnbd-dev libiscsi-dev nbdkit-plugin-dev)
 # nbdkit, qemu-utils, libnbd-bin, tgt: the peers of tests/remote
-test_pkgs=(libcmocka-dev clang libclang-rt-dev libiscsi-bin xorriso nbdkit qemu-utils libnbd-bin tgt)
+test_pkgs=(libcmocka-dev clang libclang-rt-dev libiscsi-bin xorriso qemu-utils qemu-block-extra nbdkit
+    libnbd-bin tgt)
 bench_pkgs=(fio jq gcc)
 want=("${build_pkgs[@]}")
 case "$set_name" in
