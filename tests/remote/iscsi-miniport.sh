@@ -96,7 +96,9 @@ done
 echo "== pass-through fidelity: iscsi-test-cu SCSI families, inner vs outer, test by test"
 families=(SCSI.Inquiry SCSI.TestUnitReady SCSI.ReadCapacity10 SCSI.ReadCapacity16 SCSI.Read10
     SCSI.Read16 SCSI.Write10 SCSI.Write16 SCSI.Verify10 SCSI.ModeSense6
-    SCSI.ReportSupportedOpcodes SCSI.StartStopUnit SCSI.Prefetch10 SCSI.Unmap SCSI.WriteSame16)
+    SCSI.ReportSupportedOpcodes SCSI.StartStopUnit SCSI.Prefetch10 SCSI.Unmap SCSI.WriteSame16
+    SCSI.WriteSame10 SCSI.GetLBAStatus SCSI.CompareAndWrite SCSI.WriteVerify10 SCSI.OrWrite
+    SCSI.ExtendedCopy SCSI.PrinReadKeys SCSI.ProutRegister iSCSI.iSCSIResiduals)
 results() { # URL OUT: one line per test, "Suite.Test passed|FAILED|skipped"
     for f in "${families[@]}"; do
         timeout 300 iscsi-test-cu -d --test="$f" "$1" 2>&1 | awk '
