@@ -5,7 +5,9 @@
 # and nothing hangs. With the target gone for longer than ReconnectTimeoutMs, requests must come
 # back with an error, in bounded time. The workload is four writers at once (`storstack io`
 # clients of one served stack, each on its own range) plus a queue-depth-32 random-read
-# benchmark.
+# benchmark. Last, a target that stops answering without closing the connection (SIGSTOP): the
+# command times out through Storport's error recovery (a bus reset that drops the session) and the
+# adapter works again once the target does.
 # Usage: tests/remote/reconnect.sh [--build DIR]         Exit 77 when a peer is not installed.
 here=$(cd "$(dirname "$0")" && pwd)
 build="$here/../../build"
@@ -91,4 +93,29 @@ grep -q "session lost, reconnecting" "$tmp/iscsi.log" || die "iscsi: no reconnec
 grep -q "session re-established" "$tmp/iscsi.log" || die "iscsi: not re-established"
 gives_up "$serve_sock" iscsi 'stop $tgtd_pid KILL'
 stop "$serve_pid"
+
+echo "== iSCSI miniport: a target that stops answering (SIGSTOP) is reset, nothing hangs"
+tgtd_start
+serve iscsi-silent --config "$tmp/iscsi.ini"
+"$bin" io --server "$serve_sock" PhysicalDrive0 write --offset 200M --length 1M --pattern random:7 ||
+    die "write before the stop"
+kill -STOP "$tgtd_pid"
+start=$(date +%s)
+# READ(10) of 8 blocks with a 2 s timeout: Storport's recovery ends in HwStorResetBus, which must
+# let go of the request so that Storport can complete it
+timeout 60 "$bin" scsi --server "$serve_sock" PhysicalDrive0 raw 28000000000000000800 --in 4096 \
+    --timeout 2 >"$tmp/silent.out" 2>&1
+rc=$?
+kill -CONT "$tgtd_pid"
+cat "$tmp/silent.out"
+[ $rc = 124 ] && die "a command to a silent target hangs"
+[ $rc = 0 ] && die "a command to a stopped target succeeded"
+grep -q STATUS_IO_TIMEOUT "$tmp/silent.out" || die "the command did not end as a timeout"
+echo "silent target: the command failed after $(($(date +%s) - start)) s"
+"$bin" io --server "$serve_sock" PhysicalDrive0 verify --offset 200M --length 1M --pattern random:7 ||
+    die "the adapter does not work again after the reset"
+kill -TERM "$serve_pid"
+wait "$serve_pid"
+rc=$?
+[ $rc = 0 ] || { tail -20 "$tmp/iscsi-silent.log"; die "serve exited with $rc after the reset (a request completed twice?)"; }
 echo PASS

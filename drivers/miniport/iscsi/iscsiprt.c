@@ -44,6 +44,7 @@
 #define IMP_FIRST_BACKOFF_MS  20u
 #define IMP_MAX_BACKOFF_MS    1000u
 #define IMP_DEFAULT_INITIATOR "iqn.2026-01.org.storstack:initiator"
+#define IMP_DETACH_WAIT_S     10
 
 typedef struct _IMP_ADAPTER IMP_ADAPTER, *PIMP_ADAPTER;
 
@@ -73,17 +74,19 @@ struct _IMP_ADAPTER {
     pthread_t Thread;
     BOOLEAN ThreadStarted;
 
-    pthread_mutex_t Lock; /* Queue, Stopping, ResetRequested */
-    IMP_LIST Queue;       /* SRBs from HwStorBuildIo not yet issued */
+    pthread_mutex_t Lock;    /* Queue, Stopping, DetachRequested, DetachSeq */
+    pthread_cond_t Detached; /* DetachSeq moved */
+    IMP_LIST Queue;          /* SRBs from HwStorBuildIo not yet issued */
     BOOLEAN Stopping;
-    BOOLEAN ResetRequested;
+    BOOLEAN DetachRequested;
+    ULONG DetachSeq;
 
     /* loop thread only (and HwStorFindAdapter before the loop starts) */
     struct iscsi_context *Ctx;
-    IMP_LIST Retry;   /* carried by a session that died; re-issued first */
-    ULONG OnWire;     /* SRBs handed to libiscsi */
-    BOOLEAN Dropping; /* tearing the session down: cancelled tasks are kept, not failed */
-    BOOLEAN Resetting;
+    IMP_LIST Retry;    /* carried by a session that died; re-issued first */
+    ULONG OnWire;      /* SRBs handed to libiscsi */
+    BOOLEAN Detaching; /* a reset: cancelled tasks are let go, Storport completes their SRBs */
+    BOOLEAN Idle;      /* no session since a reset or stop: log in again when work comes */
     BOOLEAN GaveUp;
     int LoginState; /* 0 in progress, 1 logged in, -1 failed */
     ULONG Reconnects;
@@ -213,9 +216,7 @@ static void ImpCommandDone(struct iscsi_context *Ctx, int Status, void *CommandD
         Status == SCSI_STATUS_TIMEOUT) {
         /* the transport failed, not the command: keep it for the next session */
         scsi_free_scsi_task(task);
-        if (a->Resetting)
-            ImpComplete(a, r, SRB_STATUS_BUS_RESET);
-        else
+        if (!a->Detaching)
             ImpPush(&a->Retry, r);
         return;
     }
@@ -318,23 +319,64 @@ static struct iscsi_context *ImpConnect(PIMP_ADAPTER a, char *Why, size_t WhyLen
     return ctx;
 }
 
-/* Ends the session. Tasks libiscsi still holds are cancelled: kept for re-issue, or completed
- * with SRB_STATUS_BUS_RESET when this is a reset. */
-static void ImpDrop(PIMP_ADAPTER a, BOOLEAN Reset)
+/* Ends the session. Tasks libiscsi still holds are cancelled (destroying the context calls
+ * their callbacks) and kept for re-issue. */
+static void ImpDrop(PIMP_ADAPTER a)
 {
-    a->Resetting = Reset;
-    a->Dropping = TRUE;
     iscsi_destroy_context(a->Ctx);
     a->Ctx = NULL;
-    a->Dropping = FALSE;
-    if (Reset)
-        ImpCompleteList(a, ImpTakeAll(&a->Retry), SRB_STATUS_BUS_RESET);
-    a->Resetting = FALSE;
     if (a->OnWire) {
         fprintf(stderr, "storstack: iscsiprt %s: %u requests not returned by libiscsi\n", a->Target,
                 a->OnWire);
         a->OnWire = 0;
     }
+}
+
+/* A reset (HwStorResetBus, ScsiStopAdapter) asked for every SRB to be let go: once the port's
+ * reset routine returns TRUE, Storport completes each SRB still at the miniport itself, so none
+ * may stay in libiscsi (which would write into its buffers) or on a list here (whose link lives
+ * in the SRB extension). Drops the session and forgets every request, then tells the waiter.
+ * Loop thread. */
+static void ImpDetachAll(PIMP_ADAPTER a)
+{
+    if (a->Ctx) {
+        a->Detaching = TRUE;
+        ImpDrop(a);
+        a->Detaching = FALSE;
+    }
+    a->Retry.Head = a->Retry.Tail = NULL;
+    a->Idle = TRUE;
+    a->GaveUp = FALSE;
+    pthread_mutex_lock(&a->Lock);
+    a->Queue.Head = a->Queue.Tail = NULL;
+    a->DetachRequested = FALSE;
+    a->DetachSeq++;
+    pthread_cond_broadcast(&a->Detached);
+    pthread_mutex_unlock(&a->Lock);
+}
+
+/* Asks the loop to detach every request and waits (bounded) until it has. Any thread but the
+ * loop's; the caller may hold a Storport lock, which the loop never needs to detach. */
+static BOOLEAN ImpDetachFromLoop(PIMP_ADAPTER a)
+{
+    struct timespec deadline;
+    BOOLEAN done;
+    ULONG seq;
+    int rc = 0;
+
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += IMP_DETACH_WAIT_S;
+    pthread_mutex_lock(&a->Lock);
+    seq = a->DetachSeq;
+    a->DetachRequested = TRUE;
+    pthread_mutex_unlock(&a->Lock);
+    ImpWake(a);
+    pthread_mutex_lock(&a->Lock);
+    while (a->DetachSeq == seq && rc == 0)
+        rc = pthread_cond_timedwait(&a->Detached, &a->Lock, &deadline);
+    done = a->DetachSeq != seq;
+    pthread_mutex_unlock(&a->Lock);
+    return done;
 }
 
 /* Reconnects with backoff. FALSE when the adapter is stopping (everything has completed). */
@@ -344,8 +386,11 @@ static BOOLEAN ImpReconnect(PIMP_ADAPTER a)
     ULONG backoff = IMP_FIRST_BACKOFF_MS;
     char why[256] = "";
 
-    fprintf(stderr, "storstack: iscsiprt %s at %s: session lost, reconnecting\n", a->Target,
-            a->Portal);
+    if (a->Idle)
+        a->Idle = FALSE; /* a reset ended the session on purpose: nothing to announce */
+    else
+        fprintf(stderr, "storstack: iscsiprt %s at %s: session lost, reconnecting\n", a->Target,
+                a->Portal);
     for (;;) {
         PIMP_REQUEST waiting;
         BOOLEAN stopping;
@@ -354,7 +399,11 @@ static BOOLEAN ImpReconnect(PIMP_ADAPTER a)
 
         pthread_mutex_lock(&a->Lock);
         stopping = a->Stopping;
-        a->ResetRequested = FALSE; /* no session to reset */
+        if (a->DetachRequested) {
+            pthread_mutex_unlock(&a->Lock);
+            ImpDetachAll(a);
+            continue;
+        }
         waiting = a->GaveUp || stopping ? ImpTakeAll(&a->Queue) : NULL;
         pthread_mutex_unlock(&a->Lock);
         if (stopping) {
@@ -400,22 +449,34 @@ static void *ImpLoop(void *Context)
     PIMP_ADAPTER a = Context;
     for (;;) {
         PIMP_REQUEST r;
-        BOOLEAN stopping, reset;
+        BOOLEAN stopping, detach;
         struct pollfd p[2];
 
+        if (!a->Ctx && a->Idle) {
+            BOOLEAN work;
+            pthread_mutex_lock(&a->Lock);
+            work = a->Queue.Head || a->DetachRequested;
+            stopping = a->Stopping;
+            pthread_mutex_unlock(&a->Lock);
+            if (stopping && !work)
+                return NULL;
+            if (!work) {
+                struct pollfd e = {.fd = a->Efd, .events = POLLIN};
+                uint64_t v;
+                if (poll(&e, 1, -1) > 0 && read(a->Efd, &v, sizeof(v)) < 0)
+                    (void)v;
+                continue;
+            }
+        }
         if (!a->Ctx && !ImpReconnect(a))
             return NULL;
         pthread_mutex_lock(&a->Lock);
-        r = ImpTakeAll(&a->Queue);
+        detach = a->DetachRequested;
+        r = detach ? NULL : ImpTakeAll(&a->Queue);
         stopping = a->Stopping;
-        reset = a->ResetRequested;
-        a->ResetRequested = FALSE;
         pthread_mutex_unlock(&a->Lock);
-        if (reset) {
-            /* HwStorResetBus: every SRB the adapter holds ends with BUS RESET */
-            ImpDrop(a, TRUE);
-            ImpCompleteList(a, r, SRB_STATUS_BUS_RESET);
-            StorPortNotification(ResetDetected, a, 0);
+        if (detach) {
+            ImpDetachAll(a); /* the next turn logs in again */
             continue;
         }
         while (r) {
@@ -445,7 +506,7 @@ static void *ImpLoop(void *Context)
                 (void)v;
         }
         if (iscsi_service(a->Ctx, p[0].revents) < 0 || !iscsi_is_logged_in(a->Ctx)) {
-            ImpDrop(a, FALSE);
+            ImpDrop(a);
             continue;
         }
         if (a->Retry.Head) /* transport errors on a session that lives on: theirs to keep */
@@ -475,6 +536,7 @@ static void ImpFreeResources(PVOID DeviceExtension)
     if (a->Efd >= 0) {
         close(a->Efd);
         a->Efd = -1;
+        pthread_cond_destroy(&a->Detached);
         pthread_mutex_destroy(&a->Lock);
     }
 }
@@ -489,6 +551,7 @@ static ULONG ImpHwFindAdapter(PVOID DeviceExtension, PVOID HwContext, PVOID BusI
     BOOLEAN ok = TRUE;
     ULONGLONG depth, max_transfer, luns, reconnect, connect;
     char why[256] = "";
+    pthread_condattr_t cattr;
 
     memset(a, 0, sizeof(*a));
     a->Efd = -1;
@@ -534,6 +597,10 @@ static ULONG ImpHwFindAdapter(PVOID DeviceExtension, PVOID HwContext, PVOID BusI
         return SP_RETURN_ERROR;
     }
     pthread_mutex_init(&a->Lock, NULL);
+    pthread_condattr_init(&cattr);
+    pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
+    pthread_cond_init(&a->Detached, &cattr);
+    pthread_condattr_destroy(&cattr);
     if (pthread_create(&a->Thread, NULL, ImpLoop, a) != 0) {
         ImpFreeResources(a);
         return SP_RETURN_ERROR;
@@ -630,16 +697,18 @@ static BOOLEAN ImpHwStartIo(PVOID DeviceExtension, PSCSI_REQUEST_BLOCK Srb)
     return TRUE;
 }
 
-/* HwStorResetBus: asks the loop to drop the session. It completes what the adapter holds with
- * SRB_STATUS_BUS_RESET once libiscsi has cancelled the tasks (their buffers are then free), and
- * logs in again; nothing here waits for the loop, which may need Storport to complete them. */
+/* HwStorResetBus (from Storport's error recovery, under the StartIo lock): the session is
+ * dropped and every request let go, so that on TRUE Storport completes them all with
+ * SRB_STATUS_BUS_RESET while libiscsi holds none of their buffers. The loop logs in again. */
 static BOOLEAN ImpHwResetBus(PVOID DeviceExtension, ULONG PathId)
 {
     PIMP_ADAPTER a = DeviceExtension;
-    pthread_mutex_lock(&a->Lock);
-    a->ResetRequested = TRUE;
-    pthread_mutex_unlock(&a->Lock);
-    ImpWake(a);
+    if (!ImpDetachFromLoop(a)) {
+        StorPortLogErrorText(a, "bus reset: the event loop did not let go of its requests in %u s",
+                             IMP_DETACH_WAIT_S);
+        return FALSE;
+    }
+    StorPortNotification(ResetDetected, a, 0);
     return TRUE;
 }
 
@@ -654,8 +723,11 @@ ImpHwAdapterControl(PVOID DeviceExtension, SCSI_ADAPTER_CONTROL_TYPE ControlType
                                          i == ScsiStopAdapter || i == ScsiRestartAdapter;
         return ScsiAdapterControlSuccess;
     case ScsiStopAdapter:
+        /* the same contract as a bus reset: what is still here, Storport completes */
+        return ImpDetachFromLoop(DeviceExtension) ? ScsiAdapterControlSuccess
+                                                  : ScsiAdapterControlUnsuccessful;
     case ScsiRestartAdapter:
-        return ScsiAdapterControlSuccess;
+        return ScsiAdapterControlSuccess; /* the loop has been logging in again already */
     default:
         return ScsiAdapterControlUnsuccessful;
     }
