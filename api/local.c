@@ -17,6 +17,7 @@
 #include "api/api_p.h"
 #include "api/local.h"
 #include "drivers/class/disk/disk.h"
+#include "drivers/filter/faultinject/faultinject.h"
 #include "drivers/miniport/vminiport/vminiport.h"
 #include "kernel/executive.h"
 
@@ -33,6 +34,7 @@ static const char local_default_config[] =
 static const DRIVER_PACKAGE local_packages[] = {
     {"vminiport", VminiportDriverEntry, VminiportInf},
     {"disk", DiskDriverEntry, DiskInf},
+    {"faultinject", FaultInjectDriverEntry, FaultInjectInf},
 };
 
 struct local_stack {
