@@ -2,7 +2,7 @@
  * vminiport's backend fault hooks (vmpfault.h). Values in the adapter's Device Parameters key:
  *   FaultDropRate      commands dropped per 10000 READ/WRITE commands (0..10000)
  *   FaultDropNth       drop the Nth READ/WRITE command (1-based), once
- *   FaultFailResets    the next N resets (LUN, target, bus) fail
+ *   FaultFailResets    the next N aborts and resets (LUN, target, bus, restart) fail
  *   FaultDisconnectNth the Nth READ/WRITE command loses the connection: for FaultDisconnectMs
  *                      (default 2000) every command is dropped and every abort and reset fails
  *   FaultSeed          seed of the rate's random sequence (default 1)
@@ -152,7 +152,9 @@ BOOLEAN VmpFaultAbort(PVMP_FAULTS f, PSCSI_REQUEST_BLOCK Victim)
     if (!f)
         return FALSE;
     KeAcquireSpinLock(&f->Lock, NULL);
-    if (!VmpDisconnected(f))
+    if (f->FailResets > 0)
+        f->FailResets--;
+    else if (!VmpDisconnected(f))
         for (int i = 0; i < VMP_FAULT_HELD && !found; i++)
             if (f->Held[i] == Victim) {
                 f->Held[i] = NULL;
