@@ -38,6 +38,7 @@ typedef struct _TP_SRB_EXTENSION {
     struct iovec Iov[1];
     PTP_ADAPTER Adapter;
     PSCSI_REQUEST_BLOCK Srb;
+    BOOLEAN Overrun; /* report more data than the SRB had room for (verifier rule 8) */
 } TP_SRB_EXTENSION, *PTP_SRB_EXTENSION;
 
 void testport_reset_faults(void)
@@ -67,7 +68,10 @@ void testport_reset_faults(void)
     atomic_store(&testport_faults.refuse_bus_reset, 0);
     atomic_store(&testport_faults.refuse_restart, 0);
     atomic_store(&testport_faults.adapter_restarts, 0);
+    atomic_store(&testport_faults.break_rule, 0);
 }
+
+static void TpTimer(PVOID DeviceExtension) {}
 
 /* The adapter the queue-management calls act on: the last one found. */
 static _Atomic(PVOID) TpLastAdapter;
@@ -194,6 +198,8 @@ static ULONG TpHwFindAdapter(PVOID DeviceExtension, PVOID HwContext, PVOID BusIn
     ConfigInfo->VirtualDevice = TRUE;
     *Again = FALSE;
     atomic_store(&TpLastAdapter, a);
+    if (atomic_exchange(&testport_faults.timer_in_find_adapter, 0))
+        StorPortNotification(RequestTimerCall, a, TpTimer, (ULONG)1000);
     return SP_RETURN_FOUND;
 }
 
@@ -237,7 +243,7 @@ static void TpCommandDone(struct scsi_cmd *cmd)
     if (cmd->status == SAM_STAT_GOOD) {
         srb->SrbStatus = cmd->transferred < srb->DataTransferLength ? SRB_STATUS_DATA_OVERRUN
                                                                     : SRB_STATUS_SUCCESS;
-        srb->DataTransferLength = cmd->transferred;
+        srb->DataTransferLength = cmd->transferred + (x->Overrun ? 512 : 0);
     } else {
         srb->SrbStatus = SRB_STATUS_ERROR;
         srb->DataTransferLength = cmd->transferred;
@@ -262,6 +268,53 @@ static BOOLEAN TpIsRead(PSCSI_REQUEST_BLOCK srb)
 
 static void TpExecute(PTP_ADAPTER a, PSCSI_REQUEST_BLOCK Srb);
 
+static BOOLEAN TpPassiveInit(PVOID DeviceExtension)
+{
+    return TRUE;
+}
+
+/* Breaks one Storport rule on purpose (the verifier's test), then handles the read. */
+static BOOLEAN TpBreakRule(PTP_ADAPTER a, PSCSI_REQUEST_BLOCK Srb, int rule)
+{
+    static SCSI_REQUEST_BLOCK never_given; /* an SRB Storport never sent */
+    BOOLEAN enabled;
+    switch (rule) {
+    case 1: /* completed twice */
+        ((PTP_SRB_EXTENSION)Srb->SrbExtension)->Cmd.context = Srb;
+        break;
+    case 2:
+        StorPortNotification(RequestComplete, a, &never_given);
+        break;
+    case 3: /* written after RequestComplete (the device completes inline) */
+        TpExecute(a, Srb);
+        Srb->SrbStatus = SRB_STATUS_ERROR;
+        return FALSE;
+    case 4:
+        Srb->SrbStatus = SRB_STATUS_PENDING;
+        TpComplete(a, Srb);
+        return FALSE;
+    case 5:
+        StorPortNotification(NextRequest, a);
+        break;
+    case 6:
+        StorPortGetScatterGatherList(a, &never_given);
+        break;
+    case 7:
+        StorPortNotification(EnablePassiveInitialization, a, TpPassiveInit, &enabled);
+        break;
+    case 8:
+        ((PTP_SRB_EXTENSION)Srb->SrbExtension)->Overrun = TRUE;
+        break;
+    case 9:
+        StorPortNotification(NextLuRequest, a, 0, 5, 5);
+        break;
+    default:
+        break;
+    }
+    TpExecute(a, Srb);
+    return FALSE;
+}
+
 /* HwStorBuildIo: unsynchronized; every SCSI command is handled (or dropped) here. */
 static BOOLEAN TpHwBuildIo(PVOID DeviceExtension, PSCSI_REQUEST_BLOCK Srb)
 {
@@ -282,6 +335,7 @@ static BOOLEAN TpHwBuildIo(PVOID DeviceExtension, PSCSI_REQUEST_BLOCK Srb)
         return FALSE;
     }
     memset(cmd, 0, offsetof(struct scsi_cmd, status));
+    x->Overrun = FALSE;
     if (TpIsRead(Srb)) {
         atomic_fetch_add(&testport_faults.reads_seen, 1);
         if (TpTake(&testport_faults.drop_reads))
@@ -314,6 +368,8 @@ static BOOLEAN TpHwBuildIo(PVOID DeviceExtension, PSCSI_REQUEST_BLOCK Srb)
     }
     if (atomic_load(&testport_faults.hold_ios) && TpHold(a, Srb))
         return FALSE; /* until released, aborted or reset */
+    if (TpIsRead(Srb) && atomic_load(&testport_faults.break_rule))
+        return TpBreakRule(a, Srb, atomic_exchange(&testport_faults.break_rule, 0));
     TpExecute(a, Srb);
     return FALSE;
 }

@@ -54,6 +54,12 @@ struct testport_faults {
     atomic_int refuse_bus_reset;
     atomic_int refuse_restart;
     atomic_int adapter_restarts; /* ScsiRestartAdapter received */
+
+    /* Verifier: the next read breaks this Storport rule (verifier.c numbering; 9 is
+     * NextLuRequest for an address with no unit); timer_in_find_adapter makes
+     * HwStorFindAdapter ask for RequestTimerCall. */
+    atomic_int break_rule;
+    atomic_int timer_in_find_adapter;
 };
 
 extern struct testport_faults testport_faults;

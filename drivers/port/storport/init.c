@@ -136,6 +136,11 @@ static NTSTATUS StorpStartAdapter(PSTORP_ADAPTER adapter)
     if (NT_SUCCESS(RtlQueryRegistryUlonglong(ex, key, "BusType", &value)))
         adapter->BusType = (ULONG)value;
 
+    /* The verifier: Control\Storport\Verifier, on unless 0. */
+    adapter->Verifier = TRUE;
+    if (NT_SUCCESS(RtlQueryRegistryUlonglong(ex, "Control\\Storport", "Verifier", &value)))
+        adapter->Verifier = value != 0;
+    STORP_CONTEXT previous = StorpEnterContext(StorpContextFindAdapter);
     if (adapter->Driver->Virtual)
         result = adapter->Driver->VirtualFindAdapter(adapter->HwDeviceExtension,
                                                      adapter->Driver->HwContext, NULL,
@@ -143,6 +148,7 @@ static NTSTATUS StorpStartAdapter(PSTORP_ADAPTER adapter)
     else
         result = init->HwFindAdapter(adapter->HwDeviceExtension, adapter->Driver->HwContext, NULL,
                                      argument, c, &again);
+    StorpLeaveContext(previous);
     if (result != SP_RETURN_FOUND) {
         IoSetDeviceProblemText(adapter->DeviceObject, "HwStorFindAdapter returned %s",
                                result == SP_RETURN_BAD_CONFIG ? "SP_RETURN_BAD_CONFIG"
@@ -183,7 +189,9 @@ static NTSTATUS StorpStartAdapter(PSTORP_ADAPTER adapter)
     /* HwStorInitialize runs synchronized with the interrupt (the interrupt lock). */
     StorpEnterLock();
     KeAcquireSpinLock(&adapter->InterruptLock, NULL);
+    previous = StorpEnterContext(StorpContextInitialize);
     BOOLEAN ok = init->HwInitialize ? init->HwInitialize(adapter->HwDeviceExtension) : TRUE;
+    StorpLeaveContext(previous);
     KeReleaseSpinLock(&adapter->InterruptLock, 0);
     StorpLeaveLock();
     if (!ok) {

@@ -87,13 +87,28 @@ static void StorpStartRequest(PSTORP_REQUEST req)
     PSCSI_REQUEST_BLOCK srb = req->Srb;
     PHW_INITIALIZATION_DATA init = &adapter->Driver->Init;
 
+    STORP_CONTEXT previous;
+    BOOLEAN more = TRUE;
+
     atomic_store(&req->State, StorpRequestAtMiniport);
-    /* Unsynchronized HwStorBuildIo: no Storport lock. FALSE means the miniport completed it. */
-    if (init->HwBuildIo && !init->HwBuildIo(adapter->HwDeviceExtension, srb))
+    /* Unsynchronized HwStorBuildIo: no Storport lock. FALSE means the miniport completed it.
+     * The verifier holds its completions until it returns, to see writes after them. */
+    if (init->HwBuildIo) {
+        if (adapter->Verifier)
+            StorpEnterLock();
+        previous = StorpEnterContext(StorpContextBuildIo);
+        more = init->HwBuildIo(adapter->HwDeviceExtension, srb);
+        StorpLeaveContext(previous);
+        if (adapter->Verifier)
+            StorpLeaveLock();
+    }
+    if (!more)
         return;
     StorpEnterLock();
     KeAcquireSpinLock(&adapter->StartIoLock, NULL);
+    previous = StorpEnterContext(StorpContextStartIo);
     init->HwStartIo(adapter->HwDeviceExtension, srb);
+    StorpLeaveContext(previous);
     KeReleaseSpinLock(&adapter->StartIoLock, 0);
     StorpLeaveLock();
 }
@@ -290,9 +305,15 @@ static void StorpFinishRequest(PSTORP_REQUEST req)
         StorpStartPending(unit);
         return;
     }
+    if (adapter->Verifier &&
+        (srb->SrbStatus != req->DoneSrbStatus || srb->ScsiStatus != req->DoneScsiStatus ||
+         srb->DataTransferLength != req->DoneLength))
+        StorpVerifierReport(adapter, StorpRuleTouchedAfterCompletion, srb,
+                            "status 0x%02X->0x%02X length %u->%u", req->DoneSrbStatus,
+                            srb->SrbStatus, req->DoneLength, srb->DataTransferLength);
     if (SRB_STATUS(srb->SrbStatus) == SRB_STATUS_PENDING) {
         /* A miniport must set a final status before completing. */
-        DbgPrint("storport: verifier: SRB %p completed with SRB_STATUS_PENDING\n", (void *)srb);
+        StorpVerifierReport(adapter, StorpRulePendingStatus, srb, "made SRB_STATUS_ERROR");
         srb->SrbStatus = SRB_STATUS_ERROR;
     }
     if (req->TimedOut && (SRB_STATUS(srb->SrbStatus) == SRB_STATUS_ABORTED ||
@@ -331,18 +352,39 @@ static void StorpFinishRequest(PSTORP_REQUEST req)
 /* StorPortNotification(RequestComplete): exactly once per request. */
 void StorpCompleteSrb(PSTORP_ADAPTER Adapter, PSCSI_REQUEST_BLOCK Srb)
 {
-    PSTORP_REQUEST req = StorpRequestFromSrb(Srb);
+    PSTORP_REQUEST req = Srb ? StorpRequestFromSrb(Srb) : NULL;
     int expected = StorpRequestAtMiniport;
+    STORP_CONTEXT context = StorpCurrentContext();
 
+    if (context == StorpContextFindAdapter || context == StorpContextInitialize) {
+        StorpVerifierReport(Adapter, StorpRuleWrongContext, NULL,
+                            "RequestComplete of SRB %p in HwStor%s", (void *)Srb,
+                            context == StorpContextFindAdapter ? "FindAdapter" : "Initialize");
+        return;
+    }
     if (!req || req->Srb != Srb || req->Unit->Adapter != Adapter) {
-        DbgPrint("storport: verifier: RequestComplete for SRB %p that the miniport does not own\n",
-                 (void *)Srb);
+        StorpVerifierReport(Adapter, StorpRuleForeignSrb, NULL, "SRB %p ignored", (void *)Srb);
         return;
     }
     if (!atomic_compare_exchange_strong(&req->State, &expected, StorpRequestCompleted)) {
-        DbgPrint("storport: verifier: SRB %p completed twice\n", (void *)Srb);
+        StorpVerifierReport(Adapter, StorpRuleDoubleCompletion, NULL,
+                            "SRB %p, the second RequestComplete ignored", (void *)Srb);
         return;
     }
+    if (Srb->DataTransferLength > req->DataLength ||
+        ((Srb->SrbStatus & SRB_STATUS_AUTOSENSE_VALID) &&
+         Srb->SenseInfoBufferLength > req->SenseLength)) {
+        StorpVerifierReport(Adapter, StorpRuleLimits, Srb,
+                            "data %u of %u bytes, sense %u of %u: clamped", Srb->DataTransferLength,
+                            req->DataLength, Srb->SenseInfoBufferLength, req->SenseLength);
+        if (Srb->DataTransferLength > req->DataLength)
+            Srb->DataTransferLength = req->DataLength;
+        if (Srb->SenseInfoBufferLength > req->SenseLength)
+            Srb->SenseInfoBufferLength = req->SenseLength;
+    }
+    req->DoneSrbStatus = Srb->SrbStatus;
+    req->DoneScsiStatus = Srb->ScsiStatus;
+    req->DoneLength = Srb->DataTransferLength;
     if (StorpLockDepth > 0) {
         /* Inside StartIo or the interrupt lock: complete once this thread releases it. */
         req->NextDeferred = StorpDeferred;
