@@ -31,6 +31,10 @@ typedef struct _TP_ADAPTER {
     struct backend *Backend;
     struct scsi_lu *Lu;
     struct scsi_target *Target;
+    STOR_DPC Dpc;
+    PVOID Timer;
+    PVOID Worker;
+    PSCSI_REQUEST_BLOCK Deferred; /* the read the timer or work item runs */
 } TP_ADAPTER, *PTP_ADAPTER;
 
 typedef struct _TP_SRB_EXTENSION {
@@ -89,6 +93,13 @@ BOOLEAN testport_pause_adapter(ULONG seconds)
 BOOLEAN testport_resume_adapter(void)
 {
     return StorPortResume(atomic_load(&TpLastAdapter));
+}
+
+BOOLEAN testport_state_change(ULONG changed_entity)
+{
+    STOR_ADDR_BTL8 addr = {.Path = 0, .Target = 0, .Lun = 0};
+    return StorPortStateChangeDetected(atomic_load(&TpLastAdapter), changed_entity, &addr, 0, NULL,
+                                       NULL);
 }
 
 BOOLEAN testport_device_busy(ULONG requests_to_complete)
@@ -157,6 +168,11 @@ static ULONG TpReadDword(PVOID ext, PCSTR name, ULONG fallback)
 static void TpFreeResources(PVOID DeviceExtension)
 {
     PTP_ADAPTER a = DeviceExtension;
+    if (a->Timer)
+        StorPortFreeTimer(a, a->Timer);
+    if (a->Worker)
+        StorPortFreeWorkItem(a, a->Worker);
+    a->Timer = a->Worker = NULL;
     if (a->Target)
         scsi_target_destroy(a->Target);
     if (a->Backend)
@@ -203,8 +219,61 @@ static ULONG TpHwFindAdapter(PVOID DeviceExtension, PVOID HwContext, PVOID BusIn
     return SP_RETURN_FOUND;
 }
 
+static void TpExecute(PTP_ADAPTER a, PSCSI_REQUEST_BLOCK Srb);
+
+static void TpDpcRoutine(PSTOR_DPC Dpc, PVOID DeviceExtension, PVOID Arg1, PVOID Arg2)
+{
+    STOR_LOCK_HANDLE lock;
+    StorPortAcquireSpinLock(DeviceExtension, DpcLock, Dpc, &lock);
+    atomic_store(&testport_faults.dpc_lock_held, lock.Context != NULL);
+    atomic_fetch_add(&testport_faults.deferred_runs, 1);
+    TpExecute(DeviceExtension, Arg1);
+    StorPortReleaseSpinLock(DeviceExtension, &lock);
+}
+
+static void TpTimerRoutine(PVOID DeviceExtension, PVOID Context)
+{
+    atomic_fetch_add(&testport_faults.deferred_runs, 1);
+    TpExecute(DeviceExtension, Context);
+}
+
+static void TpWorkRoutine(PVOID DeviceExtension, PVOID Context, PVOID Worker)
+{
+    atomic_fetch_add(&testport_faults.deferred_runs, 1);
+    TpExecute(DeviceExtension, Context);
+}
+
+/* Hands a read to the deferred-work service the test chose; FALSE when it could not. */
+static BOOLEAN TpDefer(PTP_ADAPTER a, PSCSI_REQUEST_BLOCK Srb, int via)
+{
+    switch (via) {
+    case 1:
+        return StorPortIssueDpc(a, &a->Dpc, Srb, NULL);
+    case 2:
+        return StorPortRequestTimer(a, a->Timer, TpTimerRoutine, Srb, 2000, 0) ==
+               STOR_STATUS_SUCCESS;
+    case 3:
+        return StorPortQueueWorkItem(a, TpWorkRoutine, a->Worker, Srb) == STOR_STATUS_SUCCESS;
+    default:
+        return FALSE;
+    }
+}
+
 static BOOLEAN TpHwInitialize(PVOID DeviceExtension)
 {
+    PTP_ADAPTER a = DeviceExtension;
+    StorPortInitializeDpc(a, &a->Dpc, TpDpcRoutine);
+    if (StorPortInitializeTimer(a, &a->Timer) != STOR_STATUS_SUCCESS ||
+        StorPortInitializeWorkItem(a, &a->Worker) != STOR_STATUS_SUCCESS)
+        return FALSE;
+    if (atomic_load(&testport_faults.concurrent_channels)) {
+        PERF_CONFIGURATION_DATA perf = {.Version = STOR_PERF_VERSION, .Size = sizeof(perf)};
+        StorPortInitializePerfOpts(a, TRUE, &perf);
+        atomic_store(&testport_faults.perf_query_flags, perf.Flags);
+        perf.Flags = STOR_PERF_CONCURRENT_CHANNELS;
+        perf.ConcurrentChannels = 2;
+        atomic_store(&testport_faults.perf_set_status, StorPortInitializePerfOpts(a, FALSE, &perf));
+    }
     return TRUE;
 }
 
@@ -368,6 +437,9 @@ static BOOLEAN TpHwBuildIo(PVOID DeviceExtension, PSCSI_REQUEST_BLOCK Srb)
     }
     if (atomic_load(&testport_faults.hold_ios) && TpHold(a, Srb))
         return FALSE; /* until released, aborted or reset */
+    if (TpIsRead(Srb) && atomic_load(&testport_faults.complete_via) &&
+        TpDefer(a, Srb, atomic_exchange(&testport_faults.complete_via, 0)))
+        return FALSE; /* executed by the DPC, timer or work item */
     if (TpIsRead(Srb) && atomic_load(&testport_faults.break_rule))
         return TpBreakRule(a, Srb, atomic_exchange(&testport_faults.break_rule, 0));
     TpExecute(a, Srb);

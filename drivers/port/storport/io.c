@@ -105,11 +105,14 @@ static void StorpStartRequest(PSTORP_REQUEST req)
     if (!more)
         return;
     StorpEnterLock();
-    KeAcquireSpinLock(&adapter->StartIoLock, NULL);
+    /* with concurrent channels (StorPortInitializePerfOpts) the miniport synchronizes itself */
+    if (adapter->ConcurrentChannels <= 1)
+        KeAcquireSpinLock(&adapter->StartIoLock, NULL);
     previous = StorpEnterContext(StorpContextStartIo);
     init->HwStartIo(adapter->HwDeviceExtension, srb);
     StorpLeaveContext(previous);
-    KeReleaseSpinLock(&adapter->StartIoLock, 0);
+    if (adapter->ConcurrentChannels <= 1)
+        KeReleaseSpinLock(&adapter->StartIoLock, 0);
     StorpLeaveLock();
 }
 

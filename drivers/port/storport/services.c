@@ -95,6 +95,21 @@ void StorPortNotification(SCSI_NOTIFICATION_TYPE NotificationType, PVOID HwDevic
             *result = TRUE;
         break;
     }
+    case InitializeDpc: {
+        PSTOR_DPC dpc = va_arg(ap, PSTOR_DPC);
+        PHW_DPC_ROUTINE routine = va_arg(ap, PHW_DPC_ROUTINE);
+        StorpInitializeDpc(adapter, dpc, routine);
+        break;
+    }
+    case IssueDpc: {
+        PSTOR_DPC dpc = va_arg(ap, PSTOR_DPC);
+        PVOID a1 = va_arg(ap, PVOID), a2 = va_arg(ap, PVOID);
+        PBOOLEAN queued = va_arg(ap, PBOOLEAN);
+        BOOLEAN q = StorpIssueDpc(adapter, dpc, a1, a2);
+        if (queued)
+            *queued = q;
+        break;
+    }
     default:
         DbgPrint("storport: %s: notification %d is not supported\n", adapter->LinkName,
                  (int)NotificationType);

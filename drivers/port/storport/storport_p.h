@@ -158,8 +158,9 @@ typedef struct _STORP_ADAPTER {
     atomic_int RecoveryActive;
     atomic_uint Recoveries[5]; /* tiers used: abort, LUN, target, bus, adapter (statistics) */
 
-    BOOLEAN Verifier;       /* Control\Storport\Verifier (verifier.c) */
-    atomic_uint Violations; /* rule breaks the verifier caught */
+    ULONG ConcurrentChannels; /* StorPortInitializePerfOpts: >1, StartIo without its lock */
+    BOOLEAN Verifier;         /* Control\Storport\Verifier (verifier.c) */
+    atomic_uint Violations;   /* rule breaks the verifier caught */
 
     /* The event log (events.c): a ring of the last STORP_EVENT_RING events. */
     KSPIN_LOCK EventLock;
@@ -260,6 +261,9 @@ void StorpInitializeRecovery(PSTORP_ADAPTER Adapter);
 void StorpStartRecovery(PSTORP_ADAPTER Adapter);
 void StorpStopRecovery(PSTORP_ADAPTER Adapter);
 NTSTATUS StorpRestartAdapter(PSTORP_ADAPTER Adapter);
+/* deferred.c */
+void StorpInitializeDpc(PSTORP_ADAPTER Adapter, PSTOR_DPC Dpc, PHW_DPC_ROUTINE Routine);
+BOOLEAN StorpIssueDpc(PSTORP_ADAPTER Adapter, PSTOR_DPC Dpc, PVOID A1, PVOID A2);
 /* verifier.c */
 STORP_CONTEXT StorpEnterContext(STORP_CONTEXT Context);
 void StorpLeaveContext(STORP_CONTEXT Previous);
