@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <storstack/nt/ntstatus.h>
 
@@ -25,10 +26,20 @@ int storstack_is_remote(const storstack_t *stack)
 storstack_status_t storstack_open(storstack_t *stack, const char *name, uint32_t access,
                                   storstack_handle_t **out)
 {
+    return storstack_open_ex(stack, name, access, NULL, out);
+}
+
+storstack_status_t storstack_open_ex(storstack_t *stack, const char *name, uint32_t access,
+                                     const struct storstack_identity *who, storstack_handle_t **out)
+{
     if (!stack || !name || !out)
         return STATUS_INVALID_PARAMETER;
     *out = NULL;
-    return stack->ops->open(stack, name, access, out);
+    if (who && (!who->principal || !who->principal[0] ||
+                strlen(who->principal) >= STORSTACK_PRINCIPAL_MAX ||
+                (who->transport_id && strlen(who->transport_id) >= STORSTACK_TRANSPORT_ID_MAX)))
+        return STATUS_INVALID_PARAMETER;
+    return stack->ops->open(stack, name, access, who, out);
 }
 
 storstack_status_t storstack_close(storstack_handle_t *handle)
@@ -187,6 +198,7 @@ static const struct {
     N(STATUS_INVALID_DEVICE_REQUEST),
     N(STATUS_END_OF_FILE),
     N(STATUS_NO_MEDIA_IN_DEVICE),
+    N(STATUS_UNRECOGNIZED_MEDIA),
     N(STATUS_NONEXISTENT_SECTOR),
     N(STATUS_ACCESS_DENIED),
     N(STATUS_BUFFER_TOO_SMALL),

@@ -12,8 +12,9 @@
 
 struct storstack_ops {
     void (*destroy)(storstack_t *stack);
+    /* who is NULL (the caller's own identity) or checked by storstack_open_ex. */
     storstack_status_t (*open)(storstack_t *stack, const char *name, uint32_t access,
-                               storstack_handle_t **out);
+                               const struct storstack_identity *who, storstack_handle_t **out);
     storstack_status_t (*close)(storstack_handle_t *handle);
     /* Read (write == 0) or write; STATUS_PENDING and exactly one callback, or a failure and none.
      */

@@ -16,12 +16,14 @@
 
 #include "api/api_p.h"
 #include "api/local.h"
+#include "drivers/class/cdrom/cdrom.h"
 #include "drivers/class/disk/disk.h"
 #include "drivers/filter/faultinject/faultinject.h"
 #include "drivers/miniport/vminiport/vminiport.h"
 #include "kernel/executive.h"
 
-/* With no configuration: one virtual adapter with a 1 GiB sparse RAM disk. */
+/* With no configuration: one virtual adapter with a 1 GiB sparse RAM disk and an empty CD-ROM
+ * drive (`storstack cdrom CdRom0 load IMAGE` puts a disc in). */
 static const char local_default_config[] =
     "[Enum\\Root\\VMINIPORT\\0000]\n"
     "HardwareID = multi:ROOT\\VMINIPORT\n"
@@ -29,11 +31,14 @@ static const char local_default_config[] =
     "[Enum\\Root\\VMINIPORT\\0000\\Device Parameters\\Target0\\Lun0]\n"
     "Type = disk\n"
     "Backend = ram\n"
-    "Size = 1G\n";
+    "Size = 1G\n"
+    "[Enum\\Root\\VMINIPORT\\0000\\Device Parameters\\Target2\\Lun0]\n"
+    "Type = cdrom\n";
 
 static const DRIVER_PACKAGE local_packages[] = {
     {"vminiport", VminiportDriverEntry, VminiportInf},
     {"disk", DiskDriverEntry, DiskInf},
+    {"cdrom", CdRomDriverEntry, CdRomInf},
     {"faultinject", FaultInjectDriverEntry, FaultInjectInf},
 };
 
@@ -166,7 +171,7 @@ static NTSTATUS local_simple_irp(struct local_handle *h, UCHAR major)
 }
 
 static storstack_status_t local_open(storstack_t *stack, const char *name, uint32_t access,
-                                     storstack_handle_t **out)
+                                     const struct storstack_identity *who, storstack_handle_t **out)
 {
     struct local_stack *s = (struct local_stack *)stack;
     struct local_handle *h;
@@ -189,6 +194,15 @@ static storstack_status_t local_open(storstack_t *stack, const char *name, uint3
     h->top = IoGetAttachedDeviceReference(dev);
     ObDereferenceObject(dev);
     IoInitializeFileObject(&h->file, h->top);
+    if (who) {
+        h->file.Caller.Nexus = who->nexus;
+        snprintf(h->file.Caller.Principal, sizeof(h->file.Caller.Principal), "%s", who->principal);
+        snprintf(h->file.Caller.TransportId, sizeof(h->file.Caller.TransportId), "%s",
+                 who->transport_id ? who->transport_id : "");
+    } else {
+        snprintf(h->file.Caller.Principal, sizeof(h->file.Caller.Principal), "uid:%u",
+                 (unsigned)getuid());
+    }
     h->file.ReadAccess = (access & STORSTACK_GENERIC_READ) != 0;
     h->file.WriteAccess = (access & STORSTACK_GENERIC_WRITE) != 0;
     status = local_simple_irp(h, IRP_MJ_CREATE);

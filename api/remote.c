@@ -350,6 +350,7 @@ static storstack_status_t remote_call(struct remote_stack *rs, struct wire_reque
 }
 
 static storstack_status_t remote_open(storstack_t *stack, const char *name, uint32_t access,
+                                      const struct storstack_identity *who,
                                       storstack_handle_t **out)
 {
     struct remote_stack *rs = remote_of(stack);
@@ -359,13 +360,27 @@ static storstack_status_t remote_open(storstack_t *stack, const char *name, uint
     struct wire_request req = {.op = WIRE_OP_OPEN, .arg0 = access, .payload_length = (uint32_t)len};
     struct remote_handle *h;
     storstack_status_t st;
+    char payload[WIRE_MAX_NAME + WIRE_MAX_IDENTITY];
+    const char *send = name;
 
     if (len == 0 || len > WIRE_MAX_NAME)
         return STATUS_OBJECT_NAME_INVALID;
+    if (who) { /* lengths bounded by storstack_open_ex; the server takes it from root only */
+        size_t plen = strlen(who->principal);
+        size_t tlen = who->transport_id ? strlen(who->transport_id) : 0;
+        memcpy(payload, name, len);
+        memcpy(payload + len, who->principal, plen);
+        memcpy(payload + len + plen, who->transport_id ? who->transport_id : "", tlen);
+        req.arg1 = (uint32_t)len;
+        req.handle = plen;
+        req.offset = who->nexus;
+        req.payload_length = (uint32_t)(len + plen + tlen);
+        send = payload;
+    }
     h = calloc(1, sizeof(*h));
     if (!h)
         return STATUS_INSUFFICIENT_RESOURCES;
-    st = remote_call(rs, &req, name, &t, NULL);
+    st = remote_call(rs, &req, send, &t, NULL);
     if (!NT_SUCCESS(st)) {
         free(h);
         return st;

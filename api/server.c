@@ -72,6 +72,7 @@ struct server_conn {
     struct storstack_server *server;
     struct server_conn *next, *prev;
     int fd;
+    uid_t peer_uid; /* SO_PEERCRED: who the opens of this connection are for */
     unsigned id;
     pthread_t thread;
 
@@ -522,6 +523,35 @@ static int server_do_rw(struct server_conn *conn, const struct wire_request *req
     return 0;
 }
 
+/* OPEN: for the client's own uid, or (root clients only) for the identity the request names. */
+static storstack_status_t server_open(struct server_conn *conn, const struct wire_request *req,
+                                      storstack_handle_t **h)
+{
+    char *p = (char *)conn->scratch;
+    char principal[STORSTACK_PRINCIPAL_MAX];
+    char transport_id[STORSTACK_TRANSPORT_ID_MAX];
+    struct storstack_identity who = {.principal = principal};
+
+    if (req->arg1) { /* lengths checked by wire_decode_request */
+        uint32_t plen = (uint32_t)req->handle;
+        uint32_t tlen = req->payload_length - req->arg1 - plen;
+        if (conn->peer_uid != 0)
+            return STATUS_ACCESS_DENIED;
+        if (plen >= sizeof(principal) || tlen >= sizeof(transport_id))
+            return STATUS_INVALID_PARAMETER;
+        memcpy(principal, p + req->arg1, plen);
+        principal[plen] = 0;
+        memcpy(transport_id, p + req->arg1 + plen, tlen);
+        transport_id[tlen] = 0;
+        who.transport_id = transport_id;
+        who.nexus = req->offset;
+        p[req->arg1] = 0; /* the name ends where the identity starts */
+    } else {
+        snprintf(principal, sizeof(principal), "uid:%u", (unsigned)conn->peer_uid);
+    }
+    return storstack_open_ex(conn->server->stack, p, req->arg0, &who, h);
+}
+
 /* The synchronous requests: payload (if any) is in conn->scratch, NUL-terminated. */
 static void server_do_sync(struct server_conn *conn, const struct wire_request *req)
 {
@@ -541,7 +571,7 @@ static void server_do_sync(struct server_conn *conn, const struct wire_request *
     }
     switch (req->op) {
     case WIRE_OP_OPEN:
-        st = storstack_open(stack, (const char *)conn->scratch, req->arg0, &h);
+        st = server_open(conn, req, &h);
         if (NT_SUCCESS(st) && server_add_handle(conn, h, &id)) {
             storstack_close(h);
             st = STATUS_INSUFFICIENT_RESOURCES;
@@ -747,6 +777,13 @@ static void server_add_conn(struct storstack_server *server, int fd)
     }
     conn->server = server;
     conn->fd = fd;
+    {
+        struct ucred cred;
+        socklen_t len = sizeof(cred);
+        /* Without credentials the client is nobody: it gets no identity of root's. */
+        conn->peer_uid =
+            getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 ? cred.uid : (uid_t)-1;
+    }
     conn->reader = (struct wire_reader){.fd = fd, .capacity = SERVER_RBUF, .buf = conn->rbuf};
     pthread_mutex_init(&conn->lock, NULL);
     pthread_cond_init(&conn->cond, NULL);

@@ -70,8 +70,16 @@ int wire_decode_request(const uint8_t in[WIRE_REQUEST_HEADER_SIZE], struct wire_
 
     switch (req->op) {
     case WIRE_OP_OPEN:
-        if (req->payload_length == 0 || req->payload_length > WIRE_MAX_NAME)
+        if (req->payload_length == 0 || req->payload_length > WIRE_MAX_NAME + WIRE_MAX_IDENTITY)
             return fail(reason, "OPEN name length out of range", -EMSGSIZE);
+        if (req->arg1 == 0
+                ? req->payload_length > WIRE_MAX_NAME || req->handle
+                : req->arg1 > WIRE_MAX_NAME || req->handle == 0 ||
+                      req->handle >= WIRE_MAX_IDENTITY / 2 ||
+                      req->payload_length - req->arg1 < req->handle ||
+                      req->payload_length - req->arg1 - req->handle >= WIRE_MAX_IDENTITY / 2 ||
+                      req->arg1 >= req->payload_length)
+            return fail(reason, "OPEN identity lengths out of range", -EMSGSIZE);
         break;
     case WIRE_OP_READ:
         if (req->arg0 > WIRE_MAX_PAYLOAD)

@@ -21,9 +21,10 @@
 #define WIRE_REQUEST_HEADER_SIZE  48u
 #define WIRE_RESPONSE_HEADER_SIZE 40u
 
-#define WIRE_MAX_PAYLOAD (64u << 20) /* data of READ/WRITE/IOCTL, the tree JSON */
-#define WIRE_MAX_NAME    4096u       /* device names, registry keys and value names */
-#define WIRE_MAX_REG_OUT (64u << 10) /* a registry value as text */
+#define WIRE_MAX_PAYLOAD  (64u << 20) /* data of READ/WRITE/IOCTL, the tree JSON */
+#define WIRE_MAX_NAME     4096u       /* device names, registry keys and value names */
+#define WIRE_MAX_IDENTITY 512u        /* an OPEN's principal and TransportID, each under half */
+#define WIRE_MAX_REG_OUT  (64u << 10) /* a registry value as text */
 
 enum wire_op {
     WIRE_OP_HELLO = 1,
@@ -41,7 +42,9 @@ enum wire_op {
 /*
  * A request frame header. The meaning of handle/offset/arg0/arg1 depends on op:
  *   HELLO           arg0 = WIRE_VERSION
- *   OPEN            arg0 = access mask, payload = device name (no NUL)
+ *   OPEN            arg0 = access mask, payload = device name (no NUL); with an identity
+ *                   (storstack_open_ex): arg1 = name length, handle = principal length,
+ *                   offset = nexus, payload = name, principal, TransportID
  *   CLOSE, FLUSH    handle
  *   READ            handle, offset, arg0 = length
  *   WRITE           handle, offset, payload = data

@@ -18,6 +18,7 @@ static const struct {
     {"io", cli_io, "write, read or verify a byte range with a pattern or a file"},
     {"bench", cli_bench, "measure IOPS, bandwidth and latency at a queue depth"},
     {"events", cli_events, "show (and follow) an adapter's Storport event log"},
+    {"cdrom", cli_cdrom, "load, eject, status, toc and speed of a CD-ROM drive"},
 };
 
 static void usage(FILE *out)

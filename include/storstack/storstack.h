@@ -52,6 +52,25 @@ int storstack_is_remote(const storstack_t *stack);
 storstack_status_t storstack_open(storstack_t *stack, const char *name, uint32_t access,
                                   storstack_handle_t **out);
 
+/*
+ * Who opens a handle. A device's security descriptor is checked against `principal`; a target
+ * built on the stack (the iSCSI target) names each initiator so that the SCSI devices below keep
+ * unit attentions and reservations per I_T nexus. storstack_open uses the caller's own identity:
+ * "uid:N" of this process in a local stack; over the management socket the server names the
+ * client by its socket credentials ("uid:N" of the peer), and only a root client may claim another
+ * identity.
+ */
+#define STORSTACK_PRINCIPAL_MAX    224 /* the bounds of its strings, with their NUL */
+#define STORSTACK_TRANSPORT_ID_MAX 256
+struct storstack_identity {
+    const char *principal;    /* "uid:N" or an initiator name */
+    const char *transport_id; /* SPC-4 TransportID text (iSCSI "NAME,i,0xISID"), or NULL */
+    uint64_t nexus;           /* nonzero, unique per I_T nexus while it lives; 0 = this host */
+};
+storstack_status_t storstack_open_ex(storstack_t *stack, const char *name, uint32_t access,
+                                     const struct storstack_identity *who,
+                                     storstack_handle_t **out);
+
 /* IRP_MJ_CLOSE (after IRP_MJ_CLEANUP); the handle is gone afterwards. */
 storstack_status_t storstack_close(storstack_handle_t *handle);
 

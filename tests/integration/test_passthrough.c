@@ -139,9 +139,10 @@ static void test_write10_read10_round_trip_through_every_path(void **state)
 
 static int supported_opcode(int op)
 {
-    static const uint8_t ops[] = {0x00, 0x03, 0x08, 0x0A, 0x12, 0x15, 0x1A, 0x1B, 0x25,
-                                  0x28, 0x2A, 0x2F, 0x35, 0x55, 0x5A, 0x88, 0x8A, 0x8F,
-                                  0x91, 0x9E, 0xA0, 0xA3, 0xA8, 0xAA, 0xAF};
+    static const uint8_t ops[] = {0x00, 0x03, 0x04, 0x08, 0x0A, 0x12, 0x15, 0x1A, 0x1B, 0x1E,
+                                  0x25, 0x28, 0x2A, 0x2E, 0x2F, 0x34, 0x35, 0x37, 0x41, 0x42,
+                                  0x55, 0x5A, 0x88, 0x89, 0x8A, 0x8B, 0x8E, 0x8F, 0x90, 0x91,
+                                  0x93, 0x9E, 0xA0, 0xA3, 0xA8, 0xAA, 0xAE, 0xAF, 0xB7};
     for (size_t i = 0; i < sizeof(ops); i++)
         if (ops[i] == op)
             return 1;
@@ -387,7 +388,7 @@ static void test_check_condition_without_sense_buffer_still_reports_scsi_status(
     spt->CdbLength = 6;
     spt->DataIn = SCSI_IOCTL_DATA_UNSPECIFIED;
     spt->TimeOutValue = 5;
-    spt->Cdb[0] = 0x04; /* FORMAT UNIT: not supported */
+    spt->Cdb[0] = 0x07; /* REASSIGN BLOCKS: not supported */
     assert_status(
         storstack_ioctl(f->disk, IOCTL_SCSI_PASS_THROUGH, buf, sizeof(buf), buf, sizeof(buf), &ret),
         STATUS_SUCCESS);
@@ -630,6 +631,54 @@ static void test_malformed_direct_requests_fail_with_an_error_status(void **stat
     integ_free(data);
 }
 
+/* Each handle opened with an identity is its own I_T nexus down to the device: a MODE SELECT
+ * through one raises MODE PARAMETERS CHANGED (2Ah/01h) for every other nexus, not its own. */
+static void test_handle_identity_reaches_the_device_as_its_i_t_nexus(void **state)
+{
+    struct pt_fixture *f = *state;
+    struct storstack_identity a = {.principal = "iqn.2026-11.org.example:a",
+                                   .transport_id = "iqn.2026-11.org.example:a,i,0x230000000001",
+                                   .nexus = 0x11};
+    struct storstack_identity b = {.principal = "iqn.2026-11.org.example:b", .nexus = 0x22};
+    storstack_handle_t *ha, *hb;
+    uint8_t ms[6] = {0x1A, 0x08, 0x08, 0, 64, 0}, page[64], tur[6] = {0};
+    struct integ_spt r;
+
+    assert_int_equal(storstack_open_ex(f->stack, "PhysicalDrive0", INTEG_RW, &a, &ha),
+                     STATUS_SUCCESS);
+    assert_int_equal(storstack_open_ex(f->stack, "PhysicalDrive0", INTEG_RW, &b, &hb),
+                     STATUS_SUCCESS);
+    /* a nexus the device has not seen before first reports POWER ON OR RESET (29h/00h) */
+    integ_pass_through(ha, 0, 0, 0, tur, 6, INTEG_DATA_NONE, NULL, 0, &r);
+    integ_assert_sense(&r, 0x6, 0x29, 0x00, -1, "first command of nexus a");
+    integ_pass_through(hb, 0, 0, 0, tur, 6, INTEG_DATA_NONE, NULL, 0, &r);
+    integ_assert_sense(&r, 0x6, 0x29, 0x00, -1, "first command of nexus b");
+    memset(page, 0, sizeof(page));
+    integ_pass_through(ha, 0, 0, 0, ms, 6, INTEG_DATA_IN, page, sizeof(page), &r);
+    expect_good(&r, "MODE SENSE caching");
+    uint32_t len = page[0] + 1u;
+    uint8_t *p = page + 4 + page[3];
+    p[0] &= 0x3F;
+    p[2] ^= 0x04; /* flip WCE */
+    page[0] = 0;
+    page[2] &= (uint8_t)~0x80;
+    uint8_t sel[6] = {0x15, 0x10, 0, 0, (uint8_t)len, 0};
+    integ_pass_through(ha, 1, 0, 0, sel, 6, INTEG_DATA_OUT, page, len, &r);
+    expect_good(&r, "MODE SELECT from nexus a");
+
+    integ_pass_through(hb, 0, 0, 0, tur, 6, INTEG_DATA_NONE, NULL, 0, &r);
+    integ_assert_sense(&r, 0x6, 0x2A, 0x01, -1, "TEST UNIT READY from nexus b");
+    integ_pass_through(hb, 0, 0, 0, tur, 6, INTEG_DATA_NONE, NULL, 0, &r);
+    expect_good(&r, "nexus b: reported once");
+    integ_pass_through(ha, 0, 0, 0, tur, 6, INTEG_DATA_NONE, NULL, 0, &r);
+    expect_good(&r, "nexus a caused it");
+    /* the host's own handle is a third nexus (0) */
+    integ_pass_through(f->disk, 0, 0, 0, tur, 6, INTEG_DATA_NONE, NULL, 0, &r);
+    integ_assert_sense(&r, 0x6, 0x2A, 0x01, -1, "TEST UNIT READY from the host");
+    storstack_close(ha);
+    storstack_close(hb);
+}
+
 static void test_pass_through_on_a_read_only_handle_is_access_denied(void **state)
 {
     struct pt_fixture *f = *state;
@@ -683,6 +732,7 @@ int main(void)
         cmocka_unit_test(test_malformed_buffered_requests_fail_with_an_error_status),
         cmocka_unit_test(test_data_offset_that_wraps_around_is_rejected_without_a_crash),
         cmocka_unit_test(test_malformed_direct_requests_fail_with_an_error_status),
+        cmocka_unit_test(test_handle_identity_reaches_the_device_as_its_i_t_nexus),
         cmocka_unit_test(test_pass_through_on_a_read_only_handle_is_access_denied),
         cmocka_unit_test(test_scsi0_address_with_no_device_is_device_does_not_exist),
     };

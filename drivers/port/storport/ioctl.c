@@ -187,6 +187,9 @@ static NTSTATUS StorpPassThrough(PSTORP_ADAPTER adapter, PSTORP_UNIT unit, PIRP 
     next = IoGetNextIrpStackLocation(irp);
     next->MajorFunction = IRP_MJ_SCSI;
     next->Parameters.Scsi.Srb = &pt->Srb;
+    /* The handle the pass-through came through names its initiator (StorPortGetRequestInitiator).
+     */
+    next->FileObject = IoGetCurrentIrpStackLocation(Irp)->FileObject;
     IoSetNextIrpStackLocation(irp);
     next->DeviceObject = unit->DeviceObject ? unit->DeviceObject : adapter->DeviceObject;
     /* Cancelable from here (the contract in README.md "Cancellation and resets"). A cancel that

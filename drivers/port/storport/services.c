@@ -444,6 +444,20 @@ void StorPortLogError(PVOID HwDeviceExtension, PSCSI_REQUEST_BLOCK Srb, UCHAR Pa
                   "%s: StorPortLogError", adapter->Driver->ServiceName);
 }
 
+BOOLEAN StorPortGetRequestInitiator(PVOID HwDeviceExtension, PSCSI_REQUEST_BLOCK Srb,
+                                    PULONGLONG Nexus, PCSTR *TransportId, PCSTR *Principal)
+{
+    PIRP irp = Srb ? Srb->OriginalRequest : NULL;
+    PFILE_OBJECT file = irp ? IoGetCurrentIrpStackLocation(irp)->FileObject : NULL;
+    (void)HwDeviceExtension;
+    *Nexus = file ? file->Caller.Nexus : 0;
+    if (TransportId)
+        *TransportId = file ? file->Caller.TransportId : "";
+    if (Principal)
+        *Principal = file ? file->Caller.Principal : "";
+    return file && file->Caller.Nexus != 0;
+}
+
 void StorPortLogErrorText(PVOID HwDeviceExtension, PCSTR Format, ...)
 {
     PSTORP_ADAPTER adapter = StorpAdapterFromHw(HwDeviceExtension);

@@ -473,6 +473,13 @@ ULONG StorPortRegistryReadAdapterKey(PVOID HwDeviceExtension, PCSTR SubKeyName, 
  * say), in words; the adapter's devnode keeps it and a failed boot reports it. */
 void StorPortLogErrorText(PVOID HwDeviceExtension, PCSTR Format, ...)
     __attribute__((format(printf, 2, 3)));
+/* storstack extension: the initiator a request came from, for miniports whose devices keep state
+ * per I_T nexus (unit attentions, reservations). A request sent through a handle opened with an
+ * identity (a pass-through from the iSCSI target, say) reports that handle's nexus, TransportID
+ * and principal; anything else (class driver I/O, a handle of this host) reports nexus 0 and
+ * empty strings, and the routine returns FALSE. The strings live as long as the SRB. */
+BOOLEAN StorPortGetRequestInitiator(PVOID HwDeviceExtension, PSCSI_REQUEST_BLOCK Srb,
+                                    PULONGLONG Nexus, PCSTR *TransportId, PCSTR *Principal);
 void StorPortLogError(PVOID HwDeviceExtension, PSCSI_REQUEST_BLOCK Srb, UCHAR PathId,
                       UCHAR TargetId, UCHAR Lun, ULONG ErrorCode, ULONG UniqueId);
 

@@ -318,6 +318,19 @@ typedef struct _IO_STATUS_BLOCK {
     ULONG_PTR Information;
 } IO_STATUS_BLOCK, *PIO_STATUS_BLOCK;
 
+/* storstack: who opened a handle, set by the user API at open (storstack_open_ex): the principal
+ * a device's security descriptor is checked against and, for targets built on the stack (the
+ * iSCSI target), the I_T nexus the SCSI device server keys unit attentions and reservations on.
+ * Windows has one initiator per host; a target serving many initiators through the stack needs
+ * this, and it stays in the handle, as a token would. */
+#define IO_CALLER_PRINCIPAL_MAX    224
+#define IO_CALLER_TRANSPORT_ID_MAX 256
+typedef struct _IO_CALLER_IDENTITY {
+    ULONGLONG Nexus;                              /* 0 = this host's own I_T nexus */
+    char Principal[IO_CALLER_PRINCIPAL_MAX];      /* "uid:N", or an iSCSI initiator name */
+    char TransportId[IO_CALLER_TRANSPORT_ID_MAX]; /* SPC-4 TransportID text; "" = none */
+} IO_CALLER_IDENTITY, *PIO_CALLER_IDENTITY;
+
 typedef struct _FILE_OBJECT {
     USHORT Type;
     USHORT Size;
@@ -332,6 +345,7 @@ typedef struct _FILE_OBJECT {
      * Windows, there kept per thread). Set up by IoInitializeFileObject. */
     pthread_mutex_t IrpListLock; /* recursive: a cancel routine may complete IRPs of the list */
     LIST_ENTRY IrpList;
+    IO_CALLER_IDENTITY Caller; /* storstack: the opener */
 } FILE_OBJECT, *PFILE_OBJECT;
 
 typedef NTSTATUS IO_COMPLETION_ROUTINE(PDEVICE_OBJECT DeviceObject, struct _IRP *Irp,

@@ -4,6 +4,7 @@
  */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -26,6 +27,9 @@ struct ram_req {
 
 struct ramstack {
     storstack_t base;
+    char last_principal[STORSTACK_PRINCIPAL_MAX]; /* the identity of the last open */
+    char last_transport_id[STORSTACK_TRANSPORT_ID_MAX];
+    uint64_t last_nexus;
     uint8_t *data;
     size_t size;
     pthread_mutex_t lock;
@@ -91,11 +95,17 @@ static void ram_destroy(storstack_t *s)
 }
 
 static storstack_status_t ram_open(storstack_t *s, const char *name, uint32_t access,
-                                   storstack_handle_t **out)
+                                   const struct storstack_identity *who, storstack_handle_t **out)
 {
     struct ramstack *rs = ram_of(s);
     if (strcmp(name, "PhysicalDrive0") && strcmp(name, "\\\\.\\PhysicalDrive0"))
         return STATUS_OBJECT_NAME_NOT_FOUND;
+    pthread_mutex_lock(&rs->lock);
+    snprintf(rs->last_principal, sizeof(rs->last_principal), "%s", who ? who->principal : "");
+    snprintf(rs->last_transport_id, sizeof(rs->last_transport_id), "%s",
+             who && who->transport_id ? who->transport_id : "");
+    rs->last_nexus = who ? who->nexus : 0;
+    pthread_mutex_unlock(&rs->lock);
     storstack_handle_t *h = calloc(1, sizeof(*h));
     h->stack = s;
     pthread_mutex_lock(&rs->lock);
@@ -277,4 +287,15 @@ const uint8_t *ramstack_last_data_out(storstack_t *s, uint32_t *length)
 {
     *length = ram_of(s)->data_out_length;
     return ram_of(s)->data_out;
+}
+
+void ramstack_last_identity(storstack_t *stack, char *principal, size_t plen, char *transport_id,
+                            size_t tlen, uint64_t *nexus)
+{
+    struct ramstack *rs = ram_of(stack);
+    pthread_mutex_lock(&rs->lock);
+    snprintf(principal, plen, "%s", rs->last_principal);
+    snprintf(transport_id, tlen, "%s", rs->last_transport_id);
+    *nexus = rs->last_nexus;
+    pthread_mutex_unlock(&rs->lock);
 }

@@ -24,5 +24,8 @@ int ramstack_open_handles(storstack_t *stack);
 int ramstack_flushes(storstack_t *stack);
 void ramstack_hold(storstack_t *stack, int hold);
 const uint8_t *ramstack_last_data_out(storstack_t *stack, uint32_t *length);
+/* The identity the last open was made for ("" and 0 when the caller gave none). */
+void ramstack_last_identity(storstack_t *stack, char *principal, size_t plen, char *transport_id,
+                            size_t tlen, uint64_t *nexus);
 
 #endif

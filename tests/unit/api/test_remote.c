@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -336,6 +337,65 @@ static void test_open_unknown_and_stale_handle(void **state)
     assert_int_equal(storstack_close(f->h), STATUS_SUCCESS);
     f->h = NULL;
     assert_int_equal(ramstack_open_handles(f->local), 0);
+}
+
+/* The server names a socket client by its credentials; an identity of the client's choosing is
+ * taken from root only. */
+static void test_open_identity_is_the_peers_unless_root_names_one(void **state)
+{
+    struct fixture *f = *state;
+    char principal[STORSTACK_PRINCIPAL_MAX], tid[STORSTACK_TRANSPORT_ID_MAX], want[32];
+    uint64_t nexus;
+    storstack_handle_t *h;
+    struct storstack_identity who = {.principal = "iqn.2026-11.org.example:host",
+                                     .transport_id =
+                                         "iqn.2026-11.org.example:host,i,0x23d000000001",
+                                     .nexus = 0x1234};
+
+    ramstack_last_identity(f->local, principal, sizeof(principal), tid, sizeof(tid), &nexus);
+    snprintf(want, sizeof(want), "uid:%u", (unsigned)getuid());
+    assert_string_equal(principal, want);
+    assert_string_equal(tid, "");
+    assert_int_equal(nexus, 0);
+
+    if (getuid() == 0) {
+        assert_int_equal(
+            storstack_open_ex(f->client, "PhysicalDrive0", STORSTACK_GENERIC_READ, &who, &h),
+            STATUS_SUCCESS);
+        ramstack_last_identity(f->local, principal, sizeof(principal), tid, sizeof(tid), &nexus);
+        assert_string_equal(principal, who.principal);
+        assert_string_equal(tid, who.transport_id);
+        assert_int_equal(nexus, 0x1234);
+        storstack_close(h);
+        /* a client that is not root may not name itself */
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            char err[256], sub[160];
+            storstack_t *c;
+            /* open the owner-only socket to everybody in this child, then become nobody */
+            snprintf(sub, sizeof(sub), "%s/sub", f->dir);
+            if (chmod(f->dir, 0777) || chmod(sub, 0777) || chmod(f->path, 0777) || setgid(65534) ||
+                setuid(65534))
+                _exit(3);
+            c = storstack_connect(f->path, err, sizeof(err));
+            if (!c)
+                _exit(4);
+            _exit(storstack_open_ex(c, "PhysicalDrive0", STORSTACK_GENERIC_READ, &who, &h) ==
+                          STATUS_ACCESS_DENIED
+                      ? 0
+                      : 5);
+        }
+        int status;
+        waitpid(pid, &status, 0);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+    }
+    /* bounds are checked before anything is sent */
+    who.principal = "";
+    assert_int_equal(
+        storstack_open_ex(f->client, "PhysicalDrive0", STORSTACK_GENERIC_READ, &who, &h),
+        STATUS_INVALID_PARAMETER);
 }
 
 static void test_socket_is_owner_only(void **state)
@@ -664,6 +724,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_tree_and_registry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_unknown_and_stale_handle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open_identity_is_the_peers_unless_root_names_one,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_socket_is_owner_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_live_socket_refused_stale_socket_replaced, setup,
                                         teardown),

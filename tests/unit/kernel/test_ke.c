@@ -523,6 +523,19 @@ static void test_work_item_runs_on_a_worker_thread_that_may_wait(void **state)
     assert_int_equal(setup(state), 0);
 }
 
+/* The executive's device count once it reaches `want` (or after 5 s, whatever it is then). */
+static int wait_devices(PEXECUTIVE ex, int want)
+{
+    EXECUTIVE_COUNTERS c;
+    for (int i = 0; i < 500; i++) {
+        ExQueryCounters(ex, &c);
+        if (c.Devices == want)
+            break;
+        sleep_ms(10);
+    }
+    return (int)c.Devices;
+}
+
 static void test_device_stays_referenced_while_its_work_item_is_queued(void **state)
 {
     PEXECUTIVE ex = *state;
@@ -560,17 +573,11 @@ static void test_device_stays_referenced_while_its_work_item_is_queued(void **st
     assert_string_equal(w.device_name, "\\Device\\Queued");
     for (int i = 0; i < 4; i++)
         assert_int_equal(wait_ms(&blockers[i].done, 5000), STATUS_SUCCESS);
-    /* once the routine returned, the last reference goes */
-    for (int i = 0; i < 500; i++) {
-        ExQueryCounters(ex, &c);
-        if (c.Devices == 1)
-            break;
-        sleep_ms(10);
-    }
-    assert_int_equal(c.Devices, 1);
-    IoDeleteDevice(busy_dev);
-    ExQueryCounters(ex, &c);
-    assert_int_equal(c.Devices, 0);
+    /* once the routine returned, the last reference goes (the worker drops it after the
+     * routine signalled `done`, so wait for it) */
+    assert_int_equal(wait_devices(ex, 1), 1);
+    IoDeleteDevice(busy_dev); /* likewise the blockers' references to busy_dev */
+    assert_int_equal(wait_devices(ex, 0), 0);
     ExDestroyExecutive(ex);
     *state = NULL;
     for (int i = 0; i < 4; i++)
