@@ -4,8 +4,9 @@
  * StorPortAcquireSpinLock), from a StorPortRequestTimer timer, and from a work item
  * (StorPortQueueWorkItem) completes with the right data; StorPortInitializePerfOpts reports and
  * takes concurrent channels, with I/O still correct; StorPortStateChangeDetected is logged and
- * rejects a bad entity.
+ * rejects a bad entity; I/O racing bus rescans never fails.
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -125,6 +126,52 @@ static void test_state_change_is_logged(void **state)
     storstack_close(adapter);
 }
 
+struct ms_reader {
+    struct ms_fixture *f;
+    atomic_int stop;
+    atomic_int reads, failures;
+    storstack_status_t last;
+};
+
+static void *ms_read_loop(void *arg)
+{
+    struct ms_reader *r = arg;
+    uint8_t *buf = integ_alloc(4096, 0);
+    uint32_t n;
+    while (!atomic_load(&r->stop)) {
+        storstack_status_t st = storstack_read(r->f->disk, buf, 4096, 0, &n);
+        atomic_fetch_add(&r->reads, 1);
+        if (st != STATUS_SUCCESS) {
+            r->last = st;
+            atomic_fetch_add(&r->failures, 1);
+        }
+    }
+    integ_free(buf);
+    return NULL;
+}
+
+/* A bug this caught: the bus scan marked every unit absent while it ran, so I/O racing a
+ * rescan failed STATUS_NO_SUCH_DEVICE. */
+static void test_io_during_rescans_never_fails(void **state)
+{
+    struct ms_fixture *f = *state;
+    storstack_handle_t *adapter = integ_open(f->stack, "Scsi0:", INTEG_RW);
+    struct ms_reader r = {.f = f};
+    pthread_t thread;
+    uint32_t returned;
+    assert_int_equal(pthread_create(&thread, NULL, ms_read_loop, &r), 0);
+    for (int i = 0; i < 30; i++)
+        assert_status(storstack_ioctl(adapter, IOCTL_SCSI_RESCAN_BUS, NULL, 0, NULL, 0, &returned),
+                      STATUS_SUCCESS);
+    atomic_store(&r.stop, 1);
+    pthread_join(thread, NULL);
+    if (atomic_load(&r.failures))
+        fail_msg("%d of %d reads during rescans failed (%s)", atomic_load(&r.failures),
+                 atomic_load(&r.reads), storstack_status_name(r.last));
+    assert_true(atomic_load(&r.reads) > 0);
+    storstack_close(adapter);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -134,6 +181,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_concurrent_channels_are_reported_and_taken,
                                         setup_channels, teardown),
         cmocka_unit_test_setup_teardown(test_state_change_is_logged, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_io_during_rescans_never_fails, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -24,7 +24,8 @@ typedef struct _STORP_TIMER {
 typedef struct _STORP_WORKER {
     PSTORP_ADAPTER Adapter;
     PIO_WORKITEM Item;
-    atomic_int Busy;
+    atomic_int Queued;  /* queued, not yet running: a second queue is STOR_STATUS_BUSY */
+    atomic_int Running; /* the callback runs: the work item cannot be freed */
     PHW_WORKITEM Callback;
     PVOID Context;
 } STORP_WORKER, *PSTORP_WORKER;
@@ -192,10 +193,14 @@ ULONG StorPortFreeTimer(PVOID HwDeviceExtension, PVOID TimerHandle)
 static void StorpWorkItemRoutine(PDEVICE_OBJECT DeviceObject, PVOID Context)
 {
     PSTORP_WORKER w = Context;
+    PHW_WORKITEM callback = w->Callback;
+    PVOID context = w->Context;
     STORP_CONTEXT previous = StorpEnterContext(StorpContextOther);
-    w->Callback(w->Adapter->HwDeviceExtension, w->Context, w);
+    atomic_fetch_add(&w->Running, 1);
+    atomic_store(&w->Queued, 0); /* the callback may queue it again */
+    callback(w->Adapter->HwDeviceExtension, context, w);
     StorpLeaveContext(previous);
-    atomic_store(&w->Busy, 0);
+    atomic_fetch_sub(&w->Running, 1);
 }
 
 ULONG StorPortInitializeWorkItem(PVOID HwDeviceExtension, PVOID *Worker)
@@ -224,7 +229,7 @@ ULONG StorPortQueueWorkItem(PVOID HwDeviceExtension, PHW_WORKITEM WorkItemCallba
     int idle = 0;
     if (!w || !WorkItemCallback)
         return STOR_STATUS_INVALID_PARAMETER;
-    if (!atomic_compare_exchange_strong(&w->Busy, &idle, 1))
+    if (!atomic_compare_exchange_strong(&w->Queued, &idle, 1))
         return STOR_STATUS_BUSY;
     w->Callback = WorkItemCallback;
     w->Context = Context;
@@ -237,8 +242,8 @@ ULONG StorPortFreeWorkItem(PVOID HwDeviceExtension, PVOID Worker)
     PSTORP_WORKER w = Worker;
     if (!w)
         return STOR_STATUS_INVALID_PARAMETER;
-    if (atomic_load(&w->Busy))
-        return STOR_STATUS_BUSY; /* Windows: freeing a queued work item is the miniport's bug */
+    if (atomic_load(&w->Queued) || atomic_load(&w->Running))
+        return STOR_STATUS_BUSY; /* freeing a queued or running work item is the miniport's bug */
     IoFreeWorkItem(w->Item);
     free(w);
     return STOR_STATUS_SUCCESS;

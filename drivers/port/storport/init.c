@@ -341,6 +341,7 @@ static void StorpScanLun(PSTORP_ADAPTER adapter, UCHAR path, UCHAR target, UCHAR
         return;
     }
     unit->Present = TRUE;
+    unit->Seen = TRUE;
     memcpy(unit->InquiryData, inq, got);
     unit->InquiryLength = got;
     unit->DeviceType = inq[0] & 0x1F;
@@ -366,6 +367,7 @@ static void StorpScanLun(PSTORP_ADAPTER adapter, UCHAR path, UCHAR target, UCHAR
     }
     if (!unit->DeviceObject && !NT_SUCCESS(StorpCreateUnitPdo(unit))) {
         unit->Present = FALSE;
+        unit->Seen = FALSE;
         if (fresh) {
             StorpSetUnit(adapter, unit, NULL);
             free(unit);
@@ -377,9 +379,11 @@ static void StorpScanLun(PSTORP_ADAPTER adapter, UCHAR path, UCHAR target, UCHAR
 static void StorpScanBus(PSTORP_ADAPTER adapter)
 {
     PPORT_CONFIGURATION_INFORMATION c = &adapter->Config;
+    /* Mark and sweep: a unit stays Present (and takes I/O) while the scan runs; only one the
+     * scan did not find again is marked gone at the end. */
     for (ULONG i = 0; i < adapter->UnitTableSize; i++)
         if (adapter->UnitTable[i])
-            adapter->UnitTable[i]->Present = FALSE;
+            adapter->UnitTable[i]->Seen = FALSE;
     for (UCHAR path = 0; path < c->NumberOfBuses; path++) {
         for (UCHAR target = 0; target < c->MaximumNumberOfTargets; target++) {
             UCHAR luns[256];
@@ -412,6 +416,9 @@ static void StorpScanBus(PSTORP_ADAPTER adapter)
             }
         }
     }
+    for (ULONG i = 0; i < adapter->UnitTableSize; i++)
+        if (adapter->UnitTable[i])
+            adapter->UnitTable[i]->Present = adapter->UnitTable[i]->Seen;
 }
 
 static NTSTATUS StorpQueryBusRelations(PSTORP_ADAPTER adapter, PIRP Irp)

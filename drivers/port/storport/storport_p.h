@@ -180,6 +180,7 @@ typedef struct _STORP_UNIT {
     char VendorId[9], ProductId[17], Revision[5];
     UCHAR DeviceType;
     BOOLEAN Present;  /* found by the last scan */
+    BOOLEAN Seen;     /* found by the scan running now (StorpScanBus) */
     BOOLEAN Reported; /* PDO handed to PnP */
     BOOLEAN Started;
     BOOLEAN Removed; /* PDO got REMOVE_DEVICE */

@@ -394,7 +394,8 @@ ULONG StorPortRequestTimer(PVOID HwDeviceExtension, PVOID TimerHandle, PHW_TIMER
 ULONG StorPortFreeTimer(PVOID HwDeviceExtension, PVOID TimerHandle);
 ULONG StorPortInitializeWorkItem(PVOID HwDeviceExtension, PVOID *Worker);
 /* Runs WorkItemCallback on a system worker thread (passive level); STOR_STATUS_BUSY while the
- * same work item is still queued or running. */
+ * same work item is queued and has not started (once it runs, it can be queued again). Freeing
+ * a queued or running work item is STOR_STATUS_BUSY. */
 ULONG StorPortQueueWorkItem(PVOID HwDeviceExtension, PHW_WORKITEM WorkItemCallback, PVOID Worker,
                             PVOID Context);
 ULONG StorPortFreeWorkItem(PVOID HwDeviceExtension, PVOID Worker);
