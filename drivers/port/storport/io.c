@@ -192,8 +192,8 @@ void StorpStartAllPending(PSTORP_ADAPTER adapter)
 {
     for (ULONG i = 0; i < adapter->UnitTableSize; i++) {
         PSTORP_UNIT unit = adapter->UnitTable[i];
-        if (unit && !IsListEmpty(&unit->Pending))
-            StorpStartPending(unit);
+        if (unit)
+            StorpStartPending(unit); /* it looks at the queue under the unit lock */
     }
 }
 
@@ -255,7 +255,9 @@ static BOOLEAN StorpShouldRequeue(PSTORP_REQUEST req)
 {
     PSCSI_REQUEST_BLOCK srb = req->Srb;
     UCHAR status = SRB_STATUS(srb->SrbStatus);
-    if (!req->Counted || req->BusyRetries >= STORP_BUSY_RETRIES || req->Irp->Cancel)
+    /* (a request cancelled meanwhile is requeued too: its cancel routine takes it off the queue,
+     * or its abort finds it already gone and it runs again) */
+    if (!req->Counted || req->BusyRetries >= STORP_BUSY_RETRIES)
         return FALSE;
     return status == SRB_STATUS_BUSY ||
            (status == SRB_STATUS_ERROR && srb->ScsiStatus == SCSISTAT_QUEUE_FULL);
@@ -301,7 +303,7 @@ static void StorpFinishRequest(PSTORP_REQUEST req)
     PSTORP_UNIT unit = req->Unit;
     PSTORP_ADAPTER adapter = unit->Adapter;
     PSCSI_REQUEST_BLOCK srb = req->Srb;
-    BOOLEAN adapter_was_full = FALSE;
+    BOOLEAN adapter_was_full = FALSE, pending = TRUE;
 
     if (StorpShouldRequeue(req)) {
         StorpRequeue(req);
@@ -342,13 +344,14 @@ static void StorpFinishRequest(PSTORP_REQUEST req)
         }
         adapter_was_full =
             atomic_fetch_sub(&adapter->Outstanding, 1) >= adapter->Config.MaxNumberOfIO || busy;
+        pending = !IsListEmpty(&unit->Pending);
         KeReleaseSpinLock(&unit->Lock, 0);
     }
     StorpDisarmCancel(req);
     StorpReleaseRequest(req);
     if (adapter_was_full)
         StorpStartAllPending(adapter);
-    else if (!IsListEmpty(&unit->Pending))
+    else if (pending)
         StorpStartPending(unit);
 }
 
