@@ -873,28 +873,31 @@ void StorpCompleteOutstanding(PSTORP_ADAPTER adapter, UCHAR PathId, UCHAR Target
 }
 
 /* ---- Resets from above --------------------------------------------------------------------------
- * IOCTL_STORAGE_RESET_DEVICE and IOCTL_STORAGE_RESET_BUS (and, later, error recovery). After the
+ * IOCTL_STORAGE_RESET_DEVICE, IOCTL_STORAGE_RESET_BUS and error recovery (recovery.c). After the
  * miniport acknowledges a reset, whatever it still holds for the reset scope is completed with
  * SRB_STATUS_BUS_RESET: a request the miniport already completed is skipped (the state check in
  * StorpCompleteSrb), so every request in flight completes exactly once and the class driver
  * retries it. */
 
-/* SRB_FUNCTION_RESET_LOGICAL_UNIT for one unit; waits for the miniport. */
-NTSTATUS StorpResetLogicalUnit(PSTORP_UNIT Unit)
+/* SRB_FUNCTION_RESET_LOGICAL_UNIT for the unit, or SRB_FUNCTION_RESET_DEVICE for its target;
+ * waits for the miniport, then ends what is left in the scope. */
+NTSTATUS StorpResetUnit(PSTORP_UNIT Unit, UCHAR Function)
 {
+    BOOLEAN lun = Function == SRB_FUNCTION_RESET_LOGICAL_UNIT;
     SCSI_REQUEST_BLOCK srb;
     NTSTATUS status;
 
     memset(&srb, 0, sizeof(srb));
     srb.Length = sizeof(srb);
-    srb.Function = SRB_FUNCTION_RESET_LOGICAL_UNIT;
+    srb.Function = Function;
     srb.TimeOutValue = STORP_DEFAULT_TIMEOUT;
     status = StorpSendSrbSynchronous(Unit, &srb);
-    StorpLogEvent(Unit->Adapter, Unit->PathId, Unit->TargetId, Unit->Lun, STORP_EVENT_LUN_RESET,
-                  (ULONG)status, NULL, "storport", "LUN reset: 0x%08X", (unsigned)status);
+    StorpLogEvent(Unit->Adapter, Unit->PathId, Unit->TargetId, lun ? Unit->Lun : 0xFF,
+                  lun ? STORP_EVENT_LUN_RESET : STORP_EVENT_TARGET_RESET, (ULONG)status, NULL,
+                  "storport", "%s reset: 0x%08X", lun ? "LUN" : "target", (unsigned)status);
     if (NT_SUCCESS(status))
-        StorpCompleteOutstanding(Unit->Adapter, Unit->PathId, Unit->TargetId, Unit->Lun,
-                                 SRB_STATUS_BUS_RESET);
+        StorpCompleteOutstanding(Unit->Adapter, Unit->PathId, Unit->TargetId,
+                                 lun ? Unit->Lun : 0xFF, SRB_STATUS_BUS_RESET);
     return status;
 }
 

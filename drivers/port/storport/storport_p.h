@@ -249,7 +249,7 @@ void StorpRestartQueues(PSTORP_ADAPTER Adapter);
 void StorpArmResume(PSTORP_ADAPTER Adapter, ULONGLONG Until);
 void StorpStopTick(PSTORP_ADAPTER Adapter);
 NTSTATUS StorpSrbStatusToNtStatus(PSCSI_REQUEST_BLOCK Srb);
-NTSTATUS StorpResetLogicalUnit(PSTORP_UNIT Unit);
+NTSTATUS StorpResetUnit(PSTORP_UNIT Unit, UCHAR Function);
 NTSTATUS StorpResetBus(PSTORP_ADAPTER Adapter, UCHAR PathId);
 void StorpEnterLock(void);
 void StorpLeaveLock(void);
