@@ -3,6 +3,9 @@
  * temporary directories.
  */
 #include <ftw.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <sys/wait.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -278,4 +281,26 @@ void integ_irp_free(struct integ_irp *t)
 {
     IoFreeIrp(t->irp);
     t->irp = NULL;
+}
+
+int integ_sh(char **out, const char *fmt, ...)
+{
+    char cmd[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof(cmd), fmt, ap);
+    va_end(ap);
+    strncat(cmd, " 2>&1", sizeof(cmd) - strlen(cmd) - 1);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    char *text = calloc(1, 65536);
+    assert_non_null(text);
+    size_t n = fread(text, 1, 65535, p);
+    text[n] = 0;
+    int status = pclose(p);
+    if (out)
+        *out = text;
+    else
+        free(text);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
