@@ -1,8 +1,8 @@
 /*
  * vminiport's backend fault hooks (vmpfault.c): faults below Storport, where only Storport's
  * error recovery can end them — dropped commands (never completed until an abort or a reset),
- * failed aborts and resets, and lost connections (every command dropped, every abort and reset failing,
- * for a while). Configured from the adapter's Device Parameters (docs/config.md).
+ * failed aborts and resets, and lost connections (every command dropped, every abort and reset
+ * failing, for a while). Configured from the adapter's Device Parameters (docs/config.md).
  */
 #ifndef STORSTACK_VMINIPORT_VMPFAULT_H
 #define STORSTACK_VMINIPORT_VMPFAULT_H
