@@ -55,6 +55,7 @@ struct server_io {
     uint32_t payload_length; /* of the response */
     uint32_t sent;           /* bytes of hdr + payload already on the socket */
     uint64_t tag;
+    int active; /* issued and not yet released (lock), for CANCEL */
     uint32_t handle_index;
     uint32_t length;
     int write;
@@ -115,6 +116,7 @@ struct storstack_server {
 /* Under lock: gives a slot back (its response is on the socket, or the socket is dead). */
 static void server_release(struct server_conn *conn, struct server_io *io)
 {
+    io->active = 0;
     conn->handles[io->handle_index].inflight--;
     conn->inflight--;
     conn->inflight_bytes -= io->length;
@@ -510,6 +512,7 @@ static int server_do_rw(struct server_conn *conn, const struct wire_request *req
     io->length = length;
     io->write = write;
     pthread_mutex_lock(&conn->lock);
+    io->active = 1;
     conn->handles[index].inflight++;
     conn->inflight++;
     conn->inflight_bytes += length;
@@ -562,7 +565,8 @@ static void server_do_sync(struct server_conn *conn, const struct wire_request *
     uint64_t id = 0;
 
     server_flush_cork(conn); /* a synchronous request may take a while */
-    if (req->op == WIRE_OP_CLOSE || req->op == WIRE_OP_FLUSH || req->op == WIRE_OP_IOCTL) {
+    if (req->op == WIRE_OP_CLOSE || req->op == WIRE_OP_FLUSH || req->op == WIRE_OP_IOCTL ||
+        req->op == WIRE_OP_CANCEL) {
         h = server_lookup(conn, req->handle, &index);
         if (!h) {
             server_respond(conn, req->tag, STATUS_INVALID_HANDLE, 0, 0, NULL, 0);
@@ -603,6 +607,22 @@ static void server_do_sync(struct server_conn *conn, const struct wire_request *
             returned = req->arg1;
         server_respond(conn, req->tag, st, returned, 0, conn->scratch + out_at,
                        NT_ERROR(st) ? 0 : returned);
+        break;
+    }
+    case WIRE_OP_CANCEL: {
+        /* Only READ/WRITE are in flight here (IOCTLs ran to completion before this request was
+         * read). Slots are reissued only by this thread, so the one found cannot become another
+         * request before storstack_cancel looks for it. */
+        struct server_io *io = NULL;
+        uint32_t n = 0;
+        pthread_mutex_lock(&conn->lock);
+        for (unsigned i = 0; i < SERVER_SLOTS && !io; i++)
+            if (conn->slots[i].active && conn->slots[i].tag == req->offset &&
+                conn->slots[i].handle_index == index)
+                io = &conn->slots[i];
+        pthread_mutex_unlock(&conn->lock);
+        st = io ? storstack_cancel(h, io, &n) : STATUS_SUCCESS;
+        server_respond(conn, req->tag, st, n, 0, NULL, 0);
         break;
     }
     case WIRE_OP_GET_TREE: {
