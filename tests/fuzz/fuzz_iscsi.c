@@ -12,8 +12,10 @@
 
 #include "frontends/iscsi/login.h"
 
+static const struct iscsi_login_target targets[] = {{.iqn = "iqn.2026-11.org.storstack:default"}};
 static const struct iscsi_login_config cfg = {
-    .iqn = "iqn.2026-11.org.storstack:default",
+    .targets = targets,
+    .ntargets = 1,
     .address = "127.0.0.1:3260",
     .tpgt = 1,
     .limits = {.max_recv_dsl = 262144,
@@ -32,10 +34,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     bool sent = false;
 
     iscsi_params_default(&params, &cfg.limits);
-    iscsi_negotiate(&params, &cfg, true, data, size, &out, &sent);
+    iscsi_negotiate(&params, &cfg, true, data, size, &out, &sent, NULL);
     out.len = 0;
     out.overflow = false;
-    iscsi_negotiate(&params, &cfg, false, data, size, &out, &sent);
+    iscsi_negotiate(&params, &cfg, false, data, size, &out, &sent, NULL);
 
     if (size < ISCSI_BHS_LEN)
         return 0;

@@ -135,6 +135,10 @@ static void cli_login(struct cli *c)
     assert_int_equal(cli_login_text(c, text, sizeof(text) - 1), 0);
 }
 
+struct result;
+static void cli_cmd(struct cli *c, const uint8_t *cdb, bool read, bool write, uint32_t edtl,
+                    uint8_t *in, const uint8_t *out, struct result *r);
+
 struct result {
     uint8_t status, response, flags;
     uint32_t residual, moved;
@@ -215,6 +219,22 @@ static void cli_cmd(struct cli *c, const uint8_t *cdb, bool read, bool write, ui
     }
 }
 
+/* Logs in, then takes the power-on unit attention every new I_T nexus gets (29h/00h: each
+ * session opens its own handles, with its own identity) off with TEST UNIT READY. */
+static void cli_login_ready(struct cli *c)
+{
+    static const uint8_t tur[16] = {0};
+    struct result r;
+
+    cli_login(c);
+    cli_cmd(c, tur, false, false, 0, NULL, NULL, &r);
+    assert_int_equal(r.status, 2);
+    assert_int_equal(r.sense[2] & 0x0f, 0x06);
+    assert_int_equal(r.sense[12], 0x29);
+    cli_cmd(c, tur, false, false, 0, NULL, NULL, &r);
+    assert_int_equal(r.status, 0);
+}
+
 static void cli_logout(struct cli *c)
 {
     uint8_t bhs[ISCSI_BHS_LEN], data[64];
@@ -276,7 +296,7 @@ static void test_login_inquiry_write_read_round_trip_with_r2t_and_logout(void **
 
     for (uint32_t i = 0; i < LEN; i++)
         out[i] = (uint8_t)(i * 7 + i / 512);
-    cli_login(&c);
+    cli_login_ready(&c);
     cli_inquiry(&c);
     cli_cmd(&c, cdb, false, true, LEN, NULL, out, &r);
     assert_int_equal(r.response, 0);
@@ -307,7 +327,7 @@ static void test_large_io_split_below_the_adapter_limit_and_block_limits_say_so(
 
     for (uint32_t i = 0; i < LEN; i++)
         out[i] = (uint8_t)(i * 13 + i / 4096);
-    cli_login(&c);
+    cli_login_ready(&c);
     cli_cmd(&c, cdb, false, true, LEN, NULL, out, &r);
     assert_int_equal(r.response, 0);
     assert_int_equal(r.status, 0);
@@ -333,7 +353,7 @@ static void test_residuals_and_sense(void **state)
     struct result r;
     struct cli c;
 
-    cli_login(&c);
+    cli_login_ready(&c);
     /* one block asked, 1024 expected: underflow 512 */
     cli_cmd(&c, cdb, true, false, 1024, in, NULL, &r);
     assert_int_equal(r.status, 0);
@@ -380,7 +400,7 @@ static void test_task_management_answers_honestly(void **state)
     uint8_t bhs[ISCSI_BHS_LEN], data[64];
     struct cli c;
 
-    cli_login(&c);
+    cli_login_ready(&c);
     cli_hdr(&c, bhs, ISCSI_BHS_IMMEDIATE | ISCSI_OP_TMF_REQ, ISCSI_FLAG_FINAL | 1, 0);
     iscsi_put32(bhs + 20, 0x5555); /* no such task */
     cli_send(c.fd, bhs, NULL, 0);
