@@ -779,15 +779,17 @@ int iscsi_session_tmf(struct iscsi_conn *c, const struct iscsi_pdu *p)
             response = ISCSI_TMF_RSP_NO_LUN;
             break;
         }
-        iscsi_abort_all(c, lu);
         /* SRB_FUNCTION_RESET_LOGICAL_UNIT: every nexus's tasks there end, with a unit
-         * attention (29h/03h) for the others */
+         * attention (29h/03h) for the others. Ours are aborted once the reset is done (their
+         * completions are still queued for this thread, so none is answered); a reset the
+         * stack cannot do leaves them running. */
         st = storstack_ioctl(lu->h, IOCTL_STORAGE_RESET_DEVICE, NULL, 0, NULL, 0, NULL);
         response = iscsi_tmf_result(st);
+        if (response == ISCSI_TMF_RSP_COMPLETE)
+            iscsi_abort_all(c, lu);
         break;
     case ISCSI_TMF_TARGET_WARM_RESET:
     case ISCSI_TMF_TARGET_COLD_RESET:
-        iscsi_abort_all(c, NULL);
         for (unsigned i = 0; i < c->nlus; i++) {
             uint8_t path = 0; /* STORAGE_BUS_RESET_REQUEST.PathId */
             st = storstack_ioctl(c->lus[i].h, IOCTL_STORAGE_RESET_BUS, &path, sizeof(path), NULL, 0,
@@ -797,7 +799,10 @@ int iscsi_session_tmf(struct iscsi_conn *c, const struct iscsi_pdu *p)
                 break;
             }
         }
-        c->tmf.close_after = function == ISCSI_TMF_TARGET_COLD_RESET;
+        if (response == ISCSI_TMF_RSP_COMPLETE) {
+            iscsi_abort_all(c, NULL);
+            c->tmf.close_after = function == ISCSI_TMF_TARGET_COLD_RESET;
+        }
         break;
     case ISCSI_TMF_TASK_REASSIGN:
         response = ISCSI_TMF_RSP_REASSIGN_UNSUPPORTED; /* ERL 2 only */
