@@ -17,11 +17,13 @@
 
 #include "api/api_p.h"
 #include "api/local.h"
+#include "drivers/class/cdrom/cdrom.h"
 #include "drivers/class/disk/disk.h"
 #include "drivers/miniport/vminiport/vminiport.h"
 #include "kernel/executive.h"
 
-/* With no configuration: one virtual adapter with a 1 GiB sparse RAM disk. */
+/* With no configuration: one virtual adapter with a 1 GiB sparse RAM disk and an empty CD-ROM
+ * drive (`storstack cdrom CdRom0 load IMAGE` puts a disc in). */
 static const char local_default_config[] =
     "[Enum\\Root\\VMINIPORT\\0000]\n"
     "HardwareID = multi:ROOT\\VMINIPORT\n"
@@ -29,11 +31,14 @@ static const char local_default_config[] =
     "[Enum\\Root\\VMINIPORT\\0000\\Device Parameters\\Target0\\Lun0]\n"
     "Type = disk\n"
     "Backend = ram\n"
-    "Size = 1G\n";
+    "Size = 1G\n"
+    "[Enum\\Root\\VMINIPORT\\0000\\Device Parameters\\Target2\\Lun0]\n"
+    "Type = cdrom\n";
 
 static const DRIVER_PACKAGE local_packages[] = {
     {"vminiport", VminiportDriverEntry, VminiportInf},
     {"disk", DiskDriverEntry, DiskInf},
+    {"cdrom", CdRomDriverEntry, CdRomInf},
 };
 
 struct local_stack {

@@ -2,6 +2,7 @@
  * Byte stores under the SCSI devices and hardware models. A backend is a fixed-size array of bytes
  * with asynchronous submit/complete, flush and discard; it declares what it can do the way nbdkit
  * plugins do (can_flush, can_fua, can_trim, can_zero, can_extents) and devices ask, never guess.
+ * The allocation map (can_extents) is a synchronous query, be_extents().
  *
  * Contract of be_submit(): the request is owned by the backend until its complete callback runs,
  * exactly once, with 0 or a negative errno. The callback may run inside be_submit() (the RAM
@@ -14,6 +15,7 @@
 #ifndef STORSTACK_BACKENDS_BACKEND_H
 #define STORSTACK_BACKENDS_BACKEND_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/uio.h>
@@ -50,11 +52,34 @@ struct be_caps {
     bool can_extents;
 };
 
+/*
+ * One run of the allocation map (nbdkit's extents): `length` bytes from `offset`, allocated
+ * (flags 0) or a hole (BE_EXTENT_HOLE: holds no storage; reads as zeros when trim_zeroes).
+ */
+#define BE_EXTENT_HOLE 0x1u
+
+struct be_extent {
+    uint64_t offset;
+    uint64_t length;
+    uint32_t flags;
+};
+
 struct backend;
 
 struct backend_ops {
     const char *name;
     void (*submit)(struct backend *be, struct be_io *io);
+    /*
+     * The allocation map from `offset` (below size) for at most `length` bytes: fills up to `max`
+     * (at least 1) extents in address order, contiguous from `offset`, adjacent runs of the same
+     * kind merged, and returns how many, or a negative errno. The extents may stop short of
+     * offset + length (max reached, or the backend answers a window at a time); the caller asks
+     * again from where they end. Synchronous: it runs on the caller's thread, takes no longer
+     * than a few lookups or syscalls, and reflects every request completed before it was called.
+     * NULL when the backend has no can_extents.
+     */
+    int (*extents)(struct backend *be, uint64_t offset, uint64_t length, struct be_extent *ext,
+                   uint32_t max);
     /* Waits until every submitted request has completed, then frees the backend. */
     void (*destroy)(struct backend *be);
 };
@@ -68,6 +93,36 @@ struct backend {
 static inline void be_submit(struct backend *be, struct be_io *io)
 {
     be->ops->submit(be, io);
+}
+
+/* For backends answering be_extents: appends [pos, pos + n) of kind `flags` to ext[], merged into
+ * the last run when that is of the same kind. False when a new run is needed and ext[] is full. */
+static inline bool be_extent_append(struct be_extent *ext, uint32_t *count, uint32_t max,
+                                    uint64_t pos, uint64_t n, uint32_t flags)
+{
+    if (*count > 0 && ext[*count - 1].flags == flags) {
+        ext[*count - 1].length += n;
+        return true;
+    }
+    if (*count == max)
+        return false;
+    ext[*count] = (struct be_extent){.offset = pos, .length = n, .flags = flags};
+    (*count)++;
+    return true;
+}
+
+/* be->ops->extents when the backend declares can_extents; -EOPNOTSUPP otherwise, -EINVAL for an
+ * offset at or past the end or max 0. */
+static inline int be_extents(struct backend *be, uint64_t offset, uint64_t length,
+                             struct be_extent *ext, uint32_t max)
+{
+    if (!be->caps.can_extents || !be->ops->extents)
+        return -EOPNOTSUPP;
+    if (offset >= be->size || max == 0 || length == 0)
+        return -EINVAL;
+    if (length > be->size - offset)
+        length = be->size - offset;
+    return be->ops->extents(be, offset, length, ext, max);
 }
 
 static inline void be_destroy(struct backend *be)

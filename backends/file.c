@@ -10,9 +10,10 @@
  * READ/WRITE map to READV/WRITEV; a short transfer is resubmitted for the remainder from the
  * reaper, and a read that meets end of file returns zeros for the rest. BE_IO_FUA is RWF_DSYNC on
  * the write, FLUSH is a data-sync FSYNC, DISCARD punches a hole, WRITE_ZEROES zeroes the range
- * (punching a hole where the filesystem cannot zero). Durability contract: a write acknowledged
- * with BE_IO_FUA, or followed by an acknowledged FLUSH, has reached stable storage as far as the
- * kernel can promise, and certainly survives the death of this process.
+ * (punching a hole where the filesystem cannot zero). The allocation map (be_extents) is a
+ * synchronous SEEK_DATA/SEEK_HOLE walk on the caller's thread. Durability contract: a write
+ * acknowledged with BE_IO_FUA, or followed by an acknowledged FLUSH, has reached stable storage as
+ * far as the kernel can promise, and certainly survives the death of this process.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -344,9 +345,53 @@ static void be_file_destroy(struct backend *be)
     free(f);
 }
 
+/*
+ * The allocation map of a regular file from lseek(SEEK_DATA/SEEK_HOLE): a synchronous syscall pair
+ * per run on the caller's thread (io_uring has no opcode for it). The filesystem answers from its
+ * extent tree and page cache, so data written but not yet written back counts as allocated, and a
+ * filesystem without hole tracking reports one data run (allowed: "allocated" is always true).
+ * Beyond the end of the file (a size larger than the file) is a hole.
+ */
+static int be_file_extents(struct backend *be, uint64_t offset, uint64_t length,
+                           struct be_extent *ext, uint32_t max)
+{
+    struct be_file *f = be_file_from(be);
+    uint64_t pos = offset;
+    uint64_t end = offset + length;
+    uint32_t count = 0;
+
+    while (pos < end) {
+        off_t data = lseek(f->fd, (off_t)pos, SEEK_DATA);
+        uint64_t next;
+        uint32_t flags;
+        if (data < 0 && errno != ENXIO)
+            return count ? (int)count : -errno;
+        if (data < 0 || (uint64_t)data > pos) {
+            /* ENXIO: no data at or after pos, the rest is a hole. */
+            next = data < 0 ? end : (uint64_t)data;
+            flags = BE_EXTENT_HOLE;
+        } else {
+            off_t hole = lseek(f->fd, (off_t)pos, SEEK_HOLE);
+            if (hole < 0)
+                return count ? (int)count : -errno;
+            next = (uint64_t)hole;
+            flags = 0;
+        }
+        if (next > end)
+            next = end;
+        if (next <= pos)
+            next = end; /* a filesystem answering nonsense must not make us spin */
+        if (!be_extent_append(ext, &count, max, pos, next - pos, flags))
+            break;
+        pos = next;
+    }
+    return (int)count;
+}
+
 static const struct backend_ops be_file_ops = {
     .name = "file",
     .submit = be_file_submit,
+    .extents = be_file_extents,
     .destroy = be_file_destroy,
 };
 
@@ -501,6 +546,8 @@ int be_file_create(const char *path, uint64_t size, uint32_t flags, struct backe
         .can_trim = writable && regular,
         .trim_zeroes = writable && regular,
         .can_zero = writable,
+        /* SEEK_DATA/SEEK_HOLE answer for regular files; a block device has no hole map. */
+        .can_extents = regular,
     };
 
     /* The reaper takes no signals: the application's handlers belong to its own threads. */

@@ -7,7 +7,8 @@
  * Every request completes inline, before be_submit() returns, with 0 or a negative errno;
  * -EINVAL for a range beyond the size or an iov that does not add up to the length, -ENOMEM when a
  * first-write page cannot be allocated. FLUSH and FUA are no-ops (nothing is volatile beyond the
- * process), DISCARD and WRITE_ZEROES free whole pages and zero partial ones (trim_zeroes).
+ * process), DISCARD and WRITE_ZEROES free whole pages and zero partial ones (trim_zeroes). The
+ * allocation map (can_extents) is the page table itself: a page is allocated or a hole.
  *
  * Concurrency: leaves and pages are installed with compare-and-swap, so two first writes racing to
  * the same leaf or page agree on one and free the other. Leaves are never freed before destroy, so
@@ -283,6 +284,42 @@ static void be_ram_submit(struct backend *be, struct be_io *io)
     io->complete(io, ret);
 }
 
+/*
+ * The allocation map from the page table: an absent leaf is a 2 MiB hole, an absent page a 4 KiB
+ * one. Only pointers are compared with NULL, never followed, so no leaf lock is needed: the
+ * answer is a snapshot that holds every request completed before the call.
+ */
+static int be_ram_extents(struct backend *be, uint64_t offset, uint64_t length,
+                          struct be_extent *ext, uint32_t max)
+{
+    struct be_ram *r = be_ram_from(be);
+    uint64_t pos = offset;
+    uint64_t end = offset + length;
+    uint32_t count = 0;
+
+    while (pos < end) {
+        uint64_t leaf_idx = pos / BE_RAM_LEAF_BYTES;
+        struct be_ram_leaf *leaf = be_ram_get_leaf(r, leaf_idx, false);
+        uint64_t step_end;
+        uint32_t flags;
+        if (!leaf) {
+            step_end = (leaf_idx + 1) * BE_RAM_LEAF_BYTES;
+            flags = BE_EXTENT_HOLE;
+        } else {
+            uint32_t slot = (pos >> BE_RAM_PAGE_SHIFT) & (BE_RAM_LEAF_PAGES - 1);
+            step_end = ((pos >> BE_RAM_PAGE_SHIFT) + 1) << BE_RAM_PAGE_SHIFT;
+            flags =
+                atomic_load_explicit(&leaf->pages[slot], memory_order_acquire) ? 0 : BE_EXTENT_HOLE;
+        }
+        if (step_end > end)
+            step_end = end;
+        if (!be_extent_append(ext, &count, max, pos, step_end - pos, flags))
+            break;
+        pos = step_end;
+    }
+    return (int)count;
+}
+
 static void be_ram_destroy(struct backend *be)
 {
     struct be_ram *r = be_ram_from(be);
@@ -304,6 +341,7 @@ static void be_ram_destroy(struct backend *be)
 static const struct backend_ops be_ram_ops = {
     .name = "ram",
     .submit = be_ram_submit,
+    .extents = be_ram_extents,
     .destroy = be_ram_destroy,
 };
 
@@ -338,6 +376,7 @@ int be_ram_create(uint64_t size, struct backend **out)
         .can_trim = true,
         .trim_zeroes = true,
         .can_zero = true,
+        .can_extents = true,
     };
     *out = &r->be;
     return 0;

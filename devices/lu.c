@@ -301,6 +301,13 @@ int scsi_disk_create(const struct scsi_disk_config *cfg, struct backend *be, str
 
     table_add(lu, spc_commands);
     table_add(lu, sbc_commands);
+    if ((rc = sbc_lu_init(lu)) != 0) {
+        pthread_mutex_destroy(&lu->lock);
+        free(lu->verify_buf);
+        free(lu);
+        return rc;
+    }
+    lu->type_destroy = sbc_lu_fini;
 
     /* The power-on unit attention every I_T nexus sees once (SAM-5 6.3.1). */
     ua_raise_locked(lu, SCSI_ADSENSE_BUS_RESET, SCSI_SENSEQ_POWER_ON_RESET, NULL);
@@ -308,10 +315,48 @@ int scsi_disk_create(const struct scsi_disk_config *cfg, struct backend *be, str
     return 0;
 }
 
+int scsi_lu_alloc(uint8_t device_type, const char *vendor, const char *product,
+                  const char *revision, const char *serial, uint64_t device_id,
+                  struct scsi_lu **out)
+{
+    struct scsi_lu *lu = calloc(1, sizeof(*lu));
+    if (!lu)
+        return -ENOMEM;
+    int rc = copy_ascii(lu->vendor, 8, vendor, "STORSTAK");
+    if (!rc)
+        rc = copy_ascii(lu->product, 16, product, "VIRTUAL DISK");
+    if (!rc)
+        rc = copy_ascii(lu->revision, 4, revision, "0001");
+    if (!rc && serial)
+        rc = copy_ascii(lu->serial, 64, serial, NULL);
+    else if (!rc)
+        snprintf(lu->serial, sizeof(lu->serial), "%016" PRIX64, device_id);
+    if (rc || pthread_mutex_init(&lu->lock, NULL) != 0) {
+        free(lu);
+        return rc ? rc : -ENOMEM;
+    }
+    lu->device_type = device_type;
+    lu->device_id = device_id;
+    atomic_init(&lu->wce, false);
+    atomic_init(&lu->d_sense, false);
+    atomic_init(&lu->stopped, false);
+    atomic_init(&lu->verify_busy, 0);
+    ua_raise_locked(lu, SCSI_ADSENSE_BUS_RESET, SCSI_SENSEQ_POWER_ON_RESET, NULL);
+    *out = lu;
+    return 0;
+}
+
+void scsi_lu_add_commands(struct scsi_lu *lu, const struct scsi_cmd_desc *list)
+{
+    table_add(lu, list);
+}
+
 void scsi_lu_destroy(struct scsi_lu *lu)
 {
     if (!lu)
         return;
+    if (lu->type_destroy)
+        lu->type_destroy(lu);
     pthread_mutex_destroy(&lu->lock);
     free(lu->verify_buf);
     free(lu);

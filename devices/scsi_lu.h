@@ -13,6 +13,7 @@
 #define STORSTACK_DEVICES_SCSI_LU_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
 
@@ -63,7 +64,7 @@ struct scsi_cmd {
     /* The device's scratch: no allocation per command. */
     struct be_io bio;
     struct iovec bio_iov[4];
-    uint64_t dev_priv[4];
+    uint64_t dev_priv[5];
 };
 
 struct scsi_lu;
@@ -80,6 +81,34 @@ struct scsi_disk_config {
     bool write_cache;             /* WCE initial value (caching mode page); default true */
     bool read_only;               /* write-protected medium */
 };
+
+struct scsi_cdrom_config {
+    const char *vendor;      /* default "STORSTAK" */
+    const char *product;     /* default "VIRTUAL CDROM" */
+    const char *revision;    /* default "0001" */
+    const char *serial;      /* default derived from the device id */
+    uint64_t device_id;      /* seeds the NAA identifier in VPD 83h */
+    const char *image;       /* ISO/UDF image or .cue sheet; NULL or "" = no medium */
+    uint32_t ready_delay_ms; /* NOT READY, BECOMING READY (04/01) this long after a load */
+};
+
+struct scsi_cdrom_status {
+    bool loaded, tray_open, prevented, dvd;
+    char image[4096];
+    uint32_t sectors, tracks;
+    uint32_t read_speed_kbs;  /* selected by SET CD SPEED / SET STREAMING; 0 = maximum */
+    uint64_t media_changes;   /* loads and removals so far */
+    uint64_t streaming_reads; /* READ (12) commands with STREAMING=1 */
+};
+
+/* Creates an MMC CD/DVD-ROM drive (peripheral type 05h, devices/mmc.c). err gets a reason when
+ * the image cannot be used. */
+int scsi_cdrom_create(const struct scsi_cdrom_config *cfg, struct scsi_lu **out, char *err,
+                      size_t errlen);
+/* The operator puts a disc in (image) or takes it out (NULL or ""): NewMedia or MediaRemoval
+ * events, 28/00 unit attention on a load. -EBUSY while medium removal is prevented. */
+int scsi_cdrom_load(struct scsi_lu *lu, const char *image, char *err, size_t errlen);
+int scsi_cdrom_status(struct scsi_lu *lu, struct scsi_cdrom_status *st);
 
 /* Creates a direct-access block device (peripheral type 00h) over a backend it does not own. */
 int scsi_disk_create(const struct scsi_disk_config *cfg, struct backend *be, struct scsi_lu **out);

@@ -91,6 +91,23 @@ struct scsi_ua_store {
 #define SCSI_VERIFY_SLOTS     4
 #define SCSI_VERIFY_SLOT_SIZE (64u * 1024u)
 
+/*
+ * The write gate of a block device (sbc.c): writes hold it shared, COMPARE AND WRITE and ORWRITE
+ * exclusive, so a compare-and-write (and the read-modify-write of ORWRITE) is atomic with respect
+ * to every other write of the LU (SBC-4 5.3). `state` is the fast path (an atomic add per write);
+ * `lock` guards the list of commands waiting their turn, linked through their idle bio.context.
+ * It models no Storport lock: it is the device server's own command ordering, and it is never
+ * held across a backend submission.
+ */
+#define SCSI_GATE_EXCL 0x80000000u
+
+struct scsi_write_gate {
+    atomic_uint state; /* SCSI_GATE_EXCL | number of shared holders */
+    pthread_mutex_t lock;
+    struct scsi_cmd *excl_waiting; /* holds EXCL, waits for the shared holders to drain */
+    struct scsi_cmd *head, *tail;  /* waiting for EXCL to clear */
+};
+
 struct scsi_lu {
     /* The command table, indexed by opcode (NULL = unsupported). For an opcode with service
      * actions this is its first entry; the rest follow it in the same list. */
@@ -123,6 +140,14 @@ struct scsi_lu {
 
     atomic_uint verify_busy; /* bit i set: verify slot i taken */
     uint8_t *verify_buf;     /* SCSI_VERIFY_SLOTS * SCSI_VERIFY_SLOT_SIZE bytes */
+
+    /* Block device state of sbc*.c, set by sbc_lu_init(). */
+    bool lbpme; /* thin provisioned (SBC-4 4.7.3): the backend can deallocate (can_trim) */
+    bool lbprz; /* a deallocated block reads as zeros (trim_zeroes) */
+    struct scsi_write_gate gate;
+    /* A device type's own state (the MMC device's medium), freed by type_destroy. */
+    void *type_priv;
+    void (*type_destroy)(struct scsi_lu *lu);
 };
 
 /*
@@ -133,8 +158,8 @@ struct scsi_lu {
 struct scsi_cmd_priv {
     struct scsi_lu *lu;
     uint64_t offset; /* backend byte offset of the transfer's start */
-    uint32_t total;  /* bytes the transfer moves */
-    uint32_t done;   /* bytes completed so far */
+    uint64_t total;  /* bytes the transfer moves (UNMAP: descriptors) */
+    uint64_t done;   /* bytes completed so far (UNMAP: descriptors) */
     _Atomic uint8_t phase;
     uint8_t kind;   /* enum sbc_io_kind */
     int8_t slot;    /* verify bounce slot, -1 = none */
@@ -159,6 +184,13 @@ void scsi_lu_ua_raise_locked(struct scsi_lu *lu, uint8_t asc, uint8_t ascq,
 bool scsi_lu_ua_take(struct scsi_lu *lu, uint64_t nexus, uint8_t *asc, uint8_t *ascq);
 const struct scsi_cmd_desc *scsi_lu_lookup(const struct scsi_lu *lu, const uint8_t *cdb,
                                            uint8_t cdb_len);
+/* For device types other than the disk: a zeroed LU with its identity (T10 strings checked as
+ * scsi_disk_create does), lock and power-on unit attention, and no commands; the caller adds its
+ * table with scsi_lu_add_commands (the first entry for an opcode wins). */
+int scsi_lu_alloc(uint8_t device_type, const char *vendor, const char *product,
+                  const char *revision, const char *serial, uint64_t device_id,
+                  struct scsi_lu **out);
+void scsi_lu_add_commands(struct scsi_lu *lu, const struct scsi_cmd_desc *list);
 
 /* ---- sense.c ---- */
 struct scsi_sense_info {
@@ -206,6 +238,16 @@ void scsi_respond(struct scsi_cmd *cmd, const void *data, uint32_t data_len, uin
 /* ---- spc.c / sbc.c command tables ---- */
 extern const struct scsi_cmd_desc spc_commands[];
 extern const struct scsi_cmd_desc sbc_commands[];
+
+/* ---- sbc*.c: block device state and its VPD pages ---- */
+/* Sets the LU's block device state from its backend; 0 or a negative errno. */
+int sbc_lu_init(struct scsi_lu *lu);
+void sbc_lu_fini(struct scsi_lu *lu);
+/* VPD B0h (block limits), B1h (characteristics), B2h (logical block provisioning) for INQUIRY:
+ * each fills bytes 4.. of a zeroed buffer and returns the page's total length. */
+uint32_t sbc_vpd_block_limits(const struct scsi_lu *lu, uint8_t *b);
+uint32_t sbc_vpd_block_characteristics(const struct scsi_lu *lu, uint8_t *b);
+uint32_t sbc_vpd_provisioning(const struct scsi_lu *lu, uint8_t *b);
 
 int spc_inquiry(struct scsi_lu *lu, struct scsi_cmd *cmd);
 int spc_mode_sense6(struct scsi_lu *lu, struct scsi_cmd *cmd);

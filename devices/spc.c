@@ -77,26 +77,6 @@ static uint32_t vpd_device_id(const struct scsi_lu *lu, uint8_t *b)
     return len;
 }
 
-/* SBC-4 6.6.4 */
-static uint32_t vpd_block_limits(const struct scsi_lu *lu, uint8_t *b)
-{
-    VPD_BLOCK_LIMITS_PAGE *p = (VPD_BLOCK_LIMITS_PAGE *)b;
-    uint32_t gran = lu->block_size < 4096 ? 4096 / lu->block_size : 1;
-    scsi_put_be16(p->OptimalTransferLengthGranularity, (uint16_t)gran);
-    scsi_put_be32(p->MaximumTransferLength, lu->max_transfer_blocks);
-    scsi_put_be32(p->OptimalTransferLength, lu->max_transfer_blocks);
-    return sizeof(*p);
-}
-
-/* SBC-4 6.6.2 */
-static uint32_t vpd_block_characteristics(const struct scsi_lu *lu, uint8_t *b)
-{
-    VPD_BLOCK_DEVICE_CHARACTERISTICS_PAGE *p = (VPD_BLOCK_DEVICE_CHARACTERISTICS_PAGE *)b;
-    p->MediumRotationRateMsb = 0x00;
-    p->MediumRotationRateLsb = 0x01; /* non-rotating medium */
-    return sizeof(*p);
-}
-
 static uint32_t vpd_supported(const struct scsi_lu *lu, uint8_t *b);
 
 /* Each builder fills bytes 4.. of the page (b is zeroed) and returns the page's total length. */
@@ -107,8 +87,9 @@ static const struct {
     {VPD_SUPPORTED_PAGES, vpd_supported},
     {VPD_SERIAL_NUMBER, vpd_serial},
     {VPD_DEVICE_IDENTIFIERS, vpd_device_id},
-    {VPD_BLOCK_LIMITS, vpd_block_limits},
-    {VPD_BLOCK_DEVICE_CHARACTERISTICS, vpd_block_characteristics},
+    {VPD_BLOCK_LIMITS, sbc_vpd_block_limits},
+    {VPD_BLOCK_DEVICE_CHARACTERISTICS, sbc_vpd_block_characteristics},
+    {VPD_LOGICAL_BLOCK_PROVISIONING, sbc_vpd_provisioning},
 };
 
 static uint32_t vpd_supported(const struct scsi_lu *lu, uint8_t *b)

@@ -156,5 +156,7 @@ int cli_tree(int argc, char **argv);
 int cli_scsi(int argc, char **argv);
 int cli_io(int argc, char **argv);
 int cli_bench(int argc, char **argv);
+int cli_events(int argc, char **argv);
+int cli_cdrom(int argc, char **argv);
 
 #endif

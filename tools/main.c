@@ -17,6 +17,8 @@ static const struct {
     {"scsi", cli_scsi, "send SCSI commands (inquiry, readcap, tur, raw) by pass-through"},
     {"io", cli_io, "write, read or verify a byte range with a pattern or a file"},
     {"bench", cli_bench, "measure IOPS, bandwidth and latency at a queue depth"},
+    {"events", cli_events, "show (and follow) an adapter's Storport event log"},
+    {"cdrom", cli_cdrom, "load, eject, status, toc and speed of a CD-ROM drive"},
 };
 
 static void usage(FILE *out)

@@ -294,16 +294,19 @@ static uint32_t iscsi_cdb_wanted(const struct iscsi_lu *lu, const uint8_t *cdb)
     case 0x0a:
         blocks = cdb[4] ? cdb[4] : 256;
         break;
-    case 0x28: /* READ(10), WRITE(10) */
+    case 0x28: /* READ(10), WRITE(10), WRITE AND VERIFY(10) */
     case 0x2a:
+    case 0x2e:
         blocks = iscsi_get16(cdb + 7);
         break;
-    case 0xa8: /* READ(12), WRITE(12) */
+    case 0xa8: /* READ(12), WRITE(12), WRITE AND VERIFY(12) */
     case 0xaa:
+    case 0xae:
         blocks = iscsi_get32(cdb + 6);
         break;
-    case 0x88: /* READ(16), WRITE(16) */
+    case 0x88: /* READ(16), WRITE(16), WRITE AND VERIFY(16) */
     case 0x8a:
+    case 0x8e:
         blocks = iscsi_get32(cdb + 10);
         break;
     default:
@@ -323,10 +326,12 @@ static void iscsi_cdb_set_blocks(uint8_t *cdb, uint32_t blocks)
         break;
     case 0x28:
     case 0x2a:
+    case 0x2e:
         iscsi_put16(cdb + 7, blocks);
         break;
     case 0xa8:
     case 0xaa:
+    case 0xae:
         iscsi_put32(cdb + 6, blocks);
         break;
     default:
@@ -338,7 +343,7 @@ static void iscsi_cdb_set_blocks(uint8_t *cdb, uint32_t blocks)
 /* Sets the LOGICAL BLOCK ADDRESS of a READ/WRITE(10/12/16) CDB. */
 static void iscsi_cdb_set_lba(uint8_t *cdb, uint64_t lba)
 {
-    if (cdb[0] == 0x88 || cdb[0] == 0x8a) {
+    if (cdb[0] == 0x88 || cdb[0] == 0x8a || cdb[0] == 0x8e) {
         iscsi_put32(cdb + 2, (uint32_t)(lba >> 32));
         iscsi_put32(cdb + 6, (uint32_t)lba);
     } else {
@@ -348,7 +353,7 @@ static void iscsi_cdb_set_lba(uint8_t *cdb, uint64_t lba)
 
 static uint64_t iscsi_cdb_lba(const uint8_t *cdb)
 {
-    if (cdb[0] == 0x88 || cdb[0] == 0x8a)
+    if (cdb[0] == 0x88 || cdb[0] == 0x8a || cdb[0] == 0x8e)
         return (uint64_t)iscsi_get32(cdb + 2) << 32 | iscsi_get32(cdb + 6);
     return iscsi_get32(cdb + 2);
 }

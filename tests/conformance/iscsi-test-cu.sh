@@ -1,53 +1,65 @@
 #!/usr/bin/env bash
-# Conformance of the iSCSI target (frontends/iscsi) against libiscsi's tools (Debian
-# libiscsi-bin): starts `storstack serve` with a private socket on a free loopback port, runs
-# iscsi-inq, iscsi-readcapacity16 and iscsi-test-cu, and prints run/passed/failed/skipped.
-# CUnit counts a skipped test as passed, so skips are counted from each test's own output.
+# Conformance of the iSCSI target (frontends/iscsi) and the SCSI disk behind it, judged by an
+# outside suite: libiscsi's iscsi-test-cu (Debian libiscsi-bin). Starts `storstack serve` with a
+# private socket on a free loopback port, checks the libiscsi tools (iscsi-ls, iscsi-inq,
+# iscsi-readcapacity16), runs iscsi-test-cu and reports run/passed/failed/skipped per family.
+# With --tgtd (and tgtd installed) the same suite runs against tgtd with a RAM-backed LUN (a
+# sparse file in /dev/shm) in the same run, side by side.
 #
-# Usage: tests/conformance/iscsi-test-cu.sh [--build DIR] [--all | --known-good | --test SPEC]...
-#   --known-good  (default) the families that pass today; exit 1 if any of them fails
-#   --all         every test (--test=ALL); exit 0 whatever fails, the figures are the result
+# CUnit counts a skipped test as passed and its exit code says nothing about failures, so every
+# test is classified from its own output: FAILED anywhere in its record is a failure, else a
+# [SKIPPED] line is a skip (with the reason the suite printed), else a pass.
+#
+# Usage: tests/conformance/iscsi-test-cu.sh [--build DIR] [--all | --test SPEC]... [--tgtd]
+#            [--summary FILE] [--allow-fail]
+#   (default)     the whole suite, --test=ALL, with the URL twice (enables SCSI.MultipathIO),
+#                 -d (data-destroying tests) and -S (SANITIZE tests)
 #   --test SPEC   one iscsi-test-cu spec (FAMILY[.SUITE[.TEST]]), repeatable
+#   --tgtd        also run the same specs against tgtd (skipped with a note if not installed)
+#   --summary F   write the per-family table, the skip reasons and the failures (Markdown) to F
+#   --allow-fail  exit 0 even when tests fail (for measuring); default: exit 1 on any failure
 # Exit 77 (skipped) when libiscsi-bin is not installed.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build="$here/../../build"
-mode=known-good
 specs=()
+with_tgtd=0
+summary=
+allow_fail=0
 while [ $# -gt 0 ]; do
     case "$1" in
     --build) build=$2; shift 2 ;;
-    --all) mode=all; shift ;;
-    --known-good) mode=known-good; shift ;;
-    --test) mode=custom; specs+=("$2"); shift 2 ;;
+    --all) specs+=(ALL); shift ;;
+    --test) specs+=("$2"); shift 2 ;;
+    --tgtd) with_tgtd=1; shift ;;
+    --summary) summary=$2; shift 2 ;;
+    --allow-fail) allow_fail=1; shift ;;
     *) echo "iscsi-test-cu.sh: unknown argument '$1'" >&2; exit 2 ;;
     esac
 done
-for tool in iscsi-inq iscsi-readcapacity16 iscsi-test-cu; do
+[ ${#specs[@]} -eq 0 ] && specs=(ALL)
+for tool in iscsi-ls iscsi-inq iscsi-readcapacity16 iscsi-test-cu; do
     command -v "$tool" >/dev/null || { echo "SKIP: $tool not installed (apt-get install libiscsi-bin)"; exit 77; }
 done
 bin="$build/storstack"
 [ -x "$bin" ] || { echo "iscsi-test-cu.sh: no $bin (build first)" >&2; exit 2; }
 
-# Families that pass every time today (docs/iscsi.md has the full-run figures).
-known_good=(SCSI.Inquiry SCSI.Mandatory SCSI.ModeSense6 SCSI.Read6 SCSI.Read10 SCSI.Read12
-    SCSI.Read16 SCSI.ReadCapacity10 SCSI.ReadCapacity16 SCSI.ReportSupportedOpcodes
-    SCSI.StartStopUnit SCSI.TestUnitReady SCSI.Verify10 SCSI.Verify12 SCSI.Verify16
-    SCSI.Write10 SCSI.Write12 SCSI.Write16 iSCSI.iSCSIcmdsn iSCSI.iSCSIResiduals iSCSI.iSCSITMF)
-case $mode in
-all) specs=(ALL) ;;
-known-good) specs=("${known_good[@]}") ;;
-esac
-
 tmp=$(mktemp -d)
 serve_pid=
+tgtd_pid=
 cleanup() {
     [ -n "$serve_pid" ] && kill -TERM "$serve_pid" 2>/dev/null && wait "$serve_pid" 2>/dev/null
+    [ -n "$tgtd_pid" ] && kill -TERM "$tgtd_pid" 2>/dev/null && wait "$tgtd_pid" 2>/dev/null
+    rm -f "/dev/shm/storstack-conformance-$$.img"
     rm -rf "$tmp"
 }
 trap cleanup EXIT
 
-# Port 0: the kernel picks a free port, which serve prints ("iSCSI target IQN on ADDR:PORT").
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# ---- storstack serve (port 0: the kernel picks a free port, which serve prints) ----
 "$bin" serve --socket "$tmp/storstack.sock" --iscsi-portal 127.0.0.1:0 >"$tmp/serve.log" 2>&1 &
 serve_pid=$!
 for _ in $(seq 100); do
@@ -58,51 +70,191 @@ done
 grep -q "serving on" "$tmp/serve.log" || { cat "$tmp/serve.log"; echo "storstack serve did not start" >&2; exit 1; }
 port=$(sed -n 's/^storstack: iSCSI target .* on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$tmp/serve.log")
 [ -n "$port" ] || { cat "$tmp/serve.log"; echo "no iSCSI portal in serve's output" >&2; exit 1; }
-url="iscsi://127.0.0.1:$port/iqn.2026-11.org.storstack:default/0"
+ss_url="iscsi://127.0.0.1:$port/iqn.2026-11.org.storstack:default/0"
 
-fail=0
-echo "== iscsi-inq $url"
-timeout 30 iscsi-inq "$url" | head -20 || fail=1
-echo "== iscsi-readcapacity16 $url"
-timeout 30 iscsi-readcapacity16 "$url" || fail=1
+# ---- tgtd with a RAM-backed LUN 1 (LUN 0 is tgtd's controller) on its own control port ----
+tgt_url=
+if [ $with_tgtd = 1 ]; then
+    if command -v tgtd >/dev/null && command -v tgtadm >/dev/null; then
+        tport=$(free_port)
+        ctl=$((20000 + $$ % 10000))
+        img="/dev/shm/storstack-conformance-$$.img"
+        truncate -s 1G "$img"
+        tgtd -f -C "$ctl" --iscsi portal="127.0.0.1:$tport" >"$tmp/tgtd.log" 2>&1 &
+        tgtd_pid=$!
+        ok=0
+        for _ in $(seq 50); do
+            if tgtadm -C "$ctl" --lld iscsi --op new --mode target --tid 1 \
+                -T iqn.2026-11.org.storstack:tgtd 2>/dev/null; then ok=1; break; fi
+            sleep 0.1
+        done
+        if [ $ok = 1 ] &&
+            tgtadm -C "$ctl" --lld iscsi --op new --mode logicalunit --tid 1 --lun 1 -b "$img" &&
+            tgtadm -C "$ctl" --lld iscsi --op bind --mode target --tid 1 -I ALL; then
+            tgt_url="iscsi://127.0.0.1:$tport/iqn.2026-11.org.storstack:tgtd/1"
+        else
+            echo "NOTE: tgtd did not start; the side-by-side run is left out"; cat "$tmp/tgtd.log"
+        fi
+    else
+        echo "NOTE: tgtd not installed (apt-get install tgt); the side-by-side run is left out"
+    fi
+fi
 
-run=0 passed=0 failed=0 skipped=0
-failed_names=()
-for spec in "${specs[@]}"; do
-    log="$tmp/cu.log"
-    timeout 600 iscsi-test-cu -d --test="$spec" "$url" >"$log" 2>&1
-    # One record per test: from its "Test:" line to the next Test/Suite/Run Summary line.
-    # A suite's cleanup prints "PERSISTENT RESERVE IN is not implemented" after its last test;
-    # that message marks a skip only inside the Prin/Prout suites themselves.
-    counts=$(awk '
+tool_fail=0
+echo "== libiscsi tools against $ss_url"
+timeout 30 iscsi-ls -s "iscsi://127.0.0.1:$port" || tool_fail=1
+timeout 30 iscsi-inq "$ss_url" | head -12 || tool_fail=1
+timeout 30 iscsi-readcapacity16 "$ss_url" || tool_fail=1
+
+# One line per test: "suite<TAB>test<TAB>result<TAB>reason".
+classify() {
+    awk '
         function flush() {
             if (name == "") return
-            run++
-            if (body ~ /FAILED/) { failed++; names = names " " suite "." name }
-            else if (skip) skipped++
-            else passed++
+            r = failed ? "FAILED" : (skip != "" ? "SKIPPED" : "passed")
+            printf "%s\t%s\t%s\t%s\n", suite, name, r, failed ? fail_reason : skip
             name = ""
         }
         /^Suite: / { flush(); suite = $2; next }
         /^Run Summary/ { flush(); next }
         /^  Test: / {
-            flush(); name = $2; body = $0; skip = 0
+            flush(); name = $2; skip = ""; failed = 0; fail_reason = ""; closed = 0
+            sub(/^  Test: [^ ]* \.\.\./, "")
         }
-        name != "" && !/^  Test: / { body = body "\n" $0 }
-        name != "" && /\[SKIPPED\]/ {
-            if ($0 !~ /PERSISTENT RESERVE IN is not implemented/ || suite ~ /^Pr(in|out)/) skip = 1
-        }
-        END { flush(); printf "%d %d %d %d%s\n", run, passed, failed, skipped, names }' "$log")
-    read -r r p f s names <<<"$counts"
-    run=$((run + r)); passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
-    [ -n "${names:-}" ] && failed_names+=($names)
-    printf '%-32s run %3d  passed %3d  failed %2d  skipped %3d\n' "$spec" "$r" "$p" "$f" "$s"
-    [ "$f" -gt 0 ] && sed -n '/FAILED/p' "$log" | head -10
-done
-echo "iscsi-test-cu: run $run, passed $passed, failed $failed, skipped $skipped"
-[ ${#failed_names[@]} -gt 0 ] && echo "failed tests: ${failed_names[*]}"
-echo "$passed passed, $failed failed, $skipped skipped"
-if [ "$mode" = all ]; then
-    exit $fail
+        name == "" { next }
+        # A test ends with "passed" or "FAILED" (alone or after "..."); what a suite prints after
+        # that is its cleanup (e.g. "PERSISTENT RESERVE IN is not implemented"), not the test.
+        # (The "Test:" prefix is gone from $0 here, so both "...passed" and a lone "passed" start
+        # the line; cleanup text may follow on the same line.)
+        /^passed/ { closed = 1 }
+        /^FAILED/ { closed = 1; failed = 1 }
+        /\[SKIPPED\]/ && skip == "" && !closed { s = $0; sub(/.*\[SKIPPED\] */, "", s); skip = s }
+        /\[FAILED\]/ && fail_reason == "" { s = $0; sub(/.*\[FAILED\] */, "", s); fail_reason = s }
+        /\[FAILED\]/ && !closed { failed = 1 }
+        / - CU_ASSERT/ && fail_reason == "" { s = $0; sub(/^ *[0-9]+\. */, "", s); fail_reason = s }
+        END { flush() }'
+}
+
+# run_suite NAME URL: runs every spec, writes $tmp/NAME.tests
+run_suite() {
+    local who=$1 url=$2 spec
+    : >"$tmp/$who.tests"
+    for spec in "${specs[@]}"; do
+        local log="$tmp/$who.$RANDOM.log" t0=$SECONDS
+        # The URL twice: a second path to the same LU enables the MultipathIO tests.
+        timeout 900 iscsi-test-cu -d -S --test="$spec" "$url" "$url" >"$log" 2>&1
+        local rc=$?
+        [ $rc = 124 ] && echo "$who: iscsi-test-cu --test=$spec timed out" >&2
+        classify <"$log" >>"$tmp/$who.tests"
+        echo "$who: --test=$spec: $(wc -l <"$log") lines of output in $((SECONDS - t0)) s"
+        cp "$log" "$tmp/$who.last.log"
+    done
+}
+
+totals() { # file -> "run passed failed skipped"
+    awk -F'\t' '{ r++; if ($3 == "passed") p++; else if ($3 == "FAILED") f++; else s++ }
+        END { printf "%d %d %d %d\n", r, p, f, s }' "$1"
+}
+
+run_suite storstack "$ss_url"
+[ -n "$tgt_url" ] && run_suite tgtd "$tgt_url"
+
+# Suites that test a kind of LU the default one is not: SCSI.ReadOnly wants a write-protected
+# LU. They run again against a second `storstack serve` with such a LU, and those results stand
+# for the suite (the report says so).
+ro_note=
+if printf '%s\n' "${specs[@]}" | grep -qE '^(ALL|SCSI|SCSI\.ReadOnly.*)$'; then
+    cat >"$tmp/ro.ini" <<'INI'
+[Enum\Root\VMINIPORT\0000]
+HardwareID = multi:ROOT\VMINIPORT
+DeviceDesc = storstack virtual storage adapter
+[Enum\Root\VMINIPORT\0000\Device Parameters\Target0\Lun0]
+Type = disk
+Backend = ram
+Size = 256M
+ReadOnly = 1
+INI
+    "$bin" serve --config "$tmp/ro.ini" --socket "$tmp/ro.sock" --iscsi-portal 127.0.0.1:0 \
+        >"$tmp/ro.log" 2>&1 &
+    ro_pid=$!
+    for _ in $(seq 100); do
+        grep -q "serving on" "$tmp/ro.log" 2>/dev/null && break
+        sleep 0.1
+    done
+    ro_port=$(sed -n 's/^storstack: iSCSI target .* on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$tmp/ro.log")
+    if [ -n "$ro_port" ]; then
+        saved=("${specs[@]}")
+        specs=(SCSI.ReadOnly)
+        run_suite storstack-ro "iscsi://127.0.0.1:$ro_port/iqn.2026-11.org.storstack:default/0"
+        specs=("${saved[@]}")
+        awk -F'\t' '$1 != "ReadOnly"' "$tmp/storstack.tests" >"$tmp/main.tests"
+        cat "$tmp/main.tests" "$tmp/storstack-ro.tests" >"$tmp/storstack.tests"
+        ro_note="SCSI.ReadOnly ran against a second \`storstack serve\` whose LU is write-protected (ReadOnly = 1)."
+    else
+        cat "$tmp/ro.log"; echo "the write-protected LU's serve did not start" >&2; tool_fail=1
+    fi
+    kill -TERM "$ro_pid" 2>/dev/null; wait "$ro_pid" 2>/dev/null
 fi
-[ $failed -eq 0 ] && [ $fail -eq 0 ]
+
+read -r run passed failed skipped <<<"$(totals "$tmp/storstack.tests")"
+report() {
+    echo "## iscsi-test-cu per family"
+    echo
+    if [ -n "$tgt_url" ]; then
+        echo "| family | storstack run | passed | failed | skipped | tgtd passed | failed | skipped |"
+        echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+    else
+        echo "| family | run | passed | failed | skipped |"
+        echo "|---|---:|---:|---:|---:|"
+    fi
+    awk -F'\t' -v tgt="$tgt_url" -v tfile="$tmp/tgtd.tests" '
+        BEGIN {
+            if (tgt != "") while ((getline line < tfile) > 0) {
+                split(line, a, "\t"); k = a[1]
+                if (a[3] == "passed") tp[k]++; else if (a[3] == "FAILED") tf[k]++; else ts[k]++
+            }
+        }
+        { k = $1; if (!(k in seen)) { seen[k] = 1; order[n++] = k }
+          r[k]++; if ($3 == "passed") p[k]++; else if ($3 == "FAILED") f[k]++; else s[k]++ }
+        END {
+            for (i = 0; i < n; i++) {
+                k = order[i]
+                if (tgt != "")
+                    printf "| %s | %d | %d | %d | %d | %d | %d | %d |\n", k, r[k], p[k], f[k], s[k], tp[k], tf[k], ts[k]
+                else
+                    printf "| %s | %d | %d | %d | %d |\n", k, r[k], p[k], f[k], s[k]
+            }
+        }' "$tmp/storstack.tests"
+    echo
+    echo "storstack: run $run, passed $passed, failed $failed, skipped $skipped"
+    [ -n "$ro_note" ] && echo && echo "$ro_note"
+    if [ -n "$tgt_url" ]; then
+        read -r tr tp tf ts <<<"$(totals "$tmp/tgtd.tests")"
+        echo "tgtd (RAM-backed LUN): run $tr, passed $tp, failed $tf, skipped $ts"
+    fi
+    echo
+    echo "## storstack: skipped tests and the reason the suite gave"
+    echo
+    awk -F'\t' '$3 == "SKIPPED" { printf "- %s.%s: %s\n", $1, $2, $4 }' "$tmp/storstack.tests"
+    echo
+    echo "## storstack: failed tests"
+    echo
+    awk -F'\t' '$3 == "FAILED" { printf "- %s.%s: %s\n", $1, $2, $4 }' "$tmp/storstack.tests"
+    if [ -n "$tgt_url" ]; then
+        echo
+        echo "## tgtd: failed tests"
+        echo
+        awk -F'\t' '$3 == "FAILED" { printf "- %s.%s: %s\n", $1, $2, $4 }' "$tmp/tgtd.tests"
+    fi
+}
+report >"$tmp/report.md"
+cat "$tmp/report.md"
+[ -n "$summary" ] && cp "$tmp/report.md" "$summary"
+if [ "$run" -eq 0 ]; then
+    echo "iscsi-test-cu ran no test"; tail -20 "$tmp/storstack.last.log"
+    exit 1
+fi
+echo "$passed passed, $failed failed, $skipped skipped"
+[ $tool_fail = 0 ] || { echo "a libiscsi tool failed against the target"; exit 1; }
+[ $allow_fail = 1 ] && exit 0
+[ "$failed" -eq 0 ]

@@ -10,8 +10,8 @@
  * completion, bits 4..3 fault (none, READ -EIO, WRITE -ENOSPC, FLUSH -EIO), bit 5 go through the
  * target, bits 7..6 iov split (1, 3, 7 or 40 segments); [1] CDB length mod 17; [2..3] xfer_len
  * (big-endian); [4] bit 0 nexus, bit 1 LUN 2 (absent), bit 2 write cache off, bit 3 4096-byte
- * blocks, bit 4 read-only, bit 5 raise a unit attention first; [5..20] the CDB; the rest fills the
- * data-out buffer.
+ * blocks, bit 4 read-only, bit 5 raise a unit attention first, bit 6 FUA, bit 7 a thin backend
+ * (trim, zeroes, allocation map); [5..20] the CDB; the rest fills the data-out buffer.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -46,7 +46,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const uint8_t *payload = data + HDR;
     size_t plen = size - HDR;
 
-    struct be_caps caps = {.can_flush = true, .can_fua = (opt & 0x40) != 0};
+    bool thin = (opt & 0x80) != 0;
+    struct be_caps caps = {.can_flush = true,
+                           .can_fua = (opt & 0x40) != 0,
+                           .can_trim = thin,
+                           .trim_zeroes = thin,
+                           .can_zero = thin,
+                           .can_extents = thin};
     struct mock_backend *mb = mock_backend_create(DISK_SIZE, &caps);
     struct mock_backend *mb2 = mock_backend_create(DISK_SIZE, &caps);
     if (!mb || !mb2)

@@ -139,9 +139,10 @@ static void test_write10_read10_round_trip_through_every_path(void **state)
 
 static int supported_opcode(int op)
 {
-    static const uint8_t ops[] = {0x00, 0x03, 0x08, 0x0A, 0x12, 0x15, 0x1A, 0x1B, 0x25,
-                                  0x28, 0x2A, 0x2F, 0x35, 0x55, 0x5A, 0x88, 0x8A, 0x8F,
-                                  0x91, 0x9E, 0xA0, 0xA3, 0xA8, 0xAA, 0xAF};
+    static const uint8_t ops[] = {0x00, 0x03, 0x04, 0x08, 0x0A, 0x12, 0x15, 0x1A, 0x1B, 0x1E,
+                                  0x25, 0x28, 0x2A, 0x2E, 0x2F, 0x34, 0x35, 0x37, 0x41, 0x42,
+                                  0x55, 0x5A, 0x88, 0x89, 0x8A, 0x8B, 0x8E, 0x8F, 0x90, 0x91,
+                                  0x93, 0x9E, 0xA0, 0xA3, 0xA8, 0xAA, 0xAE, 0xAF, 0xB7};
     for (size_t i = 0; i < sizeof(ops); i++)
         if (ops[i] == op)
             return 1;
@@ -387,7 +388,7 @@ static void test_check_condition_without_sense_buffer_still_reports_scsi_status(
     spt->CdbLength = 6;
     spt->DataIn = SCSI_IOCTL_DATA_UNSPECIFIED;
     spt->TimeOutValue = 5;
-    spt->Cdb[0] = 0x04; /* FORMAT UNIT: not supported */
+    spt->Cdb[0] = 0x07; /* REASSIGN BLOCKS: not supported */
     assert_status(
         storstack_ioctl(f->disk, IOCTL_SCSI_PASS_THROUGH, buf, sizeof(buf), buf, sizeof(buf), &ret),
         STATUS_SUCCESS);

@@ -7,6 +7,7 @@
  * StorPortCompleteRequest. Adapter parameters come from the adapter's Device Parameters key:
  * MaximumTransferLength and NumberOfPhysicalBreaks (REG_DWORD).
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +17,15 @@
 #include "testport.h"
 
 struct testport_faults testport_faults;
+
+/* The SRBs hold mode keeps, with their adapter. A test miniport may use a process-wide table:
+ * one testport adapter exists at a time. */
+#define TP_MAX_HELD 256
+static pthread_mutex_t TpHeldLock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    PVOID Adapter;
+    PSCSI_REQUEST_BLOCK Srb;
+} TpHeld[TP_MAX_HELD];
 
 typedef struct _TP_ADAPTER {
     struct backend *Backend;
@@ -42,6 +52,81 @@ void testport_reset_faults(void)
     atomic_store(&testport_faults.reset_completed, 0);
     atomic_store(&testport_faults.max_transfer, 0);
     atomic_store(&testport_faults.srbs_seen, 0);
+    atomic_store(&testport_faults.hold_ios, 0);
+    atomic_store(&testport_faults.aborts_seen, 0);
+    atomic_store(&testport_faults.aborts_found, 0);
+    atomic_store(&testport_faults.lun_resets, 0);
+    atomic_store(&testport_faults.target_resets, 0);
+    atomic_store(&testport_faults.reset_victims, 0);
+    atomic_store(&testport_faults.attention_on_reset, 0);
+    atomic_store(&testport_faults.queue_full_reads, 0);
+    atomic_store(&testport_faults.pause_device_on_read, 0);
+    atomic_store(&testport_faults.refuse_abort, 0);
+    atomic_store(&testport_faults.refuse_lun_reset, 0);
+    atomic_store(&testport_faults.refuse_target_reset, 0);
+    atomic_store(&testport_faults.refuse_bus_reset, 0);
+    atomic_store(&testport_faults.refuse_restart, 0);
+    atomic_store(&testport_faults.adapter_restarts, 0);
+}
+
+/* The adapter the queue-management calls act on: the last one found. */
+static _Atomic(PVOID) TpLastAdapter;
+
+BOOLEAN testport_resume_device(void)
+{
+    return StorPortResumeDevice(atomic_load(&TpLastAdapter), 0, 0, 0);
+}
+
+BOOLEAN testport_pause_adapter(ULONG seconds)
+{
+    return StorPortPause(atomic_load(&TpLastAdapter), seconds);
+}
+
+BOOLEAN testport_resume_adapter(void)
+{
+    return StorPortResume(atomic_load(&TpLastAdapter));
+}
+
+BOOLEAN testport_device_busy(ULONG requests_to_complete)
+{
+    return StorPortDeviceBusy(atomic_load(&TpLastAdapter), 0, 0, 0, requests_to_complete);
+}
+
+static BOOLEAN TpHold(PVOID a, PSCSI_REQUEST_BLOCK srb)
+{
+    BOOLEAN held = FALSE;
+    pthread_mutex_lock(&TpHeldLock);
+    for (int i = 0; i < TP_MAX_HELD && !held; i++)
+        if (!TpHeld[i].Srb) {
+            TpHeld[i].Adapter = a;
+            TpHeld[i].Srb = srb;
+            held = TRUE;
+        }
+    pthread_mutex_unlock(&TpHeldLock);
+    if (held)
+        atomic_fetch_add(&testport_faults.held, 1);
+    return held;
+}
+
+/* Takes the first held SRB that matches (victim, or any of target/lun; -1 = any). */
+static PSCSI_REQUEST_BLOCK TpUnhold(PSCSI_REQUEST_BLOCK victim, int target, int lun, PVOID *a)
+{
+    PSCSI_REQUEST_BLOCK srb = NULL;
+    pthread_mutex_lock(&TpHeldLock);
+    for (int i = 0; i < TP_MAX_HELD && !srb; i++) {
+        PSCSI_REQUEST_BLOCK s = TpHeld[i].Srb;
+        if (!s || (victim && s != victim) || (target >= 0 && s->TargetId != target) ||
+            (lun >= 0 && s->Lun != lun))
+            continue;
+        srb = s;
+        if (a)
+            *a = TpHeld[i].Adapter;
+        TpHeld[i].Srb = NULL;
+    }
+    pthread_mutex_unlock(&TpHeldLock);
+    if (srb)
+        atomic_fetch_sub(&testport_faults.held, 1);
+    return srb;
 }
 
 /* Takes one from a counter of armed faults; TRUE when one was armed. */
@@ -108,6 +193,7 @@ static ULONG TpHwFindAdapter(PVOID DeviceExtension, PVOID HwContext, PVOID BusIn
     ConfigInfo->MaxNumberOfIO = 256;
     ConfigInfo->VirtualDevice = TRUE;
     *Again = FALSE;
+    atomic_store(&TpLastAdapter, a);
     return SP_RETURN_FOUND;
 }
 
@@ -174,6 +260,8 @@ static BOOLEAN TpIsRead(PSCSI_REQUEST_BLOCK srb)
     return srb->Cdb[0] == SCSIOP_READ || srb->Cdb[0] == SCSIOP_READ16;
 }
 
+static void TpExecute(PTP_ADAPTER a, PSCSI_REQUEST_BLOCK Srb);
+
 /* HwStorBuildIo: unsynchronized; every SCSI command is handled (or dropped) here. */
 static BOOLEAN TpHwBuildIo(PVOID DeviceExtension, PSCSI_REQUEST_BLOCK Srb)
 {
@@ -203,6 +291,16 @@ static BOOLEAN TpHwBuildIo(PVOID DeviceExtension, PSCSI_REQUEST_BLOCK Srb)
             TpComplete(a, Srb);
             return FALSE;
         }
+        if (TpTake(&testport_faults.queue_full_reads)) {
+            Srb->ScsiStatus = SCSISTAT_QUEUE_FULL;
+            Srb->SrbStatus = SRB_STATUS_ERROR;
+            Srb->DataTransferLength = 0;
+            TpComplete(a, Srb);
+            return FALSE;
+        }
+        int pause = atomic_exchange(&testport_faults.pause_device_on_read, 0);
+        if (pause > 0)
+            StorPortPauseDevice(a, 0, 0, 0, (ULONG)pause);
         if (TpTake(&testport_faults.attention_reads)) {
             TpCheckCondition(a, Srb, SCSI_SENSE_UNIT_ATTENTION, 0x29, 0x00);
             return FALSE;
@@ -214,6 +312,18 @@ static BOOLEAN TpHwBuildIo(PVOID DeviceExtension, PSCSI_REQUEST_BLOCK Srb)
         if (TpTake(&testport_faults.double_complete))
             cmd->context = cmd; /* marks it for TpCommandDone */
     }
+    if (atomic_load(&testport_faults.hold_ios) && TpHold(a, Srb))
+        return FALSE; /* until released, aborted or reset */
+    TpExecute(a, Srb);
+    return FALSE;
+}
+
+/* Hands a command to the device; its completion completes the SRB. */
+static void TpExecute(PTP_ADAPTER a, PSCSI_REQUEST_BLOCK Srb)
+{
+    PTP_SRB_EXTENSION x = Srb->SrbExtension;
+    struct scsi_cmd *cmd = &x->Cmd;
+
     x->Adapter = a;
     x->Srb = Srb;
     cmd->cdb = Srb->Cdb;
@@ -237,7 +347,7 @@ static BOOLEAN TpHwBuildIo(PVOID DeviceExtension, PSCSI_REQUEST_BLOCK Srb)
             /* this miniport takes one element; Storport describes a buffer with one */
             Srb->SrbStatus = SRB_STATUS_INVALID_REQUEST;
             TpComplete(a, Srb);
-            return FALSE;
+            return;
         }
         x->Iov[0].iov_base = (void *)(ULONG_PTR)sg->List[0].PhysicalAddress.QuadPart;
         x->Iov[0].iov_len = sg->List[0].Length;
@@ -245,19 +355,74 @@ static BOOLEAN TpHwBuildIo(PVOID DeviceExtension, PSCSI_REQUEST_BLOCK Srb)
         cmd->iovcnt = 1;
     }
     scsi_target_execute(a->Target, Srb->Lun, cmd);
-    return FALSE;
+}
+
+int testport_release_held(void)
+{
+    int n = 0;
+    PVOID a;
+    PSCSI_REQUEST_BLOCK srb;
+    while ((srb = TpUnhold(NULL, -1, -1, &a))) {
+        TpExecute(a, srb);
+        n++;
+    }
+    return n;
+}
+
+/* Completes the held SRBs of a reset's scope with SRB_STATUS_BUS_RESET. */
+static void TpResetHeld(int target, int lun)
+{
+    PVOID a;
+    PSCSI_REQUEST_BLOCK srb;
+    while ((srb = TpUnhold(NULL, target, lun, &a))) {
+        srb->SrbStatus = SRB_STATUS_BUS_RESET;
+        srb->DataTransferLength = 0;
+        atomic_fetch_add(&testport_faults.reset_victims, 1);
+        TpComplete(a, srb);
+    }
 }
 
 /* HwStorStartIo: management SRBs, under the StartIo lock. */
 static BOOLEAN TpHwStartIo(PVOID DeviceExtension, PSCSI_REQUEST_BLOCK Srb)
 {
+    PTP_ADAPTER a = DeviceExtension;
     switch (Srb->Function) {
     case SRB_FUNCTION_FLUSH:
     case SRB_FUNCTION_SHUTDOWN:
-    case SRB_FUNCTION_RESET_LOGICAL_UNIT:
-    case SRB_FUNCTION_RESET_DEVICE:
         Srb->SrbStatus = SRB_STATUS_SUCCESS;
         break;
+    case SRB_FUNCTION_ABORT_COMMAND: {
+        /* the victim first, then the abort (SRB_FUNCTION_ABORT_COMMAND's order) */
+        PSCSI_REQUEST_BLOCK victim = NULL;
+        atomic_fetch_add(&testport_faults.aborts_seen, 1);
+        if (!atomic_load(&testport_faults.refuse_abort))
+            victim = TpUnhold(Srb->NextSrb, -1, -1, NULL);
+        if (victim) {
+            atomic_fetch_add(&testport_faults.aborts_found, 1);
+            victim->SrbStatus = SRB_STATUS_ABORTED;
+            victim->DataTransferLength = 0;
+            TpComplete(a, victim);
+            Srb->SrbStatus = SRB_STATUS_SUCCESS;
+        } else {
+            Srb->SrbStatus = SRB_STATUS_ABORT_FAILED;
+        }
+        break;
+    }
+    case SRB_FUNCTION_RESET_LOGICAL_UNIT:
+    case SRB_FUNCTION_RESET_DEVICE: {
+        BOOLEAN lu = Srb->Function == SRB_FUNCTION_RESET_LOGICAL_UNIT;
+        atomic_fetch_add(lu ? &testport_faults.lun_resets : &testport_faults.target_resets, 1);
+        if (atomic_load(lu ? &testport_faults.refuse_lun_reset
+                           : &testport_faults.refuse_target_reset)) {
+            Srb->SrbStatus = SRB_STATUS_ERROR;
+            break;
+        }
+        TpResetHeld(Srb->TargetId, lu ? Srb->Lun : -1);
+        if (atomic_load(&testport_faults.attention_on_reset))
+            scsi_lu_set_unit_attention(a->Lu, 0x29, 0x03); /* BUS DEVICE RESET FUNCTION OCCURRED */
+        Srb->SrbStatus = SRB_STATUS_SUCCESS;
+        break;
+    }
     default:
         Srb->SrbStatus = SRB_STATUS_INVALID_REQUEST;
         break;
@@ -269,7 +434,13 @@ static BOOLEAN TpHwStartIo(PVOID DeviceExtension, PSCSI_REQUEST_BLOCK Srb)
 /* HwStorResetBus: whatever was dropped is given back, as aborted by the reset. */
 static BOOLEAN TpHwResetBus(PVOID DeviceExtension, ULONG PathId)
 {
+    PTP_ADAPTER a = DeviceExtension;
     atomic_fetch_add(&testport_faults.resets, 1);
+    if (atomic_load(&testport_faults.refuse_bus_reset))
+        return FALSE;
+    TpResetHeld(-1, -1);
+    if (atomic_load(&testport_faults.attention_on_reset))
+        scsi_lu_set_unit_attention(a->Lu, 0x29, 0x02); /* SCSI BUS RESET OCCURRED */
     StorPortCompleteRequest(DeviceExtension, (UCHAR)PathId, 0xFF, 0xFF, SRB_STATUS_BUS_RESET);
     atomic_fetch_add(&testport_faults.reset_completed, 1);
     StorPortNotification(ResetDetected, DeviceExtension, 0);
@@ -287,8 +458,17 @@ TpHwAdapterControl(PVOID DeviceExtension, SCSI_ADAPTER_CONTROL_TYPE ControlType,
                                          i == ScsiStopAdapter || i == ScsiRestartAdapter;
         return ScsiAdapterControlSuccess;
     case ScsiStopAdapter:
-    case ScsiRestartAdapter:
         return ScsiAdapterControlSuccess;
+    case ScsiRestartAdapter: {
+        /* a restarted adapter has forgotten its requests: Storport completes them */
+        PVOID held_by;
+        atomic_fetch_add(&testport_faults.adapter_restarts, 1);
+        if (atomic_load(&testport_faults.refuse_restart))
+            return ScsiAdapterControlUnsuccessful;
+        while (TpUnhold(NULL, -1, -1, &held_by))
+            ;
+        return ScsiAdapterControlSuccess;
+    }
     default:
         return ScsiAdapterControlUnsuccessful;
     }

@@ -28,12 +28,46 @@ struct testport_faults {
     atomic_int reset_completed; /* dropped SRBs completed by the reset */
     atomic_uint max_transfer;   /* largest DataTransferLength of any SRB */
     atomic_int srbs_seen;
+
+    /* Hold mode: while hold_ios is set, every SCSI command is kept by the miniport (not
+     * completed) until testport_release_held(), an ABORT_COMMAND naming it, or a LUN, target or
+     * bus reset, which complete it with SRB_STATUS_ABORTED or SRB_STATUS_BUS_RESET. */
+    atomic_int hold_ios;
+    atomic_int held;               /* SRBs held right now */
+    atomic_int aborts_seen;        /* SRB_FUNCTION_ABORT_COMMAND received */
+    atomic_int aborts_found;       /* ... whose NextSrb was held (completed ABORTED) */
+    atomic_int lun_resets;         /* SRB_FUNCTION_RESET_LOGICAL_UNIT received */
+    atomic_int target_resets;      /* SRB_FUNCTION_RESET_DEVICE received */
+    atomic_int reset_victims;      /* held SRBs completed by a reset */
+    atomic_int attention_on_reset; /* resets raise a unit attention (29h/03h LU, 29h/02h bus) */
+
+    /* Queue management. */
+    atomic_int queue_full_reads;     /* the next N reads end with SCSI status TASK SET FULL */
+    atomic_int pause_device_on_read; /* the next read pauses the LU for this many seconds */
+
+    /* Error recovery: refuse a tier (abort: SRB_STATUS_ABORT_FAILED, LUN/target reset:
+     * SRB_STATUS_ERROR, bus reset: FALSE, restart: ScsiAdapterControlUnsuccessful), leaving the
+     * held SRBs held. ScsiRestartAdapter forgets what is held (Storport completes it). */
+    atomic_int refuse_abort;
+    atomic_int refuse_lun_reset;
+    atomic_int refuse_target_reset;
+    atomic_int refuse_bus_reset;
+    atomic_int refuse_restart;
+    atomic_int adapter_restarts; /* ScsiRestartAdapter received */
 };
 
 extern struct testport_faults testport_faults;
 extern const DRIVER_PACKAGE testport_package;
 
-/* Clears every fault and counter. */
+/* Clears every fault and counter (not the held SRBs). */
 void testport_reset_faults(void);
+/* The miniport's queue-management calls, made as the test says (the LU is 0:0:0). */
+BOOLEAN testport_resume_device(void);
+BOOLEAN testport_pause_adapter(ULONG seconds);
+BOOLEAN testport_resume_adapter(void);
+BOOLEAN testport_device_busy(ULONG requests_to_complete);
+
+/* Sends every held SRB on to the device (it then completes normally); returns how many. */
+int testport_release_held(void);
 
 #endif

@@ -72,6 +72,14 @@ NTSTATUS ClassCreateDeviceObject(PDRIVER_OBJECT DriverObject, PCSTR ObjectNameBu
     fdx->LowerPdo = LowerDeviceObject;
     fdx->DevInfo = info;
     fdx->TimeOutValue = CLASSP_DEFAULT_TIMEOUT;
+    {
+        /* Services\Disk\TimeOutValue (seconds), the value Windows' class drivers honour */
+        ULONGLONG timeout;
+        if (NT_SUCCESS(RtlQueryRegistryUlonglong(IoGetExecutive(dev), "Services\\Disk",
+                                                 "TimeOutValue", &timeout)) &&
+            timeout >= 1 && timeout <= 108000)
+            fdx->TimeOutValue = (ULONG)timeout;
+    }
     fdx->DriverData = info->DeviceExtensionSize ? (PUCHAR)fdx + size : NULL;
     fdx->PrivateFdoData =
         (PCLASS_PRIVATE_FDO_DATA)((PUCHAR)fdx + size + ((info->DeviceExtensionSize + 7u) & ~7u));

@@ -16,6 +16,8 @@
 
 #include <storstack/wdm/pnp.h>
 
+#include <storstack/storage/ntddcdrm.h>
+
 #include "devices/scsi_lu.h"
 #include "drivers/miniport/vminiport/vminiport.h"
 
@@ -93,6 +95,49 @@ static uint64_t VmpHash(PCSTR a, ULONG t, ULONG l)
     return h;
 }
 
+static BOOLEAN VmpAddToTarget(PVMP_ADAPTER a, ULONG t, ULONG l)
+{
+    if (!a->Targets[t]) {
+        a->Targets[t] = scsi_target_create();
+        if (!a->Targets[t])
+            return FALSE;
+    }
+    scsi_target_add_lu(a->Targets[t], l, a->Units[t][l].Lu);
+    a->UnitCount++;
+    return TRUE;
+}
+
+/* Type = cdrom: an MMC drive; Image names its disc (empty or absent: no disc), ReadyDelay the
+ * milliseconds it spends becoming ready after a load. */
+static BOOLEAN VmpCreateCdrom(PVMP_ADAPTER a, PVOID ext, ULONG t, ULONG l, PCSTR subkey,
+                              PCSTR instance, const struct scsi_disk_config *ident)
+{
+    char image[STORSTACK_CDROM_PATH_MAX] = "", err[256] = "";
+    BOOLEAN ok = TRUE;
+    struct scsi_cdrom_config cfg = {.vendor = ident->vendor,
+                                    .product = ident->product,
+                                    .revision = ident->revision,
+                                    .serial = ident->serial};
+    VmpReadText(ext, subkey, "Image", image, sizeof(image), &ok);
+    ULONGLONG delay = VmpReadNumber(ext, subkey, "ReadyDelay", 0, &ok);
+    if (!ok)
+        return FALSE;
+    if (delay > 60000) {
+        StorPortLogErrorText(ext, "%s: ReadyDelay must be at most 60000 ms", subkey);
+        return FALSE;
+    }
+    cfg.device_id = VmpHash(instance, t, l);
+    cfg.image = image;
+    cfg.ready_delay_ms = (uint32_t)delay;
+    int rc = scsi_cdrom_create(&cfg, &a->Units[t][l].Lu, err, sizeof(err));
+    if (rc < 0) {
+        StorPortLogErrorText(ext, "%s: cannot create the CD-ROM drive: %s", subkey,
+                             err[0] ? err : strerror(-rc));
+        return FALSE;
+    }
+    return VmpAddToTarget(a, t, l);
+}
+
 /* Builds one logical unit from its subkey. Returns FALSE on a configuration error. */
 static BOOLEAN VmpCreateUnit(PVMP_ADAPTER a, PVOID ext, ULONG t, ULONG l, PCSTR subkey,
                              PCSTR instance)
@@ -123,8 +168,10 @@ static BOOLEAN VmpCreateUnit(PVMP_ADAPTER a, PVOID ext, ULONG t, ULONG l, PCSTR 
     create = VmpReadNumber(ext, subkey, "Create", 1, &ok);
     if (!ok)
         return FALSE;
+    if (!strcasecmp(type, "cdrom"))
+        return VmpCreateCdrom(a, ext, t, l, subkey, instance, &cfg);
     if (strcasecmp(type, "disk") != 0) {
-        StorPortLogErrorText(ext, "%s: Type '%s' is not supported (disk)", subkey, type);
+        StorPortLogErrorText(ext, "%s: Type '%s' is not supported (disk, cdrom)", subkey, type);
         return FALSE;
     }
     if (block != 512 && block != 4096) {
@@ -180,14 +227,7 @@ static BOOLEAN VmpCreateUnit(PVMP_ADAPTER a, PVOID ext, ULONG t, ULONG l, PCSTR 
         StorPortLogErrorText(ext, "%s: cannot create the disk: %s", subkey, strerror(-rc));
         return FALSE;
     }
-    if (!a->Targets[t]) {
-        a->Targets[t] = scsi_target_create();
-        if (!a->Targets[t])
-            return FALSE;
-    }
-    scsi_target_add_lu(a->Targets[t], l, a->Units[t][l].Lu);
-    a->UnitCount++;
-    return TRUE;
+    return VmpAddToTarget(a, t, l);
 }
 
 static void VmpFreeResources(PVOID DeviceExtension)
@@ -406,13 +446,71 @@ static BOOLEAN VmpDrain(PVMP_ADAPTER a)
     return FALSE;
 }
 
-static void VmpSetUnitAttention(PVMP_ADAPTER a, LONG target, LONG lun)
+/* 29h/03h BUS DEVICE RESET FUNCTION OCCURRED after a LUN or target reset, 29h/02h SCSI BUS
+ * RESET OCCURRED after a bus reset (SPC-4 table of ASC/ASCQ assignments). */
+static void VmpSetUnitAttention(PVMP_ADAPTER a, LONG target, LONG lun, UCHAR ascq)
 {
     for (ULONG t = 0; t < a->MaxTargets; t++)
         for (ULONG l = 0; l < a->MaxLuns; l++)
             if (a->Units[t][l].Lu && (target < 0 || (ULONG)target == t) &&
                 (lun < 0 || (ULONG)lun == l))
-                scsi_lu_set_unit_attention(a->Units[t][l].Lu, 0x29, 0x00);
+                scsi_lu_set_unit_attention(a->Units[t][l].Lu, 0x29, ascq);
+}
+
+/* SRB_FUNCTION_IO_CONTROL with the STORSTAK signature: the cdrom class driver's operator
+ * requests (ntddcdrm.h) for the MMC unit the SRB addresses. */
+static void VmpIoControl(PVMP_ADAPTER a, PSCSI_REQUEST_BLOCK Srb)
+{
+    PSRB_IO_CONTROL io = Srb->DataBuffer;
+    struct scsi_lu *lu = Srb->TargetId < a->MaxTargets && Srb->Lun < a->MaxLuns
+                             ? a->Units[Srb->TargetId][Srb->Lun].Lu
+                             : NULL;
+    ULONG need;
+    if (!io || Srb->DataTransferLength < sizeof(*io) || io->HeaderLength != sizeof(*io) ||
+        memcmp(io->Signature, STORSTACK_SRB_SIGNATURE, 8) != 0 || !lu) {
+        Srb->SrbStatus = SRB_STATUS_INVALID_REQUEST;
+        return;
+    }
+    need = io->ControlCode == STORSTACK_SRB_CDROM_LOAD_IMAGE   ? sizeof(STORSTACK_CDROM_LOAD_IMAGE)
+           : io->ControlCode == STORSTACK_SRB_CDROM_GET_STATUS ? sizeof(STORSTACK_CDROM_STATUS)
+                                                               : 0;
+    if (!need || io->Length < need || Srb->DataTransferLength - sizeof(*io) < io->Length) {
+        Srb->SrbStatus = SRB_STATUS_INVALID_REQUEST;
+        return;
+    }
+    /* the body follows the 28-byte header unaligned: copy it in and out */
+    PUCHAR body = (PUCHAR)(io + 1);
+    int rc;
+    if (io->ControlCode == STORSTACK_SRB_CDROM_LOAD_IMAGE) {
+        STORSTACK_CDROM_LOAD_IMAGE li;
+        char err[sizeof(li.Path)] = "";
+        memcpy(&li, body, sizeof(li));
+        li.Path[sizeof(li.Path) - 1] = '\0';
+        rc = scsi_cdrom_load(lu, li.Path, err, sizeof(err));
+        /* the reason goes back in place of the path */
+        snprintf(li.Path, sizeof(li.Path), "%s", rc ? (err[0] ? err : strerror(-rc)) : "");
+        memcpy(body, &li, sizeof(li));
+    } else {
+        struct scsi_cdrom_status s;
+        STORSTACK_CDROM_STATUS st;
+        rc = scsi_cdrom_status(lu, &s);
+        memset(&st, 0, sizeof(st));
+        if (!rc) {
+            st.Loaded = s.loaded;
+            st.TrayOpen = s.tray_open;
+            st.Prevented = s.prevented;
+            st.Dvd = s.dvd;
+            st.Sectors = s.sectors;
+            st.Tracks = s.tracks;
+            st.ReadSpeed = s.read_speed_kbs;
+            st.MediaChangeCount = (ULONG)s.media_changes;
+            st.StreamingReads = s.streaming_reads;
+            snprintf(st.Image, sizeof(st.Image), "%s", s.image);
+        }
+        memcpy(body, &st, sizeof(st));
+    }
+    io->ReturnCode = (ULONG)-rc;
+    Srb->SrbStatus = SRB_STATUS_SUCCESS;
 }
 
 /* HwStorStartIo: the management SRBs. Called with the StartIo lock held. */
@@ -434,10 +532,13 @@ static BOOLEAN VmpHwStartIo(PVOID DeviceExtension, PSCSI_REQUEST_BLOCK Srb)
          * raises POWER ON, RESET OR BUS DEVICE RESET OCCURRED (SAM-5 6.3.4). */
         Srb->SrbStatus = VmpDrain(a) ? SRB_STATUS_SUCCESS : SRB_STATUS_ERROR;
         VmpSetUnitAttention(a, Srb->TargetId,
-                            Srb->Function == SRB_FUNCTION_RESET_DEVICE ? -1 : Srb->Lun);
+                            Srb->Function == SRB_FUNCTION_RESET_DEVICE ? -1 : Srb->Lun, 0x03);
         break;
     case SRB_FUNCTION_ABORT_COMMAND:
         Srb->SrbStatus = SRB_STATUS_ABORT_FAILED; /* commands run to completion */
+        break;
+    case SRB_FUNCTION_IO_CONTROL:
+        VmpIoControl(a, Srb);
         break;
     default:
         Srb->SrbStatus = SRB_STATUS_INVALID_REQUEST;
@@ -461,7 +562,7 @@ static BOOLEAN VmpHwResetBus(PVOID DeviceExtension, ULONG PathId)
         return FALSE;
     }
     StorPortCompleteRequest(DeviceExtension, (UCHAR)PathId, 0xFF, 0xFF, SRB_STATUS_BUS_RESET);
-    VmpSetUnitAttention(a, -1, -1);
+    VmpSetUnitAttention(a, -1, -1, 0x02);
     StorPortNotification(ResetDetected, DeviceExtension, 0);
     return drained;
 }

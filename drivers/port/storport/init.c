@@ -68,6 +68,7 @@ static NTSTATUS StorpAddDevice(PDRIVER_OBJECT DriverObject, PDEVICE_OBJECT Physi
     KeInitializeSpinLock(&adapter->InterruptLock);
     KeInitializeSpinLock(&adapter->UnitLock);
     KeInitializeEvent(&adapter->ResetDone, NotificationEvent, TRUE);
+    KeInitializeSpinLock(&adapter->EventLock);
     adapter->LowerDevice = IoAttachDeviceToDeviceStack(fdo, PhysicalDeviceObject);
     fdo->Flags |= DO_DIRECT_IO;
     fdo->Flags &= ~DO_DEVICE_INITIALIZING;
@@ -198,6 +199,7 @@ static NTSTATUS StorpStartAdapter(PSTORP_ADAPTER adapter)
     adapter->Started = TRUE;
     IoCreateSymbolicLink(ex, adapter->LinkName, adapter->DeviceName);
     IoSetDeviceUserName(adapter->DeviceObject, adapter->LinkName);
+    StorpInitializeRecovery(adapter);
     StorpStartTick(adapter);
     return STATUS_SUCCESS;
 }
@@ -439,6 +441,7 @@ static void StorpStopAdapter(PSTORP_ADAPTER adapter)
         return;
     if (adapter->Started) {
         StorpStopTick(adapter);
+        StorpStopRecovery(adapter);
         IoDeleteSymbolicLink(adapter->Executive, adapter->LinkName);
         if (init->HwAdapterControl) {
             SCSI_SUPPORTED_CONTROL_TYPE_LIST list = {.MaxControlType = ScsiAdapterControlMax};

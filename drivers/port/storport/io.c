@@ -17,6 +17,7 @@ static _Thread_local PSTORP_REQUEST StorpDeferred; /* chained through NextDeferr
 static _Thread_local PSTORP_UNIT StorpDispatching;
 
 static void StorpFinishRequest(PSTORP_REQUEST req);
+static void StorpCancelIrp(PDEVICE_OBJECT DeviceObject, PIRP Irp);
 
 void StorpEnterLock(void)
 {
@@ -97,6 +98,22 @@ static void StorpStartRequest(PSTORP_REQUEST req)
     StorpLeaveLock();
 }
 
+/* Whether the unit's queue state lets this request start now (unit lock held): not frozen or
+ * locked unless the SRB bypasses that, not paused, not waiting out a busy condition. */
+static BOOLEAN StorpMayStart(PSTORP_UNIT unit, PSCSI_REQUEST_BLOCK srb, ULONGLONG now)
+{
+    PSTORP_ADAPTER adapter = unit->Adapter;
+    if (unit->Frozen && !(srb->SrbFlags & SRB_FLAGS_BYPASS_FROZEN_QUEUE))
+        return FALSE;
+    if (unit->Locked && !(srb->SrbFlags & SRB_FLAGS_BYPASS_LOCKED_QUEUE))
+        return FALSE;
+    if (unit->BusyCount || atomic_load(&adapter->BusyCount))
+        return FALSE;
+    if (unit->PausedUntil > now || atomic_load(&adapter->PausedUntil) > now)
+        return FALSE;
+    return TRUE;
+}
+
 /* Takes a queue slot if one is free. Unit lock held. */
 static BOOLEAN StorpTakeSlot(PSTORP_UNIT unit, PSTORP_REQUEST req)
 {
@@ -127,14 +144,23 @@ static void StorpStartPending(PSTORP_UNIT unit)
     StorpDispatching = unit;
     for (;;) {
         PSTORP_REQUEST req = NULL;
+        ULONGLONG now = KeQueryInterruptTime();
         KeAcquireSpinLock(&unit->Lock, NULL);
-        if (!IsListEmpty(&unit->Pending)) {
-            PIRP irp = CONTAINING_RECORD(unit->Pending.Flink, IRP, Tail.Overlay.ListEntry);
+        /* In order; while frozen or locked, a request that bypasses it may pass the others. */
+        for (PLIST_ENTRY e = unit->Pending.Flink; e != &unit->Pending; e = e->Flink) {
+            PIRP irp = CONTAINING_RECORD(e, IRP, Tail.Overlay.ListEntry);
             PSTORP_REQUEST candidate = irp->Tail.Overlay.DriverContext[0];
+            if (!StorpMayStart(unit, candidate->Srb, now)) {
+                if (!unit->Frozen && !unit->Locked)
+                    break; /* paused or busy: nothing starts */
+                continue;
+            }
             if (StorpTakeSlot(unit, candidate)) {
                 RemoveEntryList(&irp->Tail.Overlay.ListEntry);
+                atomic_store(&candidate->State, StorpRequestAtMiniport);
                 req = candidate;
             }
+            break;
         }
         KeReleaseSpinLock(&unit->Lock, 0);
         if (!req)
@@ -144,7 +170,7 @@ static void StorpStartPending(PSTORP_UNIT unit)
     StorpDispatching = previous;
 }
 
-static void StorpStartAllPending(PSTORP_ADAPTER adapter)
+void StorpStartAllPending(PSTORP_ADAPTER adapter)
 {
     for (ULONG i = 0; i < adapter->UnitTableSize; i++) {
         PSTORP_UNIT unit = adapter->UnitTable[i];
@@ -153,33 +179,149 @@ static void StorpStartAllPending(PSTORP_ADAPTER adapter)
     }
 }
 
+/* Drops a reference; the last completes the IRP with the SRB's status and frees the request. */
+void StorpReleaseRequest(PSTORP_REQUEST req)
+{
+    PIRP irp = req->Irp;
+    PSCSI_REQUEST_BLOCK srb = req->Srb;
+
+    if (atomic_fetch_sub(&req->Refs, 1) != 1)
+        return;
+    irp->IoStatus.Status = StorpSrbStatusToNtStatus(srb);
+    irp->IoStatus.Information = NT_SUCCESS(irp->IoStatus.Status) ? srb->DataTransferLength : 0;
+    irp->Tail.Overlay.DriverContext[0] = NULL;
+    ExFreeToNPagedLookasideList(&req->Unit->Adapter->RequestLookaside, req);
+    IoCompleteRequest(irp, IO_NO_INCREMENT);
+}
+
+/* Clears the IRP's cancel routine. When IoCancelIrp has already taken it, the cancel routine
+ * runs (or is running) with its own reference and drops it when done; otherwise the reference
+ * the armed routine held is dropped here (never the last: the caller holds one). */
+static void StorpDisarmCancel(PSTORP_REQUEST req)
+{
+    if (req->Cancelable && IoSetCancelRoutine(req->Irp, NULL))
+        atomic_fetch_sub(&req->Refs, 1);
+}
+
+/* Finishes a request Storport took off its pending queue without sending it (state already
+ * StorpRequestCompleted, under the unit lock). */
+static void StorpCompleteQueued(PSTORP_REQUEST req, UCHAR SrbStatus)
+{
+    req->Srb->SrbStatus = SrbStatus;
+    StorpDisarmCancel(req);
+    StorpReleaseRequest(req);
+}
+
+/* Whether a completed SRB freezes its unit's queue: an error, unless the sender said
+ * SRB_FLAGS_NO_QUEUE_FREEZE. Aborts and flushes are Storport's own doing and do not freeze. */
+static BOOLEAN StorpFreezes(PSCSI_REQUEST_BLOCK srb)
+{
+    if (srb->SrbFlags & SRB_FLAGS_NO_QUEUE_FREEZE)
+        return FALSE;
+    switch (SRB_STATUS(srb->SrbStatus)) {
+    case SRB_STATUS_SUCCESS:
+    case SRB_STATUS_PENDING:
+    case SRB_STATUS_ABORTED:
+    case SRB_STATUS_REQUEST_FLUSHED:
+        return FALSE;
+    case SRB_STATUS_DATA_OVERRUN:
+        return srb->ScsiStatus != SCSISTAT_GOOD;
+    default:
+        return TRUE;
+    }
+}
+
+/* SRB_STATUS_BUSY, or QUEUE FULL from the device: Storport sends it again itself, a few times,
+ * once the unit has completed another request (or after a short pause when it holds none). */
+static BOOLEAN StorpShouldRequeue(PSTORP_REQUEST req)
+{
+    PSCSI_REQUEST_BLOCK srb = req->Srb;
+    UCHAR status = SRB_STATUS(srb->SrbStatus);
+    if (!req->Counted || req->BusyRetries >= STORP_BUSY_RETRIES || req->Irp->Cancel)
+        return FALSE;
+    return status == SRB_STATUS_BUSY ||
+           (status == SRB_STATUS_ERROR && srb->ScsiStatus == SCSISTAT_QUEUE_FULL);
+}
+
+/* Gives up the request's slot and puts it back at the head of the unit's queue. */
+static void StorpRequeue(PSTORP_REQUEST req)
+{
+    PSTORP_UNIT unit = req->Unit;
+    PSTORP_ADAPTER adapter = unit->Adapter;
+    PSCSI_REQUEST_BLOCK srb = req->Srb;
+    ULONGLONG until = 0;
+
+    srb->SrbStatus = SRB_STATUS_PENDING;
+    srb->ScsiStatus = SCSISTAT_GOOD;
+    srb->DataTransferLength = req->DataLength;
+    srb->SenseInfoBufferLength = req->SenseLength;
+    KeAcquireSpinLock(&unit->Lock, NULL);
+    RemoveEntryList(&req->Link);
+    unit->Outstanding--;
+    atomic_fetch_sub(&adapter->Outstanding, 1);
+    req->Counted = FALSE;
+    req->TimedOut = FALSE;
+    req->BusyRetries++;
+    atomic_store(&req->State, StorpRequestQueued);
+    InsertHeadList(&unit->Pending, &req->Irp->Tail.Overlay.ListEntry);
+    if (unit->Outstanding > 0) {
+        if (unit->BusyCount == 0)
+            unit->BusyCount = 1;
+    } else {
+        until = KeQueryInterruptTime() + STORP_BUSY_DELAY;
+        if (unit->PausedUntil < until)
+            unit->PausedUntil = until;
+    }
+    KeReleaseSpinLock(&unit->Lock, 0);
+    if (until)
+        StorpArmResume(adapter, until);
+}
+
 /* Completes the IRP of a request the miniport finished (or Storport finished for it). */
 static void StorpFinishRequest(PSTORP_REQUEST req)
 {
     PSTORP_UNIT unit = req->Unit;
     PSTORP_ADAPTER adapter = unit->Adapter;
-    PIRP irp = req->Irp;
     PSCSI_REQUEST_BLOCK srb = req->Srb;
     BOOLEAN adapter_was_full = FALSE;
 
-    if (req->Counted) {
-        KeAcquireSpinLock(&unit->Lock, NULL);
-        RemoveEntryList(&req->Link);
-        unit->Outstanding--;
-        adapter_was_full =
-            atomic_fetch_sub(&adapter->Outstanding, 1) >= adapter->Config.MaxNumberOfIO;
-        KeReleaseSpinLock(&unit->Lock, 0);
+    if (StorpShouldRequeue(req)) {
+        StorpRequeue(req);
+        StorpStartPending(unit);
+        return;
     }
     if (SRB_STATUS(srb->SrbStatus) == SRB_STATUS_PENDING) {
         /* A miniport must set a final status before completing. */
         DbgPrint("storport: verifier: SRB %p completed with SRB_STATUS_PENDING\n", (void *)srb);
         srb->SrbStatus = SRB_STATUS_ERROR;
     }
-    irp->IoStatus.Status = StorpSrbStatusToNtStatus(srb);
-    irp->IoStatus.Information = NT_SUCCESS(irp->IoStatus.Status) ? srb->DataTransferLength : 0;
-    irp->Tail.Overlay.DriverContext[0] = NULL;
-    ExFreeToNPagedLookasideList(&adapter->RequestLookaside, req);
-    IoCompleteRequest(irp, IO_NO_INCREMENT);
+    if (req->TimedOut && (SRB_STATUS(srb->SrbStatus) == SRB_STATUS_ABORTED ||
+                          SRB_STATUS(srb->SrbStatus) == SRB_STATUS_BUS_RESET)) {
+        /* ended by error recovery after its timeout: the sender learns it timed out */
+        srb->SrbStatus =
+            (UCHAR)(SRB_STATUS_TIMEOUT | (srb->SrbStatus & SRB_STATUS_AUTOSENSE_VALID));
+    }
+    if (req->Counted) {
+        unsigned busy = atomic_load(&adapter->BusyCount);
+        while (busy && !atomic_compare_exchange_weak(&adapter->BusyCount, &busy, busy - 1))
+            ;
+        KeAcquireSpinLock(&unit->Lock, NULL);
+        RemoveEntryList(&req->Link);
+        unit->Outstanding--;
+        if (unit->BusyCount)
+            unit->BusyCount--;
+        if (StorpFreezes(srb)) {
+            /* the class driver sees SRB_STATUS_QUEUE_FROZEN and sends RELEASE_QUEUE */
+            unit->Frozen = TRUE;
+            unit->Freezes++;
+            srb->SrbStatus |= SRB_STATUS_QUEUE_FROZEN;
+        }
+        adapter_was_full =
+            atomic_fetch_sub(&adapter->Outstanding, 1) >= adapter->Config.MaxNumberOfIO || busy;
+        KeReleaseSpinLock(&unit->Lock, 0);
+    }
+    StorpDisarmCancel(req);
+    StorpReleaseRequest(req);
     if (adapter_was_full)
         StorpStartAllPending(adapter);
     else if (!IsListEmpty(&unit->Pending))
@@ -210,6 +352,92 @@ void StorpCompleteSrb(PSTORP_ADAPTER Adapter, PSCSI_REQUEST_BLOCK Srb)
     StorpFinishRequest(req);
 }
 
+/* ---- Cancellation ------------------------------------------------------------------------------
+ * An IRP_MJ_SCSI IRP for a queued function (EXECUTE_SCSI, IO_CONTROL) is cancelable while
+ * Storport has it. Waiting in the unit's queue, it is taken off and completed with
+ * SRB_STATUS_ABORTED (STATUS_CANCELLED). At the miniport, Storport sends it an
+ * SRB_FUNCTION_ABORT_COMMAND whose NextSrb is the victim; the miniport completes the victim
+ * (SRB_STATUS_ABORTED) and then the abort. The victim's IRP completes once its SRB is completed
+ * and the abort is back, so NextSrb stays valid while the miniport looks at it. A cancel racing
+ * the request's completion is settled by the references: whichever side drops the last one
+ * completes the IRP, once. */
+
+typedef struct _STORP_ABORT {
+    SCSI_REQUEST_BLOCK Srb;
+    PSTORP_REQUEST Victim;
+} STORP_ABORT, *PSTORP_ABORT;
+
+static NTSTATUS StorpAbortDone(PDEVICE_OBJECT DeviceObject, PIRP Irp, PVOID Context)
+{
+    PSTORP_ABORT abort = Context;
+    PSTORP_REQUEST victim = abort->Victim;
+    IoFreeIrp(Irp);
+    free(abort);
+    StorpReleaseRequest(victim);
+    return STATUS_MORE_PROCESSING_REQUIRED;
+}
+
+/* Sends SRB_FUNCTION_ABORT_COMMAND for a request at the miniport; holds a reference on it until
+ * the abort completes. Cancellation is rare: the abort's SRB and IRP are allocated here. */
+void StorpSendAbort(PSTORP_REQUEST victim)
+{
+    PSTORP_UNIT unit = victim->Unit;
+    PSTORP_ADAPTER adapter = unit->Adapter;
+    PSTORP_ABORT abort = calloc(1, sizeof(*abort));
+    PIRP irp = abort ? IoAllocateIrpEx(adapter->Executive, 2, FALSE) : NULL;
+    PIO_STACK_LOCATION next;
+
+    if (!irp) {
+        /* the request's timeout still ends it */
+        free(abort);
+        return;
+    }
+    atomic_fetch_add(&victim->Refs, 1);
+    abort->Victim = victim;
+    abort->Srb.Length = sizeof(SCSI_REQUEST_BLOCK);
+    abort->Srb.Function = SRB_FUNCTION_ABORT_COMMAND;
+    abort->Srb.NextSrb = victim->Srb;
+    abort->Srb.QueueTag = victim->Srb->QueueTag;
+    IoSetNextIrpStackLocation(irp);
+    IoSetCompletionRoutine(irp, StorpAbortDone, abort, TRUE, TRUE, TRUE);
+    next = IoGetNextIrpStackLocation(irp);
+    next->MajorFunction = IRP_MJ_SCSI;
+    next->Parameters.Scsi.Srb = &abort->Srb;
+    IoSetNextIrpStackLocation(irp);
+    next->DeviceObject = unit->DeviceObject ? unit->DeviceObject : adapter->DeviceObject;
+    StorpExecuteSrb(unit, irp, &abort->Srb);
+}
+
+/* Runs with the armed routine's reference, which it drops at the end. */
+static void StorpCancelRequest(PSTORP_REQUEST req)
+{
+    PSTORP_UNIT unit = req->Unit;
+    int state;
+
+    KeAcquireSpinLock(&unit->Lock, NULL);
+    state = atomic_load(&req->State);
+    if (state == StorpRequestQueued) {
+        RemoveEntryList(&req->Irp->Tail.Overlay.ListEntry);
+        atomic_store(&req->State, StorpRequestCompleted);
+    }
+    KeReleaseSpinLock(&unit->Lock, 0);
+    if (state == StorpRequestQueued) {
+        req->Srb->SrbStatus = SRB_STATUS_ABORTED;
+        StorpReleaseRequest(req); /* the queued request's own reference */
+    } else if (state == StorpRequestAtMiniport) {
+        StorpSendAbort(req);
+    }
+    StorpReleaseRequest(req);
+}
+
+/* The cancel routine (DRIVER_CANCEL): called by IoCancelIrp with the cancel spin lock held. */
+static void StorpCancelIrp(PDEVICE_OBJECT DeviceObject, PIRP Irp)
+{
+    PSTORP_REQUEST req = Irp->Tail.Overlay.DriverContext[0];
+    IoReleaseCancelSpinLock(Irp->CancelIrql);
+    StorpCancelRequest(req);
+}
+
 static BOOLEAN StorpCountedFunction(UCHAR Function)
 {
     return Function == SRB_FUNCTION_EXECUTE_SCSI || Function == SRB_FUNCTION_IO_CONTROL;
@@ -220,7 +448,7 @@ NTSTATUS StorpExecuteSrb(PSTORP_UNIT Unit, PIRP Irp, PSCSI_REQUEST_BLOCK Srb)
 {
     PSTORP_ADAPTER adapter = Unit->Adapter;
     PSTORP_REQUEST req;
-    BOOLEAN start = FALSE;
+    BOOLEAN start = FALSE, cancelled = FALSE;
 
     if (Srb->Length != sizeof(SCSI_REQUEST_BLOCK)) {
         StorpCompleteIrpWithSrbStatus(Irp, Srb, SRB_STATUS_BAD_SRB_BLOCK_LENGTH);
@@ -259,9 +487,12 @@ NTSTATUS StorpExecuteSrb(PSTORP_UNIT Unit, PIRP Irp, PSCSI_REQUEST_BLOCK Srb)
         Srb->TimeOutValue = STORP_DEFAULT_TIMEOUT;
     if (Srb->TimeOutValue > STORP_MAX_TIMEOUT)
         Srb->TimeOutValue = STORP_MAX_TIMEOUT;
+    req->DataLength = Srb->DataTransferLength;
+    req->SenseLength = Srb->SenseInfoBufferLength;
     req->Sg.NumberOfElements = Srb->DataTransferLength ? 1 : 0;
     req->Sg.List[0].PhysicalAddress.QuadPart = (LONGLONG)(ULONG_PTR)Srb->DataBuffer;
     req->Sg.List[0].Length = Srb->DataTransferLength;
+    atomic_init(&req->Refs, 1);
     Irp->Tail.Overlay.DriverContext[0] = req;
     IoMarkIrpPending(Irp);
 
@@ -270,13 +501,31 @@ NTSTATUS StorpExecuteSrb(PSTORP_UNIT Unit, PIRP Irp, PSCSI_REQUEST_BLOCK Srb)
         StorpStartRequest(req);
         return STATUS_PENDING;
     }
+    /* The IRP is cancelable from here on (see StorpCancelIrp). The routine is armed under the
+     * unit lock, which the cancel routine takes first, so it sees the request queued or sent. */
     KeAcquireSpinLock(&Unit->Lock, NULL);
-    if (IsListEmpty(&Unit->Pending) && StorpTakeSlot(Unit, req))
+    req->Cancelable = TRUE;
+    atomic_store(&req->Refs, 2);
+    IoSetCancelRoutine(Irp, StorpCancelIrp);
+    if (Irp->Cancel && IoSetCancelRoutine(Irp, NULL)) {
+        /* cancelled before it got here: IoCancelIrp found no routine to call */
+        req->Cancelable = FALSE;
+        atomic_store(&req->Refs, 1);
+        atomic_store(&req->State, StorpRequestCompleted);
+        cancelled = TRUE;
+    } else if ((IsListEmpty(&Unit->Pending) || (Srb->SrbFlags & (SRB_FLAGS_BYPASS_FROZEN_QUEUE |
+                                                                 SRB_FLAGS_BYPASS_LOCKED_QUEUE))) &&
+               StorpMayStart(Unit, Srb, KeQueryInterruptTime()) && StorpTakeSlot(Unit, req)) {
+        atomic_store(&req->State, StorpRequestAtMiniport);
         start = TRUE;
-    else
+    } else {
+        atomic_store(&req->State, StorpRequestQueued);
         InsertTailList(&Unit->Pending, &Irp->Tail.Overlay.ListEntry);
+    }
     KeReleaseSpinLock(&Unit->Lock, 0);
-    if (start)
+    if (cancelled)
+        StorpCompleteQueued(req, SRB_STATUS_ABORTED);
+    else if (start)
         StorpStartRequest(req);
     return STATUS_PENDING;
 }
@@ -317,16 +566,17 @@ static void StorpFlushPending(PSTORP_UNIT unit)
     LIST_ENTRY flushed;
     InitializeListHead(&flushed);
     KeAcquireSpinLock(&unit->Lock, NULL);
-    while (!IsListEmpty(&unit->Pending))
-        InsertTailList(&flushed, RemoveHeadList(&unit->Pending));
+    while (!IsListEmpty(&unit->Pending)) {
+        PLIST_ENTRY e = RemoveHeadList(&unit->Pending);
+        PIRP irp = CONTAINING_RECORD(e, IRP, Tail.Overlay.ListEntry);
+        PSTORP_REQUEST req = irp->Tail.Overlay.DriverContext[0];
+        atomic_store(&req->State, StorpRequestCompleted);
+        InsertTailList(&flushed, e);
+    }
     KeReleaseSpinLock(&unit->Lock, 0);
     while (!IsListEmpty(&flushed)) {
         PIRP irp = CONTAINING_RECORD(RemoveHeadList(&flushed), IRP, Tail.Overlay.ListEntry);
-        PSTORP_REQUEST req = irp->Tail.Overlay.DriverContext[0];
-        PSCSI_REQUEST_BLOCK srb = req->Srb;
-        irp->Tail.Overlay.DriverContext[0] = NULL;
-        ExFreeToNPagedLookasideList(&unit->Adapter->RequestLookaside, req);
-        StorpCompleteIrpWithSrbStatus(irp, srb, SRB_STATUS_REQUEST_FLUSHED);
+        StorpCompleteQueued(irp->Tail.Overlay.DriverContext[0], SRB_STATUS_REQUEST_FLUSHED);
     }
 }
 
@@ -382,14 +632,30 @@ NTSTATUS StorpDispatchScsi(PDEVICE_OBJECT DeviceObject, PIRP Irp)
         srb->SrbStatus = SRB_STATUS_SUCCESS;
         break;
     case SRB_FUNCTION_RELEASE_QUEUE:
-        /* This Storport never freezes a unit queue (queue freeze arrives with queue
-         * management); releasing an unfrozen queue succeeds, as on Windows, and restarts it. */
+        /* Unfreezes the queue (a queue that is not frozen is simply restarted). */
+        KeAcquireSpinLock(&unit->Lock, NULL);
+        unit->Frozen = FALSE;
+        KeReleaseSpinLock(&unit->Lock, 0);
         srb->SrbStatus = SRB_STATUS_SUCCESS;
         StorpStartPending(unit);
         break;
     case SRB_FUNCTION_FLUSH_QUEUE:
+        /* Completes what waits with SRB_STATUS_REQUEST_FLUSHED and unfreezes the queue. */
         StorpFlushPending(unit);
+        KeAcquireSpinLock(&unit->Lock, NULL);
+        unit->Frozen = FALSE;
+        KeReleaseSpinLock(&unit->Lock, 0);
         srb->SrbStatus = SRB_STATUS_SUCCESS;
+        break;
+    case SRB_FUNCTION_LOCK_QUEUE:
+    case SRB_FUNCTION_UNLOCK_QUEUE:
+        /* While locked (power transitions), only SRB_FLAGS_BYPASS_LOCKED_QUEUE requests start. */
+        KeAcquireSpinLock(&unit->Lock, NULL);
+        unit->Locked = srb->Function == SRB_FUNCTION_LOCK_QUEUE;
+        KeReleaseSpinLock(&unit->Lock, 0);
+        srb->SrbStatus = SRB_STATUS_SUCCESS;
+        if (srb->Function == SRB_FUNCTION_UNLOCK_QUEUE)
+            StorpStartPending(unit);
         break;
     default:
         srb->SrbStatus = SRB_STATUS_INVALID_REQUEST;
@@ -409,8 +675,7 @@ static void StorpTick(PKDPC Dpc, PVOID Context, PVOID A1, PVOID A2)
 {
     PSTORP_ADAPTER adapter = Context;
     ULONGLONG now = KeQueryInterruptTime();
-    BOOLEAN reset_path[SCSI_MAXIMUM_BUSES] = {0};
-    BOOLEAN any = FALSE;
+    BOOLEAN recover = FALSE;
 
     KeAcquireSpinLock(&adapter->UnitLock, NULL);
     for (ULONG i = 0; i < adapter->UnitTableSize; i++) {
@@ -421,34 +686,84 @@ static void StorpTick(PKDPC Dpc, PVOID Context, PVOID A1, PVOID A2)
         for (PLIST_ENTRY e = unit->OutstandingList.Flink; e != &unit->OutstandingList;
              e = e->Flink) {
             PSTORP_REQUEST req = CONTAINING_RECORD(e, STORP_REQUEST, Link);
+            if (atomic_load(&req->State) != StorpRequestAtMiniport)
+                continue;
             if (!req->TimedOut && req->Deadline <= now) {
                 req->TimedOut = TRUE;
-                reset_path[unit->PathId % SCSI_MAXIMUM_BUSES] = TRUE;
-                any = TRUE;
-                StorPortLogError(adapter->HwDeviceExtension, req->Srb, unit->PathId, unit->TargetId,
-                                 unit->Lun, SP_REQUEST_TIMEOUT, 0);
+                StorpLogEvent(adapter, unit->PathId, unit->TargetId, unit->Lun, SP_REQUEST_TIMEOUT,
+                              req->Srb->TimeOutValue, req->Srb, "storport",
+                              "request timed out after %u s", req->Srb->TimeOutValue);
             }
+            recover |= req->TimedOut;
         }
         KeReleaseSpinLock(&unit->Lock, 0);
     }
     KeReleaseSpinLock(&adapter->UnitLock, 0);
-    if (!any || !adapter->Driver->Init.HwResetBus)
-        return;
-    /* Error management, first tier here: reset the bus of each timed-out request. The miniport
-     * completes what it aborted (StorPortCompleteRequest with SRB_STATUS_BUS_RESET); the class
-     * driver retries. Deeper tiers (LUN and target resets, adapter restart) come later. */
-    StorpEnterLock();
-    KeAcquireSpinLock(&adapter->StartIoLock, NULL);
-    for (ULONG p = 0; p < SCSI_MAXIMUM_BUSES; p++)
-        if (reset_path[p])
-            adapter->Driver->Init.HwResetBus(adapter->HwDeviceExtension, p);
-    KeReleaseSpinLock(&adapter->StartIoLock, 0);
-    StorpLeaveLock();
+    /* Error recovery (recovery.c) runs on a worker thread: its tiers wait for the miniport. */
+    if (recover)
+        StorpStartRecovery(adapter);
+}
+
+/* The resume timer's DPC: a pause or busy delay has ended somewhere; restart the queues and
+ * re-arm for the next pause still running. */
+static void StorpResumeDpc(PKDPC Dpc, PVOID Context, PVOID A1, PVOID A2)
+{
+    PSTORP_ADAPTER adapter = Context;
+    ULONGLONG now = KeQueryInterruptTime(), next = 0;
+    ULONGLONG until = atomic_load(&adapter->PausedUntil);
+
+    if (until && until <= now)
+        atomic_compare_exchange_strong(&adapter->PausedUntil, &until, 0);
+    else if (until)
+        next = until;
+    KeAcquireSpinLock(&adapter->UnitLock, NULL);
+    for (ULONG i = 0; i < adapter->UnitTableSize; i++) {
+        PSTORP_UNIT unit = adapter->UnitTable[i];
+        if (!unit)
+            continue;
+        KeAcquireSpinLock(&unit->Lock, NULL);
+        if (unit->PausedUntil && unit->PausedUntil <= now)
+            unit->PausedUntil = 0;
+        else if (unit->PausedUntil && (!next || unit->PausedUntil < next))
+            next = unit->PausedUntil;
+        KeReleaseSpinLock(&unit->Lock, 0);
+    }
+    KeReleaseSpinLock(&adapter->UnitLock, 0);
+    if (next)
+        StorpArmResume(adapter, next);
+    StorpStartAllPending(adapter);
+}
+
+/* Restarts the queues from a DPC: for miniport services (StorPortResume, StorPortReady...) that
+ * may be called under a Storport lock, where starting requests inline would deadlock. */
+static void StorpRestartDpc(PKDPC Dpc, PVOID Context, PVOID A1, PVOID A2)
+{
+    StorpStartAllPending(Context);
+}
+
+void StorpRestartQueues(PSTORP_ADAPTER Adapter)
+{
+    if (StorpLockDepth > 0)
+        KeInsertQueueDpc(&Adapter->RestartDpc, NULL, NULL);
+    else
+        StorpStartAllPending(Adapter);
+}
+
+/* Arms the resume timer for an interrupt time (the earliest pause end wins the next DPC, which
+ * re-arms for later ones). */
+void StorpArmResume(PSTORP_ADAPTER Adapter, ULONGLONG Until)
+{
+    ULONGLONG now = KeQueryInterruptTime();
+    LARGE_INTEGER due = {.QuadPart = -(LONGLONG)(Until > now ? Until - now : 1)};
+    KeSetTimerEx(&Adapter->ResumeTimer, due, 0, &Adapter->ResumeDpc);
 }
 
 void StorpStartTick(PSTORP_ADAPTER Adapter)
 {
     LARGE_INTEGER due = {.QuadPart = -10000000LL};
+    KeInitializeDpcEx(Adapter->Executive, &Adapter->ResumeDpc, StorpResumeDpc, Adapter);
+    KeInitializeDpcEx(Adapter->Executive, &Adapter->RestartDpc, StorpRestartDpc, Adapter);
+    KeInitializeTimerEx(Adapter->Executive, &Adapter->ResumeTimer);
     KeInitializeDpcEx(Adapter->Executive, &Adapter->TickDpc, StorpTick, Adapter);
     KeInitializeTimerEx(Adapter->Executive, &Adapter->TickTimer);
     KeSetTimerEx(&Adapter->TickTimer, due, 1000, &Adapter->TickDpc);
@@ -458,6 +773,9 @@ void StorpStopTick(PSTORP_ADAPTER Adapter)
 {
     KeCancelTimer(&Adapter->TickTimer);
     KeRemoveQueueDpc(&Adapter->TickDpc);
+    KeCancelTimer(&Adapter->ResumeTimer);
+    KeRemoveQueueDpc(&Adapter->ResumeDpc);
+    KeRemoveQueueDpc(&Adapter->RestartDpc);
     if (Adapter->HwTimer.Executive) { /* only once the miniport asked for RequestTimerCall */
         KeCancelTimer(&Adapter->HwTimer);
         KeRemoveQueueDpc(&Adapter->HwTimerDpc);
@@ -471,7 +789,14 @@ void StorpStopTick(PSTORP_ADAPTER Adapter)
 void StorPortCompleteRequest(PVOID HwDeviceExtension, UCHAR PathId, UCHAR TargetId, UCHAR Lun,
                              UCHAR SrbStatus)
 {
-    PSTORP_ADAPTER adapter = StorpAdapterFromHw(HwDeviceExtension);
+    StorpCompleteOutstanding(StorpAdapterFromHw(HwDeviceExtension), PathId, TargetId, Lun,
+                             SrbStatus);
+}
+
+/* Completes every request of an address (0xFF: any) still at the miniport with one status. */
+void StorpCompleteOutstanding(PSTORP_ADAPTER adapter, UCHAR PathId, UCHAR TargetId, UCHAR Lun,
+                              UCHAR SrbStatus)
+{
     for (ULONG i = 0; i < adapter->UnitTableSize; i++) {
         KeAcquireSpinLock(&adapter->UnitLock, NULL);
         PSTORP_UNIT unit = adapter->UnitTable[i];
@@ -497,4 +822,53 @@ void StorPortCompleteRequest(PVOID HwDeviceExtension, UCHAR PathId, UCHAR Target
             StorpCompleteSrb(adapter, srb);
         }
     }
+}
+
+/* ---- Resets from above --------------------------------------------------------------------------
+ * IOCTL_STORAGE_RESET_DEVICE and IOCTL_STORAGE_RESET_BUS (and, later, error recovery). After the
+ * miniport acknowledges a reset, whatever it still holds for the reset scope is completed with
+ * SRB_STATUS_BUS_RESET: a request the miniport already completed is skipped (the state check in
+ * StorpCompleteSrb), so every request in flight completes exactly once and the class driver
+ * retries it. */
+
+/* SRB_FUNCTION_RESET_LOGICAL_UNIT for one unit; waits for the miniport. */
+NTSTATUS StorpResetLogicalUnit(PSTORP_UNIT Unit)
+{
+    SCSI_REQUEST_BLOCK srb;
+    NTSTATUS status;
+
+    memset(&srb, 0, sizeof(srb));
+    srb.Length = sizeof(srb);
+    srb.Function = SRB_FUNCTION_RESET_LOGICAL_UNIT;
+    srb.TimeOutValue = STORP_DEFAULT_TIMEOUT;
+    status = StorpSendSrbSynchronous(Unit, &srb);
+    StorpLogEvent(Unit->Adapter, Unit->PathId, Unit->TargetId, Unit->Lun, STORP_EVENT_LUN_RESET,
+                  (ULONG)status, NULL, "storport", "LUN reset: 0x%08X", (unsigned)status);
+    if (NT_SUCCESS(status))
+        StorpCompleteOutstanding(Unit->Adapter, Unit->PathId, Unit->TargetId, Unit->Lun,
+                                 SRB_STATUS_BUS_RESET);
+    return status;
+}
+
+/* HwStorResetBus for one path, under the StartIo lock. */
+NTSTATUS StorpResetBus(PSTORP_ADAPTER Adapter, UCHAR PathId)
+{
+    PHW_RESET_BUS reset = Adapter->Driver->Init.HwResetBus;
+    BOOLEAN ok;
+
+    if (!reset)
+        return STATUS_NOT_SUPPORTED;
+    if (PathId >= Adapter->Config.NumberOfBuses)
+        return STATUS_INVALID_PARAMETER;
+    StorpEnterLock();
+    KeAcquireSpinLock(&Adapter->StartIoLock, NULL);
+    ok = reset(Adapter->HwDeviceExtension, PathId);
+    KeReleaseSpinLock(&Adapter->StartIoLock, 0);
+    StorpLeaveLock();
+    StorpLogEvent(Adapter, PathId, 0xFF, 0xFF, STORP_EVENT_BUS_RESET, ok, NULL, "storport",
+                  "bus reset: %s", ok ? "done" : "failed");
+    if (!ok)
+        return STATUS_IO_DEVICE_ERROR;
+    StorpCompleteOutstanding(Adapter, PathId, 0xFF, 0xFF, SRB_STATUS_BUS_RESET);
+    return STATUS_SUCCESS;
 }

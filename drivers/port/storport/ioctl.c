@@ -16,12 +16,36 @@ typedef struct _STORP_PASSTHROUGH {
     PIRP OriginalIrp;
     PSTORP_ADAPTER Adapter;
     BOOLEAN Direct;
-    PVOID Header; /* the caller's SCSI_PASS_THROUGH(_DIRECT) in the system buffer */
+    PVOID Header;    /* the caller's SCSI_PASS_THROUGH(_DIRECT) in the system buffer */
+    PIRP InnerIrp;   /* the IRP_MJ_SCSI IRP carrying Srb */
+    atomic_int Refs; /* the request's own, and the armed cancel routine's */
 } STORP_PASSTHROUGH, *PSTORP_PASSTHROUGH;
 
 ULONG StorpPassThroughContextSize(void)
 {
     return sizeof(STORP_PASSTHROUGH);
+}
+
+/* Drops a reference; the last frees the SRB's IRP and completes the caller's IRP. */
+static void StorpPassThroughRelease(PSTORP_PASSTHROUGH pt)
+{
+    PIRP original = pt->OriginalIrp;
+    if (atomic_fetch_sub(&pt->Refs, 1) != 1)
+        return;
+    IoFreeIrp(pt->InnerIrp);
+    ExFreeToNPagedLookasideList(&pt->Adapter->PassThroughLookaside, pt);
+    IoCompleteRequest(original, IO_NO_INCREMENT);
+}
+
+/* The caller's IRP is cancelable while the SRB is out: cancelling it cancels the SRB's IRP,
+ * which Storport takes off its queue or aborts at the miniport (io.c). The SRB's IRP stays
+ * allocated until this routine is done with it (its reference). */
+static void StorpPassThroughCancel(PDEVICE_OBJECT DeviceObject, PIRP Irp)
+{
+    PSTORP_PASSTHROUGH pt = Irp->Tail.Overlay.DriverContext[1];
+    IoReleaseCancelSpinLock(Irp->CancelIrql);
+    IoCancelIrp(pt->InnerIrp);
+    StorpPassThroughRelease(pt);
 }
 
 static NTSTATUS StorpPassThroughCompletion(PDEVICE_OBJECT DeviceObject, PIRP Irp, PVOID Context)
@@ -55,9 +79,9 @@ static NTSTATUS StorpPassThroughCompletion(PDEVICE_OBJECT DeviceObject, PIRP Irp
     else
         original->IoStatus.Status = StorpSrbStatusToNtStatus(srb);
     original->IoStatus.Information = NT_SUCCESS(original->IoStatus.Status) ? info : 0;
-    IoFreeIrp(Irp);
-    ExFreeToNPagedLookasideList(&pt->Adapter->PassThroughLookaside, pt);
-    IoCompleteRequest(original, IO_NO_INCREMENT);
+    if (IoSetCancelRoutine(original, NULL))
+        atomic_fetch_sub(&pt->Refs, 1); /* the routine will not run: its reference goes */
+    StorpPassThroughRelease(pt);
     return STATUS_MORE_PROCESSING_REQUIRED;
 }
 
@@ -135,6 +159,7 @@ static NTSTATUS StorpPassThrough(PSTORP_ADAPTER adapter, PSTORP_UNIT unit, PIRP 
     memset(pt, 0, sizeof(*pt));
     pt->Adapter = adapter;
     pt->OriginalIrp = Irp;
+    pt->InnerIrp = irp;
     pt->Direct = direct;
     pt->Header = spt;
     pt->Srb.Length = sizeof(SCSI_REQUEST_BLOCK);
@@ -167,6 +192,15 @@ static NTSTATUS StorpPassThrough(PSTORP_ADAPTER adapter, PSTORP_UNIT unit, PIRP 
     next->FileObject = IoGetCurrentIrpStackLocation(Irp)->FileObject;
     IoSetNextIrpStackLocation(irp);
     next->DeviceObject = unit->DeviceObject ? unit->DeviceObject : adapter->DeviceObject;
+    /* Cancelable from here (the contract in README.md "Cancellation and resets"). A cancel that
+     * came before the routine was armed is passed on: the SRB's IRP goes in already cancelled. */
+    Irp->Tail.Overlay.DriverContext[1] = pt;
+    atomic_init(&pt->Refs, 2);
+    IoSetCancelRoutine(Irp, StorpPassThroughCancel);
+    if (Irp->Cancel && IoSetCancelRoutine(Irp, NULL)) {
+        atomic_store(&pt->Refs, 1);
+        irp->Cancel = TRUE;
+    }
     StorpExecuteSrb(unit, irp, &pt->Srb);
     return STATUS_PENDING;
 }
@@ -448,6 +482,22 @@ NTSTATUS StorpDispatchDeviceControl(PDEVICE_OBJECT DeviceObject, PIRP Irp)
     case IOCTL_STORAGE_QUERY_PROPERTY:
         status = StorpQueryProperty(adapter, unit, Irp);
         break;
+    case IOCTL_STORSTACK_GET_EVENTS:
+        status = StorpGetEvents(adapter, Irp);
+        break;
+    case IOCTL_STORAGE_RESET_DEVICE:
+        /* the unit's logical unit (iSCSI LOGICAL UNIT RESET maps here); the adapter has none */
+        status = unit ? StorpResetLogicalUnit(unit) : STATUS_INVALID_DEVICE_REQUEST;
+        break;
+    case IOCTL_STORAGE_RESET_BUS: {
+        PSTORAGE_BUS_RESET_REQUEST req = Irp->AssociatedIrp.SystemBuffer;
+        if (!req || sp->Parameters.DeviceIoControl.InputBufferLength < sizeof(*req)) {
+            status = STATUS_INVALID_PARAMETER;
+            break;
+        }
+        status = StorpResetBus(adapter, req->PathId);
+        break;
+    }
     default:
         status = STATUS_INVALID_DEVICE_REQUEST;
         break;

@@ -175,6 +175,114 @@ BOOLEAN StorPortSetDeviceQueueDepth(PVOID HwDeviceExtension, UCHAR PathId, UCHAR
     KeAcquireSpinLock(&unit->Lock, NULL);
     unit->QueueDepth = Depth;
     KeReleaseSpinLock(&unit->Lock, 0);
+    StorpRestartQueues(unit->Adapter); /* a deeper queue may start what waits */
+    return TRUE;
+}
+
+/* ---- Queue management: pause, resume, busy, ready ------------------------------------------- */
+
+static ULONGLONG StorpSecondsFromNow(ULONG Seconds)
+{
+    return KeQueryInterruptTime() + (ULONGLONG)(Seconds ? Seconds : 1) * 10000000ull;
+}
+
+BOOLEAN StorPortPause(PVOID HwDeviceExtension, ULONG TimeOut)
+{
+    PSTORP_ADAPTER adapter = StorpAdapterFromHw(HwDeviceExtension);
+    ULONGLONG until = StorpSecondsFromNow(TimeOut);
+    atomic_store(&adapter->PausedUntil, until);
+    StorpArmResume(adapter, until);
+    return TRUE;
+}
+
+BOOLEAN StorPortResume(PVOID HwDeviceExtension)
+{
+    PSTORP_ADAPTER adapter = StorpAdapterFromHw(HwDeviceExtension);
+    atomic_store(&adapter->PausedUntil, 0);
+    StorpRestartQueues(adapter);
+    return TRUE;
+}
+
+BOOLEAN StorPortPauseDevice(PVOID HwDeviceExtension, UCHAR PathId, UCHAR TargetId, UCHAR Lun,
+                            ULONG TimeOut)
+{
+    PSTORP_UNIT unit = StorpFindUnit(StorpAdapterFromHw(HwDeviceExtension), PathId, TargetId, Lun);
+    ULONGLONG until = StorpSecondsFromNow(TimeOut);
+    if (!unit)
+        return FALSE;
+    KeAcquireSpinLock(&unit->Lock, NULL);
+    unit->PausedUntil = until;
+    KeReleaseSpinLock(&unit->Lock, 0);
+    StorpArmResume(unit->Adapter, until);
+    return TRUE;
+}
+
+BOOLEAN StorPortResumeDevice(PVOID HwDeviceExtension, UCHAR PathId, UCHAR TargetId, UCHAR Lun)
+{
+    PSTORP_UNIT unit = StorpFindUnit(StorpAdapterFromHw(HwDeviceExtension), PathId, TargetId, Lun);
+    if (!unit)
+        return FALSE;
+    KeAcquireSpinLock(&unit->Lock, NULL);
+    unit->PausedUntil = 0;
+    KeReleaseSpinLock(&unit->Lock, 0);
+    StorpRestartQueues(unit->Adapter);
+    return TRUE;
+}
+
+BOOLEAN StorPortBusy(PVOID HwDeviceExtension, ULONG RequestsToComplete)
+{
+    PSTORP_ADAPTER adapter = StorpAdapterFromHw(HwDeviceExtension);
+    unsigned outstanding = atomic_load(&adapter->Outstanding);
+    /* waiting for more completions than there are requests would never end */
+    if (RequestsToComplete > outstanding)
+        RequestsToComplete = outstanding;
+    atomic_store(&adapter->BusyCount, RequestsToComplete);
+    if (!RequestsToComplete) {
+        ULONGLONG until = KeQueryInterruptTime() + STORP_BUSY_DELAY;
+        atomic_store(&adapter->PausedUntil, until);
+        StorpArmResume(adapter, until);
+    }
+    return TRUE;
+}
+
+BOOLEAN StorPortReady(PVOID HwDeviceExtension)
+{
+    PSTORP_ADAPTER adapter = StorpAdapterFromHw(HwDeviceExtension);
+    atomic_store(&adapter->BusyCount, 0);
+    StorpRestartQueues(adapter);
+    return TRUE;
+}
+
+BOOLEAN StorPortDeviceBusy(PVOID HwDeviceExtension, UCHAR PathId, UCHAR TargetId, UCHAR Lun,
+                           ULONG RequestsToComplete)
+{
+    PSTORP_UNIT unit = StorpFindUnit(StorpAdapterFromHw(HwDeviceExtension), PathId, TargetId, Lun);
+    ULONGLONG until = 0;
+    if (!unit)
+        return FALSE;
+    KeAcquireSpinLock(&unit->Lock, NULL);
+    unit->BusyCount =
+        RequestsToComplete < unit->Outstanding ? RequestsToComplete : unit->Outstanding;
+    if (!unit->BusyCount) {
+        until = KeQueryInterruptTime() + STORP_BUSY_DELAY;
+        if (unit->PausedUntil < until)
+            unit->PausedUntil = until;
+    }
+    KeReleaseSpinLock(&unit->Lock, 0);
+    if (until)
+        StorpArmResume(unit->Adapter, until);
+    return TRUE;
+}
+
+BOOLEAN StorPortDeviceReady(PVOID HwDeviceExtension, UCHAR PathId, UCHAR TargetId, UCHAR Lun)
+{
+    PSTORP_UNIT unit = StorpFindUnit(StorpAdapterFromHw(HwDeviceExtension), PathId, TargetId, Lun);
+    if (!unit)
+        return FALSE;
+    KeAcquireSpinLock(&unit->Lock, NULL);
+    unit->BusyCount = 0;
+    KeReleaseSpinLock(&unit->Lock, 0);
+    StorpRestartQueues(unit->Adapter);
     return TRUE;
 }
 
@@ -284,15 +392,13 @@ ULONG StorPortRegistryReadAdapterKey(PVOID HwDeviceExtension, PCSTR SubKeyName, 
     return STOR_STATUS_SUCCESS;
 }
 
+/* StorPortLogError: a structured event in the adapter's event log (events.c). */
 void StorPortLogError(PVOID HwDeviceExtension, PSCSI_REQUEST_BLOCK Srb, UCHAR PathId,
                       UCHAR TargetId, UCHAR Lun, ULONG ErrorCode, ULONG UniqueId)
 {
     PSTORP_ADAPTER adapter = StorpAdapterFromHw(HwDeviceExtension);
-    /* The structured event log arrives with Storport's event log extensions; until then the
-     * event goes to the debug output with everything it names. */
-    DbgPrint("storport: %s: event 0x%04x at %u:%u:%u unique 0x%x srb %p cdb %02x\n",
-             adapter->LinkName, ErrorCode, PathId, TargetId, Lun, UniqueId, (void *)Srb,
-             Srb ? Srb->Cdb[0] : 0);
+    StorpLogEvent(adapter, PathId, TargetId, Lun, ErrorCode, UniqueId, Srb, "miniport",
+                  "%s: StorPortLogError", adapter->Driver->ServiceName);
 }
 
 BOOLEAN StorPortGetRequestInitiator(PVOID HwDeviceExtension, PSCSI_REQUEST_BLOCK Srb,

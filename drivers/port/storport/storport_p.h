@@ -10,6 +10,7 @@
 
 #include <storstack/storage/ntddscsi.h>
 #include <storstack/storage/ntddstor.h>
+#include <storstack/storage/storevents.h>
 #include <storstack/storage/storport.h>
 #include <storstack/wdm/io.h>
 #include <storstack/wdm/pnp.h>
@@ -22,6 +23,10 @@
 #define STORP_MAX_TIMEOUT         108000u
 #define STORP_DEFAULT_QUEUE_DEPTH 32u
 #define STORP_SENSE_LENGTH        255u
+#define STORP_EVENT_RING          256u    /* events kept per adapter */
+#define STORP_RECOVERY_WAIT_MS    1000u   /* how long a recovery tier waits before the next */
+#define STORP_BUSY_RETRIES        3u      /* Storport's own requeues of a BUSY / QUEUE FULL SRB */
+#define STORP_BUSY_DELAY          100000u /* 10 ms (100 ns units) before a requeued SRB goes again */
 
 /* What StorPortInitialize kept of the miniport's initialization data. */
 typedef struct _STORP_DRIVER {
@@ -42,6 +47,7 @@ typedef enum _STORP_REQUEST_STATE {
     StorpRequestFree = 0,
     StorpRequestAtMiniport = 1,
     StorpRequestCompleted = 2,
+    StorpRequestQueued = 3, /* on the unit's Pending queue (unit lock) */
 } STORP_REQUEST_STATE;
 
 typedef struct _STORP_REQUEST {
@@ -52,9 +58,18 @@ typedef struct _STORP_REQUEST {
     struct _STORP_UNIT *Unit;
     ULONGLONG Deadline; /* interrupt time */
     atomic_int State;
-    BOOLEAN Counted; /* holds a queue-depth slot */
+    /* References: one for the request's path through Storport, one while a cancel routine is
+     * armed on the IRP, one while an ABORT_COMMAND for it is at the miniport. The IRP completes
+     * when the last goes (StorpReleaseRequest). */
+    atomic_int Refs;
+    BOOLEAN Cancelable; /* a cancel routine was armed (and holds a reference) */
+    BOOLEAN Counted;    /* holds a queue-depth slot */
+    UCHAR BusyRetries;  /* requeues after SRB_STATUS_BUSY or QUEUE FULL */
+    UCHAR SenseLength;  /* the SRB's SenseInfoBufferLength and DataTransferLength as sent, */
+    ULONG DataLength;   /* restored when Storport requeues it */
     BOOLEAN TimedOut;
-    struct { /* a STOR_SCATTER_GATHER_LIST with room for one element */
+    BOOLEAN AbortSent; /* error recovery's first tier was tried (recovery.c) */
+    struct {           /* a STOR_SCATTER_GATHER_LIST with room for one element */
         ULONG NumberOfElements;
         ULONG_PTR Reserved;
         STOR_SCATTER_GATHER_ELEMENT List[1];
@@ -105,6 +120,25 @@ typedef struct _STORP_ADAPTER {
     PHW_PASSIVE_INITIALIZE_ROUTINE HwPassiveInitialize;
     KEVENT ResetDone;
     atomic_int ResetInProgress;
+
+    /* Queue management (StorPortPause/Resume, StorPortBusy/Ready): adapter-wide holds on
+     * starting requests. The resume timer restarts the queues when a pause or busy delay ends;
+     * the restart DPC restarts them when a miniport resumes from inside a Storport lock. */
+    _Atomic ULONGLONG PausedUntil; /* interrupt time; 0 = not paused */
+    atomic_uint BusyCount;         /* completions to wait for before starting requests */
+    KTIMER ResumeTimer;
+    KDPC ResumeDpc;
+    KDPC RestartDpc;
+
+    /* Error recovery (recovery.c): one worker at a time. */
+    PIO_WORKITEM RecoveryItem;
+    atomic_int RecoveryActive;
+    atomic_uint Recoveries[5]; /* tiers used: abort, LUN, target, bus, adapter (statistics) */
+
+    /* The event log (events.c): a ring of the last STORP_EVENT_RING events. */
+    KSPIN_LOCK EventLock;
+    ULONGLONG EventSequence; /* the last one written */
+    STORSTACK_EVENT Events[STORP_EVENT_RING];
 } STORP_ADAPTER, *PSTORP_ADAPTER;
 
 typedef struct _STORP_UNIT {
@@ -129,6 +163,16 @@ typedef struct _STORP_UNIT {
     ULONG Outstanding;
     LIST_ENTRY Pending; /* IRPs waiting for a slot (Tail.Overlay.ListEntry) */
     LIST_ENTRY OutstandingList;
+    /* Queue state (unit lock): frozen after an error (SRB_STATUS_QUEUE_FROZEN) until
+     * SRB_FUNCTION_RELEASE_QUEUE or FLUSH_QUEUE; locked by SRB_FUNCTION_LOCK_QUEUE; paused by
+     * StorPortPauseDevice until PausedUntil; busy for BusyCount completions (StorPortDeviceBusy,
+     * SRB_STATUS_BUSY, QUEUE FULL). Only requests with the matching bypass flag start while
+     * frozen or locked. */
+    BOOLEAN Frozen;
+    BOOLEAN Locked;
+    ULONGLONG PausedUntil;
+    ULONG BusyCount;
+    ULONG Freezes; /* times the queue froze (statistics) */
 } STORP_UNIT, *PSTORP_UNIT;
 
 /* The PDO's device extension points at its unit, which can outlive the PDO during scans. */
@@ -172,10 +216,29 @@ NTSTATUS StorpExecuteSrb(PSTORP_UNIT Unit, PIRP Irp, PSCSI_REQUEST_BLOCK Srb);
 NTSTATUS StorpSendSrbSynchronous(PSTORP_UNIT Unit, PSCSI_REQUEST_BLOCK Srb);
 void StorpCompleteSrb(PSTORP_ADAPTER Adapter, PSCSI_REQUEST_BLOCK Srb);
 void StorpStartTick(PSTORP_ADAPTER Adapter);
+void StorpStartAllPending(PSTORP_ADAPTER Adapter);
+void StorpRestartQueues(PSTORP_ADAPTER Adapter);
+void StorpArmResume(PSTORP_ADAPTER Adapter, ULONGLONG Until);
 void StorpStopTick(PSTORP_ADAPTER Adapter);
 NTSTATUS StorpSrbStatusToNtStatus(PSCSI_REQUEST_BLOCK Srb);
+NTSTATUS StorpResetLogicalUnit(PSTORP_UNIT Unit);
+NTSTATUS StorpResetBus(PSTORP_ADAPTER Adapter, UCHAR PathId);
 void StorpEnterLock(void);
 void StorpLeaveLock(void);
+void StorpReleaseRequest(PSTORP_REQUEST req);
+void StorpSendAbort(PSTORP_REQUEST victim);
+void StorpCompleteOutstanding(PSTORP_ADAPTER Adapter, UCHAR PathId, UCHAR TargetId, UCHAR Lun,
+                              UCHAR SrbStatus);
+/* recovery.c */
+void StorpInitializeRecovery(PSTORP_ADAPTER Adapter);
+void StorpStartRecovery(PSTORP_ADAPTER Adapter);
+void StorpStopRecovery(PSTORP_ADAPTER Adapter);
+NTSTATUS StorpRestartAdapter(PSTORP_ADAPTER Adapter);
+/* events.c */
+void StorpLogEvent(PSTORP_ADAPTER Adapter, UCHAR PathId, UCHAR TargetId, UCHAR Lun, ULONG ErrorCode,
+                   ULONG UniqueId, PSCSI_REQUEST_BLOCK Srb, PCSTR Source, PCSTR Format, ...)
+    __attribute__((format(printf, 9, 10)));
+NTSTATUS StorpGetEvents(PSTORP_ADAPTER Adapter, PIRP Irp);
 /* ioctl.c */
 NTSTATUS StorpDispatchDeviceControl(PDEVICE_OBJECT DeviceObject, PIRP Irp);
 NTSTATUS StorpQueryProperty(PSTORP_ADAPTER Adapter, PSTORP_UNIT Unit, PIRP Irp);

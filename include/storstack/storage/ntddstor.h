@@ -13,6 +13,19 @@
     CTL_CODE(IOCTL_STORAGE_BASE, 0x0200, METHOD_BUFFERED, FILE_READ_ACCESS)
 #define IOCTL_STORAGE_CHECK_VERIFY2                                                                \
     CTL_CODE(IOCTL_STORAGE_BASE, 0x0200, METHOD_BUFFERED, FILE_ANY_ACCESS)
+/* Resets: the bus of a path (STORAGE_BUS_RESET_REQUEST in), or the device's logical unit. */
+#define IOCTL_STORAGE_RESET_BUS                                                                    \
+    CTL_CODE(IOCTL_STORAGE_BASE, 0x0400, METHOD_BUFFERED, FILE_READ_ACCESS)
+#define IOCTL_STORAGE_RESET_DEVICE                                                                 \
+    CTL_CODE(IOCTL_STORAGE_BASE, 0x0401, METHOD_BUFFERED, FILE_READ_ACCESS)
+#define IOCTL_STORAGE_MEDIA_REMOVAL                                                                \
+    CTL_CODE(IOCTL_STORAGE_BASE, 0x0201, METHOD_BUFFERED, FILE_READ_ACCESS)
+#define IOCTL_STORAGE_EJECT_MEDIA                                                                  \
+    CTL_CODE(IOCTL_STORAGE_BASE, 0x0202, METHOD_BUFFERED, FILE_READ_ACCESS)
+#define IOCTL_STORAGE_LOAD_MEDIA                                                                   \
+    CTL_CODE(IOCTL_STORAGE_BASE, 0x0203, METHOD_BUFFERED, FILE_READ_ACCESS)
+#define IOCTL_STORAGE_GET_MEDIA_TYPES_EX                                                           \
+    CTL_CODE(IOCTL_STORAGE_BASE, 0x0301, METHOD_BUFFERED, FILE_ANY_ACCESS)
 #define IOCTL_STORAGE_GET_DEVICE_NUMBER                                                            \
     CTL_CODE(IOCTL_STORAGE_BASE, 0x0420, METHOD_BUFFERED, FILE_ANY_ACCESS)
 #define IOCTL_STORAGE_QUERY_PROPERTY                                                               \
@@ -20,6 +33,45 @@
 
 _Static_assert(IOCTL_STORAGE_QUERY_PROPERTY == 0x2D1400, "IOCTL_STORAGE_QUERY_PROPERTY");
 _Static_assert(IOCTL_STORAGE_GET_DEVICE_NUMBER == 0x2D1080, "IOCTL_STORAGE_GET_DEVICE_NUMBER");
+_Static_assert(IOCTL_STORAGE_EJECT_MEDIA == 0x2D4808, "IOCTL_STORAGE_EJECT_MEDIA");
+_Static_assert(IOCTL_STORAGE_GET_MEDIA_TYPES_EX == 0x2D0C04, "IOCTL_STORAGE_GET_MEDIA_TYPES_EX");
+
+/* IOCTL_STORAGE_MEDIA_REMOVAL */
+typedef struct _PREVENT_MEDIA_REMOVAL {
+    BOOLEAN PreventMediaRemoval;
+} PREVENT_MEDIA_REMOVAL, *PPREVENT_MEDIA_REMOVAL;
+
+/* IOCTL_STORAGE_GET_MEDIA_TYPES_EX */
+typedef enum _STORAGE_MEDIA_TYPE {
+    CD_ROM = 0x33,
+    DVD_ROM = 0x36,
+} STORAGE_MEDIA_TYPE;
+
+#define MEDIA_ERASEABLE         0x00000001
+#define MEDIA_WRITE_ONCE        0x00000002
+#define MEDIA_READ_ONLY         0x00000004
+#define MEDIA_READ_WRITE        0x00000008
+#define MEDIA_CURRENTLY_MOUNTED 0x80000000
+
+typedef struct _DEVICE_MEDIA_INFO {
+    union {
+        struct {
+            LARGE_INTEGER Cylinders;
+            ULONG MediaType; /* STORAGE_MEDIA_TYPE */
+            ULONG TracksPerCylinder;
+            ULONG SectorsPerTrack;
+            ULONG BytesPerSector;
+            ULONG NumberMediaSides;
+            ULONG MediaCharacteristics;
+        } RemovableDiskInfo;
+    } DeviceSpecific;
+} DEVICE_MEDIA_INFO, *PDEVICE_MEDIA_INFO;
+
+typedef struct _GET_MEDIA_TYPES {
+    ULONG DeviceType;
+    ULONG MediaInfoCount;
+    DEVICE_MEDIA_INFO MediaInfo[1];
+} GET_MEDIA_TYPES, *PGET_MEDIA_TYPES;
 
 typedef enum _STORAGE_PROPERTY_ID {
     StorageDeviceProperty = 0,
@@ -38,6 +90,10 @@ typedef enum _STORAGE_QUERY_TYPE {
     PropertyExistsQuery = 1,
     PropertyMaskQuery = 2,
 } STORAGE_QUERY_TYPE;
+
+typedef struct _STORAGE_BUS_RESET_REQUEST {
+    UCHAR PathId;
+} STORAGE_BUS_RESET_REQUEST, *PSTORAGE_BUS_RESET_REQUEST;
 
 typedef struct _STORAGE_PROPERTY_QUERY {
     ULONG PropertyId; /* STORAGE_PROPERTY_ID */

@@ -340,6 +340,19 @@ ULONG StorPortGetSystemAddress(PVOID HwDeviceExtension, PSCSI_REQUEST_BLOCK Srb,
 BOOLEAN StorPortSynchronizeAccess(PVOID HwDeviceExtension,
                                   PSTOR_SYNCHRONIZED_ACCESS SynchronizedAccessRoutine,
                                   PVOID Context);
+/* Queue management (the miniport holds off Storport): a pause lasts TimeOut seconds or until the
+ * matching resume; busy lasts until RequestsToComplete more requests have completed (at most
+ * what is outstanding) or until ready. Callable from any miniport context. */
+BOOLEAN StorPortPause(PVOID HwDeviceExtension, ULONG TimeOut);
+BOOLEAN StorPortResume(PVOID HwDeviceExtension);
+BOOLEAN StorPortPauseDevice(PVOID HwDeviceExtension, UCHAR PathId, UCHAR TargetId, UCHAR Lun,
+                            ULONG TimeOut);
+BOOLEAN StorPortResumeDevice(PVOID HwDeviceExtension, UCHAR PathId, UCHAR TargetId, UCHAR Lun);
+BOOLEAN StorPortBusy(PVOID HwDeviceExtension, ULONG RequestsToComplete);
+BOOLEAN StorPortReady(PVOID HwDeviceExtension);
+BOOLEAN StorPortDeviceBusy(PVOID HwDeviceExtension, UCHAR PathId, UCHAR TargetId, UCHAR Lun,
+                           ULONG RequestsToComplete);
+BOOLEAN StorPortDeviceReady(PVOID HwDeviceExtension, UCHAR PathId, UCHAR TargetId, UCHAR Lun);
 BOOLEAN StorPortSetDeviceQueueDepth(PVOID HwDeviceExtension, UCHAR PathId, UCHAR TargetId,
                                     UCHAR Lun, ULONG Depth);
 void StorPortCompleteRequest(PVOID HwDeviceExtension, UCHAR PathId, UCHAR TargetId, UCHAR Lun,

@@ -325,6 +325,51 @@ static void test_discard_punches_a_hole_that_reads_as_zeros(void **state)
     free(path);
 }
 
+static void test_extents_follow_seek_data_and_seek_hole(void **state)
+{
+    char *path = temp_path();
+    struct backend *be;
+    assert_int_equal(be_file_create(path, 8 * MIB, BE_FILE_CREATE, &be, NULL), 0);
+    assert_true(be->caps.can_extents);
+    struct be_extent e[8];
+    /* A fresh sparse file is one hole. */
+    assert_int_equal(be_extents(be, 0, 8 * MIB, e, 8), 1);
+    assert_int_equal(e[0].flags, BE_EXTENT_HOLE);
+    assert_int_equal(e[0].length, 8 * MIB);
+
+    uint8_t *buf = malloc(4 * MIB);
+    fill(buf, 4 * MIB, 9);
+    assert_int_equal(do_io(be, BE_OP_WRITE, 0, 2 * MIB, buf, 4 * MIB), 0);
+    assert_int_equal(do_io(be, BE_OP_DISCARD, 0, 3 * MIB, NULL, MIB), 0);
+    /* hole [0,2M) data [2M,3M) hole [3M,4M) data [4M,6M) hole [6M,8M) */
+    int n = be_extents(be, 0, 8 * MIB, e, 8);
+    assert_int_equal(n, 5);
+    const uint64_t bounds[] = {0, 2 * MIB, 3 * MIB, 4 * MIB, 6 * MIB, 8 * MIB};
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(e[i].offset, bounds[i]);
+        assert_int_equal(e[i].length, bounds[i + 1] - bounds[i]);
+        assert_int_equal(e[i].flags, i % 2 ? 0 : BE_EXTENT_HOLE);
+    }
+    /* Cut by length and by max; a query from inside a run starts at the offset asked. */
+    assert_int_equal(be_extents(be, 2 * MIB + 512, 4096, e, 8), 1);
+    assert_int_equal(e[0].offset, 2 * MIB + 512);
+    assert_int_equal(e[0].length, 4096);
+    assert_int_equal(e[0].flags, 0);
+    assert_int_equal(be_extents(be, 0, 8 * MIB, e, 2), 2);
+    assert_int_equal(e[1].offset + e[1].length, 3 * MIB);
+
+    /* WRITE_ZEROES reads back as zeros (ZERO_RANGE may keep the blocks allocated). */
+    assert_int_equal(do_io(be, BE_OP_WRITE_ZEROES, 0, 4 * MIB, NULL, MIB), 0);
+    uint8_t *got = malloc(MIB);
+    assert_int_equal(do_io(be, BE_OP_READ, 0, 4 * MIB, got, MIB), 0);
+    assert_true(all_zero(got, MIB));
+    be_destroy(be);
+    unlink(path);
+    free(got);
+    free(buf);
+    free(path);
+}
+
 static void test_readonly_refuses_writes_and_serves_reads(void **state)
 {
     char *path = temp_path();
@@ -602,6 +647,7 @@ int main(void)
         cmocka_unit_test(test_size_zero_takes_the_file_size_and_a_larger_size_extends),
         cmocka_unit_test(test_fua_write_and_flush_complete_and_persist),
         cmocka_unit_test(test_discard_punches_a_hole_that_reads_as_zeros),
+        cmocka_unit_test(test_extents_follow_seek_data_and_seek_hole),
         cmocka_unit_test(test_readonly_refuses_writes_and_serves_reads),
         cmocka_unit_test(test_out_of_range_returns_einval),
         cmocka_unit_test(test_direct_io_requires_512_byte_alignment),

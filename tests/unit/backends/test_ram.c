@@ -436,6 +436,63 @@ static void test_two_backends_are_independent(void **state)
     be_destroy(b);
 }
 
+static void test_extents_report_pages_written_and_holes_after_discard(void **state)
+{
+    struct backend *be;
+    uint64_t size = 8ull << 20; /* four leaves */
+    assert_int_equal(be_ram_create(size, &be), 0);
+    assert_true(be->caps.can_extents);
+    struct be_extent e[8];
+
+    /* Nothing written: one hole over everything asked, clipped to the size. */
+    assert_int_equal(be_extents(be, 100, size, e, 8), 1);
+    assert_int_equal(e[0].offset, 100);
+    assert_int_equal(e[0].length, size - 100);
+    assert_int_equal(e[0].flags, BE_EXTENT_HOLE);
+
+    /* Pages 3..5 and page 600 (second leaf) written; page 4 then discarded whole. */
+    uint8_t *buf = malloc(3 * PAGE);
+    memset(buf, 0x11, 3 * PAGE);
+    assert_int_equal(submit_buf(be, BE_OP_WRITE, 3 * PAGE, buf, 3 * PAGE), 0);
+    assert_int_equal(submit_buf(be, BE_OP_WRITE, 600 * PAGE + 5, buf, 10), 0);
+    assert_int_equal(submit_range(be, BE_OP_DISCARD, 4 * PAGE, PAGE), 0);
+    /* A partial discard keeps the page: it is zeroed, still allocated. */
+    assert_int_equal(submit_range(be, BE_OP_DISCARD, 5 * PAGE, 100), 0);
+
+    int n = be_extents(be, 0, size, e, 8);
+    assert_int_equal(n, 7);
+    const struct {
+        uint64_t off, len;
+        uint32_t flags;
+    } want[] = {
+        {0, 3 * PAGE, BE_EXTENT_HOLE},
+        {3 * PAGE, PAGE, 0},
+        {4 * PAGE, PAGE, BE_EXTENT_HOLE},
+        {5 * PAGE, PAGE, 0},
+        {6 * PAGE, 594 * PAGE, BE_EXTENT_HOLE},
+        {600 * PAGE, PAGE, 0},
+        {601 * PAGE, size - 601 * PAGE, BE_EXTENT_HOLE},
+    };
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(e[i].offset, want[i].off);
+        assert_int_equal(e[i].length, want[i].len);
+        assert_int_equal(e[i].flags, want[i].flags);
+    }
+    /* max bounds the answer; the caller resumes where it ends. */
+    assert_int_equal(be_extents(be, 0, size, e, 2), 2);
+    assert_int_equal(e[1].offset + e[1].length, 4 * PAGE);
+    /* A query starting inside a page starts at the offset asked. */
+    assert_int_equal(be_extents(be, 3 * PAGE + 7, 10, e, 8), 1);
+    assert_int_equal(e[0].offset, 3 * PAGE + 7);
+    assert_int_equal(e[0].length, 10);
+    assert_int_equal(e[0].flags, 0);
+    /* Bad arguments. */
+    assert_int_equal(be_extents(be, size, 1, e, 8), -EINVAL);
+    assert_int_equal(be_extents(be, 0, 1, e, 0), -EINVAL);
+    free(buf);
+    be_destroy(be);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -449,6 +506,7 @@ int main(void)
         cmocka_unit_test(test_discard_while_others_read_and_write_is_safe),
         cmocka_unit_test(test_terabyte_disk_is_cheap_until_written),
         cmocka_unit_test(test_two_backends_are_independent),
+        cmocka_unit_test(test_extents_report_pages_written_and_holes_after_discard),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -138,4 +138,29 @@ static inline void assert_invalid_param_field(const struct tcmd *t, uint16_t byt
     assert_field_pointer(t, false, byte, bit);
 }
 
+/* CDBs with an LBA and a length: (10) bytes 2-5 and 7-8, (12) 2-5 and 6-9, (16) 2-9 and 10-13. */
+static inline void cdb10(uint8_t *c, uint8_t op, uint32_t lba, uint16_t n)
+{
+    memset(c, 0, 10);
+    c[0] = op;
+    scsi_put_be32(c + 2, lba);
+    scsi_put_be16(c + 7, n);
+}
+
+static inline void cdb12(uint8_t *c, uint8_t op, uint32_t lba, uint32_t n)
+{
+    memset(c, 0, 12);
+    c[0] = op;
+    scsi_put_be32(c + 2, lba);
+    scsi_put_be32(c + 6, n);
+}
+
+static inline void cdb16(uint8_t *c, uint8_t op, uint64_t lba, uint32_t n)
+{
+    memset(c, 0, 16);
+    c[0] = op;
+    scsi_put_be64(c + 2, lba);
+    scsi_put_be32(c + 10, n);
+}
+
 #endif

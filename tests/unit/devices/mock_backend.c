@@ -1,7 +1,9 @@
 /*
  * The mock byte store of mock_backend.h. Reads and writes copy between the flat buffer and the
  * request's iov, checking that the request stays inside the store and that the iov lengths add
- * up to the request length (a device bug would abort the test).
+ * up to the request length (a device bug would abort the test). DISCARD and WRITE_ZEROES zero the
+ * range; the allocation map (MOCK_GRAN pieces, for be_extents) marks what WRITE touched and what a
+ * DISCARD covered whole.
  */
 #include "mock_backend.h"
 
@@ -35,6 +37,25 @@ static void mock_execute(struct mock_backend *m, struct be_io *io)
             else
                 memcpy(m->data + off, io->iov[i].iov_base, io->iov[i].iov_len);
             off += io->iov[i].iov_len;
+        }
+        if (io->op == BE_OP_WRITE && io->length)
+            memset(m->alloc + io->offset / MOCK_GRAN, 1,
+                   (io->offset + io->length - 1) / MOCK_GRAN - io->offset / MOCK_GRAN + 1);
+    } else if (io->op == BE_OP_DISCARD || io->op == BE_OP_WRITE_ZEROES) {
+        bool discard = io->op == BE_OP_DISCARD;
+        if (io->offset > m->be.size || io->length > m->be.size - io->offset ||
+            m->be.size > (1ull << 30))
+            abort();
+        if (discard ? !m->be.caps.can_trim : !m->be.caps.can_zero) {
+            result = -EOPNOTSUPP;
+        } else {
+            memset(m->data + io->offset, 0, io->length);
+            if (discard) {
+                uint64_t first = (io->offset + MOCK_GRAN - 1) / MOCK_GRAN;
+                uint64_t end = (io->offset + io->length) / MOCK_GRAN;
+                if (end > first)
+                    memset(m->alloc + first, 0, end - first);
+            }
         }
     } else if (io->op == BE_OP_FLUSH) {
         if (!m->be.caps.can_flush)
@@ -74,13 +95,36 @@ static void mock_destroy(struct backend *be)
     struct mock_backend *m = (struct mock_backend *)be;
     mock_backend_release(m);
     pthread_mutex_destroy(&m->lock);
+    free(m->alloc);
     free(m->data);
     free(m);
+}
+
+static int mock_extents(struct backend *be, uint64_t offset, uint64_t length, struct be_extent *ext,
+                        uint32_t max)
+{
+    struct mock_backend *m = (struct mock_backend *)be;
+    uint32_t n = 0;
+    uint64_t pos = offset, end = offset + length;
+    pthread_mutex_lock(&m->lock);
+    m->nextents++;
+    pthread_mutex_unlock(&m->lock);
+    while (pos < end) {
+        uint64_t g = pos / MOCK_GRAN;
+        uint64_t next = (g + 1) * MOCK_GRAN < end ? (g + 1) * MOCK_GRAN : end;
+        uint32_t flags = m->alloc[g] ? 0 : BE_EXTENT_HOLE;
+        uint32_t limit = m->extent_window && m->extent_window < max ? m->extent_window : max;
+        if (!be_extent_append(ext, &n, limit, pos, next - pos, flags))
+            break;
+        pos = next;
+    }
+    return (int)n;
 }
 
 static const struct backend_ops mock_ops = {
     .name = "mock",
     .submit = mock_submit,
+    .extents = mock_extents,
     .destroy = mock_destroy,
 };
 
@@ -91,7 +135,10 @@ struct mock_backend *mock_backend_create(uint64_t size, const struct be_caps *ca
         return NULL;
     /* A store larger than 1 GiB has no bytes behind it: only capacity tests use one. */
     m->data = calloc(1, size && size <= (1ull << 30) ? size : 1);
-    if (!m->data) {
+    m->alloc = calloc(1, size && size <= (1ull << 30) ? size / MOCK_GRAN + 1 : 1);
+    if (!m->data || !m->alloc) {
+        free(m->data);
+        free(m->alloc);
         free(m);
         return NULL;
     }

@@ -15,6 +15,7 @@
 
 #define MOCK_MAX_PENDING 64
 #define MOCK_LOG         64
+#define MOCK_GRAN        4096 /* allocation map granule, as the RAM backend's page */
 
 struct mock_req {
     enum be_op op;
@@ -27,6 +28,9 @@ struct mock_req {
 struct mock_backend {
     struct backend be;
     uint8_t *data;
+    uint8_t *alloc;         /* one byte per MOCK_GRAN: nonzero = allocated */
+    uint32_t extent_window; /* when nonzero, be_extents answers at most this many runs */
+    int nextents;           /* be_extents calls */
 
     pthread_mutex_t lock;
     /* Fault injection: fail requests of fail_op (when fail_err != 0) with fail_err. */

@@ -100,11 +100,11 @@ static void test_vpd_00_lists_exactly_the_pages_implemented(void **state)
     struct tcmd t;
     inquiry(f.lu, &t, 1, 0x00, sizeof(b), b);
     assert_good(&t);
-    static const uint8_t want[] = {0x00, 0x00, 0x00, 0x05, 0x00, 0x80, 0x83, 0xB0, 0xB1};
+    static const uint8_t want[] = {0x00, 0x00, 0x00, 0x06, 0x00, 0x80, 0x83, 0xB0, 0xB1, 0xB2};
     assert_int_equal(t.cmd.transferred, sizeof(want));
     assert_memory_equal(b, want, sizeof(want));
     /* and each one listed answers */
-    for (int i = 4; i < 9; i++) {
+    for (int i = 4; i < (int)sizeof(want); i++) {
         inquiry(f.lu, &t, 1, want[i], sizeof(b), b);
         assert_good(&t);
         assert_int_equal(b[1], want[i]);
@@ -203,7 +203,7 @@ static void test_unsupported_opcode_returns_invalid_command_operation_code(void 
     struct fx f;
     fx_open(&f, DISK_BYTES, &named, &caps_none, false);
     static const uint8_t ops[] = {
-        SCSIOP_FORMAT_UNIT, SCSIOP_LOG_SENSE, SCSIOP_WRITE_SAME16, SCSIOP_UNMAP, 0xC0, 0xFF};
+        SCSIOP_REASSIGN_BLOCKS, SCSIOP_LOG_SENSE, SCSIOP_WRITE_LONG, 0x92, 0xC0, 0xFF};
     for (size_t i = 0; i < sizeof(ops); i++) {
         uint8_t c[16] = {ops[i]};
         struct tcmd t;
@@ -430,8 +430,8 @@ static void test_report_supported_opcodes_lists_every_table_entry(void **state)
     for (uint32_t i = 0; i < n; i++) {
         const uint8_t *d = b + 4 + i * 8;
         if (d[0] == SCSIOP_SERVICE_ACTION_IN16) {
-            saw_rc16 = scsi_get_be16(d + 2) == SERVICE_ACTION_READ_CAPACITY16 && (d[5] & 1) &&
-                       scsi_get_be16(d + 6) == 16;
+            saw_rc16 |= scsi_get_be16(d + 2) == SERVICE_ACTION_READ_CAPACITY16 && (d[5] & 1) &&
+                        scsi_get_be16(d + 6) == 16;
         }
         if (d[0] == SCSIOP_READ)
             saw_read10 = !(d[5] & 1) && scsi_get_be16(d + 6) == 10;
@@ -475,6 +475,10 @@ static void test_report_supported_opcodes_one_command_returns_usage_data(void **
     assert_int_equal(b[1], 0x03);
     assert_int_equal(b[5], 0x10); /* the service action in the usage data */
     rsoc(f.lu, &t, 0x82, SCSIOP_SERVICE_ACTION_IN16, 0x12, b, sizeof(b)); /* GET LBA STATUS */
+    assert_good(&t);
+    assert_int_equal(b[1], 0x83); /* CTDP, supported */
+    /* GET PHYSICAL ELEMENT STATUS: not supported */
+    rsoc(f.lu, &t, 0x82, SCSIOP_SERVICE_ACTION_IN16, 0x17, b, sizeof(b));
     assert_good(&t);
     assert_int_equal(b[1], 0x01);
     rsoc(f.lu, &t, 1, 0xC5, 0, b, sizeof(b));

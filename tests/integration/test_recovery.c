@@ -1,0 +1,343 @@
+/*
+ * Storport's error recovery through a whole stack: a request the testport miniport holds past
+ * its TimeOutValue (1 s) is recovered by the first tier the miniport accepts — abort, LUN reset,
+ * target reset, bus reset, adapter restart — each test refusing the tiers before it. The request
+ * completes once, SRB_STATUS_TIMEOUT (STATUS_IO_TIMEOUT for the pass-through caller); other
+ * requests in the reset's scope complete SRB_STATUS_BUS_RESET and a class read among them is
+ * retried and succeeds. With every tier refused the request stays with the miniport and the
+ * event log says so. The steps are read back from the event log (IOCTL_STORSTACK_GET_EVENTS on
+ * Scsi0:, as `storstack events` reads them).
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <storstack/storage/scsi.h>
+#include <storstack/storage/srb.h>
+#include <storstack/storage/storevents.h>
+#include <storstack/storage/storport.h>
+#include <storstack/wdm/io.h>
+
+#include "integ.h"
+#include "kernel/executive.h"
+#include "testport.h"
+
+static const char rc_config[] = "[Enum\\Root\\TESTPORT\\0000]\n"
+                                "HardwareID = multi:ROOT\\TESTPORT\n";
+
+struct rc_fixture {
+    storstack_t *stack;
+    storstack_handle_t *disk;
+    storstack_handle_t *adapter;
+    PEXECUTIVE exec;
+    PDEVICE_OBJECT top;
+};
+
+struct rc_irp {
+    PIRP irp;
+    atomic_int completions;
+    NTSTATUS status;
+    struct {
+        SCSI_PASS_THROUGH_DIRECT sptd;
+        UCHAR sense[32];
+    } spt;
+    uint8_t data[4096];
+};
+
+static int setup(void **state)
+{
+    struct rc_fixture *f = calloc(1, sizeof(*f));
+    PDEVICE_OBJECT dev;
+    testport_reset_faults();
+    f->stack = integ_boot_ex(rc_config, &testport_package, 1);
+    f->disk = integ_open(f->stack, "PhysicalDrive0", INTEG_RW);
+    f->adapter = integ_open(f->stack, "Scsi0:", INTEG_RW);
+    f->exec = storstack_local_executive(f->stack);
+    assert_status(IoGetDeviceObjectPointer(f->exec, "PhysicalDrive0", &dev), STATUS_SUCCESS);
+    f->top = IoGetAttachedDeviceReference(dev);
+    ObDereferenceObject(dev);
+    integ_write_pattern(f->disk, 0, 256 * KIB, 13);
+    testport_reset_faults();
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct rc_fixture *f = *state;
+    EXECUTIVE_COUNTERS c;
+    atomic_store(&testport_faults.hold_ios, 0);
+    testport_release_held();
+    testport_reset_faults();
+    ExQueryCounters(f->exec, &c);
+    assert_int_equal(c.Violations, 0);
+    ObDereferenceObject(f->top);
+    storstack_close(f->adapter);
+    storstack_close(f->disk);
+    storstack_destroy(f->stack);
+    free(f);
+    return 0;
+}
+
+static NTSTATUS rc_done(PDEVICE_OBJECT DeviceObject, PIRP Irp, PVOID Context)
+{
+    struct rc_irp *t = Context;
+    t->status = Irp->IoStatus.Status;
+    atomic_fetch_add(&t->completions, 1);
+    return STATUS_MORE_PROCESSING_REQUIRED;
+}
+
+static void rc_send_read(struct rc_fixture *f, struct rc_irp *t, uint32_t lba, ULONG timeout)
+{
+    PIO_STACK_LOCATION sp;
+    memset(t, 0, sizeof(*t));
+    t->spt.sptd.Length = sizeof(t->spt.sptd);
+    t->spt.sptd.CdbLength = 10;
+    t->spt.sptd.SenseInfoLength = sizeof(t->spt.sense);
+    t->spt.sptd.SenseInfoOffset = offsetof(__typeof__(t->spt), sense);
+    t->spt.sptd.DataIn = SCSI_IOCTL_DATA_IN;
+    t->spt.sptd.DataTransferLength = sizeof(t->data);
+    t->spt.sptd.DataBuffer = t->data;
+    t->spt.sptd.TimeOutValue = timeout;
+    t->spt.sptd.Cdb[0] = SCSIOP_READ;
+    integ_put_be32(&t->spt.sptd.Cdb[2], lba);
+    t->spt.sptd.Cdb[8] = 8;
+    t->irp = IoAllocateIrpEx(f->exec, f->top->StackSize, FALSE);
+    assert_non_null(t->irp);
+    t->irp->AssociatedIrp.SystemBuffer = &t->spt;
+    sp = IoGetNextIrpStackLocation(t->irp);
+    sp->MajorFunction = IRP_MJ_DEVICE_CONTROL;
+    sp->Parameters.DeviceIoControl.IoControlCode = IOCTL_SCSI_PASS_THROUGH_DIRECT;
+    sp->Parameters.DeviceIoControl.InputBufferLength = sizeof(t->spt);
+    sp->Parameters.DeviceIoControl.OutputBufferLength = sizeof(t->spt);
+    IoSetCompletionRoutine(t->irp, rc_done, t, TRUE, TRUE, TRUE);
+    IoCallDriver(f->top, t->irp);
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void rc_wait(atomic_int *counter, int want, double seconds, const char *what)
+{
+    double end = now_seconds() + seconds;
+    while (atomic_load(counter) < want) {
+        if (now_seconds() > end)
+            fail_msg("timed out waiting for %s", what);
+        usleep(1000);
+    }
+}
+
+/* Reads the adapter's event log and returns the error codes in order (up to max). */
+static int rc_event_codes(struct rc_fixture *f, ULONG *codes, int max, STORSTACK_EVENT *timeout)
+{
+    STORSTACK_GET_EVENTS in = {0};
+    size_t len = sizeof(STORSTACK_EVENTS) + 64 * sizeof(STORSTACK_EVENT);
+    PSTORSTACK_EVENTS out = calloc(1, len);
+    uint32_t returned = 0;
+    int n = 0;
+    assert_status(storstack_ioctl(f->adapter, IOCTL_STORSTACK_GET_EVENTS, &in, sizeof(in), out,
+                                  (uint32_t)len, &returned),
+                  STATUS_SUCCESS);
+    assert_int_equal(returned, sizeof(STORSTACK_EVENTS) + out->Count * sizeof(STORSTACK_EVENT));
+    for (ULONG i = 0; i < out->Count && n < max; i++) {
+        assert_int_equal(out->Events[i].Sequence, i + 1);
+        codes[n++] = out->Events[i].ErrorCode;
+        if (out->Events[i].ErrorCode == SP_REQUEST_TIMEOUT && timeout)
+            *timeout = out->Events[i];
+    }
+    free(out);
+    return n;
+}
+
+static BOOLEAN rc_has(const ULONG *codes, int n, ULONG code)
+{
+    for (int i = 0; i < n; i++)
+        if (codes[i] == code)
+            return TRUE;
+    return FALSE;
+}
+
+struct rc_async {
+    atomic_int done;
+    storstack_status_t status;
+};
+
+static void rc_async_done(void *context, storstack_status_t status, uint64_t information)
+{
+    struct rc_async *a = context;
+    a->status = status;
+    atomic_fetch_add(&a->done, 1);
+}
+
+/* Refuses the tiers below `tier` (0 abort .. 4 restart), holds a 1 s pass-through, a 60 s one
+ * and a class read, and checks the outcome. */
+static void rc_recover_at(struct rc_fixture *f, int tier, ULONG event)
+{
+    struct rc_irp *t = calloc(2, sizeof(*t));
+    struct rc_async a = {0};
+    uint8_t *buf = integ_alloc(4096, 0);
+    ULONG codes[64];
+    STORSTACK_EVENT timeout_event = {0};
+    atomic_int *const counters[] = {&testport_faults.aborts_seen, &testport_faults.lun_resets,
+                                    &testport_faults.target_resets, &testport_faults.resets,
+                                    &testport_faults.adapter_restarts};
+    atomic_int *const refusals[] = {
+        &testport_faults.refuse_abort, &testport_faults.refuse_lun_reset,
+        &testport_faults.refuse_target_reset, &testport_faults.refuse_bus_reset,
+        &testport_faults.refuse_restart};
+
+    for (int i = 0; i < tier; i++)
+        atomic_store(refusals[i], 1);
+    atomic_store(&testport_faults.hold_ios, 1);
+    rc_send_read(f, &t[0], 8, 1);
+    rc_send_read(f, &t[1], 16, 60);
+    assert_status(storstack_read_async(f->disk, buf, 4096, 64 * KIB, rc_async_done, &a),
+                  STATUS_PENDING);
+    rc_wait(&testport_faults.held, 3, 5.0, "three held requests");
+    atomic_store(&testport_faults.hold_ios, 0);
+    double start = now_seconds();
+
+    rc_wait(&t[0].completions, 1, 10.0, "the timed-out request");
+    double took = now_seconds() - start;
+    assert_status(t[0].status, STATUS_IO_TIMEOUT);
+    if (took < 0.9 || took > 6.0)
+        fail_msg("recovery at tier %d ended the request after %.2f s", tier, took);
+    for (int i = 0; i <= tier; i++)
+        if (atomic_load(counters[i]) < 1)
+            fail_msg("tier %d was not tried before tier %d recovered", i, tier);
+    for (int i = tier + 1; i < 5; i++)
+        assert_int_equal(atomic_load(counters[i]), 0);
+    if (tier == 0) {
+        /* an abort touches only its victim: the others are still held */
+        assert_int_equal(atomic_load(&testport_faults.aborts_found), 1);
+        assert_int_equal(atomic_load(&testport_faults.held), 2);
+        assert_int_equal(testport_release_held(), 2);
+        rc_wait(&t[1].completions, 1, 5.0, "the released pass-through");
+        assert_status(t[1].status, STATUS_SUCCESS);
+    } else {
+        /* a reset ends the rest of its scope with SRB_STATUS_BUS_RESET, once */
+        rc_wait(&t[1].completions, 1, 5.0, "the pass-through in the reset's scope");
+        assert_status(t[1].status, STATUS_IO_DEVICE_ERROR);
+    }
+    /* the class read is retried (or released) and succeeds */
+    rc_wait(&a.done, 1, 10.0, "the class read");
+    assert_status(a.status, STATUS_SUCCESS);
+    assert_int_equal(integ_find_mismatch(buf, 64 * KIB, 4096, 13), -1);
+    usleep(20000);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(atomic_load(&t[i].completions), 1);
+        IoFreeIrp(t[i].irp);
+    }
+    assert_int_equal(atomic_load(&a.done), 1);
+
+    int n = rc_event_codes(f, codes, 64, &timeout_event);
+    assert_true(rc_has(codes, n, SP_REQUEST_TIMEOUT));
+    assert_true(rc_has(codes, n, STORP_EVENT_ABORT));
+    assert_true(rc_has(codes, n, event));
+    assert_false(rc_has(codes, n, STORP_EVENT_RECOVERY_FAILED));
+    assert_int_equal(timeout_event.HasSrb, 1);
+    assert_int_equal(timeout_event.Cdb[0], SCSIOP_READ);
+    assert_int_equal(timeout_event.UniqueId, 1); /* the TimeOutValue */
+    assert_string_equal(timeout_event.Source, "storport");
+    integ_free(buf);
+    free(t);
+}
+
+static void test_timeout_is_recovered_by_an_abort(void **state)
+{
+    rc_recover_at(*state, 0, STORP_EVENT_ABORT);
+}
+
+static void test_a_refused_abort_escalates_to_a_lun_reset(void **state)
+{
+    rc_recover_at(*state, 1, STORP_EVENT_LUN_RESET);
+}
+
+static void test_a_failed_lun_reset_escalates_to_a_target_reset(void **state)
+{
+    rc_recover_at(*state, 2, STORP_EVENT_TARGET_RESET);
+}
+
+static void test_a_failed_target_reset_escalates_to_a_bus_reset(void **state)
+{
+    rc_recover_at(*state, 3, STORP_EVENT_BUS_RESET);
+}
+
+static void test_a_failed_bus_reset_escalates_to_an_adapter_restart(void **state)
+{
+    rc_recover_at(*state, 4, STORP_EVENT_ADAPTER_RESTART);
+}
+
+static void test_recovery_failing_everywhere_is_logged_and_leaves_the_request(void **state)
+{
+    struct rc_fixture *f = *state;
+    struct rc_irp *t = calloc(1, sizeof(*t));
+    ULONG codes[64];
+    atomic_store(&testport_faults.refuse_abort, 1);
+    atomic_store(&testport_faults.refuse_lun_reset, 1);
+    atomic_store(&testport_faults.refuse_target_reset, 1);
+    atomic_store(&testport_faults.refuse_bus_reset, 1);
+    atomic_store(&testport_faults.refuse_restart, 1);
+    atomic_store(&testport_faults.hold_ios, 1);
+    rc_send_read(f, t, 8, 1);
+    rc_wait(&testport_faults.held, 1, 5.0, "the held request");
+    rc_wait(&testport_faults.adapter_restarts, 1, 10.0, "the last tier");
+    double end = now_seconds() + 5.0;
+    int n;
+    while (!rc_has(codes, n = rc_event_codes(f, codes, 64, NULL), STORP_EVENT_RECOVERY_FAILED) &&
+           now_seconds() < end)
+        usleep(10000);
+    assert_true(rc_has(codes, n, STORP_EVENT_RECOVERY_FAILED));
+    /* nothing completed it: the miniport still owns it, and its late completion is the one */
+    assert_int_equal(atomic_load(&t->completions), 0);
+    atomic_store(&testport_faults.hold_ios, 0);
+    assert_int_equal(testport_release_held(), 1);
+    rc_wait(&t->completions, 1, 5.0, "the released request");
+    assert_status(t->status, STATUS_SUCCESS);
+    IoFreeIrp(t->irp);
+    free(t);
+}
+
+static void test_get_events_checks_its_buffers(void **state)
+{
+    struct rc_fixture *f = *state;
+    STORSTACK_GET_EVENTS in = {0};
+    STORSTACK_EVENTS out;
+    uint32_t returned;
+    assert_status(storstack_ioctl(f->adapter, IOCTL_STORSTACK_GET_EVENTS, NULL, 0, &out,
+                                  sizeof(out), &returned),
+                  STATUS_INVALID_PARAMETER);
+    assert_status(storstack_ioctl(f->adapter, IOCTL_STORSTACK_GET_EVENTS, &in, sizeof(in), &out,
+                                  sizeof(out) - 1, &returned),
+                  STATUS_INVALID_PARAMETER);
+    /* room for no event: the header says how many there are */
+    assert_status(storstack_ioctl(f->adapter, IOCTL_STORSTACK_GET_EVENTS, &in, sizeof(in), &out,
+                                  sizeof(out), &returned),
+                  STATUS_SUCCESS);
+    assert_int_equal(out.Count, 0);
+    assert_int_equal(returned, sizeof(out));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_timeout_is_recovered_by_an_abort, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_refused_abort_escalates_to_a_lun_reset, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_a_failed_lun_reset_escalates_to_a_target_reset, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_a_failed_target_reset_escalates_to_a_bus_reset, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_a_failed_bus_reset_escalates_to_an_adapter_restart,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_recovery_failing_everywhere_is_logged_and_leaves_the_request, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_get_events_checks_its_buffers, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
