@@ -136,10 +136,10 @@ struct iscsi_target {
     int wake[2];
     uint16_t port;
     pthread_t thread;
-    pthread_mutex_t lock; /* conns, next_tsih, next_nexus */
+    pthread_mutex_t lock; /* conns, next_tsih, nexus_used, each connection's tdef */
     struct iscsi_conn *conns;
     uint16_t next_tsih;
-    uint64_t next_nexus;
+    bool nexus_used[ISCSI_MAX_CONNS]; /* nexus id i + 1 belongs to a live session */
 };
 
 /* config.c */

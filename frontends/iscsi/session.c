@@ -31,16 +31,6 @@
 
 #include "frontends/iscsi/iscsi_p.h"
 
-/* The Windows codes (ntddstor.h), until the shared header has them. */
-#ifndef IOCTL_STORAGE_RESET_BUS
-#define IOCTL_STORAGE_RESET_BUS                                                                    \
-    CTL_CODE(IOCTL_STORAGE_BASE, 0x0400, METHOD_BUFFERED, FILE_READ_ACCESS)
-#endif
-#ifndef IOCTL_STORAGE_RESET_DEVICE
-#define IOCTL_STORAGE_RESET_DEVICE                                                                 \
-    CTL_CODE(IOCTL_STORAGE_BASE, 0x0401, METHOD_BUFFERED, FILE_READ_ACCESS)
-#endif
-
 #define ISCSI_STATUS_GOOD   0x00
 #define ISCSI_STATUS_CHECK  0x02
 #define ISCSI_STATUS_BUSY   0x08
@@ -101,13 +91,26 @@ int iscsi_session_open(struct iscsi_conn *c)
     const struct iscsi_target_def *def = &t->cfg.targets[c->params.target];
     char tid[ISCSI_NAME_MAX + 32];
 
-    pthread_mutex_lock(&t->lock);
-    c->tdef = def;
-    c->nexus = ++t->next_nexus;
-    pthread_mutex_unlock(&t->lock);
     /* SPC-4 7.6.4.6: the iSCSI initiator port TransportID, NAME,i,0xISID */
     snprintf(tid, sizeof(tid), "%s,i,0x%02x%02x%02x%02x%02x%02x", c->params.initiator_name,
              c->isid[0], c->isid[1], c->isid[2], c->isid[3], c->isid[4], c->isid[5]);
+    /* The nexus id the SCSI devices key unit attentions and reservations by: unique among the
+     * live sessions of this portal (all its targets, which may share devices), and taken from
+     * the smallest free, so that the devices' per-nexus tables (32 entries for the disk) do not
+     * churn through ids as initiators log in and out. A session that reuses an id may see a
+     * unit attention meant for the one before it, which SAM-5 5.14 allows after a loss of
+     * state; it sees no power-on unit attention if the id has seen it. */
+    pthread_mutex_lock(&t->lock);
+    c->tdef = def;
+    for (unsigned i = 0; i < ISCSI_MAX_CONNS; i++)
+        if (!t->nexus_used[i]) {
+            t->nexus_used[i] = true;
+            c->nexus = i + 1;
+            break;
+        }
+    pthread_mutex_unlock(&t->lock);
+    if (!c->nexus)
+        return -EBUSY;
     struct storstack_identity who = {
         .principal = c->params.initiator_name, .transport_id = tid, .nexus = c->nexus};
     for (unsigned i = 0; i < def->nluns; i++) {
@@ -160,6 +163,12 @@ void iscsi_session_close(struct iscsi_conn *c)
         if (c->lus[i].h)
             storstack_close(c->lus[i].h);
     c->nlus = 0;
+    if (c->nexus) {
+        pthread_mutex_lock(&c->target->lock);
+        c->target->nexus_used[c->nexus - 1] = false;
+        pthread_mutex_unlock(&c->target->lock);
+        c->nexus = 0;
+    }
 }
 
 void iscsi_session_trim(struct iscsi_conn *c)

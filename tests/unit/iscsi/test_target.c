@@ -221,7 +221,7 @@ static void cli_cmd(struct cli *c, const uint8_t *cdb, bool read, bool write, ui
     }
 }
 
-/* Logs in, then takes the power-on unit attention every new I_T nexus gets (29h/00h: each
+/* Logs in, then takes the power-on unit attention a nexus id gets the first time (29h/00h: each
  * session opens its own handles, with its own identity) off with TEST UNIT READY. */
 static void cli_login_ready(struct cli *c)
 {
@@ -230,10 +230,11 @@ static void cli_login_ready(struct cli *c)
 
     cli_login(c);
     cli_cmd(c, tur, false, false, 0, NULL, NULL, &r);
-    assert_int_equal(r.status, 2);
-    assert_int_equal(r.sense[2] & 0x0f, 0x06);
-    assert_int_equal(r.sense[12], 0x29);
-    cli_cmd(c, tur, false, false, 0, NULL, NULL, &r);
+    if (r.status == 2) { /* a nexus id not used before: its power-on unit attention */
+        assert_int_equal(r.sense[2] & 0x0f, 0x06);
+        assert_int_equal(r.sense[12], 0x29);
+        cli_cmd(c, tur, false, false, 0, NULL, NULL, &r);
+    }
     assert_int_equal(r.status, 0);
 }
 
