@@ -457,10 +457,12 @@ static void iscsi_conn_run(struct iscsi_conn *c)
             break;
         if (n <= 0)
             continue;
-        if (pfd[1].revents)
-            rc = iscsi_conn_completions(c);
-        if (!rc && (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)))
+        /* One PDU, then every completion: a TMF behind a batch of commands is read before
+         * their data goes out, and completions never wait for more than one PDU. */
+        if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR))
             rc = iscsi_conn_read_pdu(c);
+        if (!rc && pfd[1].revents)
+            rc = iscsi_conn_completions(c);
     }
 }
 
