@@ -24,8 +24,9 @@
 #define ISCSI_TASKS         64     /* task slots: the CmdSN window is the free ones */
 #define ISCSI_OUR_MRDSL     262144 /* our MaxRecvDataSegmentLength */
 #define ISCSI_MAX_CONNS     256
-#define ISCSI_XFER_FALLBACK 65536      /* pass-through limit when the adapter does not say */
-#define ISCSI_MAX_CMD       (4u << 20) /* the largest command; VPD B0h says so to initiators */
+#define ISCSI_XFER_FALLBACK 65536        /* pass-through limit when the adapter does not say */
+#define ISCSI_MAX_CMD       (64u << 20)  /* the largest command; VPD B0h says so to initiators */
+#define ISCSI_SESSION_BUF   (128u << 20) /* task buffers of one session, all together */
 #define ISCSI_SENSE_MAX     96
 #define ISCSI_BUF_MIN       65536 /* a task buffer's smallest size */
 #define ISCSI_RECV_TIMEOUT  30    /* s a PDU may take to arrive once its first byte has */
@@ -119,8 +120,9 @@ struct iscsi_conn {
     bool ping_out; /* a target NOP-In waits for its NOP-Out */
     uint32_t ping_ttt;
     struct timespec last_rx, ping_sent;
-    bool trimmed; /* task buffers released since the last command */
-    uint8_t *rx;  /* one data segment + padding + digest */
+    bool trimmed;       /* task buffers released since the last command */
+    uint64_t buf_bytes; /* task buffers allocated, at most ISCSI_SESSION_BUF */
+    uint8_t *rx;        /* one data segment + padding + digest */
     uint8_t ahs[1024];
     struct iscsi_task tasks[ISCSI_TASKS];
     uint8_t txt[ISCSI_LOGIN_TEXT_MAX];

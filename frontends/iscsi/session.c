@@ -31,14 +31,15 @@
 
 #include "frontends/iscsi/iscsi_p.h"
 
-#define ISCSI_STATUS_GOOD   0x00
-#define ISCSI_STATUS_CHECK  0x02
-#define ISCSI_STATUS_BUSY   0x08
-#define ISCSI_PT_TIMEOUT    60
-#define SCSI_OP_INQUIRY     0x12
-#define SCSI_OP_REPORT_LUNS 0xa0
-#define SENSE_ILLEGAL       0x05
-#define SENSE_ABORTED       0x0b
+#define ISCSI_STATUS_GOOD          0x00
+#define ISCSI_STATUS_CHECK         0x02
+#define ISCSI_STATUS_BUSY          0x08
+#define ISCSI_STATUS_TASK_SET_FULL 0x28
+#define ISCSI_PT_TIMEOUT           60
+#define SCSI_OP_INQUIRY            0x12
+#define SCSI_OP_REPORT_LUNS        0xa0
+#define SENSE_ILLEGAL              0x05
+#define SENSE_ABORTED              0x0b
 
 /* ---- Session open/close, task slots and buffers ------------------------------------------- */
 
@@ -83,6 +84,14 @@ static void iscsi_lu_limits(struct iscsi_lu *lu)
                         &returned) == STATUS_SUCCESS &&
         returned >= sizeof(geo))
         lu->block_size = geo.BytesPerSector;
+}
+
+static void iscsi_task_free_buffer(struct iscsi_conn *c, struct iscsi_task *t)
+{
+    free(t->buf);
+    c->buf_bytes -= t->cap;
+    t->buf = NULL;
+    t->cap = 0;
 }
 
 int iscsi_session_open(struct iscsi_conn *c)
@@ -153,9 +162,7 @@ void iscsi_session_close(struct iscsi_conn *c)
             c->running--;
     }
     for (unsigned i = 0; i < ISCSI_TASKS; i++) {
-        free(c->tasks[i].buf);
-        c->tasks[i].buf = NULL;
-        c->tasks[i].cap = 0;
+        iscsi_task_free_buffer(c, &c->tasks[i]);
         c->tasks[i].state = ISCSI_TASK_FREE;
     }
     c->used = 0;
@@ -171,18 +178,20 @@ void iscsi_session_close(struct iscsi_conn *c)
     }
 }
 
+
 void iscsi_session_trim(struct iscsi_conn *c)
 {
     for (unsigned i = 0; i < ISCSI_TASKS; i++)
-        if (c->tasks[i].state == ISCSI_TASK_FREE && c->tasks[i].buf) {
-            free(c->tasks[i].buf);
-            c->tasks[i].buf = NULL;
-            c->tasks[i].cap = 0;
-        }
+        if (c->tasks[i].state == ISCSI_TASK_FREE && c->tasks[i].buf)
+            iscsi_task_free_buffer(c, &c->tasks[i]);
 }
 
-/* Room for need bytes in the task's buffer, kept from command to command. */
-static int iscsi_task_buffer(struct iscsi_task *t, uint32_t need)
+/*
+ * Room for need bytes in the task's buffer, kept from command to command (a power of two from
+ * 64 KiB). The session's buffers stay under ISCSI_SESSION_BUF: idle slots give theirs back
+ * first, and a command that still does not fit gets TASK SET FULL from the caller.
+ */
+static int iscsi_task_buffer(struct iscsi_conn *c, struct iscsi_task *t, uint32_t need)
 {
     uint32_t cap = ISCSI_BUF_MIN;
 
@@ -190,12 +199,16 @@ static int iscsi_task_buffer(struct iscsi_task *t, uint32_t need)
         return 0;
     while (cap < need)
         cap <<= 1;
-    free(t->buf);
-    t->cap = 0;
+    iscsi_task_free_buffer(c, t);
+    if (c->buf_bytes + cap > ISCSI_SESSION_BUF)
+        iscsi_session_trim(c);
+    if (c->buf_bytes + cap > ISCSI_SESSION_BUF)
+        return -ENOBUFS;
     t->buf = aligned_alloc(4096, cap);
     if (!t->buf)
         return -ENOMEM;
     t->cap = cap;
+    c->buf_bytes += cap;
     return 0;
 }
 
@@ -606,9 +619,12 @@ int iscsi_session_scsi_cmd(struct iscsi_conn *c, const struct iscsi_pdu *p, cons
         if (c->tasks[i].state == ISCSI_TASK_FREE)
             t = &c->tasks[i];
     uint32_t need = cmd.read || cmd.write ? cmd.edtl : 0;
-    if (!t || (need && iscsi_task_buffer(t, need))) /* only an immediate command finds none */
+    if (!t) /* only an immediate command finds none */
         return iscsi_send_scsi_rsp(c, cmd.itt, ISCSI_RESPONSE_COMPLETED, ISCSI_STATUS_BUSY, NULL, 0,
                                    cmd.edtl, 0, 0);
+    if (need && iscsi_task_buffer(c, t, need)) /* SAM-5 5.3.1: TASK SET FULL */
+        return iscsi_send_scsi_rsp(c, cmd.itt, ISCSI_RESPONSE_COMPLETED, ISCSI_STATUS_TASK_SET_FULL,
+                                   NULL, 0, cmd.edtl, 0, 0);
     t->state = ISCSI_TASK_DATA;
     t->aborted = false;
     t->data_error = false;

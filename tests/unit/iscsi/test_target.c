@@ -340,7 +340,7 @@ static void test_large_io_split_below_the_adapter_limit_and_block_limits_say_so(
     assert_int_equal(r.moved, LEN);
     assert_memory_equal(in, out, LEN);
     /* MAXIMUM TRANSFER LENGTH: the smaller of the adapter's limit (vminiport's 256 KiB, which
-     * the disk advertises) and the target's 4 MiB command buffer, in 512-byte blocks */
+     * the disk advertises) and the target's 64 MiB command limit, in 512-byte blocks */
     cli_cmd(&c, b0, true, false, 64, vpd, NULL, &r);
     assert_int_equal(r.status, 0);
     assert_int_equal(vpd[1], 0xb0);
