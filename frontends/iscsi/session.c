@@ -178,7 +178,6 @@ void iscsi_session_close(struct iscsi_conn *c)
     }
 }
 
-
 void iscsi_session_trim(struct iscsi_conn *c)
 {
     for (unsigned i = 0; i < ISCSI_TASKS; i++)
