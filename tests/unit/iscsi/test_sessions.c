@@ -603,6 +603,59 @@ static void test_target_pings_and_drops_a_silent_initiator(void **state)
     close(c.fd);
 }
 
+static long rss_kib(void)
+{
+    char line[128];
+    long kib = -1;
+    FILE *f = fopen("/proc/self/status", "r");
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "VmRSS: %ld", &kib) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kib;
+}
+
+/* Discovery lists both targets; 100 logged-in idle sessions cost under 1 MiB each (issue 6). */
+static void test_discovery_lists_targets_and_idle_sessions_are_small(void **state)
+{
+    enum { N = 100 };
+    static struct cli s[N];
+    uint8_t bhs[ISCSI_BHS_LEN], data[1024];
+    static const char st[] = "SendTargets=All";
+    struct cli d;
+    char text[256];
+
+    memset(&d, 0, sizeof(d));
+    d.fd = cli_connect();
+    d.cmdsn = d.itt = 1;
+    int n = snprintf(text, sizeof(text), "InitiatorName=iqn.x%cSessionType=Discovery%c", 0, 0);
+    assert_int_equal(cli_login_step(&d, ISCSI_LOGIN_TRANSIT | 1 << 2 | 3, text, (size_t)n, NULL, 0),
+                     0);
+    iscsi_bhs_init(bhs, ISCSI_OP_TEXT_REQ, ISCSI_FLAG_FINAL, sizeof(st), 7);
+    iscsi_put32(bhs + 20, ISCSI_RESERVED_TAG);
+    iscsi_put32(bhs + 24, d.cmdsn);
+    cli_send(&d, bhs, st, sizeof(st));
+    n = cli_recv(&d, bhs, data, sizeof(data) - 1);
+    assert_true(n > 0);
+    data[n] = 0;
+    int names = 0;
+    for (char *p = (char *)data; p < (char *)data + n; p += strlen(p) + 1)
+        names += !strcmp(p, "TargetName=" IQN_A) || !strcmp(p, "TargetName=" IQN_B);
+    assert_int_equal(names, 2);
+    close(d.fd);
+
+    long before = rss_kib();
+    for (int i = 0; i < N; i++)
+        cli_login(&s[i], IQN_A, "", 0);
+    long after = rss_kib();
+    print_message("%d idle sessions: RSS %ld -> %ld KiB (%ld KiB each, target and test)\n", N,
+                  before, after, (after - before) / N);
+    assert_true(before > 0 && (after - before) / N < 1024);
+    for (int i = 0; i < N; i++)
+        close(s[i].fd);
+}
+
 static int setup(void **state)
 {
     static struct iscsi_target_config cfg;
@@ -643,6 +696,7 @@ int main(void)
         cmocka_unit_test(test_datasn_error_ends_the_command_not_the_connection),
         cmocka_unit_test(test_crc32c_digests_on_the_wire),
         cmocka_unit_test(test_target_pings_and_drops_a_silent_initiator),
+        cmocka_unit_test(test_discovery_lists_targets_and_idle_sessions_are_small),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
