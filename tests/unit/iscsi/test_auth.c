@@ -48,7 +48,7 @@ static void test_crc32c_rfc3720_vectors(void **state)
 static void test_chap_value_codec(void **state)
 {
     uint8_t out[8];
-    char hex[32];
+    char hex[2 * ISCSI_MD5_LEN + 3];
 
     assert_int_equal(iscsi_chap_decode("0x0102ff", 8, out, sizeof(out)), 3);
     assert_int_equal(out[2], 0xff);
