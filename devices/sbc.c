@@ -137,6 +137,18 @@ uint8_t *sbc_slot_buf(struct scsi_lu *lu, int slot)
     return lu->verify_buf + (size_t)slot * SCSI_VERIFY_SLOT_SIZE;
 }
 
+void sbc_slot_fill(struct scsi_cmd *cmd, struct scsi_lu *lu, uint64_t bytes, bool zeros)
+{
+    uint8_t *slot = sbc_slot_buf(lu, scsi_priv(cmd)->slot);
+    uint32_t fill = bytes < SCSI_VERIFY_SLOT_SIZE ? (uint32_t)bytes : SCSI_VERIFY_SLOT_SIZE;
+    if (zeros)
+        memset(slot, 0, lu->block_size);
+    else
+        scsi_data_out(cmd, 0, slot, lu->block_size);
+    for (uint32_t off = lu->block_size; off < fill; off += lu->block_size)
+        memcpy(slot + off, slot, lu->block_size);
+}
+
 bool sbc_slot_claim(struct scsi_cmd *cmd, struct scsi_lu *lu)
 {
     int slot = sbc_slot_take(lu);
@@ -225,7 +237,7 @@ static bool gate_enter(struct scsi_lu *lu, struct scsi_cmd *cmd, bool excl)
 
 static bool gate_wanted(const struct scsi_cmd_priv *p, bool *excl)
 {
-    *excl = p->kind == SBC_IO_CAW || p->kind == SBC_IO_ORWRITE;
+    *excl = p->kind == SBC_IO_CAW || p->kind == SBC_IO_ORWRITE || (p->flags & SBC_IO_WHOLE);
     return *excl || kind_writes(p);
 }
 
@@ -453,7 +465,7 @@ static bool written(struct scsi_cmd *cmd)
     if (p->flags & SBC_IO_THEN_VERIFY) {
         /* SBC-4 5.42: WRITE AND VERIFY with BYTCHK=1 compares the medium with the data-out. */
         p->flags &= (uint8_t)~SBC_IO_THEN_VERIFY;
-        p->kind = SBC_IO_VERIFY;
+        p->kind = p->kind == SBC_IO_PATTERN ? SBC_IO_VERIFY_SAME : SBC_IO_VERIFY;
         p->done = 0;
         return true;
     }
@@ -1085,6 +1097,22 @@ const struct scsi_cmd_desc sbc_commands[] = {
      {0xFF, 0x3F, 0, 0, 0, CTL},
      sbc_format_unit,
      "FORMAT UNIT"},
+    {SBC_OP_SANITIZE,
+     SANITIZE_BLOCK_ERASE,
+     10,
+     SCSI_DIR_OUT,
+     MW | SCSI_F_SA,
+     {0xFF, 0xBF, 0, 0, 0, 0, 0, 0xFF, 0xFF, CTL},
+     sbc_sanitize,
+     "SANITIZE BLOCK ERASE"},
+    {SBC_OP_SANITIZE,
+     SANITIZE_EXIT_FAILURE_MODE,
+     10,
+     SCSI_DIR_OUT,
+     MW | SCSI_F_SA,
+     {0xFF, 0xBF, 0, 0, 0, 0, 0, 0xFF, 0xFF, CTL},
+     sbc_sanitize,
+     "SANITIZE EXIT FAILURE MODE"},
     {SCSIOP_MEDIUM_REMOVAL,
      0,
      6,

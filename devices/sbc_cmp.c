@@ -49,19 +49,46 @@ int sbc_verify(struct scsi_lu *lu, struct scsi_cmd *cmd)
 
 /*
  * WRITE AND VERIFY: the write, then with BYTCHK=01b a read-back compared with the data-out
- * buffer; with 00b a medium verification, which a store without media errors passes. The write
- * goes through to the medium before the verification (SBC-4 5.42), so it is written FUA.
- * BYTCHK 11b (one block written to every LBA, then compared) is not supported, 10b is reserved.
+ * buffer; with 00b a medium verification, which a store without media errors passes; with 11b
+ * the one data-out block is written to every LBA, then every block read back is compared with
+ * it. The write goes through to the medium before the verification (SBC-4 5.42), so it is
+ * written FUA. BYTCHK 10b is reserved.
  */
+static int write_verify_same(struct scsi_lu *lu, struct scsi_cmd *cmd)
+{
+    struct sbc_rw rw;
+    sbc_parse_rw(cmd->cdb, &rw);
+    if (!sbc_xfer_ok(cmd, lu, rw.nblocks, rw.len_field) ||
+        !sbc_range_ok(cmd, lu, rw.lba, rw.nblocks))
+        return SCSI_DONE;
+    if (rw.nblocks == 0) {
+        scsi_good(cmd);
+        return SCSI_DONE;
+    }
+    if (scsi_out_capacity(cmd) < lu->block_size) {
+        scsi_check_cdb_field(cmd, lu, rw.len_field, -1);
+        return SCSI_DONE;
+    }
+    uint64_t bytes = (uint64_t)rw.nblocks << lu->block_shift;
+    if (!sbc_slot_claim(cmd, lu))
+        return SCSI_DONE;
+    sbc_slot_fill(cmd, lu, bytes, false);
+    cmd->transferred = lu->block_size;
+    return sbc_start(cmd, SBC_IO_PATTERN, rw.lba << lu->block_shift, bytes,
+                     sbc_write_flags(lu, true) | SBC_IO_THEN_VERIFY);
+}
+
 int sbc_write_verify(struct scsi_lu *lu, struct scsi_cmd *cmd)
 {
     struct sbc_rw rw;
     uint64_t bytes;
     uint8_t bytchk = (cmd->cdb[1] >> 1) & 0x03;
-    if (bytchk > 1) {
+    if (bytchk == 2) {
         scsi_check_cdb_field(cmd, lu, 1, 2);
         return SCSI_DONE;
     }
+    if (bytchk == 3)
+        return write_verify_same(lu, cmd);
     if (!sbc_write_checks(lu, cmd, &rw, &bytes))
         return SCSI_DONE;
     uint8_t flags = sbc_write_flags(lu, true);

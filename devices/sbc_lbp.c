@@ -1,6 +1,6 @@
 /*
  * Logical block provisioning of the block device (SBC-4 4.7): UNMAP (5.32), WRITE SAME (10)/(16)
- * with UNMAP and NDOB (5.48, 5.50), GET LBA STATUS (5.8), FORMAT UNIT (5.4), and the VPD pages
+ * with UNMAP and NDOB (5.48, 5.50), GET LBA STATUS (5.8), and the VPD pages
  * that describe them: block limits B0h (6.6.4), block device characteristics B1h (6.6.2) and
  * logical block provisioning B2h (6.6.6). INQUIRY (spc.c) calls the page builders.
  *
@@ -131,15 +131,7 @@ int sbc_write_same(struct scsi_lu *lu, struct scsi_cmd *cmd)
         return sbc_start(cmd, SBC_IO_DISCARD, lba << lu->block_shift, bytes, 0);
     if (!sbc_slot_claim(cmd, lu))
         return SCSI_DONE;
-    struct scsi_cmd_priv *p = scsi_priv(cmd);
-    uint8_t *slot = sbc_slot_buf(lu, p->slot);
-    uint32_t fill = bytes < SCSI_VERIFY_SLOT_SIZE ? (uint32_t)bytes : SCSI_VERIFY_SLOT_SIZE;
-    if (ndob)
-        memset(slot, 0, lu->block_size); /* NDOB: the block is all zeros */
-    else
-        scsi_data_out(cmd, 0, slot, lu->block_size);
-    for (uint32_t off = lu->block_size; off < fill; off += lu->block_size)
-        memcpy(slot + off, slot, lu->block_size);
+    sbc_slot_fill(cmd, lu, bytes, ndob); /* NDOB: the block is all zeros */
     return sbc_start(cmd, SBC_IO_PATTERN, lba << lu->block_shift, bytes,
                      sbc_write_flags(lu, false));
 }
@@ -275,69 +267,6 @@ int sbc_get_lba_status(struct scsi_lu *lu, struct scsi_cmd *cmd)
     return SCSI_DONE;
 }
 
-/* ---- FORMAT UNIT -------------------------------------------------------------------------- */
-
-/*
- * SBC-4 5.4 without protection information and without defect lists: FMTPINFO=0, and with
- * FMTDATA=1 a short (4-byte) or long (8-byte) parameter list header with no initialization
- * pattern (IP=0), no protection fields and a DEFECT LIST LENGTH of zero. The format leaves every
- * block reading zeros: deallocated on a thin LU with LBPRZ, else zeroed by the backend, else
- * written with zeros. IMMED is accepted; the command still ends when the format has.
- */
-int sbc_format_unit(struct scsi_lu *lu, struct scsi_cmd *cmd)
-{
-    const uint8_t *cdb = cmd->cdb;
-    bool fmtdata = cdb[1] & 0x10;
-    bool longlist = cdb[1] & 0x20;
-    if (!fmtdata && (cdb[1] & 0x2F)) {
-        /* Without a parameter list, CMPLST, LONGLIST and DEFECT LIST FORMAT mean nothing and
-         * must be zero. */
-        scsi_check_cdb_field(cmd, lu, 1, scsi_high_bit(cdb[1] & 0x2F));
-        return SCSI_DONE;
-    }
-    if (fmtdata) {
-        uint32_t hlen = longlist ? 8 : 4;
-        if (scsi_out_capacity(cmd) < hlen) {
-            scsi_check_simple(cmd, lu, SCSI_SENSE_ILLEGAL_REQUEST,
-                              SCSI_ADSENSE_PARAMETER_LIST_LENGTH, 0);
-            return SCSI_DONE;
-        }
-        uint8_t h[8] = {0};
-        scsi_data_out(cmd, 0, h, hlen);
-        if (h[0] & 0x07) { /* PROTECTION FIELD USAGE */
-            scsi_check_param_field(cmd, lu, 0, 2);
-            return SCSI_DONE;
-        }
-        if (h[1] & 0x08) { /* IP: no initialization pattern support */
-            scsi_check_param_field(cmd, lu, 1, 3);
-            return SCSI_DONE;
-        }
-        if (h[1] & 0x04) { /* obsolete */
-            scsi_check_param_field(cmd, lu, 1, 2);
-            return SCSI_DONE;
-        }
-        if (longlist && h[3]) { /* P_I_INFORMATION / PROTECTION INTERVAL EXPONENT */
-            scsi_check_param_field(cmd, lu, 3, -1);
-            return SCSI_DONE;
-        }
-        uint32_t dl = longlist ? scsi_get_be32(h + 4) : scsi_get_be16(h + 2);
-        if (dl) {
-            scsi_check_param_field(cmd, lu, longlist ? 4 : 2, -1);
-            return SCSI_DONE;
-        }
-        cmd->transferred = hlen;
-    }
-    uint64_t bytes = lu->nblocks << lu->block_shift;
-    if (lu->lbpme && lu->lbprz)
-        return sbc_start(cmd, SBC_IO_DISCARD, 0, bytes, 0);
-    if (lu->be->caps.can_zero)
-        return sbc_start(cmd, SBC_IO_ZEROES, 0, bytes, 0);
-    if (!sbc_slot_claim(cmd, lu))
-        return SCSI_DONE;
-    memset(sbc_slot_buf(lu, scsi_priv(cmd)->slot), 0, SCSI_VERIFY_SLOT_SIZE);
-    return sbc_start(cmd, SBC_IO_PATTERN, 0, bytes, sbc_write_flags(lu, false));
-}
-
 /* ---- VPD pages ---------------------------------------------------------------------------- */
 
 /* SBC-4 6.6.4: exactly the limits the handlers enforce. */
@@ -361,13 +290,14 @@ uint32_t sbc_vpd_block_limits(const struct scsi_lu *lu, uint8_t *b)
     return sizeof(*p);
 }
 
-/* SBC-4 6.6.2 */
+/* SBC-4 6.6.2: a solid-state medium; WACEREQ 00b (no CRYPTOGRAPHIC ERASE). */
 uint32_t sbc_vpd_block_characteristics(const struct scsi_lu *lu, uint8_t *b)
 {
     VPD_BLOCK_DEVICE_CHARACTERISTICS_PAGE *p = (VPD_BLOCK_DEVICE_CHARACTERISTICS_PAGE *)b;
     (void)lu;
     p->MediumRotationRateMsb = 0x00;
     p->MediumRotationRateLsb = 0x01; /* non-rotating medium */
+    b[7] = 0x40; /* WABEREQ 01b: a read after SANITIZE BLOCK ERASE succeeds (and reads zeros) */
     return sizeof(*p);
 }
 

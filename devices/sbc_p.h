@@ -1,7 +1,8 @@
 /*
  * Private face of the block command set, shared by sbc.c (the transfer engine, READ/WRITE,
  * SYNCHRONIZE CACHE, READ CAPACITY, START STOP UNIT and the command table), sbc_lbp.c (thin
- * provisioning: UNMAP, WRITE SAME, GET LBA STATUS, FORMAT UNIT, the VPD pages) and sbc_cmp.c
+ * provisioning: UNMAP, WRITE SAME, GET LBA STATUS, the VPD pages), sbc_format.c (FORMAT UNIT,
+ * SANITIZE) and sbc_cmp.c
  * (commands that compare or read-modify-write: VERIFY, WRITE AND VERIFY, COMPARE AND WRITE,
  * ORWRITE). Handlers validate the CDB and data-out, then start a chain of backend submissions with
  * sbc_start(); the engine runs the chain and finishes the command.
@@ -15,6 +16,11 @@
 #define SBC_OP_PREFETCH10         0x34
 #define SBC_OP_READ_DEFECT_DATA10 0x37
 #define SBC_OP_ORWRITE16          0x8B
+#define SBC_OP_SANITIZE           0x48
+
+/* SANITIZE service actions (SBC-4 5.30.1) */
+#define SANITIZE_BLOCK_ERASE       0x02
+#define SANITIZE_EXIT_FAILURE_MODE 0x1F
 
 /*
  * Limits the engine enforces and VPD B0h advertises (SBC-4 6.6.4). A WRITE SAME writes its
@@ -47,9 +53,10 @@ enum sbc_io_kind {
 #define SBC_IO_FLUSHING    0x02u /* the current submission is that flush */
 #define SBC_IO_FUA         0x04u /* pass BE_IO_FUA on the writes */
 #define SBC_IO_STEP2       0x08u /* CAW/ORWRITE: the current submission is the write */
-#define SBC_IO_THEN_VERIFY 0x10u /* WRITE AND VERIFY BYTCHK=1: compare after writing */
+#define SBC_IO_THEN_VERIFY 0x10u /* WRITE AND VERIFY BYTCHK=01b/11b: compare after writing */
 #define SBC_IO_GATE_SH     0x20u /* holds the write gate shared */
 #define SBC_IO_GATE_EX     0x40u /* holds (or waits for) the write gate exclusive */
+#define SBC_IO_WHOLE       0x80u /* FORMAT UNIT, SANITIZE: take the write gate exclusive */
 
 /* The LBA and length fields of a READ, WRITE, VERIFY, WRITE AND VERIFY, ORWRITE or PRE-FETCH. */
 struct sbc_rw {
@@ -82,6 +89,8 @@ int sbc_slot_take(struct scsi_lu *lu);
 uint8_t *sbc_slot_buf(struct scsi_lu *lu, int slot);
 /* Takes a slot into the command's scratch; false (status BUSY set) when none is free. */
 bool sbc_slot_claim(struct scsi_cmd *cmd, struct scsi_lu *lu);
+/* Fills the command's slot (up to `bytes`) with the first data-out block, or zeros, repeated. */
+void sbc_slot_fill(struct scsi_cmd *cmd, struct scsi_lu *lu, uint64_t bytes, bool zeros);
 
 /* Blocks a slot holds; at least one, since the largest block size is the slot size. */
 static inline uint32_t sbc_slot_blocks(const struct scsi_lu *lu)
@@ -112,6 +121,7 @@ int sbc_unmap(struct scsi_lu *lu, struct scsi_cmd *cmd);
 int sbc_write_same(struct scsi_lu *lu, struct scsi_cmd *cmd);
 int sbc_get_lba_status(struct scsi_lu *lu, struct scsi_cmd *cmd);
 int sbc_format_unit(struct scsi_lu *lu, struct scsi_cmd *cmd);
+int sbc_sanitize(struct scsi_lu *lu, struct scsi_cmd *cmd);
 int sbc_verify(struct scsi_lu *lu, struct scsi_cmd *cmd);
 int sbc_write_verify(struct scsi_lu *lu, struct scsi_cmd *cmd);
 int sbc_compare_and_write(struct scsi_lu *lu, struct scsi_cmd *cmd);

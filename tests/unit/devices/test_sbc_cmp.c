@@ -420,11 +420,8 @@ static void test_write_and_verify_writes_then_compares(void **state)
     run_cmd(f.lu, &t, c, 16, SCSI_DIR_OUT, d, sizeof(d));
     assert_check(&t, SCSI_SENSE_MEDIUM_ERROR, SCSI_ADSENSE_UNRECOVERED_ERROR, 0);
     mock_backend_fail(f.mb, BE_OP_READ, 0);
-    /* BYTCHK 10b reserved, 11b not supported; short data-out; past the end */
+    /* BYTCHK 10b reserved; short data-out; past the end */
     c[1] = 0x04;
-    run_cmd(f.lu, &t, c, 16, SCSI_DIR_OUT, d, sizeof(d));
-    assert_invalid_cdb_field(&t, 1, 2);
-    c[1] = 0x06;
     run_cmd(f.lu, &t, c, 16, SCSI_DIR_OUT, d, sizeof(d));
     assert_invalid_cdb_field(&t, 1, 2);
     c[1] = 0x02;
@@ -434,6 +431,35 @@ static void test_write_and_verify_writes_then_compares(void **state)
     run_cmd(f.lu, &t, c, 16, SCSI_DIR_OUT, d, sizeof(d));
     assert_check(&t, SCSI_SENSE_ILLEGAL_REQUEST, SCSI_ADSENSE_ILLEGAL_BLOCK,
                  SCSI_SENSEQ_LBA_OUT_OF_RANGE);
+    fx_close(&f);
+}
+
+static void test_write_and_verify_bytchk_11b_writes_one_block_everywhere_then_compares(void **state)
+{
+    struct fx f;
+    fx_open(&f, DISK_BYTES, NULL, &caps_fua, false);
+    uint8_t blk[512], c[16];
+    for (int i = 0; i < 512; i++)
+        blk[i] = (uint8_t)(i * 5 + 3);
+    struct tcmd t;
+    cdb16(c, SCSIOP_WRITE_VERIFY16, 100, 200); /* 100 KiB: two writes, two reads */
+    c[1] = 0x06;
+    run_cmd(f.lu, &t, c, 16, SCSI_DIR_OUT, blk, sizeof(blk));
+    assert_good(&t);
+    assert_int_equal(t.cmd.transferred, 512);
+    for (int lba = 100; lba < 300; lba++)
+        assert_memory_equal(f.mb->data + lba * 512, blk, 512);
+    assert_int_equal(mock_backend_count(f.mb, BE_OP_WRITE), 2);
+    assert_int_equal(mock_backend_count(f.mb, BE_OP_READ), 2);
+    assert_int_equal(mock_backend_last(f.mb, BE_OP_WRITE)->flags, BE_IO_FUA);
+    assert_true(f.mb->data[99 * 512 + 511] == 0 && f.mb->data[300 * 512] == 0);
+    /* a data-out shorter than the block; 0 blocks */
+    run_cmd(f.lu, &t, c, 16, SCSI_DIR_OUT, blk, 511);
+    assert_invalid_cdb_field(&t, 10, -1);
+    cdb16(c, SCSIOP_WRITE_VERIFY16, 100, 0);
+    c[1] = 0x06;
+    run_cmd(f.lu, &t, c, 16, SCSI_DIR_OUT, blk, sizeof(blk));
+    assert_good(&t);
     fx_close(&f);
 }
 
@@ -546,6 +572,8 @@ int main(void)
         cmocka_unit_test(test_orwrite_ors_the_data_into_the_medium_in_chunks),
         cmocka_unit_test(test_verify_bytchk_11b_compares_every_block_with_one),
         cmocka_unit_test(test_write_and_verify_writes_then_compares),
+        cmocka_unit_test(
+            test_write_and_verify_bytchk_11b_writes_one_block_everywhere_then_compares),
         cmocka_unit_test(test_prefetch_checks_the_range_and_returns_good),
         cmocka_unit_test(test_read_defect_data_returns_an_empty_list_in_the_format_asked),
         cmocka_unit_test(test_prevent_allow_and_loej_on_a_non_removable_disk),

@@ -654,6 +654,101 @@ static void test_format_unit_parameter_header_checks(void **state)
     fx_close(&f);
 }
 
+/* ---- SANITIZE ----------------------------------------------------------------------------- */
+
+static void sanitize_cdb(uint8_t *c, uint8_t sa, uint16_t plen)
+{
+    memset(c, 0, 10);
+    c[0] = 0x48;
+    c[1] = sa;
+    scsi_put_be16(c + 7, plen);
+}
+
+static void test_sanitize_block_erase_erases_and_exit_failure_mode_is_good(void **state)
+{
+    struct fx f;
+    fx_open(&f, DISK_BYTES, NULL, &caps_thin, false);
+    write_blocks(&f, 0, 64, 0x61);
+    write_blocks(&f, 1000, 24, 0x61);
+    mock_backend_clear_log(f.mb);
+    uint8_t c[10], b[64];
+    struct tcmd t;
+    sanitize_cdb(c, 0x82, 0); /* IMMED, BLOCK ERASE */
+    run_cmd(f.lu, &t, c, 10, SCSI_DIR_NONE, NULL, 0);
+    assert_good(&t);
+    const struct mock_req *r = mock_backend_last(f.mb, BE_OP_DISCARD);
+    assert_non_null(r);
+    assert_int_equal(r->offset, 0);
+    assert_int_equal(r->length, DISK_BYTES);
+    assert_true(zero(f.mb->data, DISK_BYTES));
+    struct lba_desc d[4];
+    assert_int_equal(get_lba_status(&f, 0, 64, d), 1);
+    assert_int_equal(d[0].n, 1024);
+    assert_int_equal(d[0].status, 1);
+    sanitize_cdb(c, 0x1F, 0); /* EXIT FAILURE MODE: none to leave */
+    run_cmd(f.lu, &t, c, 10, SCSI_DIR_NONE, NULL, 0);
+    assert_good(&t);
+    /* VPD B1h: WABEREQ 01b, WACEREQ 00b */
+    inquiry_vpd(f.lu, &t, 0xB1, b);
+    assert_good(&t);
+    assert_int_equal(b[7], 0x40);
+    fx_close(&f);
+}
+
+static void test_sanitize_field_checks(void **state)
+{
+    struct fx f;
+    fx_open(&f, DISK_BYTES, NULL, &caps_thin, false);
+    uint8_t c[10], p[8] = {0};
+    struct tcmd t;
+    sanitize_cdb(c, 0x02, 8); /* BLOCK ERASE takes no parameter list */
+    run_cmd(f.lu, &t, c, 10, SCSI_DIR_OUT, p, sizeof(p));
+    assert_invalid_cdb_field(&t, 7, -1);
+    sanitize_cdb(c, 0x1F, 8);
+    run_cmd(f.lu, &t, c, 10, SCSI_DIR_OUT, p, sizeof(p));
+    assert_invalid_cdb_field(&t, 7, -1);
+    const uint8_t unsupported[] = {0x00, 0x01, 0x03, 0x04, 0x1E}; /* OVERWRITE, CRYPTO ERASE, .. */
+    for (size_t i = 0; i < sizeof(unsupported); i++) {
+        sanitize_cdb(c, unsupported[i], 0);
+        run_cmd(f.lu, &t, c, 10, SCSI_DIR_NONE, NULL, 0);
+        assert_invalid_cdb_field(&t, 1, 4);
+    }
+    sanitize_cdb(c, 0x02 | 0x40, 0); /* reserved bit 6 */
+    run_cmd(f.lu, &t, c, 10, SCSI_DIR_NONE, NULL, 0);
+    assert_invalid_cdb_field(&t, 1, 6);
+    assert_int_equal(f.mb->nreq, 0);
+    fx_close(&f);
+
+    struct scsi_disk_config ro = {.read_only = true};
+    fx_open(&f, DISK_BYTES, &ro, &caps_thin, false);
+    sanitize_cdb(c, 0x02, 0);
+    run_cmd(f.lu, &t, c, 10, SCSI_DIR_NONE, NULL, 0);
+    assert_check(&t, SCSI_SENSE_DATA_PROTECT, SCSI_ADSENSE_WRITE_PROTECT, 0);
+    fx_close(&f);
+}
+
+/* An erase of the whole medium holds the write gate exclusive: a write waits for it. */
+static void test_sanitize_and_format_hold_writes_until_they_finish(void **state)
+{
+    struct fx f;
+    fx_open(&f, DISK_BYTES, NULL, &caps_zero, false);
+    f.mb->deferred = true;
+    uint8_t c[10], w[512], wc[10];
+    memset(w, 0x99, sizeof(w));
+    struct tcmd t1, t2;
+    sanitize_cdb(c, 0x02, 0);
+    run_cmd(f.lu, &t1, c, 10, SCSI_DIR_NONE, NULL, 0);
+    cdb10(wc, SCSIOP_WRITE, 3, 1);
+    run_cmd(f.lu, &t2, wc, 10, SCSI_DIR_OUT, w, sizeof(w));
+    assert_int_equal(f.mb->nreq, 1); /* only the erase's WRITE_ZEROES */
+    assert_int_equal(f.mb->log[0].op, BE_OP_WRITE_ZEROES);
+    mock_backend_release(f.mb);
+    assert_good(&t1);
+    assert_good(&t2);
+    assert_int_equal(f.mb->data[3 * 512], 0x99); /* the write landed after the erase */
+    fx_close(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -676,6 +771,9 @@ int main(void)
         cmocka_unit_test(test_get_lba_status_field_checks_and_backend_without_a_map),
         cmocka_unit_test(test_format_unit_leaves_every_block_zero_by_the_cheapest_means),
         cmocka_unit_test(test_format_unit_parameter_header_checks),
+        cmocka_unit_test(test_sanitize_block_erase_erases_and_exit_failure_mode_is_good),
+        cmocka_unit_test(test_sanitize_field_checks),
+        cmocka_unit_test(test_sanitize_and_format_hold_writes_until_they_finish),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
