@@ -437,7 +437,10 @@ static void iscsi_conn_run(struct iscsi_conn *c)
     struct timeval tv = {.tv_sec = ISCSI_RECV_TIMEOUT};
     int rc = 0;
 
+    /* A PDU half received, or a send that makes no progress (an initiator that stops reading),
+     * for ISCSI_RECV_TIMEOUT seconds ends the connection: a hostile peer holds only its own. */
     setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
     /* the data segment, its padding and its digest */
     c->rx = malloc(ISCSI_OUR_MRDSL + 8);
     if (!c->rx || iscsi_conn_login(c))

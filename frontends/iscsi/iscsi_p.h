@@ -29,7 +29,7 @@
 #define ISCSI_SESSION_BUF   (128u << 20) /* task buffers of one session, all together */
 #define ISCSI_SENSE_MAX     96
 #define ISCSI_BUF_MIN       65536 /* a task buffer's smallest size */
-#define ISCSI_RECV_TIMEOUT  30    /* s a PDU may take to arrive once its first byte has */
+#define ISCSI_RECV_TIMEOUT  30    /* s a PDU may take to arrive, or a send to make progress */
 
 struct iscsi_sptd {
     SCSI_PASS_THROUGH_DIRECT sptd;
