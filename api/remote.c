@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -495,6 +496,9 @@ static storstack_status_t remote_ioctl_raw(storstack_handle_t *handle, uint32_t 
  * callback, so the synchronous and the overlapped call share it.
  */
 struct remote_sptd {
+    /* two owners, the caller in remote_submit (the request may still be in sendmsg when the
+     * response arrives) and the callback; the last to let go frees */
+    atomic_int refs;
     SCSI_PASS_THROUGH_DIRECT d;
     void *out;
     uint32_t out_length, data_at, total;
@@ -532,7 +536,8 @@ static void remote_sptd_done(void *context, storstack_status_t st, uint64_t info
     }
     storstack_io_callback *callback = x->callback;
     void *user = x->context;
-    free(x);
+    if (atomic_fetch_sub(&x->refs, 1) == 1)
+        free(x);
     callback(user, st, NT_ERROR(st) ? 0 : returned);
 }
 
@@ -598,9 +603,10 @@ static storstack_status_t remote_ioctl_sptd_async(storstack_handle_t *handle, co
                                .arg0 = IOCTL_SCSI_PASS_THROUGH,
                                .arg1 = total,
                                .payload_length = send_length};
+    atomic_init(&x->refs, 2);
     st = remote_submit(remote_of(handle->stack), &req, x->buf, &t);
-    if (st != STATUS_PENDING)
-        free(x);
+    if (st != STATUS_PENDING || atomic_fetch_sub(&x->refs, 1) == 1)
+        free(x); /* not issued (no callback), or the callback has let go already */
     return st;
 }
 
