@@ -576,7 +576,8 @@ static int server_do_ioctl(struct server_conn *conn, const struct wire_request *
         server_respond(conn, req->tag, STATUS_INVALID_HANDLE, 0, 0, NULL, 0);
         return 0;
     }
-    memset(io->buf + out_at, 0, req->arg1);
+    if (req->arg1) /* a slot of length 0 may have no buffer at all */
+        memset(io->buf + out_at, 0, req->arg1);
     io->conn = conn;
     io->tag = req->tag;
     io->handle_index = index;
