@@ -656,6 +656,41 @@ static void test_discovery_lists_targets_and_idle_sessions_are_small(void **stat
         close(s[i].fd);
 }
 
+/* Bad registry values stop the configuration with a reason naming the key. */
+static void test_registry_values_are_checked(void **state)
+{
+    static const struct {
+        const char *text, *reason;
+    } cases[] = {
+        {"[Control\\Storstack\\iSCSI\\Target0]\nName = iqn.x:a\nLun0 = PhysicalDrive0\n"
+         "ChapUser = u\nChapSecret = short\n",
+         "at least 12"},
+        {"[Control\\Storstack\\iSCSI\\Target0]\nName = iqn.x:a\n", "LUNs"},
+        {"[Control\\Storstack\\iSCSI\\Target0]\nName = target-a\nLun0 = PhysicalDrive0\n",
+         "not an iqn"},
+        {"[Control\\Storstack\\iSCSI]\nNopInterval = 99999\n", "NopInterval"},
+        {"[Control\\Storstack\\iSCSI]\nNopInterval = 5\nNopTimeout = 0\n", "NopTimeout"},
+    };
+    static struct iscsi_target_config cfg;
+    char err[256], portal[64], text[1024];
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        snprintf(text, sizeof(text),
+                 "[Enum\\Root\\VMINIPORT\\0000]\nHardwareID = "
+                 "multi:ROOT\\VMINIPORT\n%s",
+                 cases[i].text);
+        storstack_t *s = storstack_create_ex(NULL, text, NULL, 0, err, sizeof(err));
+        assert_non_null(s);
+        iscsi_config_default(&cfg);
+        err[0] = 0;
+        assert_int_equal(
+            iscsi_config_from_registry(s, &cfg, portal, sizeof(portal), err, sizeof(err)), -EINVAL);
+        if (!strstr(err, cases[i].reason))
+            fail_msg("case %zu: '%s' lacks '%s'", i, err, cases[i].reason);
+        storstack_destroy(s);
+    }
+}
+
 static int setup(void **state)
 {
     static struct iscsi_target_config cfg;
@@ -697,6 +732,7 @@ int main(void)
         cmocka_unit_test(test_crc32c_digests_on_the_wire),
         cmocka_unit_test(test_target_pings_and_drops_a_silent_initiator),
         cmocka_unit_test(test_discovery_lists_targets_and_idle_sessions_are_small),
+        cmocka_unit_test(test_registry_values_are_checked),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
