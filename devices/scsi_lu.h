@@ -122,6 +122,13 @@ void scsi_lu_execute(struct scsi_lu *lu, struct scsi_cmd *cmd);
  * attentions established before it. Safe to call from any thread.
  */
 void scsi_lu_set_unit_attention(struct scsi_lu *lu, uint8_t asc, uint8_t ascq);
+/*
+ * The transport lost an I_T nexus (iSCSI logout or connection loss, SAM-5 6.3.4): an SPC-2
+ * reservation it held ends. Persistent reservations are not affected. transport_id may be NULL.
+ * A LUN or target reset is scsi_lu_set_unit_attention(lu, 0x29, ...): it also ends the SPC-2
+ * reservation.
+ */
+void scsi_lu_nexus_loss(struct scsi_lu *lu, uint64_t nexus, const char *transport_id);
 
 struct scsi_target *scsi_target_create(void);
 /* The target does not own the LUs; destroy them after the target. */

@@ -62,6 +62,11 @@ int iscsi_config_check(const struct iscsi_target_config *cfg, char *err, size_t 
         snprintf(err, errlen, "iSCSI: at most %d targets", ISCSI_MAX_TARGETS);
         return -EINVAL;
     }
+    if (cfg->device && (!cfg->device[0] || strlen(cfg->device) >= ISCSI_DEVICE_MAX)) {
+        snprintf(err, errlen, "iSCSI: device name empty or longer than %d bytes",
+                 ISCSI_DEVICE_MAX - 1);
+        return -EINVAL;
+    }
     if (cfg->nop_interval && !cfg->nop_timeout) {
         snprintf(err, errlen, "iSCSI: NopTimeout must not be 0 when NopInterval is set");
         return -EINVAL;

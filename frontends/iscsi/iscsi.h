@@ -40,7 +40,8 @@ struct iscsi_target_def {
 
 struct iscsi_target_config {
     const char *portal; /* "ADDR:PORT" or "[ADDR6]:PORT"; NULL: ISCSI_DEFAULT_PORTAL */
-    /* No targets: one, ISCSI_DEFAULT_IQN with LUN 0 = ISCSI_DEFAULT_DEVICE. */
+    /* No targets: one, ISCSI_DEFAULT_IQN with LUN 0 = device (NULL: ISCSI_DEFAULT_DEVICE). */
+    const char *device;
     unsigned ntargets;
     struct iscsi_target_def targets[ISCSI_MAX_TARGETS];
     uint32_t nop_interval; /* s of silence before a NOP-In ping; 0: no pings */

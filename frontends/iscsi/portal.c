@@ -173,8 +173,10 @@ int iscsi_target_start(storstack_t *stack, const struct iscsi_target_config *cfg
         snprintf(t->cfg.targets[0].iqn, ISCSI_IQN_MAX, "%s", ISCSI_DEFAULT_IQN);
         t->cfg.targets[0].nluns = 1;
         t->cfg.targets[0].luns[0].lun = 0;
-        snprintf(t->cfg.targets[0].luns[0].device, ISCSI_DEVICE_MAX, "%s", ISCSI_DEFAULT_DEVICE);
+        snprintf(t->cfg.targets[0].luns[0].device, ISCSI_DEVICE_MAX, "%s",
+                 t->cfg.device ? t->cfg.device : ISCSI_DEFAULT_DEVICE);
     }
+    t->cfg.device = NULL; /* the caller's string, copied above when it was used */
     for (unsigned i = 0; i < t->cfg.ntargets; i++) {
         t->login_targets[i].iqn = t->cfg.targets[i].iqn;
         t->login_targets[i].chap = &t->cfg.targets[i].chap;
