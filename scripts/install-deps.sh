@@ -4,7 +4,8 @@
 set -euo pipefail
 set_name=${1:-build}
 # libnbd-dev, libiscsi-dev, nbdkit-plugin-dev: the remote miniports and the nbdkit plugin
-build_pkgs=(gcc make cmake pkg-config liburing-dev libinih-dev libnbd-dev libiscsi-dev nbdkit-plugin-dev)
+build_pkgs=(gcc make cmake pkg-config liburing-dev libinih-dev libssl-dev libnbd-dev libiscsi-dev
+    nbdkit-plugin-dev)
 # nbdkit, qemu-utils, libnbd-bin, tgt: the peers of tests/remote
 test_pkgs=(libcmocka-dev clang libclang-rt-dev libiscsi-bin xorriso qemu-utils qemu-block-extra nbdkit
     libnbd-bin tgt)
