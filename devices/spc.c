@@ -116,7 +116,7 @@ int spc_inquiry(struct scsi_lu *lu, struct scsi_cmd *cmd)
         INQUIRYDATA *id = (INQUIRYDATA *)buf;
         id->DeviceType = lu->device_type;
         id->DeviceTypeQualifier = DEVICE_QUALIFIER_ACTIVE;
-        id->RemovableMedia = 0;
+        id->RemovableMedia = lu->removable;
         id->Versions = SCSI_VERSION_SPC4;
         id->ResponseDataFormat = 2;
         id->CommandQueue = 1;
@@ -158,6 +158,10 @@ int spc_request_sense(struct scsi_lu *lu, struct scsi_cmd *cmd)
     uint8_t asc, ascq;
     if (scsi_lu_ua_take(lu, cmd->nexus, &asc, &ascq)) {
         si.key = SCSI_SENSE_UNIT_ATTENTION;
+        si.asc = asc;
+        si.ascq = ascq;
+    } else if (lu->type_not_ready && lu->type_not_ready(lu, &asc, &ascq)) {
+        si.key = SCSI_SENSE_NOT_READY; /* no medium, or one becoming ready (MMC) */
         si.asc = asc;
         si.ascq = ascq;
     } else if (atomic_load_explicit(&lu->stopped, memory_order_acquire)) {
@@ -363,7 +367,8 @@ const struct scsi_cmd_desc spc_commands[] = {
      SCSI_F_UA_OK | SCSI_F_DATA_IN,
      {0xFF, 0x01, 0xFF, 0xFF, 0xFF, CTL},
      spc_inquiry,
-     "INQUIRY"},
+     "INQUIRY",
+     .field_msb = {[1] = 0x02}}, /* reserved 7..2, obsolete CMDDT */
     {SCSIOP_MODE_SELECT,
      0,
      6,

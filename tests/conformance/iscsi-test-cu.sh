@@ -196,6 +196,57 @@ INI
     kill -TERM "$ro_pid" 2>/dev/null; wait "$ro_pid" 2>/dev/null
 fi
 
+# Suites that need a removable medium (RMB=1: PreventAllow, StartStopUnit, NoMedia) and tests
+# that need more than one logical block per physical block ("LBPPB < 2"): a third serve whose LU
+# is removable with 4 KiB physical blocks (Removable = 1, PhysicalBlockSize = 4096); its results
+# stand for those specs. ALL or SCSI runs them all; a narrower spec runs what it names.
+rm_all=(SCSI.PreventAllow SCSI.StartStopUnit SCSI.NoMedia SCSI.CompareAndWrite.InvalidDataOutSize
+    SCSI.WriteSame10.UnmapUnaligned SCSI.WriteSame10.InvalidDataOutSize
+    SCSI.WriteSame16.UnmapUnaligned SCSI.WriteSame16.InvalidDataOutSize)
+rm_specs=()
+for spec in "${specs[@]}"; do
+    case "$spec" in
+    ALL | SCSI) rm_specs=("${rm_all[@]}") ;;
+    SCSI.PreventAllow* | SCSI.StartStopUnit* | SCSI.NoMedia*) rm_specs+=("$spec") ;;
+    esac
+done
+rm_note=
+if [ ${#rm_specs[@]} -gt 0 ]; then
+    cat >"$tmp/rm.ini" <<'INI'
+[Enum\Root\VMINIPORT\0000]
+HardwareID = multi:ROOT\VMINIPORT
+DeviceDesc = storstack virtual storage adapter
+[Enum\Root\VMINIPORT\0000\Device Parameters\Target0\Lun0]
+Type = disk
+Backend = ram
+Size = 256M
+Removable = 1
+PhysicalBlockSize = 4096
+INI
+    "$bin" serve --config "$tmp/rm.ini" --socket "$tmp/rm.sock" --iscsi-portal 127.0.0.1:0 \
+        >"$tmp/rm.log" 2>&1 &
+    rm_pid=$!
+    for _ in $(seq 100); do
+        grep -q "serving on" "$tmp/rm.log" 2>/dev/null && break
+        sleep 0.1
+    done
+    rm_port=$(sed -n 's/^storstack: iSCSI target .* on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$tmp/rm.log")
+    if [ -n "$rm_port" ]; then
+        saved=("${specs[@]}")
+        specs=("${rm_specs[@]}")
+        run_suite storstack-rm "iscsi://127.0.0.1:$rm_port/iqn.2026-11.org.storstack:default/0"
+        specs=("${saved[@]}")
+        # The rows of the main run that the removable run replaces: same suite.test.
+        awk -F'\t' 'NR == FNR { seen[$1 "." $2] = 1; next } !(($1 "." $2) in seen)' \
+            "$tmp/storstack-rm.tests" "$tmp/storstack.tests" >"$tmp/main.tests"
+        cat "$tmp/main.tests" "$tmp/storstack-rm.tests" >"$tmp/storstack.tests"
+        rm_note="${rm_specs[*]} ran against a third \`storstack serve\` whose LU is removable with 4 KiB physical blocks (Removable = 1, PhysicalBlockSize = 4096)."
+    else
+        cat "$tmp/rm.log"; echo "the removable LU's serve did not start" >&2; tool_fail=1
+    fi
+    kill -TERM "$rm_pid" 2>/dev/null; wait "$rm_pid" 2>/dev/null
+fi
+
 read -r run passed failed skipped <<<"$(totals "$tmp/storstack.tests")"
 report() {
     echo "## iscsi-test-cu per family"
@@ -228,6 +279,7 @@ report() {
     echo
     echo "storstack: run $run, passed $passed, failed $failed, skipped $skipped"
     [ -n "$ro_note" ] && echo && echo "$ro_note"
+    [ -n "$rm_note" ] && echo && echo "$rm_note"
     if [ -n "$tgt_url" ]; then
         read -r tr tp tf ts <<<"$(totals "$tmp/tgtd.tests")"
         echo "tgtd (RAM-backed LUN): run $tr, passed $tp, failed $tf, skipped $ts"

@@ -146,7 +146,7 @@ static BOOLEAN VmpCreateUnit(PVMP_ADAPTER a, PVOID ext, ULONG t, ULONG l, PCSTR 
          serial[64];
     struct scsi_disk_config cfg = {0};
     BOOLEAN ok = TRUE;
-    ULONGLONG size, block, ro, wce, direct, create;
+    ULONGLONG size, block, ro, wce, direct, create, removable, physical;
     const char *detail = NULL;
     int rc;
 
@@ -166,6 +166,9 @@ static BOOLEAN VmpCreateUnit(PVMP_ADAPTER a, PVOID ext, ULONG t, ULONG l, PCSTR 
     wce = VmpReadNumber(ext, subkey, "WriteCache", 1, &ok);
     direct = VmpReadNumber(ext, subkey, "Direct", 0, &ok);
     create = VmpReadNumber(ext, subkey, "Create", 1, &ok);
+    removable = VmpReadNumber(ext, subkey, "Removable", 0, &ok);
+    /* 0: one logical block per physical block */
+    physical = VmpReadNumber(ext, subkey, "PhysicalBlockSize", 0, &ok);
     if (!ok)
         return FALSE;
     if (!strcasecmp(type, "cdrom"))
@@ -177,6 +180,15 @@ static BOOLEAN VmpCreateUnit(PVMP_ADAPTER a, PVOID ext, ULONG t, ULONG l, PCSTR 
     if (block != 512 && block != 4096) {
         StorPortLogErrorText(ext, "%s: BlockSize must be 512 or 4096, not %llu", subkey,
                              (unsigned long long)block);
+        return FALSE;
+    }
+    if (physical == 0)
+        physical = block;
+    if (physical < block || physical > 65536 || (physical & (physical - 1))) {
+        StorPortLogErrorText(ext,
+                             "%s: PhysicalBlockSize must be a power-of-two multiple of "
+                             "BlockSize (%llu) up to 65536, not %llu",
+                             subkey, (unsigned long long)block, (unsigned long long)physical);
         return FALSE;
     }
     if (!strcasecmp(kind, "ram")) {
@@ -222,6 +234,8 @@ static BOOLEAN VmpCreateUnit(PVMP_ADAPTER a, PVOID ext, ULONG t, ULONG l, PCSTR 
     cfg.max_transfer_blocks = (uint32_t)(a->MaxTransferLength / block);
     cfg.write_cache = wce != 0;
     cfg.read_only = ro != 0;
+    cfg.removable = removable != 0;
+    cfg.physical_block_size = (uint32_t)physical;
     rc = scsi_disk_create(&cfg, a->Units[t][l].Backend, &a->Units[t][l].Lu);
     if (rc < 0) {
         StorPortLogErrorText(ext, "%s: cannot create the disk: %s", subkey, strerror(-rc));
