@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
 
@@ -50,6 +51,7 @@ struct be_caps {
     bool trim_zeroes; /* a discarded range reads back as zeros (LBPRZ) */
     bool can_zero;
     bool can_extents;
+    bool can_meta; /* meta_load/meta_store keep metadata blobs (see backend_ops) */
 };
 
 /*
@@ -82,6 +84,17 @@ struct backend_ops {
                    uint32_t max);
     /* Waits until every submitted request has completed, then frees the backend. */
     void (*destroy)(struct backend *be);
+
+    /* ---- Metadata blobs kept with the store (persistent reservations with APTPL) ----
+     * Small named blobs (name: [a-z0-9_]+) that live as long as the store does: the RAM
+     * backend's in memory, the file backend's in a sidecar file "<image>.<name>" next to the
+     * image, replaced atomically (temp file, fsync, rename, fsync of the directory). Only when
+     * caps.can_meta (be_has_meta). Not for the I/O path: they may block. */
+    /* 0 with *len the blob's size (copied into buf), -ENOENT when absent, -EFBIG when larger
+     * than cap, or another -errno. */
+    int (*meta_load)(struct backend *be, const char *name, void *buf, size_t cap, size_t *len);
+    /* Replaces the blob (durable on return 0); len 0 removes it. */
+    int (*meta_store)(struct backend *be, const char *name, const void *buf, size_t len);
 };
 
 struct backend {
@@ -93,6 +106,11 @@ struct backend {
 static inline void be_submit(struct backend *be, struct be_io *io)
 {
     be->ops->submit(be, io);
+}
+
+static inline bool be_has_meta(const struct backend *be)
+{
+    return be->caps.can_meta && be->ops->meta_load && be->ops->meta_store;
 }
 
 /* For backends answering be_extents: appends [pos, pos + n) of kind `flags` to ext[], merged into

@@ -24,6 +24,7 @@
 #include <linux/fs.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -54,6 +55,7 @@ struct be_file {
     uint32_t inflight;      /* accepted requests whose callback has not yet returned */
     bool closing;
     pthread_t reaper;
+    char *meta_base; /* metadata sidecar prefix "<image path>." (regular writable files) */
 };
 
 static struct be_file *be_file_from(struct backend *be)
@@ -342,6 +344,7 @@ static void be_file_destroy(struct backend *be)
     pthread_cond_destroy(&f->drained);
     pthread_cond_destroy(&f->space);
     pthread_mutex_destroy(&f->lock);
+    free(f->meta_base);
     free(f);
 }
 
@@ -388,12 +391,107 @@ static int be_file_extents(struct backend *be, uint64_t offset, uint64_t length,
     return (int)count;
 }
 
+static int be_file_meta_load(struct backend *be, const char *name, void *buf, size_t cap,
+                             size_t *len);
+static int be_file_meta_store(struct backend *be, const char *name, const void *buf, size_t len);
+
 static const struct backend_ops be_file_ops = {
     .name = "file",
     .submit = be_file_submit,
     .extents = be_file_extents,
     .destroy = be_file_destroy,
+    .meta_load = be_file_meta_load,
+    .meta_store = be_file_meta_store,
 };
+
+static int be_file_sync_parent(const char *path);
+
+/* ---- metadata blobs: sidecar files "<image>.<name>" ------------------------------------- */
+
+static int be_file_meta_path(struct be_file *f, const char *name, const char *suffix, char *out)
+{
+    for (const char *c = name; *c; c++) {
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_'))
+            return -EINVAL;
+    }
+    if (!f->meta_base)
+        return -EOPNOTSUPP;
+    int n = snprintf(out, PATH_MAX, "%s%s%s", f->meta_base, name, suffix);
+    return n < 0 || n >= PATH_MAX ? -ENAMETOOLONG : 0;
+}
+
+static int be_file_meta_load(struct backend *be, const char *name, void *buf, size_t cap,
+                             size_t *len)
+{
+    char path[PATH_MAX];
+    int ret = be_file_meta_path(be_file_from(be), name, "", path);
+    if (ret)
+        return ret;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    size_t got = 0;
+    for (;;) {
+        uint8_t extra;
+        ssize_t n = got < cap ? read(fd, (uint8_t *)buf + got, cap - got) : read(fd, &extra, 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            ret = -errno;
+            break;
+        }
+        if (n == 0)
+            break;
+        if (got == cap) {
+            ret = -EFBIG;
+            break;
+        }
+        got += (size_t)n;
+    }
+    close(fd);
+    if (ret == 0)
+        *len = got;
+    return ret;
+}
+
+/* Written to "<image>.<name>.tmp", fsync'd, renamed over the blob, and the directory fsync'd:
+ * a crash leaves the old blob or the new one, never a torn one. */
+static int be_file_meta_store(struct backend *be, const char *name, const void *buf, size_t len)
+{
+    struct be_file *f = be_file_from(be);
+    char path[PATH_MAX], tmp[PATH_MAX];
+    int ret = be_file_meta_path(f, name, "", path);
+    if (!ret)
+        ret = be_file_meta_path(f, name, ".tmp", tmp);
+    if (ret)
+        return ret;
+    if (len == 0) {
+        if (unlink(path) < 0 && errno != ENOENT)
+            return -errno;
+        return be_file_sync_parent(path);
+    }
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -errno;
+    size_t done = 0;
+    while (done < len && ret == 0) {
+        ssize_t n = write(fd, (const uint8_t *)buf + done, len - done);
+        if (n < 0 && errno != EINTR)
+            ret = -errno;
+        else if (n > 0)
+            done += (size_t)n;
+    }
+    if (ret == 0 && fsync(fd) < 0)
+        ret = -errno;
+    close(fd);
+    if (ret == 0 && rename(tmp, path) < 0)
+        ret = -errno;
+    if (ret != 0) {
+        unlink(tmp);
+        return ret;
+    }
+    return be_file_sync_parent(path);
+}
 
 /* A file we created must still exist after a crash: its directory entry has to be durable. */
 static int be_file_sync_parent(const char *path)
@@ -537,6 +635,11 @@ int be_file_create(const char *path, uint64_t size, uint32_t flags, struct backe
     f->direct = (flags & BE_FILE_DIRECT) != 0;
     bool writable = !(flags & BE_FILE_READONLY);
     f->be.ops = &be_file_ops;
+    /* Metadata sidecars next to a writable image file (not next to a device node). */
+    if (regular && writable && (f->meta_base = malloc(strlen(path) + 2)) != NULL) {
+        strcpy(f->meta_base, path);
+        strcat(f->meta_base, ".");
+    }
     f->be.size = size;
     f->be.caps = (struct be_caps){
         .read_only = !writable,
@@ -548,6 +651,7 @@ int be_file_create(const char *path, uint64_t size, uint32_t flags, struct backe
         .can_zero = writable,
         /* SEEK_DATA/SEEK_HOLE answer for regular files; a block device has no hole map. */
         .can_extents = regular,
+        .can_meta = f->meta_base != NULL, /* sidecar metadata next to a writable image file */
     };
 
     /* The reaper takes no signals: the application's handlers belong to its own threads. */
@@ -569,6 +673,8 @@ int be_file_create(const char *path, uint64_t size, uint32_t flags, struct backe
 fail:
     if (ring_ready)
         io_uring_queue_exit(&f->ring);
+    if (f)
+        free(f->meta_base);
     free(f);
     if (fd >= 0)
         close(fd);

@@ -47,6 +47,14 @@ struct be_ram {
     _Atomic(struct be_ram_leaf *) *leaves;
     atomic_uint_fast64_t allocated_pages;
     pthread_rwlockattr_t lock_attr;
+
+    /* Metadata blobs (backend.h meta_load/meta_store): in memory, as long as the store. */
+    pthread_mutex_t meta_lock;
+    struct be_ram_meta {
+        char name[16];
+        uint8_t *data;
+        size_t len;
+    } meta[4];
 };
 
 /* Walks an iovec array as one byte stream, `count` bytes at a time. */
@@ -284,6 +292,76 @@ static void be_ram_submit(struct backend *be, struct be_io *io)
     io->complete(io, ret);
 }
 
+/* ---- metadata blobs --------------------------------------------------------------------- */
+
+static struct be_ram_meta *be_ram_meta_find(struct be_ram *r, const char *name)
+{
+    for (size_t i = 0; i < sizeof(r->meta) / sizeof(r->meta[0]); i++) {
+        if (r->meta[i].data && strcmp(r->meta[i].name, name) == 0)
+            return &r->meta[i];
+    }
+    return NULL;
+}
+
+static int be_ram_meta_load(struct backend *be, const char *name, void *buf, size_t cap,
+                            size_t *len)
+{
+    struct be_ram *r = be_ram_from(be);
+    pthread_mutex_lock(&r->meta_lock);
+    struct be_ram_meta *m = be_ram_meta_find(r, name);
+    int ret = 0;
+    if (!m) {
+        ret = -ENOENT;
+    } else if (m->len > cap) {
+        ret = -EFBIG;
+    } else {
+        memcpy(buf, m->data, m->len);
+        *len = m->len;
+    }
+    pthread_mutex_unlock(&r->meta_lock);
+    return ret;
+}
+
+static int be_ram_meta_store(struct backend *be, const char *name, const void *buf, size_t len)
+{
+    struct be_ram *r = be_ram_from(be);
+    if (strlen(name) >= sizeof(r->meta[0].name))
+        return -EINVAL;
+    uint8_t *copy = NULL;
+    if (len) {
+        copy = malloc(len);
+        if (!copy)
+            return -ENOMEM;
+        memcpy(copy, buf, len);
+    }
+    pthread_mutex_lock(&r->meta_lock);
+    struct be_ram_meta *m = be_ram_meta_find(r, name);
+    for (size_t i = 0; !m && len && i < sizeof(r->meta) / sizeof(r->meta[0]); i++) {
+        if (!r->meta[i].data)
+            m = &r->meta[i];
+    }
+    int ret = 0;
+    if (m) {
+        free(m->data);
+        m->data = copy;
+        m->len = len;
+        strcpy(m->name, name);
+        copy = NULL;
+    } else if (len) {
+        ret = -ENOSPC;
+    }
+    pthread_mutex_unlock(&r->meta_lock);
+    free(copy);
+    return ret;
+}
+
+static void be_ram_meta_free(struct be_ram *r)
+{
+    for (size_t i = 0; i < sizeof(r->meta) / sizeof(r->meta[0]); i++)
+        free(r->meta[i].data);
+    pthread_mutex_destroy(&r->meta_lock);
+}
+
 /*
  * The allocation map from the page table: an absent leaf is a 2 MiB hole, an absent page a 4 KiB
  * one. Only pointers are compared with NULL, never followed, so no leaf lock is needed: the
@@ -324,6 +402,8 @@ static void be_ram_destroy(struct backend *be)
 {
     struct be_ram *r = be_ram_from(be);
 
+    be_ram_meta_free(r);
+
     for (uint64_t i = 0; i < r->nleaves; i++) {
         struct be_ram_leaf *leaf = atomic_load_explicit(&r->leaves[i], memory_order_acquire);
         if (!leaf)
@@ -343,6 +423,8 @@ static const struct backend_ops be_ram_ops = {
     .submit = be_ram_submit,
     .extents = be_ram_extents,
     .destroy = be_ram_destroy,
+    .meta_load = be_ram_meta_load,
+    .meta_store = be_ram_meta_store,
 };
 
 int be_ram_create(uint64_t size, struct backend **out)
@@ -367,6 +449,7 @@ int be_ram_create(uint64_t size, struct backend **out)
     pthread_rwlockattr_init(&r->lock_attr);
     pthread_rwlockattr_setkind_np(&r->lock_attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
     r->nleaves = nleaves;
+    pthread_mutex_init(&r->meta_lock, NULL);
     atomic_init(&r->allocated_pages, 0);
     r->be.ops = &be_ram_ops;
     r->be.size = size;
@@ -377,6 +460,7 @@ int be_ram_create(uint64_t size, struct backend **out)
         .trim_zeroes = true,
         .can_zero = true,
         .can_extents = true,
+        .can_meta = true,
     };
     *out = &r->be;
     return 0;

@@ -98,6 +98,11 @@ uint32_t scsi_data_out_cmp(const struct scsi_cmd *cmd, uint32_t offset, const vo
     return iov_walk(cmd, scsi_out_capacity(cmd), offset, (uint8_t *)mem, len, IOV_CMP);
 }
 
+void scsi_check_param_list_length(struct scsi_cmd *cmd, const struct scsi_lu *lu)
+{
+    scsi_check_simple(cmd, lu, SCSI_SENSE_ILLEGAL_REQUEST, SCSI_ADSENSE_PARAMETER_LIST_LENGTH, 0);
+}
+
 void scsi_respond(struct scsi_cmd *cmd, const void *data, uint32_t data_len, uint32_t alloc_len)
 {
     uint32_t n = data_len < alloc_len ? data_len : alloc_len;
@@ -139,19 +144,29 @@ void scsi_lu_ua_raise(struct scsi_lu *lu, uint8_t asc, uint8_t ascq, const uint6
 void scsi_lu_set_unit_attention(struct scsi_lu *lu, uint8_t asc, uint8_t ascq)
 {
     pthread_mutex_lock(&lu->lock);
-    /* 29h is a power on or reset: it also ends every prevention of medium removal (SBC-4 5.12). */
-    if (asc == SCSI_ADSENSE_BUS_RESET)
+    /* 29h is a reset (or power on): it also ends the SPC-2 reservation (SPC-2 5.5.1), supersedes
+     * pending reservation unit attentions and ends every prevention of medium removal (SBC-4
+     * 5.12). Persistent reservations survive it. */
+    if (asc == SCSI_ADSENSE_BUS_RESET) {
+        pr_reset_locked(lu);
         sbc_prevent_reset_locked(lu, NULL);
+    }
     ua_raise_locked(lu, asc, ascq, NULL);
     pthread_mutex_unlock(&lu->lock);
 }
 
 void scsi_lu_nexus_loss(struct scsi_lu *lu, uint64_t nexus, const char *transport_id)
 {
-    (void)transport_id; /* what the LU keeps per nexus is keyed by the nexus */
     pthread_mutex_lock(&lu->lock);
+    pr_nexus_loss_locked(lu, nexus, transport_id);
     sbc_prevent_reset_locked(lu, &nexus);
     pthread_mutex_unlock(&lu->lock);
+}
+
+bool scsi_lu_ua_take_cmd(struct scsi_lu *lu, const struct scsi_cmd *cmd, uint8_t *asc,
+                         uint8_t *ascq)
+{
+    return scsi_lu_ua_take(lu, cmd->nexus, asc, ascq) || pr_ua_take(lu, cmd, asc, ascq);
 }
 
 static struct scsi_ua_nexus *ua_nexus_find(struct scsi_ua_store *ua, uint64_t nexus)
@@ -311,6 +326,9 @@ int scsi_disk_create(const struct scsi_disk_config *cfg, struct backend *be, str
     atomic_init(&lu->stopped, false);
     atomic_init(&lu->no_medium, false);
     atomic_init(&lu->verify_busy, 0);
+    atomic_init(&lu->swp, false);
+    atomic_init(&lu->pr.active, false);
+    atomic_init(&lu->pr.ua_count, 0);
 
     lu->verify_buf = malloc((size_t)SCSI_VERIFY_SLOTS * SCSI_VERIFY_SLOT_SIZE);
     if (!lu->verify_buf || pthread_mutex_init(&lu->lock, NULL) != 0) {
@@ -328,6 +346,18 @@ int scsi_disk_create(const struct scsi_disk_config *cfg, struct backend *be, str
         return rc;
     }
     lu->type_destroy = sbc_lu_fini;
+
+    /* Persistent reservations kept with APTPL come back with the LU (SPC-4 5.9.5). */
+    rc = pr_load(lu);
+    if (rc) {
+        lu->type_destroy(lu);
+        pthread_mutex_destroy(&lu->lock);
+        free(lu->verify_buf);
+        free(lu);
+        return rc;
+    }
+    /* Copies issued to any LU may now name this one by its NAA designator. */
+    xcopy_register(lu);
 
     /* The power-on unit attention every I_T nexus sees once (SAM-5 6.3.1). */
     ua_raise_locked(lu, SCSI_ADSENSE_BUS_RESET, SCSI_SENSEQ_POWER_ON_RESET, NULL);
@@ -376,6 +406,8 @@ void scsi_lu_destroy(struct scsi_lu *lu)
 {
     if (!lu)
         return;
+    /* no copy may still be reading or writing this LU when its state goes */
+    xcopy_unregister(lu);
     if (lu->type_destroy)
         lu->type_destroy(lu);
     pthread_mutex_destroy(&lu->lock);
@@ -448,7 +480,7 @@ void scsi_lu_execute(struct scsi_lu *lu, struct scsi_cmd *cmd)
     const struct scsi_cmd_desc *d = scsi_lu_lookup(lu, cdb, cmd->cdb_len);
 
     uint8_t asc, ascq;
-    if ((!d || !(d->flags & SCSI_F_UA_OK)) && scsi_lu_ua_take(lu, cmd->nexus, &asc, &ascq)) {
+    if ((!d || !(d->flags & SCSI_F_UA_OK)) && scsi_lu_ua_take_cmd(lu, cmd, &asc, &ascq)) {
         scsi_check_simple(cmd, lu, SCSI_SENSE_UNIT_ATTENTION, asc, ascq);
         scsi_cmd_complete(cmd);
         return;
@@ -477,6 +509,10 @@ void scsi_lu_execute(struct scsi_lu *lu, struct scsi_cmd *cmd)
             return;
         }
     }
+    if (atomic_load_explicit(&lu->pr.active, memory_order_acquire) && pr_conflict(lu, cmd, d)) {
+        scsi_cmd_complete(cmd);
+        return;
+    }
     if ((d->flags & SCSI_F_MEDIA) && atomic_load_explicit(&lu->stopped, memory_order_acquire)) {
         /* An ejected medium is stopped too (sbc.c): MEDIUM NOT PRESENT - TRAY OPEN. */
         if (atomic_load_explicit(&lu->no_medium, memory_order_acquire))
@@ -491,6 +527,12 @@ void scsi_lu_execute(struct scsi_lu *lu, struct scsi_cmd *cmd)
     if ((d->flags & SCSI_F_WRITE) && lu->read_only) {
         scsi_check_simple(cmd, lu, SCSI_SENSE_DATA_PROTECT, SCSI_ADSENSE_WRITE_PROTECT,
                           SCSI_SENSEQ_WRITE_PROTECT);
+        scsi_cmd_complete(cmd);
+        return;
+    }
+    /* The control mode page's SWP (SPC-4 7.5.8): LOGICAL UNIT SOFTWARE WRITE PROTECTED. */
+    if ((d->flags & SCSI_F_WRITE) && atomic_load_explicit(&lu->swp, memory_order_relaxed)) {
+        scsi_check_simple(cmd, lu, SCSI_SENSE_DATA_PROTECT, SCSI_ADSENSE_WRITE_PROTECT, 0x02);
         scsi_cmd_complete(cmd);
         return;
     }

@@ -1,13 +1,15 @@
 /*
  * Mode parameters of a direct-access logical unit: MODE SENSE(6/10) and MODE SELECT(6/10)
- * (SPC-4 6.11-6.14, 7.5) over a table of mode pages. Pages: caching (SBC-4 6.5.5) with WCE
- * changeable, control (SPC-4 7.5.8) with D_SENSE changeable. Saved values are not implemented:
- * MODE SENSE with PC=11b fails with SAVING PARAMETERS NOT SUPPORTED (39h/00h, SPC-4 6.13), and
- * MODE SELECT with SP=1 with INVALID FIELD IN CDB as SPC-4 6.11 requires for a logical unit that
- * has no saved pages. MODE SELECT checks the whole parameter list before changing anything; a
- * change takes effect at once and establishes MODE PARAMETERS CHANGED (2Ah/01h) for every other
- * I_T nexus (SPC-4 7.5.1). The LU lock serialises MODE SELECTs; the I/O path reads the bits with
- * atomic loads.
+ * (SPC-4 6.11-6.14, 7.5) over a table of mode pages. Pages: power condition (1Ah) and
+ * informational exceptions control (1Ch), nothing changeable; caching (SBC-4 6.5.5) with WCE
+ * changeable, control (SPC-4 7.5.8) with D_SENSE and SWP (software write protect: the
+ * dispatcher then fails every medium-changing command with DATA PROTECT 27h/02h) changeable. Saved
+ * values are not implemented: MODE SENSE with PC=11b fails with SAVING PARAMETERS NOT SUPPORTED
+ * (39h/00h, SPC-4 6.13), and MODE SELECT with SP=1 with INVALID FIELD IN CDB as SPC-4 6.11 requires
+ * for a logical unit that has no saved pages. MODE SELECT checks the whole parameter list before
+ * changing anything; a change takes effect at once and establishes MODE PARAMETERS CHANGED
+ * (2Ah/01h) for every other I_T nexus (SPC-4 7.5.1). The LU lock serialises MODE SELECTs; the I/O
+ * path reads the bits with atomic loads.
  */
 #include <string.h>
 
@@ -18,6 +20,7 @@ enum { PC_CURRENT = 0, PC_CHANGEABLE = 1, PC_DEFAULT = 2, PC_SAVED = 3 };
 #define CACHING_PAGE_LEN 20 /* PAGE LENGTH 12h */
 #define CONTROL_PAGE_LEN 12 /* PAGE LENGTH 0Ah */
 #define CACHING_WCE      0x04
+#define CONTROL_SWP      0x08 /* byte 4: software write protect */
 
 static void caching_page(const struct scsi_lu *lu, int pc, uint8_t *p)
 {
@@ -42,6 +45,7 @@ static void control_page(const struct scsi_lu *lu, int pc, uint8_t *p)
     p[1] = CONTROL_PAGE_LEN - 2;
     if (pc == PC_CHANGEABLE) {
         p[2] = MODE_CONTROL_D_SENSE;
+        p[4] = CONTROL_SWP;
         return;
     }
     /* GLTSD: no log parameters are saved. QUEUE ALGORITHM MODIFIER 1: commands may be reordered
@@ -50,6 +54,30 @@ static void control_page(const struct scsi_lu *lu, int pc, uint8_t *p)
     if (pc == PC_CURRENT && atomic_load(&((struct scsi_lu *)lu)->d_sense))
         p[2] |= MODE_CONTROL_D_SENSE;
     p[3] = 0x10;
+    if (pc == PC_CURRENT && atomic_load(&((struct scsi_lu *)lu)->swp))
+        p[4] |= CONTROL_SWP;
+}
+
+/* Power condition (SPC-4 7.5.13): the logical unit has no idle or standby timers, and none can
+ * be set: every field zero and unchangeable. */
+#define POWER_PAGE_LEN 40 /* PAGE LENGTH 26h */
+static void power_condition_page(const struct scsi_lu *lu, int pc, uint8_t *p)
+{
+    memset(p, 0, POWER_PAGE_LEN);
+    p[0] = 0x1A;
+    p[1] = POWER_PAGE_LEN - 2;
+}
+
+/* Informational exceptions control (SPC-4 7.5.11): no failure prediction, so exception reporting
+ * is disabled (DEXCPT=1, MRIE 0) and not changeable. */
+#define IE_PAGE_LEN 12 /* PAGE LENGTH 0Ah */
+static void ie_control_page(const struct scsi_lu *lu, int pc, uint8_t *p)
+{
+    memset(p, 0, IE_PAGE_LEN);
+    p[0] = 0x1C;
+    p[1] = IE_PAGE_LEN - 2;
+    if (pc != PC_CHANGEABLE)
+        p[2] = 0x08; /* DEXCPT */
 }
 
 static const struct mode_page_desc {
@@ -59,6 +87,8 @@ static const struct mode_page_desc {
 } mode_pages[] = {
     {MODE_PAGE_CACHING, CACHING_PAGE_LEN, caching_page},
     {MODE_PAGE_CONTROL, CONTROL_PAGE_LEN, control_page},
+    {0x1A, POWER_PAGE_LEN, power_condition_page},
+    {0x1C, IE_PAGE_LEN, ie_control_page},
 };
 
 static const struct mode_page_desc *mode_page_find(uint8_t code)
@@ -72,7 +102,8 @@ static const struct mode_page_desc *mode_page_find(uint8_t code)
 
 static uint8_t device_specific(const struct scsi_lu *lu)
 {
-    return (uint8_t)((lu->read_only ? MODE_DSP_WRITE_PROTECT : 0) | MODE_DSP_FUA_SUPPORTED);
+    bool wp = lu->read_only || atomic_load(&((struct scsi_lu *)lu)->swp);
+    return (uint8_t)((wp ? MODE_DSP_WRITE_PROTECT : 0) | MODE_DSP_FUA_SUPPORTED);
 }
 
 /* ---- MODE SENSE --------------------------------------------------------------------------- */
@@ -119,7 +150,7 @@ static int mode_sense(struct scsi_lu *lu, struct scsi_cmd *cmd, bool ten)
         }
     }
 
-    uint8_t buf[128];
+    uint8_t buf[256];
     memset(buf, 0, sizeof(buf));
     uint32_t pos = ten ? 8 : 4;
     uint32_t bdlen = 0;
@@ -175,11 +206,6 @@ int spc_mode_sense10(struct scsi_lu *lu, struct scsi_cmd *cmd)
 /* ---- MODE SELECT -------------------------------------------------------------------------- */
 
 #define MODE_SELECT_MAX 512 /* longest parameter list accepted: header, descriptor, pages */
-
-static void param_list_length_error(struct scsi_cmd *cmd, struct scsi_lu *lu)
-{
-    scsi_check_simple(cmd, lu, SCSI_SENSE_ILLEGAL_REQUEST, SCSI_ADSENSE_PARAMETER_LIST_LENGTH, 0);
-}
 
 /* Checks the block descriptor: NUMBER OF BLOCKS zero or the current capacity (we cannot resize),
  * BLOCK LENGTH the current one (we cannot reformat). Returns false with sense set. */
@@ -253,7 +279,7 @@ static int mode_select(struct scsi_lu *lu, struct scsi_cmd *cmd, bool ten)
     }
     cmd->transferred = plen;
     if (plen < hdr) {
-        param_list_length_error(cmd, lu);
+        scsi_check_param_list_length(cmd, lu);
         return SCSI_DONE;
     }
 
@@ -300,7 +326,7 @@ static int mode_select(struct scsi_lu *lu, struct scsi_cmd *cmd, bool ten)
         }
     }
     if (hdr + bdlen > plen) {
-        param_list_length_error(cmd, lu);
+        scsi_check_param_list_length(cmd, lu);
         return SCSI_DONE;
     }
     if (bdlen && !check_block_descriptor(cmd, lu, buf + hdr, hdr, longlba))
@@ -309,12 +335,13 @@ static int mode_select(struct scsi_lu *lu, struct scsi_cmd *cmd, bool ten)
     pthread_mutex_lock(&lu->lock);
     bool wce = atomic_load(&lu->wce);
     bool d_sense = atomic_load(&lu->d_sense);
-    bool new_wce = wce, new_d_sense = d_sense;
+    bool swp = atomic_load(&lu->swp);
+    bool new_wce = wce, new_d_sense = d_sense, new_swp = swp;
     uint32_t pos = hdr + bdlen;
     while (pos < plen) {
         if (plen - pos < 2) {
             pthread_mutex_unlock(&lu->lock);
-            param_list_length_error(cmd, lu);
+            scsi_check_param_list_length(cmd, lu);
             return SCSI_DONE;
         }
         uint8_t *pg = buf + pos;
@@ -338,10 +365,10 @@ static int mode_select(struct scsi_lu *lu, struct scsi_cmd *cmd, bool ten)
         }
         if (plen - pos < m->len) {
             pthread_mutex_unlock(&lu->lock);
-            param_list_length_error(cmd, lu);
+            scsi_check_param_list_length(cmd, lu);
             return SCSI_DONE;
         }
-        uint8_t cur[32], chg[32];
+        uint8_t cur[64], chg[64];
         m->fill(lu, PC_CURRENT, cur);
         m->fill(lu, PC_CHANGEABLE, chg);
         for (uint32_t i = 2; i < m->len; i++) {
@@ -354,13 +381,16 @@ static int mode_select(struct scsi_lu *lu, struct scsi_cmd *cmd, bool ten)
         }
         if (m->code == MODE_PAGE_CACHING)
             new_wce = pg[2] & CACHING_WCE;
-        else if (m->code == MODE_PAGE_CONTROL)
+        else if (m->code == MODE_PAGE_CONTROL) {
             new_d_sense = pg[2] & MODE_CONTROL_D_SENSE;
+            new_swp = pg[4] & CONTROL_SWP;
+        }
         pos += m->len;
     }
-    if (new_wce != wce || new_d_sense != d_sense) {
+    if (new_wce != wce || new_d_sense != d_sense || new_swp != swp) {
         atomic_store(&lu->wce, new_wce);
         atomic_store(&lu->d_sense, new_d_sense);
+        atomic_store(&lu->swp, new_swp);
         scsi_lu_ua_raise_locked(lu, SCSI_ADSENSE_PARAMETERS_CHANGED,
                                 SCSI_SENSEQ_MODE_PARAMETERS_CHANGED, &cmd->nexus);
     }

@@ -130,9 +130,10 @@ void scsi_lu_execute(struct scsi_lu *lu, struct scsi_cmd *cmd);
 void scsi_lu_set_unit_attention(struct scsi_lu *lu, uint8_t asc, uint8_t ascq);
 /*
  * The transport lost an I_T nexus (iSCSI logout or connection loss, SAM-5 6.3.4): what the LU
- * kept for it ends, e.g. its prevention of medium removal (SBC-4 5.12). A LUN or target reset is
- * scsi_lu_set_unit_attention(lu, 0x29, ...), which ends every nexus's prevention.
- * transport_id may be NULL. Safe to call from any thread.
+ * kept for it ends: an SPC-2 reservation it held, its prevention of medium removal (SBC-4 5.12).
+ * Persistent reservations are not affected. transport_id may be NULL. A LUN or target reset is
+ * scsi_lu_set_unit_attention(lu, 0x29, ...): it also ends the SPC-2 reservation and every
+ * prevention. Safe to call from any thread.
  */
 void scsi_lu_nexus_loss(struct scsi_lu *lu, uint64_t nexus, const char *transport_id);
 

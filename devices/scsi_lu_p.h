@@ -100,6 +100,71 @@ struct scsi_ua_store {
 #define SCSI_VERIFY_SLOTS     4
 #define SCSI_VERIFY_SLOT_SIZE (64u * 1024u)
 
+/* ---- reservations (pr.c): SPC-2 RESERVE/RELEASE and SPC-4 persistent reservations ---- */
+#define SCSI_TID_MAX    256 /* text TransportID, NUL included */
+#define SCSI_PR_MAX_REG 64  /* registrations per LU */
+#define SCSI_PR_MAX_UA  64  /* pending reservation unit attentions per LU */
+
+/* Who sent a command: its TransportID when the transport gave one, else its I_T nexus. */
+struct scsi_ident {
+    uint64_t nexus;
+    char tid[SCSI_TID_MAX]; /* "" = identified by nexus */
+};
+
+struct scsi_cmd;
+/* The command's initiator (pr.c), and whether id names it. */
+void scsi_ident_of(const struct scsi_cmd *cmd, struct scsi_ident *id);
+bool scsi_ident_match(const struct scsi_ident *id, const struct scsi_cmd *cmd);
+
+struct scsi_pr_reg {
+    bool used;
+    bool all_tg_pt;
+    uint64_t key;
+    struct scsi_ident id;
+};
+
+/* The persistent part: what APTPL keeps in the backend's metadata. */
+struct scsi_pr_state {
+    uint32_t generation; /* PRgeneration */
+    bool aptpl;
+    bool reserved;
+    uint8_t type;   /* PR_TYPE_* when reserved */
+    int16_t holder; /* reg[] index of the holder (not used by the all-registrants types) */
+    struct scsi_pr_reg reg[SCSI_PR_MAX_REG];
+};
+
+struct scsi_pr_ua {
+    bool used;
+    uint8_t ascq; /* of ASC 2Ah */
+    struct scsi_ident id;
+};
+
+struct scsi_pr {
+    struct scsi_pr_state s;
+    bool spc2; /* an SPC-2 RESERVE is held by spc2_holder */
+    struct scsi_ident spc2_holder;
+    struct scsi_pr_ua ua[SCSI_PR_MAX_UA];
+    /* Read lock-free by the dispatcher: a reservation exists (PR or SPC-2), or a unit attention
+     * of ua[] is pending. Written under the LU lock. */
+    atomic_bool active;
+    atomic_uint ua_count;
+};
+
+/* ---- third-party copy (xcopy.c): results of EXTENDED COPY kept for RECEIVE COPY RESULTS ---- */
+#define SCSI_XCOPY_RESULTS 8
+
+struct scsi_xcopy_result {
+    bool used;
+    uint8_t list_id;
+    uint8_t status; /* COPY MANAGER STATUS: 01h completed good, 02h completed with error */
+    uint8_t sense_len;
+    uint16_t segments; /* SEGMENTS PROCESSED */
+    uint64_t bytes;    /* TRANSFER COUNT, bytes */
+    uint64_t seq;      /* age, for replacement */
+    struct scsi_ident id;
+    uint8_t sense[32];
+};
+
 /*
  * The write gate of a block device (sbc.c): writes hold it shared, COMPARE AND WRITE and ORWRITE
  * exclusive, so a compare-and-write (and the read-modify-write of ORWRITE) is atomic with respect
@@ -148,11 +213,24 @@ struct scsi_lu {
     pthread_mutex_t lock;
     struct scsi_ua_store ua;
 
+    /* Third-party copy (xcopy.c): the registry of LUs by NAA designator (a copy may name any
+     * of them), the references copies in flight hold, and copy results under `lock`. */
+    uint8_t naa[16];
+    struct scsi_lu *xc_next;
+    atomic_int xc_refs;
+    uint64_t xc_seq;
+    struct scsi_xcopy_result xc[SCSI_XCOPY_RESULTS];
+
+    /* Reservations (pr.c), under `lock`; software write protect (control mode page SWP). */
+    struct scsi_pr pr;
+    atomic_bool swp;
+
     atomic_uint verify_busy; /* bit i set: verify slot i taken */
     uint8_t *verify_buf;     /* SCSI_VERIFY_SLOTS * SCSI_VERIFY_SLOT_SIZE bytes */
 
-    /* INQUIRY: RMB */
+    /* INQUIRY: RMB, and the command set's version descriptor (0: SBC-3) */
     bool removable;
+    uint16_t command_set_version;
     /* A removable disk's medium (sbc.c): `no_medium` (read lock-free by the dispatcher, set only
      * with `stopped`) once START STOP UNIT ejected it; the I_T nexuses preventing its removal,
      * under `lock`. */
@@ -164,6 +242,7 @@ struct scsi_lu {
     bool lbpme; /* thin provisioned (SBC-4 4.7.3): the backend can deallocate (can_trim) */
     bool lbprz; /* a deallocated block reads as zeros (trim_zeroes) */
     struct scsi_write_gate gate;
+
     /* A device type's own state (the MMC device's medium), freed by type_destroy. */
     void *type_priv;
     void (*type_destroy)(struct scsi_lu *lu);
@@ -259,8 +338,41 @@ uint32_t scsi_data_out(const struct scsi_cmd *cmd, uint32_t offset, void *dst, u
  * differs, or the number of bytes compared when all are equal. */
 uint32_t scsi_data_out_cmp(const struct scsi_cmd *cmd, uint32_t offset, const void *mem,
                            uint32_t len);
+/* ILLEGAL REQUEST, PARAMETER LIST LENGTH ERROR (1Ah/00h): a parameter list shorter than its
+ * own contents say. */
+void scsi_check_param_list_length(struct scsi_cmd *cmd, const struct scsi_lu *lu);
 /* Sends a parameter-data response of data_len bytes, cut to alloc_len (SPC-4 4.2.5.6). */
 void scsi_respond(struct scsi_cmd *cmd, const void *data, uint32_t data_len, uint32_t alloc_len);
+
+/* ---- pr.c: reservations ---- */
+/* The dispatcher's check, when pr.active: true (status RESERVATION CONFLICT set) when the
+ * command conflicts with the SPC-2 or persistent reservation (SPC-4 5.9.1, table 61). */
+bool pr_conflict(struct scsi_lu *lu, struct scsi_cmd *cmd, const struct scsi_cmd_desc *d);
+/* A pending reservation unit attention (2Ah/03h, 04h, 05h) for the command's initiator. */
+bool pr_ua_take(struct scsi_lu *lu, const struct scsi_cmd *cmd, uint8_t *asc, uint8_t *ascq);
+/* A LUN or target reset: releases the SPC-2 reservation, drops reservation UAs (superseded). */
+void pr_reset_locked(struct scsi_lu *lu);
+/* The I_T nexus is gone (logout, connection loss): its SPC-2 reservation ends. */
+void pr_nexus_loss_locked(struct scsi_lu *lu, uint64_t nexus, const char *transport_id);
+/* Loads APTPL state from the backend's metadata at creation (absent: none). */
+int pr_load(struct scsi_lu *lu);
+int spc_reserve(struct scsi_lu *lu, struct scsi_cmd *cmd);
+int spc_release(struct scsi_lu *lu, struct scsi_cmd *cmd);
+int spc_pr_in(struct scsi_lu *lu, struct scsi_cmd *cmd);
+int spc_pr_out(struct scsi_lu *lu, struct scsi_cmd *cmd);
+/* Any unit attention for the command's initiator: the LU's store, then reservation UAs. */
+bool scsi_lu_ua_take_cmd(struct scsi_lu *lu, const struct scsi_cmd *cmd, uint8_t *asc,
+                         uint8_t *ascq);
+
+/* ---- xcopy.c: EXTENDED COPY (LID1), RECEIVE COPY RESULTS, VPD 8Fh ---- */
+void xcopy_register(struct scsi_lu *lu);
+/* Removes the LU from the registry and waits until no copy uses it. */
+void xcopy_unregister(struct scsi_lu *lu);
+uint32_t xcopy_vpd(const struct scsi_lu *lu, uint8_t *b);
+int spc_extended_copy(struct scsi_lu *lu, struct scsi_cmd *cmd);
+int spc_receive_copy_results(struct scsi_lu *lu, struct scsi_cmd *cmd);
+/* The 16-byte NAA IEEE Registered Extended designator of the LU (VPD 83h). */
+void spc_naa(const struct scsi_lu *lu, uint8_t naa[16]);
 
 /* ---- spc.c / sbc.c command tables ---- */
 extern const struct scsi_cmd_desc spc_commands[];

@@ -18,6 +18,10 @@ static const uint16_t version_descriptors[] = {0x00A0, 0x0460, 0x04C0};
  * project; it is not registered with the IEEE RA. */
 #define SCSI_NAA_COMPANY_ID 0x0A5353u
 
+/* One target port in one target port group, always active/optimized (SPC-4 5.16). */
+#define SPC_RELATIVE_TARGET_PORT 1
+#define SPC_TARGET_PORT_GROUP    1
+
 static void pad_ascii(uint8_t *dst, const char *src, size_t width)
 {
     size_t n = strlen(src);
@@ -46,6 +50,17 @@ static uint32_t vpd_serial(const struct scsi_lu *lu, uint8_t *b)
     return (uint32_t)(4 + n);
 }
 
+void spc_naa(const struct scsi_lu *lu, uint8_t naa[16])
+{
+    uint64_t vsid = lu->device_id >> 28; /* 36 bits of VENDOR SPECIFIC IDENTIFIER */
+    naa[0] = (uint8_t)(NAA_IEEE_REGISTERED_EXTENDED << 4 | (SCSI_NAA_COMPANY_ID >> 20));
+    naa[1] = (uint8_t)(SCSI_NAA_COMPANY_ID >> 12);
+    naa[2] = (uint8_t)(SCSI_NAA_COMPANY_ID >> 4);
+    naa[3] = (uint8_t)((SCSI_NAA_COMPANY_ID & 0x0F) << 4 | ((vsid >> 32) & 0x0F));
+    scsi_put_be32(naa + 4, (uint32_t)vsid);
+    scsi_put_be64(naa + 8, lu->device_id); /* VENDOR SPECIFIC IDENTIFIER EXTENSION */
+}
+
 /* SPC-4 7.8.6: an NAA IEEE Registered Extended designator (7.8.6.6.5) from the device id, and a
  * T10 vendor ID based designator (7.8.6.4) of vendor, product and serial. */
 static uint32_t vpd_device_id(const struct scsi_lu *lu, uint8_t *b)
@@ -55,14 +70,7 @@ static uint32_t vpd_device_id(const struct scsi_lu *lu, uint8_t *b)
     d[0] = VpdCodeSetBinary;
     d[1] = (uint8_t)(VpdAssocDevice << 4 | VpdIdentifierTypeFCPHName);
     d[3] = 16;
-    uint8_t *naa = d + 4;
-    uint64_t vsid = lu->device_id >> 28; /* 36 bits of VENDOR SPECIFIC IDENTIFIER */
-    naa[0] = (uint8_t)(NAA_IEEE_REGISTERED_EXTENDED << 4 | (SCSI_NAA_COMPANY_ID >> 20));
-    naa[1] = (uint8_t)(SCSI_NAA_COMPANY_ID >> 12);
-    naa[2] = (uint8_t)(SCSI_NAA_COMPANY_ID >> 4);
-    naa[3] = (uint8_t)((SCSI_NAA_COMPANY_ID & 0x0F) << 4 | ((vsid >> 32) & 0x0F));
-    scsi_put_be32(naa + 4, (uint32_t)vsid);
-    scsi_put_be64(naa + 8, lu->device_id); /* VENDOR SPECIFIC IDENTIFIER EXTENSION */
+    spc_naa(lu, d + 4);
     len += 4 + 16;
 
     d = b + len;
@@ -74,6 +82,21 @@ static uint32_t vpd_device_id(const struct scsi_lu *lu, uint8_t *b)
     pad_ascii(d + 12, lu->product, 16);
     memcpy(d + 28, lu->serial, sn);
     len += 4 + 8 + 16 + (uint32_t)sn;
+
+    /* The port the device server is reached through, as REPORT TARGET PORT GROUPS describes it:
+     * relative target port 1 (7.8.6.7) in target port group 1 (7.8.6.8). */
+    d = b + len;
+    d[0] = VpdCodeSetBinary;
+    d[1] = (uint8_t)(1 << 4 | 0x4); /* ASSOCIATION target port, RELATIVE TARGET PORT */
+    d[3] = 4;
+    scsi_put_be16(d + 6, SPC_RELATIVE_TARGET_PORT);
+    len += 8;
+    d = b + len;
+    d[0] = VpdCodeSetBinary;
+    d[1] = (uint8_t)(1 << 4 | 0x5); /* ASSOCIATION target port, TARGET PORT GROUP */
+    d[3] = 4;
+    scsi_put_be16(d + 6, SPC_TARGET_PORT_GROUP);
+    len += 8;
     return len;
 }
 
@@ -87,6 +110,7 @@ static const struct {
     {VPD_SUPPORTED_PAGES, vpd_supported},
     {VPD_SERIAL_NUMBER, vpd_serial},
     {VPD_DEVICE_IDENTIFIERS, vpd_device_id},
+    {VPD_THIRD_PARTY_COPY, xcopy_vpd},
     {VPD_BLOCK_LIMITS, sbc_vpd_block_limits},
     {VPD_BLOCK_DEVICE_CHARACTERISTICS, sbc_vpd_block_characteristics},
     {VPD_LOGICAL_BLOCK_PROVISIONING, sbc_vpd_provisioning},
@@ -104,7 +128,7 @@ int spc_inquiry(struct scsi_lu *lu, struct scsi_cmd *cmd)
 {
     const uint8_t *cdb = cmd->cdb;
     uint16_t alloc = scsi_get_be16(cdb + 3);
-    uint8_t buf[256];
+    uint8_t buf[512];
     memset(buf, 0, sizeof(buf));
 
     if (!(cdb[1] & CDB_INQUIRY_EVPD)) {
@@ -120,12 +144,17 @@ int spc_inquiry(struct scsi_lu *lu, struct scsi_cmd *cmd)
         id->Versions = SCSI_VERSION_SPC4;
         id->ResponseDataFormat = 2;
         id->CommandQueue = 1;
+        /* TPGS 01b: implicit asymmetric access (REPORT TARGET PORT GROUPS, no SET); 3PC: the
+         * copy manager of EXTENDED COPY (LID1). */
+        buf[5] |= 0x10 | 0x08;
         pad_ascii(id->VendorId, lu->vendor, 8);
         pad_ascii(id->ProductId, lu->product, 16);
         pad_ascii(id->ProductRevisionLevel, lu->revision, 4);
         /* Bytes 58..73: version descriptors; the standard data is 74 bytes long. */
         for (size_t i = 0; i < RTL_NUMBER_OF(version_descriptors); i++)
             scsi_put_be16(buf + 58 + 2 * i, version_descriptors[i]);
+        if (lu->command_set_version) /* another command set than SBC (the MMC device) */
+            scsi_put_be16(buf + 62, lu->command_set_version);
         uint32_t len = 74;
         id->AdditionalLength = (uint8_t)(len - 5);
         scsi_respond(cmd, buf, len, alloc);
@@ -156,7 +185,7 @@ int spc_request_sense(struct scsi_lu *lu, struct scsi_cmd *cmd)
     bool desc = cmd->cdb[1] & 0x01;
     struct scsi_sense_info si = {.key = SCSI_SENSE_NO_SENSE};
     uint8_t asc, ascq;
-    if (scsi_lu_ua_take(lu, cmd->nexus, &asc, &ascq)) {
+    if (scsi_lu_ua_take_cmd(lu, cmd, &asc, &ascq)) {
         si.key = SCSI_SENSE_UNIT_ATTENTION;
         si.asc = asc;
         si.ascq = ascq;
@@ -278,7 +307,7 @@ static int spc_report_supported_opcodes(struct scsi_lu *lu, struct scsi_cmd *cmd
     uint8_t op = cdb[3];
     uint16_t sa = scsi_get_be16(cdb + 4);
     uint32_t alloc = scsi_get_be32(cdb + 6);
-    uint8_t buf[1024];
+    uint8_t buf[4096];
     uint32_t len = 0;
 
     if (options == 0) {
@@ -332,6 +361,63 @@ static int spc_report_supported_opcodes(struct scsi_lu *lu, struct scsi_cmd *cmd
         }
     } else {
         buf[1] = 0x01; /* not supported */
+    }
+    scsi_respond(cmd, buf, len, alloc);
+    return SCSI_DONE;
+}
+
+/* ---- REPORT TARGET PORT GROUPS, REPORT SUPPORTED TASK MANAGEMENT FUNCTIONS ------------------ */
+
+/* MAINTENANCE IN / REPORT TARGET PORT GROUPS (SPC-4 6.36): one group with our one port, in the
+ * active/optimized state and supporting no other (AO_SUP only). PARAMETER DATA FORMAT 000b
+ * (length only) or 001b (extended header, implicit transition time 0). */
+static int spc_report_target_port_groups(struct scsi_lu *lu, struct scsi_cmd *cmd)
+{
+    const uint8_t *cdb = cmd->cdb;
+    uint8_t format = cdb[1] >> 5;
+    uint32_t alloc = scsi_get_be32(cdb + 6);
+    if (format > 1) {
+        scsi_check_cdb_field(cmd, lu, 1, 7);
+        return SCSI_DONE;
+    }
+    uint8_t buf[32];
+    memset(buf, 0, sizeof(buf));
+    uint32_t hdr = format == 1 ? 8 : 4;
+    uint8_t *g = buf + hdr;
+    g[0] = 0x80 | 0x0; /* PREF, ASYMMETRIC ACCESS STATE active/optimized */
+    g[1] = 0x01;       /* AO_SUP */
+    scsi_put_be16(g + 2, SPC_TARGET_PORT_GROUP);
+    g[5] = 0x00; /* STATUS CODE: no status available */
+    g[7] = 1;    /* TARGET PORT COUNT */
+    scsi_put_be16(g + 8 + 2, SPC_RELATIVE_TARGET_PORT);
+    uint32_t len = hdr + 12;
+    scsi_put_be32(buf, len - 4);
+    if (format == 1)
+        buf[4] = 0x10; /* FORMAT TYPE 001b */
+    scsi_respond(cmd, buf, len, alloc);
+    return SCSI_DONE;
+}
+
+/* MAINTENANCE IN / REPORT SUPPORTED TASK MANAGEMENT FUNCTIONS (SPC-4 6.40): ABORT TASK, ABORT TASK
+ * SET, CLEAR TASK SET, LOGICAL UNIT RESET and TARGET RESET, the functions the iSCSI target maps;
+ * REPD=1 returns the extended 16-byte form (no timeouts given). */
+static int spc_report_supported_tmfs(struct scsi_lu *lu, struct scsi_cmd *cmd)
+{
+    const uint8_t *cdb = cmd->cdb;
+    bool repd = cdb[2] & 0x80;
+    uint32_t alloc = scsi_get_be32(cdb + 6);
+    /* SPC-4 6.40: an ALLOCATION LENGTH below 4 is an error. */
+    if (alloc < 4) {
+        scsi_check_cdb_field(cmd, lu, 6, -1);
+        return SCSI_DONE;
+    }
+    uint8_t buf[16];
+    memset(buf, 0, sizeof(buf));
+    buf[0] = 0x80 | 0x40 | 0x10 | 0x08 | 0x02; /* ATS ATSS CTSS LURS TRS */
+    uint32_t len = 4;
+    if (repd) {
+        buf[3] = 0x0C; /* ADDITIONAL DATA LENGTH */
+        len = 16;
     }
     scsi_respond(cmd, buf, len, alloc);
     return SCSI_DONE;
@@ -409,6 +495,97 @@ const struct scsi_cmd_desc spc_commands[] = {
      {0xFF, 0x1F, 0x87, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0, CTL},
      spc_report_supported_opcodes,
      "REPORT SUPPORTED OPERATION CODES"},
+    {SCSIOP_MAINTENANCE_IN,
+     SERVICE_ACTION_REPORT_SUPPORTED_TASK_MANAGEMENT_FUNCTIONS,
+     12,
+     SCSI_DIR_IN,
+     SCSI_F_SA | SCSI_F_DATA_IN,
+     {0xFF, 0x1F, 0x80, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0, CTL},
+     spc_report_supported_tmfs,
+     "REPORT SUPPORTED TASK MANAGEMENT FUNCTIONS"},
+    {SCSIOP_MAINTENANCE_IN,
+     SERVICE_ACTION_REPORT_TARGET_PORT_GROUPS,
+     12,
+     SCSI_DIR_IN,
+     SCSI_F_SA | SCSI_F_DATA_IN,
+     {0xFF, 0xFF, 0, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0, CTL},
+     spc_report_target_port_groups,
+     "REPORT TARGET PORT GROUPS"},
+    {SCSIOP_RESERVE_UNIT,
+     0,
+     6,
+     SCSI_DIR_NONE,
+     0,
+     {0xFF, 0, 0, 0, 0, CTL},
+     spc_reserve,
+     "RESERVE(6)",
+     .field_msb = {[1] = 0x19}}, /* obsolete 7..5, 3RDPTY, THIRD-PARTY DEVICE ID 3..1, EXTENT */
+    {SCSIOP_RELEASE_UNIT,
+     0,
+     6,
+     SCSI_DIR_NONE,
+     0,
+     {0xFF, 0, 0, 0, 0, CTL},
+     spc_release,
+     "RELEASE(6)",
+     .field_msb = {[1] = 0x19}}, /* obsolete 7..5, 3RDPTY, THIRD-PARTY DEVICE ID 3..1, EXTENT */
+    {SCSIOP_RESERVE_UNIT10,
+     0,
+     10,
+     SCSI_DIR_NONE,
+     0,
+     {0xFF, 0, 0, 0, 0, 0, 0, 0, 0, CTL},
+     spc_reserve,
+     "RESERVE(10)",
+     .field_msb = {[1] = 0x1B}}, /* reserved 7..5, 3RDPTY, reserved 3..2, LONGID, obsolete 0 */
+    {SCSIOP_RELEASE_UNIT10,
+     0,
+     10,
+     SCSI_DIR_NONE,
+     0,
+     {0xFF, 0, 0, 0, 0, 0, 0, 0, 0, CTL},
+     spc_release,
+     "RELEASE(10)",
+     .field_msb = {[1] = 0x1B}}, /* reserved 7..5, 3RDPTY, reserved 3..2, LONGID, obsolete 0 */
+    {SCSIOP_EXTENDED_COPY,
+     0x00,
+     16,
+     SCSI_DIR_OUT,
+     SCSI_F_SA | SCSI_F_MEDIA,
+     {0xFF, 0x1F, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0, CTL},
+     spc_extended_copy,
+     "EXTENDED COPY(LID1)"},
+#define RCR(sa, name)                                                                              \
+    {                                                                                              \
+        SCSIOP_RECEIVE_COPY_RESULTS, sa, 16, SCSI_DIR_IN, SCSI_F_SA | SCSI_F_DATA_IN,              \
+            {0xFF, 0x1F, 0xFF, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0, CTL},               \
+            spc_receive_copy_results, name                                                         \
+    }
+    RCR(0x00, "RECEIVE COPY RESULTS / COPY STATUS"),
+    RCR(0x03, "RECEIVE COPY RESULTS / OPERATING PARAMETERS"),
+    RCR(0x04, "RECEIVE COPY RESULTS / FAILED SEGMENT DETAILS"),
+#define PRIN(sa, name)                                                                             \
+    {                                                                                              \
+        SCSIOP_PERSISTENT_RESERVE_IN, sa, 10, SCSI_DIR_IN, SCSI_F_SA | SCSI_F_DATA_IN,             \
+            {0xFF, 0x1F, 0, 0, 0, 0, 0, 0xFF, 0xFF, CTL}, spc_pr_in, name                          \
+    }
+    PRIN(0x00, "PERSISTENT RESERVE IN / READ KEYS"),
+    PRIN(0x01, "PERSISTENT RESERVE IN / READ RESERVATION"),
+    PRIN(0x02, "PERSISTENT RESERVE IN / REPORT CAPABILITIES"),
+    PRIN(0x03, "PERSISTENT RESERVE IN / READ FULL STATUS"),
+#define PROUT(sa, name)                                                                            \
+    {                                                                                              \
+        SCSIOP_PERSISTENT_RESERVE_OUT, sa, 10, SCSI_DIR_OUT, SCSI_F_SA,                            \
+            {0xFF, 0x1F, 0xFF, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, CTL}, spc_pr_out, name                \
+    }
+    PROUT(0x00, "PERSISTENT RESERVE OUT / REGISTER"),
+    PROUT(0x01, "PERSISTENT RESERVE OUT / RESERVE"),
+    PROUT(0x02, "PERSISTENT RESERVE OUT / RELEASE"),
+    PROUT(0x03, "PERSISTENT RESERVE OUT / CLEAR"),
+    PROUT(0x04, "PERSISTENT RESERVE OUT / PREEMPT"),
+    PROUT(0x05, "PERSISTENT RESERVE OUT / PREEMPT AND ABORT"),
+    PROUT(0x06, "PERSISTENT RESERVE OUT / REGISTER AND IGNORE EXISTING KEY"),
+    PROUT(0x07, "PERSISTENT RESERVE OUT / REGISTER AND MOVE"),
     {SCSIOP_REPORT_LUNS,
      0,
      12,

@@ -4,7 +4,7 @@
 set -euo pipefail
 set_name=${1:-build}
 build_pkgs=(gcc make cmake pkg-config liburing-dev libinih-dev)
-test_pkgs=(libcmocka-dev clang libclang-rt-dev libiscsi-bin xorriso)
+test_pkgs=(libcmocka-dev clang libclang-rt-dev libiscsi-bin xorriso qemu-utils qemu-block-extra)
 bench_pkgs=(fio jq gcc)
 want=("${build_pkgs[@]}")
 case "$set_name" in

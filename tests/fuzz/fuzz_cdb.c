@@ -57,6 +57,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct mock_backend *mb2 = mock_backend_create(DISK_SIZE, &caps);
     if (!mb || !mb2)
         abort();
+    mock_backend_enable_meta(mb); /* APTPL paths of PERSISTENT RESERVE OUT */
     struct scsi_disk_config cfg = {
         .device_id = 42,
         .block_size = (opt & 0x08) ? 4096 : 512,
@@ -104,6 +105,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fc.cmd.iovcnt = nseg;
     fc.cmd.xfer_len = xfer;
     fc.cmd.nexus = opt & 0x01;
+    /* nexus 1 also names itself by an iSCSI TransportID (persistent reservations) */
+    fc.cmd.transport_id = (opt & 0x01) ? "iqn.2026-11.org.example:fuzz,i,0x230000000001" : NULL;
     fc.cmd.done = fz_done;
     fc.cmd.context = &fc;
 

@@ -3,6 +3,9 @@
  * temporary directories.
  */
 #include <ftw.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <sys/wait.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -232,4 +235,26 @@ static int integ_rm_one(const char *path, const struct stat *sb, int flag, struc
 void integ_rmtree(const char *path)
 {
     nftw(path, integ_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+int integ_sh(char **out, const char *fmt, ...)
+{
+    char cmd[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof(cmd), fmt, ap);
+    va_end(ap);
+    strncat(cmd, " 2>&1", sizeof(cmd) - strlen(cmd) - 1);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    char *text = calloc(1, 65536);
+    assert_non_null(text);
+    size_t n = fread(text, 1, 65535, p);
+    text[n] = 0;
+    int status = pclose(p);
+    if (out)
+        *out = text;
+    else
+        free(text);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }

@@ -88,6 +88,9 @@ void integ_assert_sense(const struct integ_spt *r, uint8_t key, uint8_t asc, uin
 /* Temporary directory: created under $TMPDIR (or /tmp), removed with everything in it. */
 void integ_mkdtemp(char *path, size_t len);
 void integ_rmtree(const char *path);
+/* Runs a shell command (printf format; stderr joins stdout); returns its exit status (-1 when it
+ * did not exit) and, when out is not NULL, its first 64 KiB of output (free it). */
+int integ_sh(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static inline void integ_put_be32(uint8_t *p, uint32_t v)
 {

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <storstack/storage/ntddcdrm.h>
+#include <storstack/storage/ntdddisk.h>
 #include <storstack/storage/ntddcdvd.h>
 
 #include "integ.h"
@@ -196,6 +197,20 @@ test_xorriso_iso_loads_and_reads_back_through_class_driver_and_pass_through(void
     assert_memory_equal(buf, iso_data + 16 * 2048, 8 * 2048);
     assert_memory_equal(buf + 1, "CD001", 5); /* the primary volume descriptor */
 
+    /* a raw read of the ISO: sync, header, the image's user data, computed EDC/ECC, C2 */
+    RAW_READ_INFO rr = {.DiskOffset.QuadPart = 16 * 2048, .SectorCount = 2, .TrackMode = RawWithC2};
+    assert_status(storstack_ioctl(h, IOCTL_CDROM_RAW_READ, &rr, sizeof(rr), buf,
+                                  2 * (RAW_SECTOR_SIZE + 294), &got),
+                  STATUS_SUCCESS);
+    assert_int_equal(got, 2 * (RAW_SECTOR_SIZE + 294));
+    assert_memory_equal(buf + 12, "\x00\x02\x16\x01", 4); /* 00:02:16, Mode 1 */
+    assert_memory_equal(buf + 16, iso_data + 16 * 2048, 2048);
+    assert_memory_equal(buf + RAW_SECTOR_SIZE + 294 + 16, iso_data + 17 * 2048, 2048);
+    rr.TrackMode = XAForm2; /* the disc has no Mode 2 sectors */
+    assert_status(
+        storstack_ioctl(h, IOCTL_CDROM_RAW_READ, &rr, sizeof(rr), buf, 2 * RAW_SECTOR_SIZE, &got),
+        STATUS_INVALID_DEVICE_REQUEST);
+
     /* the TOC: one data track, the lead-out at the image's sector count */
     CDROM_TOC toc;
     assert_status(storstack_ioctl(h, IOCTL_CDROM_READ_TOC, NULL, 0, &toc, sizeof(toc), &got),
@@ -210,6 +225,13 @@ test_xorriso_iso_loads_and_reads_back_through_class_driver_and_pass_through(void
     assert_int_equal(toc.TrackData[1].Address[3], f % 75);
     assert_status(storstack_ioctl(h, IOCTL_CDROM_READ_TOC, NULL, 0, &toc, 100, &got),
                   STATUS_BUFFER_TOO_SMALL);
+    CDROM_TOC_SESSION_DATA sd;
+    assert_status(storstack_ioctl(h, IOCTL_CDROM_GET_LAST_SESSION, NULL, 0, &sd, sizeof(sd), &got),
+                  STATUS_SUCCESS);
+    assert_int_equal(got, sizeof(sd));
+    assert_int_equal(sd.LastCompleteSession, 1);
+    assert_int_equal(sd.TrackData[0].TrackNumber, 1);
+    assert_memory_equal(sd.TrackData[0].Address, "\x00\x00\x02\x00", 4); /* 00:02:00 */
 
     /* GET CONFIGURATION: the CD-ROM profile is current */
     GET_CONFIGURATION_IOCTL_INPUT gc = {.Feature = 0,
@@ -229,6 +251,14 @@ test_xorriso_iso_loads_and_reads_back_through_class_driver_and_pass_through(void
         storstack_ioctl(h, IOCTL_STORAGE_GET_MEDIA_TYPES_EX, NULL, 0, &mt, sizeof(mt), &got),
         STATUS_SUCCESS);
     assert_int_equal(mt.MediaInfo[0].DeviceSpecific.RemovableDiskInfo.MediaType, CD_ROM);
+    GET_LENGTH_INFORMATION li;
+    assert_status(storstack_ioctl(h, IOCTL_DISK_GET_LENGTH_INFO, NULL, 0, &li, sizeof(li), &got),
+                  STATUS_SUCCESS);
+    assert_int_equal(li.Length.QuadPart, iso_size);
+    DISK_GEOMETRY g;
+    assert_status(storstack_ioctl(h, IOCTL_DISK_GET_DRIVE_GEOMETRY, NULL, 0, &g, sizeof(g), &got),
+                  STATUS_SUCCESS);
+    assert_int_equal(g.BytesPerSector, 2048);
     free(buf);
     storstack_close(h);
     storstack_destroy(s);

@@ -17,30 +17,10 @@
 
 #include <cmocka.h>
 
+#include "integ.h"
+
 static char dir[64], sock[128], iso[128];
 static pid_t server;
-
-/* Runs `storstack ARGS` (a printf format); returns the exit status, the output in *out. */
-static int sh(char **out, const char *fmt, ...)
-{
-    char args[1024], cmd[1400];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof(args), fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof(cmd), "%s %s 2>&1", STORSTACK_BIN, args);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    char *text = calloc(1, 65536);
-    size_t n = fread(text, 1, 65535, p);
-    text[n] = 0;
-    int status = pclose(p);
-    if (out)
-        *out = text;
-    else
-        free(text);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
 
 static int setup(void **state)
 {
@@ -86,40 +66,54 @@ static void test_load_read_toc_speed_eject_against_a_server(void **state)
     struct stat st;
     assert_int_equal(stat(iso, &st), 0);
 
-    assert_int_equal(sh(&out, "cdrom --server %s CdRom0 status", sock), 0);
+    assert_int_equal(integ_sh(&out, STORSTACK_BIN " cdrom --server %s CdRom0 status", sock), 0);
     assert_non_null(strstr(out, "medium       none"));
     free(out);
-    assert_int_equal(sh(&out, "cdrom --server %s CdRom0 toc", sock), 1);
+    assert_int_equal(integ_sh(&out, STORSTACK_BIN " cdrom --server %s CdRom0 toc", sock), 1);
     assert_non_null(strstr(out, "STATUS_NO_MEDIA_IN_DEVICE"));
     free(out);
-    assert_int_equal(sh(&out, "cdrom --server %s CdRom0 load %s/none.iso", sock, dir), 1);
+    assert_int_equal(
+        integ_sh(&out, STORSTACK_BIN " cdrom --server %s CdRom0 load %s/none.iso", sock, dir), 1);
     assert_non_null(strstr(out, "No such file or directory"));
     free(out);
 
-    assert_int_equal(sh(NULL, "cdrom --server %s CdRom0 load %s", sock, iso), 0);
-    assert_int_equal(sh(&out, "io --server %s CdRom0 verify --offset 0 --length %lld --file %s",
-                        sock, (long long)st.st_size, iso),
+    assert_int_equal(integ_sh(NULL, STORSTACK_BIN " cdrom --server %s CdRom0 load %s", sock, iso),
+                     0);
+    assert_int_equal(integ_sh(&out,
+                              STORSTACK_BIN
+                              " io --server %s CdRom0 verify --offset 0 --length %lld --file %s",
+                              sock, (long long)st.st_size, iso),
                      0);
     free(out);
-    assert_int_equal(sh(&out, "cdrom --server %s CdRom0 toc --json", sock), 0);
+    /* and through pass-through: READ (10) of the first 32 sectors */
+    assert_int_equal(integ_sh(NULL,
+                              STORSTACK_BIN " scsi --server %s CdRom0 raw 28 00 00 00 00 00 00 00 "
+                                            "20 00 --in 64K --out %s/head.bin",
+                              sock, dir),
+                     0);
+    assert_int_equal(integ_sh(NULL, "cmp -n 65536 %s %s/head.bin", iso, dir), 0);
+    assert_int_equal(integ_sh(&out, STORSTACK_BIN " cdrom --server %s CdRom0 toc --json", sock), 0);
     char want[96];
     snprintf(want, sizeof(want), "{\"track\": 170, \"type\": \"leadout\", \"lba\": %lld}",
              (long long)st.st_size / 2048);
     assert_non_null(strstr(out, want));
     free(out);
-    assert_int_equal(sh(NULL, "cdrom --server %s CdRom0 speed 4x", sock), 0);
-    assert_int_equal(sh(&out, "cdrom --server %s CdRom0 status --json", sock), 0);
+    assert_int_equal(integ_sh(NULL, STORSTACK_BIN " cdrom --server %s CdRom0 speed 4x", sock), 0);
+    assert_int_equal(integ_sh(&out, STORSTACK_BIN " cdrom --server %s CdRom0 status --json", sock),
+                     0);
     assert_non_null(strstr(out, "\"media\": \"cd-rom\""));
     assert_non_null(strstr(out, "\"read_speed_kbs\": 704"));
     free(out);
     /* a pass-through PREVENT, then eject is refused, ALLOW, then it works */
-    assert_int_equal(sh(NULL, "scsi --server %s CdRom0 raw 1e 00 00 00 01 00", sock), 0);
-    assert_int_equal(sh(&out, "cdrom --server %s CdRom0 eject", sock), 1);
+    assert_int_equal(
+        integ_sh(NULL, STORSTACK_BIN " scsi --server %s CdRom0 raw 1e 00 00 00 01 00", sock), 0);
+    assert_int_equal(integ_sh(&out, STORSTACK_BIN " cdrom --server %s CdRom0 eject", sock), 1);
     assert_non_null(strstr(out, "prevented"));
     free(out);
-    assert_int_equal(sh(NULL, "scsi --server %s CdRom0 raw 1e 00 00 00 00 00", sock), 0);
-    assert_int_equal(sh(NULL, "cdrom --server %s CdRom0 eject", sock), 0);
-    assert_int_equal(sh(&out, "cdrom --server %s CdRom0 status", sock), 0);
+    assert_int_equal(
+        integ_sh(NULL, STORSTACK_BIN " scsi --server %s CdRom0 raw 1e 00 00 00 00 00", sock), 0);
+    assert_int_equal(integ_sh(NULL, STORSTACK_BIN " cdrom --server %s CdRom0 eject", sock), 0);
+    assert_int_equal(integ_sh(&out, STORSTACK_BIN " cdrom --server %s CdRom0 status", sock), 0);
     assert_non_null(strstr(out, "none (tray open)"));
     free(out);
 }
@@ -127,13 +121,13 @@ static void test_load_read_toc_speed_eject_against_a_server(void **state)
 static void test_bad_arguments_exit_2(void **state)
 {
     char *out;
-    assert_int_equal(sh(&out, "cdrom --server %s CdRom0 speed fast", sock), 2);
+    assert_int_equal(integ_sh(&out, STORSTACK_BIN " cdrom --server %s CdRom0 speed fast", sock), 2);
     assert_non_null(strstr(out, "speed"));
     free(out);
-    assert_int_equal(sh(NULL, "cdrom --server %s CdRom0 load", sock), 2);
-    assert_int_equal(sh(NULL, "cdrom --server %s CdRom0 spin", sock), 2);
-    assert_int_equal(sh(NULL, "cdrom --server %s CdRom0 eject now", sock), 2);
-    assert_int_equal(sh(&out, "cdrom --server %s CdRom9 status", sock), 1);
+    assert_int_equal(integ_sh(NULL, STORSTACK_BIN " cdrom --server %s CdRom0 load", sock), 2);
+    assert_int_equal(integ_sh(NULL, STORSTACK_BIN " cdrom --server %s CdRom0 spin", sock), 2);
+    assert_int_equal(integ_sh(NULL, STORSTACK_BIN " cdrom --server %s CdRom0 eject now", sock), 2);
+    assert_int_equal(integ_sh(&out, STORSTACK_BIN " cdrom --server %s CdRom9 status", sock), 1);
     assert_non_null(strstr(out, "STATUS_OBJECT_NAME_NOT_FOUND"));
     free(out);
 }

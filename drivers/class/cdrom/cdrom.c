@@ -128,9 +128,10 @@ void CdRompUpdateMedia(PDEVICE_OBJECT Fdo, BOOLEAN Changed)
             dvd = scsi_get_be16(hdr + 6) == 0x0010;
     }
     KeAcquireSpinLock(&data->Lock, &irql);
-    if (present != data->MediaPresent || Changed)
+    if (present != (atomic_load(&data->MediaBytes) != 0) || Changed)
         data->MediaChangeCount++;
-    data->MediaPresent = present;
+    atomic_store_explicit(&data->MediaBytes, present ? (ULONGLONG)fdx->PartitionLength.QuadPart : 0,
+                          memory_order_release);
     data->MediaIsDvd = dvd;
     KeReleaseSpinLock(&data->Lock, irql);
     KeSetEvent(&data->MediaLock, 0, FALSE);
@@ -160,20 +161,33 @@ static BOOLEAN CdRompMediaEvent(PDEVICE_OBJECT Fdo)
 static void CdRompPollWork(PDEVICE_OBJECT Fdo, PVOID Context)
 {
     PCDROM_DATA data = CdRompData(Fdo);
-    if (!atomic_load(&data->Stopping) && CdRompMediaEvent(Fdo))
+    KIRQL irql;
+    KeAcquireSpinLock(&data->Lock, &irql);
+    /* an exclusive owner that asked for no media notifications gets none while it holds the
+     * lock: the poll leaves the drive's events alone until it unlocks */
+    BOOLEAN quiet =
+        data->ExclusiveOwner && (data->ExclusiveFlags & CDROM_NO_MEDIA_NOTIFICATIONS) != 0;
+    KeReleaseSpinLock(&data->Lock, irql);
+    if (!quiet && !atomic_load(&data->Stopping) && CdRompMediaEvent(Fdo))
         CdRompUpdateMedia(Fdo, TRUE);
     atomic_store(&data->PollQueued, 0);
 }
 
+/* The timer's DPC: queue the poll unless one is queued or the device is going away. Taking
+ * PollQueued before looking at Stopping pairs with remove, which sets Stopping before it waits
+ * for PollQueued to clear. */
 static void CdRompPollDpc(PKDPC Dpc, PVOID Context, PVOID A1, PVOID A2)
 {
     PDEVICE_OBJECT fdo = Context;
     PCDROM_DATA data = CdRompData(fdo);
     int idle = 0;
-    if (atomic_load(&data->Stopping))
+    if (!atomic_compare_exchange_strong(&data->PollQueued, &idle, 1))
         return;
-    if (atomic_compare_exchange_strong(&data->PollQueued, &idle, 1))
-        IoQueueWorkItem(data->PollWorkItem, CdRompPollWork, DelayedWorkQueue, NULL);
+    if (atomic_load(&data->Stopping)) {
+        atomic_store(&data->PollQueued, 0);
+        return;
+    }
+    IoQueueWorkItem(data->PollWorkItem, CdRompPollWork, DelayedWorkQueue, NULL);
 }
 
 BOOLEAN CdRompLockedOut(PDEVICE_OBJECT Fdo, PIRP Irp)
@@ -211,6 +225,7 @@ static NTSTATUS CdRomAddDevice(PDRIVER_OBJECT DriverObject, PDEVICE_OBJECT Pdo)
     KeInitializeSpinLock(&data->Lock);
     KeInitializeEvent(&data->MediaLock, SynchronizationEvent, TRUE);
     atomic_init(&data->PollQueued, 0);
+    atomic_init(&data->MediaBytes, 0);
     atomic_init(&data->Stopping, false);
     fdx->LowerDeviceObject = IoAttachDeviceToDeviceStack(fdo, Pdo);
     fdo->Flags |= DO_DIRECT_IO;
@@ -299,7 +314,9 @@ static NTSTATUS CdRomRemoveDevice(PDEVICE_OBJECT Fdo, UCHAR Type)
     atomic_store(&data->Stopping, true);
     if (data->TimerStarted) {
         KeCancelTimer(&data->PollTimer);
-        /* a DPC that fired before the cancel may still queue the work item: wait it out */
+        /* a DPC that fired before the cancel runs to its end, and the poll it queued too */
+        KeRemoveQueueDpc(&data->PollDpc);
+        KeFlushQueuedDpcsEx(IoGetExecutive(Fdo));
         for (int i = 0; i < 10000 && atomic_load(&data->PollQueued); i++)
             KeStallExecutionProcessor(1000);
         KeDeleteEvent(&data->PollTimer.Signal);
@@ -319,7 +336,7 @@ static NTSTATUS CdRomRemoveDevice(PDEVICE_OBJECT Fdo, UCHAR Type)
 
 /* ---- create, cleanup, close ---------------------------------------------------------------- */
 
-static NTSTATUS CdRompComplete(PIRP Irp, NTSTATUS Status, ULONG_PTR Information)
+NTSTATUS CdRompComplete(PIRP Irp, NTSTATUS Status, ULONG_PTR Information)
 {
     Irp->IoStatus.Status = Status;
     Irp->IoStatus.Information = Information;
@@ -448,13 +465,16 @@ static NTSTATUS CdRomReadWriteVerification(PDEVICE_OBJECT Fdo, PIRP Irp)
         return STATUS_ACCESS_DENIED;
     if (sp->MajorFunction == IRP_MJ_WRITE)
         return STATUS_MEDIA_WRITE_PROTECTED;
-    if (!CdRompData(Fdo)->MediaPresent)
+    ULONGLONG media = CdRompMediaBytes(Fdo);
+    if (!media) {
         CdRompUpdateMedia(Fdo, FALSE); /* a disc may have arrived since the last poll */
-    if (!CdRompData(Fdo)->MediaPresent)
+        media = CdRompMediaBytes(Fdo);
+    }
+    if (!media)
         return STATUS_NO_MEDIA_IN_DEVICE;
     if (offset < 0 || ((ULONGLONG)offset & mask) || (length & mask))
         return STATUS_INVALID_PARAMETER;
-    if ((ULONGLONG)offset + length > (ULONGLONG)fdx->PartitionLength.QuadPart)
+    if ((ULONGLONG)offset + length > media)
         return STATUS_INVALID_PARAMETER;
     PCDROM_FILE_CONTEXT ctx = CdRompFileContext(Irp);
     if (ctx && ctx->Streaming && length && Irp->MdlAddress)

@@ -35,7 +35,7 @@ typedef struct _CDROM_DATA {
     ULONG ExclusiveFlags;
     ULONG LockCount; /* the device's medium removal prevents, all handles */
     ULONG MediaChangeCount;
-    BOOLEAN MediaPresent;
+    atomic_ullong MediaBytes; /* the medium's length; 0 = no disc (read on the I/O path) */
     BOOLEAN MediaIsDvd;
     char LastLoadError[256];
     /* GESN polling: a periodic timer whose DPC queues the work item that polls */
@@ -56,6 +56,12 @@ static inline PCDROM_DATA CdRompData(PDEVICE_OBJECT Fdo)
     return ClassGetFdoExtension(Fdo)->DriverData;
 }
 
+/* The length of the disc in the drive, 0 when there is none, as the last media update saw it. */
+static inline ULONGLONG CdRompMediaBytes(PDEVICE_OBJECT Fdo)
+{
+    return atomic_load_explicit(&CdRompData(Fdo)->MediaBytes, memory_order_acquire);
+}
+
 static inline PCDROM_FILE_CONTEXT CdRompFileContext(PIRP Irp)
 {
     PFILE_OBJECT fo = IoGetCurrentIrpStackLocation(Irp)->FileObject;
@@ -63,6 +69,8 @@ static inline PCDROM_FILE_CONTEXT CdRompFileContext(PIRP Irp)
 }
 
 /* cdrom.c */
+/* Completes the IRP with the status and information; returns the status. */
+NTSTATUS CdRompComplete(PIRP Irp, NTSTATUS Status, ULONG_PTR Information);
 NTSTATUS CdRompSendSrb(PDEVICE_OBJECT Fdo, PSCSI_REQUEST_BLOCK Srb, PVOID Buffer, ULONG Length,
                        BOOLEAN Write, PUCHAR Sense, ULONG SenseLength);
 /* Re-reads the medium (TEST UNIT READY, capacity, profile); a change bumps the change count. */

@@ -11,14 +11,6 @@
 
 #include "drivers/class/cdrom/cdromp.h"
 
-static NTSTATUS CdRompDone(PIRP Irp, NTSTATUS Status, ULONG_PTR Information)
-{
-    Irp->IoStatus.Status = Status;
-    Irp->IoStatus.Information = Information;
-    IoCompleteRequest(Irp, IO_NO_INCREMENT);
-    return Status;
-}
-
 static BOOLEAN CdRompHasRight(PIRP Irp, ULONG Right)
 {
     PCDROM_FILE_CONTEXT ctx = CdRompFileContext(Irp);
@@ -34,20 +26,27 @@ static NTSTATUS CdRompDataIn(PDEVICE_OBJECT Fdo, PSCSI_REQUEST_BLOCK Srb, PVOID 
     return status;
 }
 
-/* IOCTL_CDROM_READ_TOC: format 0 in MSF into a CDROM_TOC. IOCTL_CDROM_READ_TOC_EX: the format,
- * MSF bit and session/track the caller gives (full TOC, PMA and ATIP are MSF only). */
-static NTSTATUS CdRompReadToc(PDEVICE_OBJECT Fdo, PIRP Irp, BOOLEAN Ex, ULONG_PTR *Info)
+/* IOCTL_CDROM_READ_TOC: format 0 in MSF into a CDROM_TOC. IOCTL_CDROM_GET_LAST_SESSION: format
+ * 1 in MSF into a CDROM_TOC_SESSION_DATA. IOCTL_CDROM_READ_TOC_EX: the format, MSF bit and
+ * session/track the caller gives (full TOC, PMA and ATIP are MSF only). */
+static NTSTATUS CdRompReadToc(PDEVICE_OBJECT Fdo, PIRP Irp, ULONG Code, ULONG_PTR *Info)
 {
     PIO_STACK_LOCATION sp = IoGetCurrentIrpStackLocation(Irp);
     ULONG out = sp->Parameters.DeviceIoControl.OutputBufferLength;
     SCSI_REQUEST_BLOCK srb = {0};
     srb.CdbLength = 10;
     srb.Cdb[0] = SCSIOP_READ_TOC;
-    if (!Ex) {
+    if (Code == IOCTL_CDROM_READ_TOC) {
         if (out < sizeof(CDROM_TOC))
             return STATUS_BUFFER_TOO_SMALL;
         srb.Cdb[1] = 0x02;
         out = sizeof(CDROM_TOC);
+    } else if (Code == IOCTL_CDROM_GET_LAST_SESSION) {
+        if (out < sizeof(CDROM_TOC_SESSION_DATA))
+            return STATUS_BUFFER_TOO_SMALL;
+        srb.Cdb[1] = 0x02;
+        srb.Cdb[2] = CDROM_READ_TOC_EX_FORMAT_SESSION;
+        out = sizeof(CDROM_TOC_SESSION_DATA);
     } else {
         CDROM_READ_TOC_EX in;
         if (sp->Parameters.DeviceIoControl.InputBufferLength < sizeof(in))
@@ -274,8 +273,8 @@ static NTSTATUS CdRompCheckVerify(PDEVICE_OBJECT Fdo, PIRP Irp, ULONG_PTR *Info)
     srb.CdbLength = 6;
     srb.Cdb[0] = SCSIOP_TEST_UNIT_READY;
     NTSTATUS status = CdRompSendSrb(Fdo, &srb, NULL, 0, FALSE, NULL, 0);
-    if (status == STATUS_VERIFY_REQUIRED || (NT_SUCCESS(status) && !data->MediaPresent) ||
-        (status == STATUS_NO_MEDIA_IN_DEVICE && data->MediaPresent))
+    if (status == STATUS_VERIFY_REQUIRED || (NT_SUCCESS(status) && !CdRompMediaBytes(Fdo)) ||
+        (status == STATUS_NO_MEDIA_IN_DEVICE && CdRompMediaBytes(Fdo)))
         CdRompUpdateMedia(Fdo, status == STATUS_VERIFY_REQUIRED);
     if (status == STATUS_VERIFY_REQUIRED) {
         srb.SrbStatus = 0;
@@ -311,13 +310,13 @@ static NTSTATUS CdRompGetMediaTypes(PDEVICE_OBJECT Fdo, PIRP Irp, ULONG_PTR *Inf
     t.MediaInfoCount = 1;
     t.MediaInfo[0].DeviceSpecific.RemovableDiskInfo.MediaType = data->MediaIsDvd ? DVD_ROM : CD_ROM;
     t.MediaInfo[0].DeviceSpecific.RemovableDiskInfo.Cylinders.QuadPart =
-        fdx->PartitionLength.QuadPart / COOKED_SECTOR_SIZE;
+        (LONGLONG)(CdRompMediaBytes(Fdo) / COOKED_SECTOR_SIZE);
     t.MediaInfo[0].DeviceSpecific.RemovableDiskInfo.TracksPerCylinder = 1;
     t.MediaInfo[0].DeviceSpecific.RemovableDiskInfo.SectorsPerTrack = 1;
     t.MediaInfo[0].DeviceSpecific.RemovableDiskInfo.BytesPerSector = COOKED_SECTOR_SIZE;
     t.MediaInfo[0].DeviceSpecific.RemovableDiskInfo.NumberMediaSides = 1;
     t.MediaInfo[0].DeviceSpecific.RemovableDiskInfo.MediaCharacteristics =
-        MEDIA_READ_ONLY | (data->MediaPresent ? MEDIA_CURRENTLY_MOUNTED : 0);
+        MEDIA_READ_ONLY | (CdRompMediaBytes(Fdo) ? MEDIA_CURRENTLY_MOUNTED : 0);
     memcpy(Irp->AssociatedIrp.SystemBuffer, &t, sizeof(t));
     *Info = sizeof(t);
     return STATUS_SUCCESS;
@@ -598,6 +597,40 @@ static NTSTATUS CdRompGetStatus(PDEVICE_OBJECT Fdo, PIRP Irp, ULONG_PTR *Info)
     return STATUS_SUCCESS;
 }
 
+/* IOCTL_CDROM_GET_DRIVE_GEOMETRY and the disk forms Windows' cdrom also answers (callers such
+ * as the iSCSI target learn the block size from them): 2048-byte sectors, 64 heads x 32 sectors,
+ * the medium's length. No disc: STATUS_NO_MEDIA_IN_DEVICE. */
+static NTSTATUS CdRompGeometry(PDEVICE_OBJECT Fdo, PIRP Irp, ULONG Code, ULONG_PTR *Info)
+{
+    PFUNCTIONAL_DEVICE_EXTENSION fdx = Fdo->DeviceExtension;
+    PIO_STACK_LOCATION sp = IoGetCurrentIrpStackLocation(Irp);
+    ULONG need = Code == IOCTL_DISK_GET_DRIVE_GEOMETRY_EX ? FIELD_OFFSET(DISK_GEOMETRY_EX, Data)
+                 : Code == IOCTL_DISK_GET_LENGTH_INFO     ? sizeof(GET_LENGTH_INFORMATION)
+                                                          : sizeof(DISK_GEOMETRY);
+    if (sp->Parameters.DeviceIoControl.OutputBufferLength < need)
+        return STATUS_BUFFER_TOO_SMALL;
+    CdRompUpdateMedia(Fdo, FALSE);
+    LARGE_INTEGER bytes = {.QuadPart = (LONGLONG)CdRompMediaBytes(Fdo)};
+    if (!bytes.QuadPart)
+        return STATUS_NO_MEDIA_IN_DEVICE;
+    DISK_GEOMETRY_EX gx;
+    memset(&gx, 0, sizeof(gx));
+    gx.Geometry = fdx->DiskGeometry;
+    gx.Geometry.MediaType = RemovableMedia;
+    gx.Geometry.TracksPerCylinder = 64;
+    gx.Geometry.SectorsPerTrack = 32;
+    gx.Geometry.Cylinders.QuadPart = bytes.QuadPart / (64 * 32 * COOKED_SECTOR_SIZE);
+    gx.DiskSize = bytes;
+    if (Code == IOCTL_DISK_GET_LENGTH_INFO) {
+        GET_LENGTH_INFORMATION li = {.Length = bytes};
+        memcpy(Irp->AssociatedIrp.SystemBuffer, &li, sizeof(li));
+    } else {
+        memcpy(Irp->AssociatedIrp.SystemBuffer, &gx, need);
+    }
+    *Info = need;
+    return STATUS_SUCCESS;
+}
+
 /* Requests another handle may make while the drive is exclusively locked. */
 static BOOLEAN CdRompAllowedWhileLocked(PIRP Irp, ULONG Code)
 {
@@ -617,18 +650,18 @@ static BOOLEAN CdRompAllowedWhileLocked(PIRP Irp, ULONG Code)
 
 NTSTATUS CdRomDeviceControl(PDEVICE_OBJECT Fdo, PIRP Irp)
 {
-    PFUNCTIONAL_DEVICE_EXTENSION fdx = Fdo->DeviceExtension;
     PIO_STACK_LOCATION sp = IoGetCurrentIrpStackLocation(Irp);
     ULONG code = sp->Parameters.DeviceIoControl.IoControlCode;
     ULONG_PTR info = 0;
     NTSTATUS status;
 
     if (CdRompLockedOut(Fdo, Irp) && !CdRompAllowedWhileLocked(Irp, code))
-        return CdRompDone(Irp, STATUS_ACCESS_DENIED, 0);
+        return CdRompComplete(Irp, STATUS_ACCESS_DENIED, 0);
     switch (code) {
     case IOCTL_CDROM_READ_TOC:
     case IOCTL_CDROM_READ_TOC_EX:
-        status = CdRompReadToc(Fdo, Irp, code == IOCTL_CDROM_READ_TOC_EX, &info);
+    case IOCTL_CDROM_GET_LAST_SESSION:
+        status = CdRompReadToc(Fdo, Irp, code, &info);
         break;
     case IOCTL_CDROM_GET_CONFIGURATION:
         status = CdRompGetConfiguration(Fdo, Irp, &info);
@@ -639,26 +672,12 @@ NTSTATUS CdRomDeviceControl(PDEVICE_OBJECT Fdo, PIRP Irp)
     case IOCTL_DVD_READ_STRUCTURE:
         status = CdRompReadDvdStructure(Fdo, Irp, &info);
         break;
-    case IOCTL_CDROM_GET_DRIVE_GEOMETRY: {
-        if (sp->Parameters.DeviceIoControl.OutputBufferLength < sizeof(DISK_GEOMETRY)) {
-            status = STATUS_BUFFER_TOO_SMALL;
-            break;
-        }
-        CdRompUpdateMedia(Fdo, FALSE);
-        if (!CdRompData(Fdo)->MediaPresent) {
-            status = STATUS_NO_MEDIA_IN_DEVICE;
-            break;
-        }
-        DISK_GEOMETRY g = fdx->DiskGeometry;
-        g.MediaType = RemovableMedia;
-        g.TracksPerCylinder = 64;
-        g.SectorsPerTrack = 32;
-        g.Cylinders.QuadPart = fdx->PartitionLength.QuadPart / (64 * 32 * COOKED_SECTOR_SIZE);
-        memcpy(Irp->AssociatedIrp.SystemBuffer, &g, sizeof(g));
-        info = sizeof(g);
-        status = STATUS_SUCCESS;
+    case IOCTL_CDROM_GET_DRIVE_GEOMETRY:
+    case IOCTL_DISK_GET_DRIVE_GEOMETRY:
+    case IOCTL_DISK_GET_DRIVE_GEOMETRY_EX:
+    case IOCTL_DISK_GET_LENGTH_INFO:
+        status = CdRompGeometry(Fdo, Irp, code, &info);
         break;
-    }
     case IOCTL_STORAGE_EJECT_MEDIA:
     case IOCTL_STORAGE_LOAD_MEDIA:
         status = CdRompHasRight(Irp, CDROM_RIGHT_WRITE)
@@ -693,10 +712,10 @@ NTSTATUS CdRomDeviceControl(PDEVICE_OBJECT Fdo, PIRP Irp)
     case IOCTL_SCSI_PASS_THROUGH:
     case IOCTL_SCSI_PASS_THROUGH_DIRECT:
         if (!CdRompHasRight(Irp, CDROM_RIGHT_PRIVILEGED))
-            return CdRompDone(Irp, STATUS_ACCESS_DENIED, 0);
+            return CdRompComplete(Irp, STATUS_ACCESS_DENIED, 0);
         return ClassDeviceControl(Fdo, Irp);
     default:
         return ClassDeviceControl(Fdo, Irp);
     }
-    return CdRompDone(Irp, status, info);
+    return CdRompComplete(Irp, status, info);
 }

@@ -95,6 +95,7 @@ static void mock_destroy(struct backend *be)
     struct mock_backend *m = (struct mock_backend *)be;
     mock_backend_release(m);
     pthread_mutex_destroy(&m->lock);
+    free(m->meta);
     free(m->alloc);
     free(m->data);
     free(m);
@@ -121,12 +122,56 @@ static int mock_extents(struct backend *be, uint64_t offset, uint64_t length, st
     return (int)n;
 }
 
+static int mock_meta_load(struct backend *be, const char *name, void *buf, size_t cap, size_t *len);
+static int mock_meta_store(struct backend *be, const char *name, const void *buf, size_t len);
+
 static const struct backend_ops mock_ops = {
     .name = "mock",
     .submit = mock_submit,
     .extents = mock_extents,
     .destroy = mock_destroy,
+    .meta_load = mock_meta_load,
+    .meta_store = mock_meta_store,
 };
+
+static int mock_meta_load(struct backend *be, const char *name, void *buf, size_t cap, size_t *len)
+{
+    struct mock_backend *m = (struct mock_backend *)be;
+    if (strcmp(name, "pr") != 0 || !m->meta_present)
+        return -ENOENT;
+    if (m->meta_len > cap)
+        return -EFBIG;
+    memcpy(buf, m->meta, m->meta_len);
+    *len = m->meta_len;
+    return 0;
+}
+
+static int mock_meta_store(struct backend *be, const char *name, const void *buf, size_t len)
+{
+    struct mock_backend *m = (struct mock_backend *)be;
+    if (strcmp(name, "pr") != 0)
+        abort();
+    m->nmeta_store++;
+    if (m->meta_fail)
+        return m->meta_fail;
+    free(m->meta);
+    m->meta = NULL;
+    m->meta_len = 0;
+    m->meta_present = len > 0;
+    if (len) {
+        m->meta = malloc(len);
+        if (!m->meta)
+            abort();
+        memcpy(m->meta, buf, len);
+        m->meta_len = len;
+    }
+    return 0;
+}
+
+void mock_backend_enable_meta(struct mock_backend *m)
+{
+    m->be.caps.can_meta = true;
+}
 
 struct mock_backend *mock_backend_create(uint64_t size, const struct be_caps *caps)
 {

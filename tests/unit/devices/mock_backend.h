@@ -42,6 +42,13 @@ struct mock_backend {
     struct be_io *pending[MOCK_MAX_PENDING];
     int npending;
 
+    /* Metadata blob ("pr"), when mock_backend_enable_meta() gave the backend meta ops. */
+    uint8_t *meta;
+    size_t meta_len;
+    bool meta_present;
+    int meta_fail; /* -errno returned by meta_store when nonzero */
+    int nmeta_store;
+
     /* What the device submitted. */
     int nreq;
     struct mock_req log[MOCK_LOG];
@@ -54,5 +61,7 @@ int mock_backend_release(struct mock_backend *m);
 int mock_backend_count(struct mock_backend *m, enum be_op op);
 const struct mock_req *mock_backend_last(struct mock_backend *m, enum be_op op);
 void mock_backend_clear_log(struct mock_backend *m);
+/* Declares can_meta: meta_load/meta_store over one in-memory blob per backend. */
+void mock_backend_enable_meta(struct mock_backend *m);
 
 #endif

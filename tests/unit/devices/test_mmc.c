@@ -122,6 +122,7 @@ static void test_inquiry_reports_removable_cdrom(void **state)
     assert_int_equal(buf[0], 0x05);
     assert_int_equal(buf[1] & 0x80, 0x80);
     assert_memory_equal(buf + 16, "VIRTUAL CDROM   ", 16);
+    assert_int_equal(scsi_get_be16(buf + 62), 0x04E0); /* MMC-6, not SBC-3 */
     uint8_t vpd[6] = {SCSIOP_INQUIRY, 1, 0, 0, 96};
     run_cmd(lu, &t, vpd, 6, SCSI_DIR_IN, buf, sizeof(buf));
     assert_good(&t);
@@ -338,11 +339,62 @@ static void test_read_cd_raw_user_and_audio_sectors(void **state)
     scsi_lu_destroy(lu);
 }
 
-static void test_read_cd_on_iso_rebuilds_header_but_not_edc(void **state)
+/* The two syndromes of an RS codeword over GF(2^8) (x^8 + x^4 + x^3 + x^2 + 1), computed with
+ * log tables rather than the encoder's: sum c_k and sum c_k a^(n-1-k) (ECMA-130 annex A). */
+static void rs_syndromes(const uint8_t *c, int n, uint8_t *s0, uint8_t *s1)
+{
+    uint8_t exp[512];
+    int log[256];
+    int x = 1;
+    for (int i = 0; i < 255; i++) {
+        exp[i] = exp[i + 255] = (uint8_t)x;
+        log[x] = i;
+        x <<= 1;
+        if (x & 0x100)
+            x ^= 0x11D;
+    }
+    *s0 = *s1 = 0;
+    for (int k = 0; k < n; k++) {
+        *s0 ^= c[k];
+        if (c[k])
+            *s1 ^= exp[log[c[k]] + (n - 1 - k)];
+    }
+}
+
+/* Checks a Mode 1 raw sector's EDC and its 86 P and 52 Q codewords. */
+static void assert_mode1_sector_valid(const uint8_t *sec)
+{
+    assert_int_equal(mmc_edc(sec, 2068), 0); /* a CRC over data and CRC leaves no remainder */
+    for (int k = 2068; k < 2076; k++)
+        assert_int_equal(sec[k], 0);
+    const uint8_t *b = sec + 12;
+    for (int j = 0; j < 86; j++) { /* P: 24 rows of a word column, one byte plane */
+        uint8_t c[26], s0, s1;
+        for (int i = 0; i < 24; i++)
+            c[i] = b[(j / 2) * 2 + (j % 2) + i * 86];
+        c[24] = sec[2076 + j];
+        c[25] = sec[2076 + 86 + j];
+        rs_syndromes(c, 26, &s0, &s1);
+        assert_int_equal(s0, 0);
+        assert_int_equal(s1, 0);
+    }
+    for (int j = 0; j < 52; j++) { /* Q: a diagonal of 43 words over the 26 rows */
+        uint8_t c[45], s0, s1;
+        for (int i = 0; i < 43; i++)
+            c[i] = b[((j / 2) * 86 + (j % 2) + i * 88) % 2236];
+        c[43] = sec[2248 + j];
+        c[44] = sec[2248 + 52 + j];
+        rs_syndromes(c, 45, &s0, &s1);
+        assert_int_equal(s0, 0);
+        assert_int_equal(s1, 0);
+    }
+}
+
+static void test_read_cd_on_iso_rebuilds_sync_header_edc_and_ecc(void **state)
 {
     struct scsi_lu *lu = drive(iso_path);
     struct tcmd t;
-    uint8_t buf[2352];
+    static uint8_t buf[3 * 2352];
     uint8_t tur[6] = {0};
     run_cmd(lu, &t, tur, 6, SCSI_DIR_NONE, NULL, 0);
     uint8_t cd[12] = {SCSIOP_READ_CD, 0, 0, 0, 0, 0, 0, 0, 1, 0xB0, 0}; /* sync, header, user */
@@ -351,10 +403,30 @@ static void test_read_cd_on_iso_rebuilds_header_but_not_edc(void **state)
     assert_int_equal(t.cmd.transferred, 16 + 2048);
     assert_memory_equal(buf + 12, "\x00\x02\x00\x01", 4);
     assert_int_equal(buf[16], iso_byte(0, 0));
+    /* whole raw sectors: EDC and ECC computed for what the image stores */
+    cd[5] = 77;
+    cd[8] = 3;
     cd[9] = 0xF8;
     run_cmd(lu, &t, cd, 12, SCSI_DIR_IN, buf, sizeof(buf));
-    assert_check(&t, SCSI_SENSE_ILLEGAL_REQUEST, 0x24, 0);
-    assert_field_pointer(&t, true, 9, 3);
+    assert_good(&t);
+    assert_int_equal(t.cmd.transferred, 3 * 2352);
+    for (int k = 0; k < 3; k++) {
+        const uint8_t *sec = buf + k * 2352;
+        assert_memory_equal(sec, "\x00\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x00", 12);
+        assert_int_equal(sec[16], iso_byte(77 + k, 0));
+        assert_int_equal(sec[16 + 2047], iso_byte(77 + k, 2047));
+        assert_mode1_sector_valid(sec);
+    }
+    /* the checker is not blind: one flipped bit and the EDC no longer divides */
+    buf[100] ^= 0x10;
+    assert_true(mmc_edc(buf, 2068) != 0);
+    /* EDC/ECC alone */
+    cd[8] = 1;
+    cd[9] = 0x08;
+    run_cmd(lu, &t, cd, 12, SCSI_DIR_IN, buf + 2352, 288);
+    assert_good(&t);
+    assert_int_equal(t.cmd.transferred, 288);
+    assert_memory_equal(buf + 2352, buf + 2064, 288);
     scsi_lu_destroy(lu);
 }
 
@@ -658,7 +730,7 @@ int main(void)
         cmocka_unit_test(test_read_capacity_and_read10_match_the_iso),
         cmocka_unit_test(test_cue_toc_formats_match_the_sheet),
         cmocka_unit_test(test_read_cd_raw_user_and_audio_sectors),
-        cmocka_unit_test(test_read_cd_on_iso_rebuilds_header_but_not_edc),
+        cmocka_unit_test(test_read_cd_on_iso_rebuilds_sync_header_edc_and_ecc),
         cmocka_unit_test(test_dvd_image_refuses_cd_commands_and_reports_structure),
         cmocka_unit_test(test_eject_refused_while_prevented_and_events_reported),
         cmocka_unit_test(test_configuration_disc_and_track_information),

@@ -44,11 +44,16 @@ static void test_mode_sense6_all_pages_returns_header_descriptor_and_pages(void 
     struct tcmd t;
     mode_sense6(f.lu, &t, 0, 0x3F, 0, 255, b);
     assert_good(&t);
-    uint8_t want[4 + 8 + 20 + 12] = {4 + 8 + 20 + 12 - 1, 0, 0x10, 8};
+    uint8_t want[4 + 8 + 20 + 12 + 40 + 12] = {4 + 8 + 20 + 12 + 40 + 12 - 1, 0, 0x10, 8};
     scsi_put_be32(want + 4, 1000);
     scsi_put_be24(want + 9, 512);
     memcpy(want + 12, caching_cur_wce, 20);
     memcpy(want + 32, control_cur, 12);
+    want[44] = 0x1A; /* power condition: no timers */
+    want[45] = 0x26;
+    want[84] = 0x1C; /* informational exceptions: DEXCPT */
+    want[85] = 0x0A;
+    want[86] = 0x08;
     assert_int_equal(t.cmd.transferred, sizeof(want));
     assert_memory_equal(b, want, sizeof(want));
     fx_close(&f);
@@ -91,7 +96,7 @@ static void test_mode_sense_dbd_omits_the_block_descriptor(void **state)
     fx_close(&f);
 }
 
-static void test_mode_sense_changeable_values_show_wce_and_d_sense_only(void **state)
+static void test_mode_sense_changeable_values_show_wce_d_sense_and_swp_only(void **state)
 {
     struct fx f;
     fx_open(&f, DISK_BYTES, NULL, &caps_fua, false);
@@ -100,7 +105,7 @@ static void test_mode_sense_changeable_values_show_wce_and_d_sense_only(void **s
     mode_sense6(f.lu, &t, 0x08, 0x40 | 0x3F, 0, 255, b);
     assert_good(&t);
     static const uint8_t cach[20] = {0x08, 0x12, 0x04};
-    static const uint8_t ctl[12] = {0x0A, 0x0A, 0x04};
+    static const uint8_t ctl[12] = {0x0A, 0x0A, 0x04, 0, 0x08};
     assert_memory_equal(b + 4, cach, 20);
     assert_memory_equal(b + 24, ctl, 12);
     fx_close(&f);
@@ -137,7 +142,7 @@ static void test_mode_sense_unknown_page_or_subpage_returns_invalid_field(void *
     fx_open(&f, DISK_BYTES, NULL, &caps_fua, false);
     uint8_t b[255];
     struct tcmd t;
-    mode_sense6(f.lu, &t, 0, 0x1C, 0, 255, b);
+    mode_sense6(f.lu, &t, 0, 0x19, 0, 255, b);
     assert_invalid_cdb_field(&t, 2, 5);
     mode_sense6(f.lu, &t, 0, 0x08, 0x01, 255, b);
     assert_invalid_cdb_field(&t, 3, -1);
@@ -224,6 +229,104 @@ static void test_mode_select_reports_mode_parameters_changed_to_other_nexus_only
     tcmd_prepare(&t, tur, 6, SCSI_DIR_NONE, NULL, 0);
     t.cmd.nexus = 7;
     scsi_lu_execute(f.lu, &t.cmd);
+    assert_good(&t);
+    fx_close(&f);
+}
+
+/* Every page MODE SENSE(6)/(10) lists answers alone with current, changeable and default values
+ * (saved: SAVING PARAMETERS NOT SUPPORTED), and MODE SELECT(6)/(10) takes its current values back
+ * but refuses a change to a bit the changeable values do not show. */
+static void test_every_advertised_page_in_every_form(void **state)
+{
+    struct fx f;
+    fx_open(&f, DISK_BYTES, NULL, &caps_fua, false);
+    static const struct {
+        uint8_t code, len;
+    } pages[] = {{0x08, 20}, {0x0A, 12}, {0x1A, 40}, {0x1C, 12}};
+    struct tcmd t;
+    uint8_t b[255];
+    for (size_t i = 0; i < sizeof(pages) / sizeof(pages[0]); i++) {
+        uint8_t code = pages[i].code, len = pages[i].len;
+        for (int pc = 0; pc < 4; pc++) {
+            mode_sense6(f.lu, &t, 0x08, (uint8_t)(pc << 6 | code), 0, 255, b);
+            if (pc == 3) {
+                assert_check(&t, SCSI_SENSE_ILLEGAL_REQUEST, 0x39, 0x00);
+                continue;
+            }
+            assert_good(&t);
+            assert_int_equal(t.cmd.transferred, 4 + len);
+            assert_int_equal(b[4] & 0x3F, code);
+            assert_int_equal(b[5], len - 2);
+            uint8_t c10[10] = {
+                SCSIOP_MODE_SENSE10, 0x08, (uint8_t)(pc << 6 | code), 0, 0, 0, 0, 0, 255, 0};
+            uint8_t b10[255];
+            run_cmd(f.lu, &t, c10, 10, SCSI_DIR_IN, b10, 255);
+            assert_good(&t);
+            assert_int_equal(t.cmd.transferred, 8 + len);
+            assert_memory_equal(b10 + 8, b + 4, len);
+        }
+        /* current values back through MODE SELECT(6) and (10) */
+        mode_sense6(f.lu, &t, 0x08, code, 0, 255, b);
+        uint8_t sel[4 + 64] = {0};
+        memcpy(sel + 4, b + 4, len);
+        mode_select6(f.lu, &t, 0x10, sel, (uint8_t)(4 + len), 0);
+        assert_good(&t);
+        uint8_t sel10[8 + 64] = {0};
+        memcpy(sel10 + 8, b + 4, len);
+        uint8_t c10[10] = {SCSIOP_MODE_SELECT10, 0x10, 0, 0, 0, 0, 0, 0, (uint8_t)(8 + len), 0};
+        run_cmd(f.lu, &t, c10, 10, SCSI_DIR_OUT, sel10, 8 + len);
+        assert_good(&t);
+        /* a bit that is not changeable: the last byte's low bit */
+        uint8_t chg[255];
+        mode_sense6(f.lu, &t, 0x08, 0x40 | code, 0, 255, chg);
+        if (!(chg[4 + len - 1] & 0x01)) {
+            sel[4 + len - 1] ^= 0x01;
+            mode_select6(f.lu, &t, 0x10, sel, (uint8_t)(4 + len), 0);
+            assert_invalid_param_field(&t, (uint16_t)(4 + len - 1), 0);
+        }
+    }
+    fx_close(&f);
+}
+
+/* SWP=1 in the control page: every medium-changing command fails with DATA PROTECT, LOGICAL UNIT
+ * SOFTWARE WRITE PROTECTED (27h/02h); reads still work; the header's WP bit shows it; the other
+ * nexus sees MODE PARAMETERS CHANGED; SWP=0 lifts it. */
+static void test_mode_select_swp_write_protects_the_lu(void **state)
+{
+    struct fx f;
+    fx_open(&f, DISK_BYTES, NULL, &caps_fua, false);
+    uint8_t sel[4 + 12] = {0, 0, 0, 0};
+    memcpy(sel + 4, control_cur, 12);
+    sel[4 + 4] |= 0x08; /* SWP */
+    struct tcmd t;
+    mode_select6(f.lu, &t, 0x10, sel, sizeof(sel), 0);
+    assert_good(&t);
+    write10(f.lu, &t, 0);
+    assert_check(&t, SCSI_SENSE_DATA_PROTECT, 0x27, 0x02);
+    assert_int_equal(f.mb->nreq, 0);
+    static uint8_t r[512];
+    uint8_t rd[10] = {SCSIOP_READ, 0, 0, 0, 0, 1, 0, 0, 1, 0};
+    run_cmd(f.lu, &t, rd, 10, SCSI_DIR_IN, r, sizeof(r));
+    assert_good(&t);
+    uint8_t b[64];
+    mode_sense6(f.lu, &t, 0x08, 0x0A, 0, 64, b);
+    assert_good(&t);
+    assert_int_equal(b[2] & 0x80, 0x80); /* WP */
+    assert_int_equal(b[4 + 4] & 0x08, 0x08);
+    /* another nexus: the change is a unit attention, then its write is protected too */
+    uint8_t tur[6] = {0};
+    tcmd_prepare(&t, tur, 6, SCSI_DIR_NONE, NULL, 0);
+    t.cmd.nexus = 9;
+    scsi_lu_execute(f.lu, &t.cmd);
+    assert_check(&t, SCSI_SENSE_UNIT_ATTENTION, 0x29, 0x00); /* its first command */
+    tcmd_prepare(&t, tur, 6, SCSI_DIR_NONE, NULL, 0);
+    t.cmd.nexus = 9;
+    scsi_lu_execute(f.lu, &t.cmd);
+    assert_check(&t, SCSI_SENSE_UNIT_ATTENTION, 0x2A, 0x01);
+    sel[4 + 4] &= (uint8_t)~0x08;
+    mode_select6(f.lu, &t, 0x10, sel, sizeof(sel), 0);
+    assert_good(&t);
+    write10(f.lu, &t, 0);
     assert_good(&t);
     fx_close(&f);
 }
@@ -319,7 +422,7 @@ static void test_mode_select_bad_headers_and_lengths_return_the_right_sense(void
     mode_select6(f.lu, &t, 0x10, p, sizeof(p), 0);
     assert_invalid_param_field(&t, 13, -1);
     p[13] = 0x12;
-    p[12] = 0x1C; /* a page we do not have */
+    p[12] = 0x19; /* a page we do not have */
     mode_select6(f.lu, &t, 0x10, p, sizeof(p), 0);
     assert_invalid_param_field(&t, 12, 5);
     p[12] = 0x48; /* SPF: subpage format */
@@ -360,7 +463,7 @@ int main(void)
         cmocka_unit_test(test_mode_sense6_all_pages_returns_header_descriptor_and_pages),
         cmocka_unit_test(test_mode_sense10_llbaa_returns_long_block_descriptor),
         cmocka_unit_test(test_mode_sense_dbd_omits_the_block_descriptor),
-        cmocka_unit_test(test_mode_sense_changeable_values_show_wce_and_d_sense_only),
+        cmocka_unit_test(test_mode_sense_changeable_values_show_wce_d_sense_and_swp_only),
         cmocka_unit_test(test_mode_sense_default_values_come_from_the_config),
         cmocka_unit_test(test_mode_sense_saved_values_return_saving_parameters_not_supported),
         cmocka_unit_test(test_mode_sense_unknown_page_or_subpage_returns_invalid_field),
@@ -368,6 +471,8 @@ int main(void)
         cmocka_unit_test(test_mode_select_clearing_wce_makes_writes_fua_and_setting_it_undoes),
         cmocka_unit_test(test_mode_select_reports_mode_parameters_changed_to_other_nexus_only),
         cmocka_unit_test(test_mode_select_d_sense_switches_to_descriptor_sense),
+        cmocka_unit_test(test_mode_select_swp_write_protects_the_lu),
+        cmocka_unit_test(test_every_advertised_page_in_every_form),
         cmocka_unit_test(test_mode_select_changing_an_unchangeable_bit_returns_invalid_param_field),
         cmocka_unit_test(test_mode_select_bad_headers_and_lengths_return_the_right_sense),
         cmocka_unit_test(test_mode_select10_with_long_lba_descriptor_is_accepted),

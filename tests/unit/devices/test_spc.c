@@ -45,7 +45,7 @@ static void test_inquiry_standard_data_is_spc4_disk_with_cmdque(void **state)
     assert_int_equal(b[2], 0x06); /* SPC-4 */
     assert_int_equal(b[3], 0x02); /* response data format 2 */
     assert_int_equal(b[4], 74 - 5);
-    assert_int_equal(b[5], 0);
+    assert_int_equal(b[5], 0x18); /* TPGS 01b: implicit ALUA; 3PC (EXTENDED COPY) */
     assert_int_equal(b[6], 0);
     assert_int_equal(b[7], 0x02); /* CMDQUE */
     assert_memory_equal(b + 8, "ACME    ", 8);
@@ -100,7 +100,8 @@ static void test_vpd_00_lists_exactly_the_pages_implemented(void **state)
     struct tcmd t;
     inquiry(f.lu, &t, 1, 0x00, sizeof(b), b);
     assert_good(&t);
-    static const uint8_t want[] = {0x00, 0x00, 0x00, 0x06, 0x00, 0x80, 0x83, 0xB0, 0xB1, 0xB2};
+    static const uint8_t want[] = {0x00, 0x00, 0x00, 0x07, 0x00, 0x80,
+                                   0x83, 0x8F, 0xB0, 0xB1, 0xB2};
     assert_int_equal(t.cmd.transferred, sizeof(want));
     assert_memory_equal(b, want, sizeof(want));
     /* and each one listed answers */
@@ -163,7 +164,13 @@ static void test_vpd_83_has_naa6_and_t10_vendor_designators(void **state)
     assert_int_equal(d[1], 0x01);
     assert_int_equal(d[3], 8 + 16 + 6);
     assert_memory_equal(d + 4, "ACME    SUPERDISK       SN0042", 30);
-    assert_int_equal(plen, 20 + 34);
+    /* relative target port 1 and target port group 1: binary, target port association */
+    d += 4 + 30;
+    static const uint8_t rtp[8] = {0x01, 0x14, 0, 4, 0, 0, 0, 1};
+    static const uint8_t tpg[8] = {0x01, 0x15, 0, 4, 0, 0, 0, 1};
+    assert_memory_equal(d, rtp, 8);
+    assert_memory_equal(d + 8, tpg, 8);
+    assert_int_equal(plen, 20 + 34 + 16);
     fx_close(&f);
 }
 
@@ -499,6 +506,88 @@ static void test_report_supported_opcodes_one_command_returns_usage_data(void **
     fx_close(&f);
 }
 
+static void maint_in(struct scsi_lu *lu, struct tcmd *t, uint8_t b1, uint8_t b2, uint32_t alloc,
+                     uint8_t *buf)
+{
+    uint8_t c[12] = {SCSIOP_MAINTENANCE_IN, b1, b2};
+    scsi_put_be32(c + 6, alloc);
+    memset(buf, 0xEE, alloc);
+    run_cmd(lu, t, c, 12, SCSI_DIR_IN, buf, alloc);
+}
+
+static void test_report_supported_task_management_functions(void **state)
+{
+    struct fx f;
+    fx_open(&f, DISK_BYTES, &named, &caps_none, false);
+    uint8_t b[32];
+    struct tcmd t;
+    maint_in(f.lu, &t, 0x0D, 0, 32, b);
+    assert_good(&t);
+    assert_int_equal(t.cmd.transferred, 4);
+    static const uint8_t want[4] = {0xDA, 0, 0, 0}; /* ATS ATSS CTSS LURS TRS */
+    assert_memory_equal(b, want, 4);
+    maint_in(f.lu, &t, 0x0D, 0x80, 32, b); /* REPD: the 16-byte form */
+    assert_good(&t);
+    assert_int_equal(t.cmd.transferred, 16);
+    assert_int_equal(b[0], 0xDA);
+    assert_int_equal(b[3], 0x0C);
+    maint_in(f.lu, &t, 0x0D, 0, 3, b); /* ALLOCATION LENGTH below 4 */
+    assert_invalid_cdb_field(&t, 6, -1);
+    maint_in(f.lu, &t, 0x0D, 0x40, 32, b); /* reserved bit */
+    assert_invalid_cdb_field(&t, 2, 6);
+    fx_close(&f);
+}
+
+static void test_report_target_port_groups_one_active_optimized_group(void **state)
+{
+    struct fx f;
+    fx_open(&f, DISK_BYTES, &named, &caps_none, false);
+    uint8_t b[64];
+    struct tcmd t;
+    maint_in(f.lu, &t, 0x0A, 0, 64, b);
+    assert_good(&t);
+    static const uint8_t want[16] = {0, 0, 0, 12, 0x80, 0x01, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1};
+    assert_int_equal(t.cmd.transferred, 16);
+    assert_memory_equal(b, want, 16);
+    maint_in(f.lu, &t, 0x2A, 0, 64, b); /* extended header */
+    assert_good(&t);
+    assert_int_equal(t.cmd.transferred, 20);
+    assert_int_equal(scsi_get_be32(b), 16);
+    assert_int_equal(b[4], 0x10);
+    assert_memory_equal(b + 8, want + 4, 12);
+    maint_in(f.lu, &t, 0x4A, 0, 64, b); /* PARAMETER DATA FORMAT 010b */
+    assert_invalid_cdb_field(&t, 1, 7);
+    maint_in(f.lu, &t, 0x0A, 0, 6, b); /* cut */
+    assert_good(&t);
+    assert_int_equal(t.cmd.transferred, 6);
+    fx_close(&f);
+}
+
+static void test_report_supported_opcodes_describes_service_actions_of_reservations(void **state)
+{
+    struct fx f;
+    fx_open(&f, DISK_BYTES, &named, &caps_none, false);
+    uint8_t b[64];
+    struct tcmd t;
+    /* PERSISTENT RESERVE OUT / CLEAR: 10-byte CDB, SCOPE/TYPE, PARAMETER LIST LENGTH */
+    rsoc(f.lu, &t, 2, SCSIOP_PERSISTENT_RESERVE_OUT, 0x03, b, sizeof(b));
+    assert_good(&t);
+    static const uint8_t want[14] = {0, 0x03, 0,    10,   0x5F, 0x03, 0xFF,
+                                     0, 0,    0xFF, 0xFF, 0xFF, 0xFF, 0xC0};
+    assert_int_equal(t.cmd.transferred, 14);
+    assert_memory_equal(b, want, 14);
+    rsoc(f.lu, &t, 2, SCSIOP_PERSISTENT_RESERVE_IN, 0x04, b, sizeof(b)); /* no such SA */
+    assert_good(&t);
+    assert_int_equal(b[1], 0x01);
+    rsoc(f.lu, &t, 1, SCSIOP_RESERVE_UNIT, 0, b, sizeof(b));
+    assert_good(&t);
+    assert_int_equal(b[1], 0x03);
+    rsoc(f.lu, &t, 2, SCSIOP_RECEIVE_COPY_RESULTS, 0x03, b, sizeof(b));
+    assert_good(&t);
+    assert_int_equal(scsi_get_be16(b + 2), 16);
+    fx_close(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -523,6 +612,9 @@ int main(void)
         cmocka_unit_test(test_report_luns_on_a_lone_lu_reports_lun_0),
         cmocka_unit_test(test_report_supported_opcodes_lists_every_table_entry),
         cmocka_unit_test(test_report_supported_opcodes_one_command_returns_usage_data),
+        cmocka_unit_test(test_report_supported_task_management_functions),
+        cmocka_unit_test(test_report_target_port_groups_one_active_optimized_group),
+        cmocka_unit_test(test_report_supported_opcodes_describes_service_actions_of_reservations),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
