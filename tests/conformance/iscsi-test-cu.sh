@@ -3,6 +3,9 @@
 # outside suite: libiscsi's iscsi-test-cu (Debian libiscsi-bin). Starts `storstack serve` with a
 # private socket on a free loopback port, checks the libiscsi tools (iscsi-ls, iscsi-inq,
 # iscsi-readcapacity16), runs iscsi-test-cu and reports run/passed/failed/skipped per family.
+# SCSI.ReadOnly runs again against a serve with a write-protected LU, and the removable-medium
+# suites (PreventAllow, StartStopUnit, NoMedia) and the "LBPPB < 2" tests against one with a
+# removable LU of 4 KiB physical blocks; their results stand for those tests.
 # With --tgtd (and tgtd installed) the same suite runs against tgtd with a RAM-backed LUN (a
 # sparse file in /dev/shm) in the same run, side by side.
 #
