@@ -5,6 +5,8 @@
  * bit (SPC-4 4.5.2.4.2).
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 
 #include "devices_test.h"
 
@@ -390,6 +392,94 @@ static void test_bit_pointer_names_the_fields_most_significant_bit(void **state)
     fx_close(&f);
 }
 
+/* Threads moving the medium, preventing and reading at once: every answer is one of the states
+ * a single command could see, and the lock-free reads of the medium state are race-free (this
+ * program also runs under ThreadSanitizer: the `concurrent` label). */
+struct race {
+    struct scsi_lu *lu;
+    atomic_bool stop;
+    atomic_int bad;
+};
+
+static void *race_mover(void *arg)
+{
+    struct race *r = arg;
+    struct tcmd t;
+    for (int i = 0; i < 2000; i++) {
+        start_stop(r->lu, &t, 1, (i & 1) ? LOAD : EJECT);
+        bool ok = t.cmd.status == SAM_STAT_GOOD ||
+                  (t.cmd.status == SAM_STAT_CHECK_CONDITION && sense_asc(&t.cmd) == 0x53 &&
+                   sense_ascq(&t.cmd) == 0x02) ||
+                  (t.cmd.status == SAM_STAT_CHECK_CONDITION && sense_asc(&t.cmd) == 0x28);
+        if (!ok || t.ndone != 1)
+            atomic_fetch_add(&r->bad, 1);
+    }
+    return NULL;
+}
+
+static void *race_preventer(void *arg)
+{
+    struct race *r = arg;
+    struct tcmd t;
+    for (int i = 0; !atomic_load(&r->stop); i++) {
+        prevent(r->lu, &t, 2, i & 1);
+        if (t.cmd.status != SAM_STAT_GOOD &&
+            !(t.cmd.status == SAM_STAT_CHECK_CONDITION && sense_key(&t.cmd) == 0x06))
+            atomic_fetch_add(&r->bad, 1);
+    }
+    return NULL;
+}
+
+static void *race_reader(void *arg)
+{
+    struct race *r = arg;
+    struct tcmd t;
+    uint8_t c[16], buf[512];
+    cdb10(c, SCSIOP_READ, 5, 1);
+    while (!atomic_load(&r->stop)) {
+        run_nx(r->lu, &t, 3, c, 10, SCSI_DIR_IN, buf, sizeof(buf));
+        if (t.cmd.status == SAM_STAT_GOOD || t.ndone != 1) {
+            if (t.ndone != 1)
+                atomic_fetch_add(&r->bad, 1);
+            continue;
+        }
+        uint8_t key = sense_key(&t.cmd), asc = sense_asc(&t.cmd);
+        bool ok = (key == SCSI_SENSE_NOT_READY && (asc == 0x3A || asc == 0x04)) ||
+                  (key == SCSI_SENSE_UNIT_ATTENTION && (asc == 0x28 || asc == 0x29));
+        if (!ok)
+            atomic_fetch_add(&r->bad, 1);
+    }
+    return NULL;
+}
+
+static void test_eject_load_and_prevent_race_with_reads(void **state)
+{
+    struct fx f;
+    fx_open(&f, DISK_BYTES, &removable, &caps_flush, false);
+    for (uint64_t n = 1; n <= 3; n++)
+        take_power_on(f.lu, n);
+    struct race r = {.lu = f.lu};
+    atomic_init(&r.stop, false);
+    atomic_init(&r.bad, 0);
+    pthread_t mover, preventer, reader;
+    assert_int_equal(pthread_create(&preventer, NULL, race_preventer, &r), 0);
+    assert_int_equal(pthread_create(&reader, NULL, race_reader, &r), 0);
+    assert_int_equal(pthread_create(&mover, NULL, race_mover, &r), 0);
+    pthread_join(mover, NULL);
+    atomic_store(&r.stop, true);
+    pthread_join(preventer, NULL);
+    pthread_join(reader, NULL);
+    assert_int_equal(atomic_load(&r.bad), 0);
+    /* after the race: allowed again, the medium loads and reads */
+    struct tcmd t;
+    prevent(f.lu, &t, 2, 0);
+    start_stop(f.lu, &t, 1, LOAD);
+    assert_true(t.cmd.status == SAM_STAT_GOOD || sense_asc(&t.cmd) == 0x28);
+    start_stop(f.lu, &t, 1, LOAD);
+    assert_good(&t);
+    fx_close(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -403,6 +493,7 @@ int main(void)
         cmocka_unit_test(test_physical_block_size_sets_lbppbe_and_the_granularities),
         cmocka_unit_test(test_physical_block_size_must_be_a_power_of_two_multiple_up_to_64k),
         cmocka_unit_test(test_bit_pointer_names_the_fields_most_significant_bit),
+        cmocka_unit_test(test_eject_load_and_prevent_race_with_reads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
