@@ -160,6 +160,30 @@ storstack_status_t storstack_ioctl(storstack_handle_t *handle, uint32_t code, co
                                      returned ? returned : &dummy);
 }
 
+storstack_status_t storstack_ioctl_async(storstack_handle_t *handle, uint32_t code, const void *in,
+                                         uint32_t in_length, void *out, uint32_t out_length,
+                                         storstack_io_callback *callback, void *context)
+{
+    if (!handle)
+        return STATUS_INVALID_HANDLE;
+    if (!callback)
+        return STATUS_INVALID_PARAMETER;
+    if ((in_length && !in) || (out_length && !out))
+        return STATUS_INVALID_USER_BUFFER;
+    return handle->stack->ops->ioctl_async(handle, code, in, in_length, out, out_length, callback,
+                                           context);
+}
+
+storstack_status_t storstack_cancel(storstack_handle_t *handle, const void *context,
+                                    uint32_t *cancelled)
+{
+    uint32_t dummy;
+    if (!handle)
+        return STATUS_INVALID_HANDLE;
+    return handle->stack->ops->cancel(handle, context == NULL, context,
+                                      cancelled ? cancelled : &dummy);
+}
+
 storstack_status_t storstack_get_tree(storstack_t *stack, char **json)
 {
     if (!stack || !json)

@@ -25,6 +25,13 @@ struct storstack_ops {
     storstack_status_t (*ioctl)(storstack_handle_t *handle, uint32_t code, const void *in,
                                 uint32_t in_length, void *out, uint32_t out_length,
                                 uint32_t *returned);
+    /* As rw_async: STATUS_PENDING and exactly one callback, or a failure and none. */
+    storstack_status_t (*ioctl_async)(storstack_handle_t *handle, uint32_t code, const void *in,
+                                      uint32_t in_length, void *out, uint32_t out_length,
+                                      storstack_io_callback *callback, void *context);
+    /* all: every request of the handle, else those issued with context. */
+    storstack_status_t (*cancel)(storstack_handle_t *handle, int all, const void *context,
+                                 uint32_t *cancelled);
     storstack_status_t (*get_tree)(storstack_t *stack, char **json);
     storstack_status_t (*reg_get_string)(storstack_t *stack, const char *key, const char *name,
                                          char *out, size_t out_length);

@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include <storstack/nt/ntstatus.h>
@@ -18,6 +19,7 @@
 #include "api/local.h"
 #include "drivers/class/cdrom/cdrom.h"
 #include "drivers/class/disk/disk.h"
+#include "drivers/filter/faultinject/faultinject.h"
 #include "drivers/miniport/vminiport/vminiport.h"
 #include "kernel/executive.h"
 
@@ -38,6 +40,7 @@ static const DRIVER_PACKAGE local_packages[] = {
     {"vminiport", VminiportDriverEntry, VminiportInf},
     {"disk", DiskDriverEntry, DiskInf},
     {"cdrom", CdRomDriverEntry, CdRomInf},
+    {"faultinject", FaultInjectDriverEntry, FaultInjectInf},
 };
 
 struct local_stack {
@@ -284,6 +287,13 @@ static storstack_status_t local_reg_get_string(storstack_t *stack, const char *k
                                   out_length > 0xFFFFFFFFu ? 0xFFFFFFFFu : (ULONG)out_length);
 }
 
+static storstack_status_t local_ioctl_async(storstack_handle_t *handle, uint32_t code,
+                                            const void *in, uint32_t in_length, void *out,
+                                            uint32_t out_length, storstack_io_callback *callback,
+                                            void *context);
+static storstack_status_t local_cancel(storstack_handle_t *handle, int all, const void *context,
+                                       uint32_t *cancelled);
+
 static const struct storstack_ops local_ops = {
     .destroy = local_destroy,
     .open = local_open,
@@ -291,6 +301,8 @@ static const struct storstack_ops local_ops = {
     .rw_async = local_rw_async,
     .flush = local_flush,
     .ioctl = local_ioctl,
+    .ioctl_async = local_ioctl_async,
+    .cancel = local_cancel,
     .get_tree = local_get_tree,
     .reg_get_string = local_reg_get_string,
 };
@@ -305,6 +317,9 @@ static void local_user_completion(PVOID Context[3], NTSTATUS Status, ULONG_PTR I
     callback(Context[1], Status, Information);
     local_io_end(Context[2]);
 }
+
+static void local_set_user_completion(PIRP irp, struct local_handle *h,
+                                      storstack_io_callback *callback, void *context);
 
 static storstack_status_t local_rw_async(storstack_handle_t *handle, int write, void *buf,
                                          uint32_t length, uint64_t offset,
@@ -324,12 +339,8 @@ static storstack_status_t local_rw_async(storstack_handle_t *handle, int write, 
     if (!irp)
         return STATUS_INSUFFICIENT_RESOURCES;
     irp->Flags |= IRP_IO_MANAGER_OWNED;
-    irp->UserCompletion.Routine = local_user_completion;
-    memcpy(&irp->UserCompletion.Context[0], &callback, sizeof(callback));
-    irp->UserCompletion.Context[1] = context;
-    irp->UserCompletion.Context[2] = h->stack;
+    local_set_user_completion(irp, h, callback, context);
     irp->UserBuffer = buf;
-    irp->Tail.Overlay.OriginalFileObject = &h->file;
     if (length) {
         IoInitializeIrpMdl(irp, buf, length);
     }
@@ -339,8 +350,68 @@ static storstack_status_t local_rw_async(storstack_handle_t *handle, int write, 
     sp->Parameters.Read.Length = length;
     sp->Parameters.Read.ByteOffset.QuadPart = (LONGLONG)offset;
     local_io_begin(h->stack);
+    IoTrackIrp(irp); /* on the handle's list, for storstack_cancel */
     IoCallDriver(h->top, irp);
     return STATUS_PENDING;
+}
+
+/* ---- Overlapped DeviceIoControl and CancelIoEx ---------------------------------------------- */
+
+static void local_set_user_completion(PIRP irp, struct local_handle *h,
+                                      storstack_io_callback *callback, void *context)
+{
+    irp->UserCompletion.Routine = local_user_completion;
+    memcpy(&irp->UserCompletion.Context[0], &callback, sizeof(callback));
+    irp->UserCompletion.Context[1] = context;
+    irp->UserCompletion.Context[2] = h->stack;
+    irp->Tail.Overlay.OriginalFileObject = &h->file;
+}
+
+static storstack_status_t local_ioctl_async(storstack_handle_t *handle, uint32_t code,
+                                            const void *in, uint32_t in_length, void *out,
+                                            uint32_t out_length, storstack_io_callback *callback,
+                                            void *context)
+{
+    struct local_handle *h = (struct local_handle *)handle;
+    ULONG required = (code >> 14) & 3;
+    PIRP irp;
+
+    if (((required & FILE_READ_ACCESS) && !h->file.ReadAccess) ||
+        ((required & FILE_WRITE_ACCESS) && !h->file.WriteAccess))
+        return STATUS_ACCESS_DENIED;
+    /* No event and no status block: the I/O manager calls local_user_completion instead. */
+    irp = IoBuildDeviceIoControlRequest(code, h->top, (PVOID)in, in_length, out, out_length, FALSE,
+                                        NULL, NULL);
+    if (!irp)
+        return STATUS_INSUFFICIENT_RESOURCES;
+    local_set_user_completion(irp, h, callback, context);
+    IoGetNextIrpStackLocation(irp)->FileObject = &h->file;
+    local_io_begin(h->stack);
+    IoTrackIrp(irp);
+    IoCallDriver(h->top, irp);
+    return STATUS_PENDING;
+}
+
+struct local_cancel_match {
+    int all;
+    const void *context;
+};
+
+/* An IRP of this API (not one a driver sent on the same file object) with the caller's context. */
+static BOOLEAN local_cancel_matches(PIRP Irp, PVOID Context)
+{
+    const struct local_cancel_match *m = Context;
+    return Irp->UserCompletion.Routine == local_user_completion &&
+           (m->all || Irp->UserCompletion.Context[1] == m->context);
+}
+
+static storstack_status_t local_cancel(storstack_handle_t *handle, int all, const void *context,
+                                       uint32_t *cancelled)
+{
+    struct local_handle *h = (struct local_handle *)handle;
+    struct local_cancel_match m = {all, context};
+    *cancelled = IoCancelFileIrps(&h->file, local_cancel_matches, &m);
+    return STATUS_SUCCESS;
 }
 
 PEXECUTIVE storstack_local_executive(storstack_t *stack)

@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -46,6 +47,9 @@ struct remote_pending {
     char **json_out;
     storstack_io_callback *callback;
     void *context;
+    /* whose request it is, for storstack_cancel (READ/WRITE/IOCTL) */
+    uint64_t handle_id;
+    const void *user;
     /* a frame queued for the sender thread */
     uint8_t hdr[WIRE_REQUEST_HEADER_SIZE];
     const void *payload;
@@ -294,6 +298,8 @@ static storstack_status_t remote_submit(struct remote_stack *rs, struct wire_req
     p->json_out = tmpl->json_out;
     p->callback = tmpl->callback;
     p->context = tmpl->context;
+    p->user = tmpl->user;
+    p->handle_id = req->handle;
     req->tag = (uint64_t)generation << 32 | index;
     wire_encode_request(req, hdr);
     if (on_receiver) {
@@ -423,7 +429,7 @@ static storstack_status_t remote_rw_async(storstack_handle_t *handle, int write,
                                           storstack_io_callback *callback, void *context)
 {
     struct remote_handle *h = (struct remote_handle *)handle;
-    struct remote_pending t = {.callback = callback, .context = context};
+    struct remote_pending t = {.callback = callback, .context = context, .user = context};
     struct wire_request req = {.handle = h->id, .offset = offset};
 
     if (length > WIRE_MAX_PAYLOAD)
@@ -486,16 +492,65 @@ static storstack_status_t remote_ioctl_raw(storstack_handle_t *handle, uint32_t 
  * IOCTL_SCSI_PASS_THROUGH_DIRECT as IOCTL_SCSI_PASS_THROUGH: one buffer holding the header, the
  * sense area right after it and the data (8-byte aligned) after that; data-out travels in the
  * input, data-in comes back in the output; then status, sense and data are put back where the
- * caller's SCSI_PASS_THROUGH_DIRECT points.
+ * caller's SCSI_PASS_THROUGH_DIRECT points. The conversion lives in one allocation from issue to
+ * callback, so the synchronous and the overlapped call share it.
  */
-static storstack_status_t remote_ioctl_sptd(storstack_handle_t *handle, const void *in,
-                                            uint32_t in_length, void *out, uint32_t out_length,
-                                            uint32_t *returned)
+struct remote_sptd {
+    /* two owners, the caller in remote_submit (the request may still be in sendmsg when the
+     * response arrives) and the callback; the last to let go frees */
+    atomic_int refs;
+    SCSI_PASS_THROUGH_DIRECT d;
+    void *out;
+    uint32_t out_length, data_at, total;
+    storstack_io_callback *callback;
+    void *context;
+    uint8_t buf[];
+};
+
+static void remote_sptd_done(void *context, storstack_status_t st, uint64_t information)
 {
+    struct remote_sptd *x = context;
+    SCSI_PASS_THROUGH_DIRECT d = x->d;
+    SCSI_PASS_THROUGH s;
+    uint32_t sense_at = sizeof(SCSI_PASS_THROUGH), returned = 0;
+    uint32_t got = information > x->total ? x->total : (uint32_t)information;
+
+    if (!NT_ERROR(st) && got >= sizeof(s)) {
+        memcpy(&s, x->buf, sizeof(s));
+        d.ScsiStatus = s.ScsiStatus;
+        if (s.SenseInfoLength > d.SenseInfoLength)
+            s.SenseInfoLength = d.SenseInfoLength;
+        d.SenseInfoLength = s.SenseInfoLength;
+        if (s.DataTransferLength > d.DataTransferLength)
+            s.DataTransferLength = d.DataTransferLength;
+        if (d.DataIn == SCSI_IOCTL_DATA_IN && s.DataTransferLength) {
+            uint32_t avail = got > x->data_at ? got - x->data_at : 0;
+            memcpy(d.DataBuffer, x->buf + x->data_at,
+                   s.DataTransferLength < avail ? s.DataTransferLength : avail);
+        }
+        d.DataTransferLength = s.DataTransferLength;
+        memcpy(x->out, &d, sizeof(d));
+        if (d.SenseInfoLength)
+            memcpy((uint8_t *)x->out + d.SenseInfoOffset, x->buf + sense_at, d.SenseInfoLength);
+        returned = d.SenseInfoLength ? d.SenseInfoOffset + d.SenseInfoLength : sizeof(d);
+    }
+    storstack_io_callback *callback = x->callback;
+    void *user = x->context;
+    if (atomic_fetch_sub(&x->refs, 1) == 1)
+        free(x);
+    callback(user, st, NT_ERROR(st) ? 0 : returned);
+}
+
+static storstack_status_t remote_ioctl_sptd_async(storstack_handle_t *handle, const void *in,
+                                                  uint32_t in_length, void *out,
+                                                  uint32_t out_length,
+                                                  storstack_io_callback *callback, void *context)
+{
+    struct remote_handle *h = (struct remote_handle *)handle;
     SCSI_PASS_THROUGH_DIRECT d;
     SCSI_PASS_THROUGH s;
-    uint32_t sense_at = sizeof(SCSI_PASS_THROUGH), data_at, total, send_length, got = 0;
-    uint8_t *buf;
+    uint32_t sense_at = sizeof(SCSI_PASS_THROUGH), data_at, total, send_length;
+    struct remote_sptd *x;
     storstack_status_t st;
 
     if (in_length < sizeof(d) || out_length < sizeof(d))
@@ -509,9 +564,16 @@ static storstack_status_t remote_ioctl_sptd(storstack_handle_t *handle, const vo
     if (d.DataTransferLength > WIRE_MAX_PAYLOAD - data_at)
         return STATUS_INVALID_PARAMETER;
     total = data_at + d.DataTransferLength;
-    buf = calloc(1, total);
-    if (!buf)
+    x = calloc(1, sizeof(*x) + total);
+    if (!x)
         return STATUS_INSUFFICIENT_RESOURCES;
+    x->d = d;
+    x->out = out;
+    x->out_length = out_length;
+    x->data_at = data_at;
+    x->total = total;
+    x->callback = callback;
+    x->context = context;
 
     memset(&s, 0, sizeof(s));
     s.Length = sizeof(s);
@@ -526,35 +588,48 @@ static storstack_status_t remote_ioctl_sptd(storstack_handle_t *handle, const vo
     s.DataBufferOffset = data_at;
     s.SenseInfoOffset = sense_at;
     memcpy(s.Cdb, d.Cdb, sizeof(s.Cdb));
-    memcpy(buf, &s, sizeof(s));
+    memcpy(x->buf, &s, sizeof(s));
     send_length = data_at;
     if (d.DataIn != SCSI_IOCTL_DATA_IN && d.DataTransferLength) {
-        memcpy(buf + data_at, d.DataBuffer, d.DataTransferLength);
+        memcpy(x->buf + data_at, d.DataBuffer, d.DataTransferLength);
         send_length = total;
     }
-
-    st = remote_ioctl_raw(handle, IOCTL_SCSI_PASS_THROUGH, buf, send_length, buf, total, &got);
-    if (!NT_ERROR(st) && got >= sizeof(s)) {
-        memcpy(&s, buf, sizeof(s));
-        d.ScsiStatus = s.ScsiStatus;
-        if (s.SenseInfoLength > d.SenseInfoLength)
-            s.SenseInfoLength = d.SenseInfoLength;
-        d.SenseInfoLength = s.SenseInfoLength;
-        if (s.DataTransferLength > d.DataTransferLength)
-            s.DataTransferLength = d.DataTransferLength;
-        if (d.DataIn == SCSI_IOCTL_DATA_IN && s.DataTransferLength) {
-            uint32_t avail = got > data_at ? got - data_at : 0;
-            memcpy(d.DataBuffer, buf + data_at,
-                   s.DataTransferLength < avail ? s.DataTransferLength : avail);
-        }
-        d.DataTransferLength = s.DataTransferLength;
-        memcpy(out, &d, sizeof(d));
-        if (d.SenseInfoLength)
-            memcpy((uint8_t *)out + d.SenseInfoOffset, buf + sense_at, d.SenseInfoLength);
-        *returned = d.SenseInfoLength ? d.SenseInfoOffset + d.SenseInfoLength : sizeof(d);
-    }
-    free(buf);
+    /* The response lands in x->buf after the request has left it: the server answers only
+     * once it has read the whole request. */
+    struct remote_pending t = {
+        .buf = x->buf, .cap = total, .callback = remote_sptd_done, .context = x, .user = context};
+    struct wire_request req = {.op = WIRE_OP_IOCTL,
+                               .handle = h->id,
+                               .arg0 = IOCTL_SCSI_PASS_THROUGH,
+                               .arg1 = total,
+                               .payload_length = send_length};
+    atomic_init(&x->refs, 2);
+    st = remote_submit(remote_of(handle->stack), &req, x->buf, &t);
+    if (st != STATUS_PENDING || atomic_fetch_sub(&x->refs, 1) == 1)
+        free(x); /* not issued (no callback), or the callback has let go already */
     return st;
+}
+
+static storstack_status_t remote_ioctl_async(storstack_handle_t *handle, uint32_t code,
+                                             const void *in, uint32_t in_length, void *out,
+                                             uint32_t out_length, storstack_io_callback *callback,
+                                             void *context)
+{
+    struct remote_handle *h = (struct remote_handle *)handle;
+
+    if (code == IOCTL_SCSI_PASS_THROUGH_DIRECT)
+        return remote_ioctl_sptd_async(handle, in, in_length, out, out_length, callback, context);
+    if (in_length > WIRE_MAX_PAYLOAD || out_length > WIRE_MAX_PAYLOAD)
+        return STATUS_INVALID_PARAMETER;
+    /* The input is sent before any response can land in the output, even when they overlap. */
+    struct remote_pending t = {
+        .buf = out, .cap = out_length, .callback = callback, .context = context, .user = context};
+    struct wire_request req = {.op = WIRE_OP_IOCTL,
+                               .handle = h->id,
+                               .arg0 = code,
+                               .arg1 = out_length,
+                               .payload_length = in_length};
+    return remote_submit(remote_of(handle->stack), &req, in, &t);
 }
 
 static storstack_status_t remote_ioctl(storstack_handle_t *handle, uint32_t code, const void *in,
@@ -562,9 +637,66 @@ static storstack_status_t remote_ioctl(storstack_handle_t *handle, uint32_t code
                                        uint32_t *returned)
 {
     *returned = 0;
-    if (code == IOCTL_SCSI_PASS_THROUGH_DIRECT)
-        return remote_ioctl_sptd(handle, in, in_length, out, out_length, returned);
+    if (code == IOCTL_SCSI_PASS_THROUGH_DIRECT) {
+        struct storstack_wait w;
+        uint64_t info = 0;
+        storstack_status_t st;
+        if (pthread_equal(pthread_self(), remote_of(handle->stack)->receiver))
+            return STATUS_INVALID_DEVICE_STATE;
+        storstack_wait_init(&w);
+        st = remote_ioctl_sptd_async(handle, in, in_length, out, out_length, storstack_wait_done,
+                                     &w);
+        st = storstack_wait_finish(&w, st, &info);
+        *returned = (uint32_t)info;
+        return st;
+    }
     return remote_ioctl_raw(handle, code, in, in_length, out, out_length, returned);
+}
+
+/*
+ * CancelIoEx over the socket: one CANCEL per outstanding request of the handle with the caller's
+ * context, naming it by tag. The server cancels a READ/WRITE it still has in flight; an IOCTL
+ * runs to completion on the server's connection thread before the CANCEL is read, so it counts 0.
+ */
+static storstack_status_t remote_cancel(storstack_handle_t *handle, int all, const void *context,
+                                        uint32_t *cancelled)
+{
+    struct remote_handle *h = (struct remote_handle *)handle;
+    struct remote_stack *rs = remote_of(handle->stack);
+    uint64_t tags[64];
+    uint32_t n, total = 0;
+    uint64_t after = 0; /* tags are collected in batches, each past the last one sent */
+    storstack_status_t st = STATUS_SUCCESS;
+
+    *cancelled = 0;
+    for (;;) {
+        n = 0;
+        pthread_mutex_lock(&rs->lock);
+        for (uint32_t c = 0; c < rs->nchunks && n < 64; c++)
+            for (uint32_t i = 0; i < REMOTE_CHUNK && n < 64; i++) {
+                struct remote_pending *p = &rs->chunks[c][i];
+                uint64_t tag = (uint64_t)p->generation << 32 | p->index;
+                if (p->in_use && p->handle_id == h->id && p->index >= after &&
+                    (p->op == WIRE_OP_READ || p->op == WIRE_OP_WRITE || p->op == WIRE_OP_IOCTL) &&
+                    (all || p->user == context))
+                    tags[n++] = tag;
+            }
+        pthread_mutex_unlock(&rs->lock);
+        for (uint32_t i = 0; i < n; i++) {
+            struct remote_pending t = {0};
+            struct wire_request req = {.op = WIRE_OP_CANCEL, .handle = h->id, .offset = tags[i]};
+            uint64_t info = 0;
+            st = remote_call(rs, &req, NULL, &t, &info);
+            if (!NT_SUCCESS(st))
+                return st;
+            total += (uint32_t)info;
+            after = (uint32_t)tags[i] + 1;
+        }
+        if (n < 64)
+            break;
+    }
+    *cancelled = total;
+    return st;
 }
 
 static storstack_status_t remote_get_tree(storstack_t *stack, char **json)
@@ -642,6 +774,8 @@ static const struct storstack_ops remote_ops = {
     .open = remote_open,
     .close = remote_close,
     .rw_async = remote_rw_async,
+    .ioctl_async = remote_ioctl_async,
+    .cancel = remote_cancel,
     .flush = remote_flush,
     .ioctl = remote_ioctl,
     .get_tree = remote_get_tree,

@@ -1,10 +1,11 @@
 /*
  * Management socket server (api/server.h). One thread accepts; each connection gets its own
  * thread that reads and decodes requests and runs them on the stack. A thread per connection
- * rather than an epoll loop because the management socket has few clients and most of its calls
- * (open, close, flush, IOCTL, the tree) are synchronous in the user API: in a shared loop one
- * slow IOCTL would stall every client, while here it only delays its own connection. Queue depth
- * within a connection still comes for free: READ and WRITE are issued with the async calls, the
+ * rather than an epoll loop because the management socket has few clients and some of its calls
+ * (open, close, flush, the tree) are synchronous in the user API: in a shared loop one slow
+ * call would stall every client, while here it only delays its own connection. Queue depth
+ * within a connection still comes for free: READ, WRITE and IOCTL are issued with the async
+ * calls (storstack_read_async, storstack_write_async, storstack_ioctl_async), the
  * connection thread goes straight back to reading, and each completion (in whatever thread the
  * stack completes it) sends its response with one non-blocking sendmsg (header + data,
  * writev-style) when the socket is free, or queues it for the connection's sender thread, so a
@@ -47,7 +48,8 @@
 
 struct server_conn;
 
-/* One READ or WRITE in flight: its tag, its handle slot, its data buffer (reused). */
+/* One READ, WRITE or IOCTL in flight: its tag, its handle slot, its data buffer (reused; an
+ * IOCTL's holds its input, then its output at payload_at). */
 struct server_io {
     struct server_conn *conn;
     struct server_io *next_free; /* free list, or the send queue once completed */
@@ -55,8 +57,12 @@ struct server_io {
     uint32_t payload_length; /* of the response */
     uint32_t sent;           /* bytes of hdr + payload already on the socket */
     uint64_t tag;
+    int active; /* issued and not yet released (lock), for CANCEL */
     uint32_t handle_index;
-    uint32_t length;
+    uint32_t length;     /* of buf in use: the budget's count */
+    uint32_t out_len;    /* IOCTL: the caller's output length */
+    uint32_t payload_at; /* where the response's payload starts in buf */
+    uint16_t op;
     int write;
     uint8_t *buf;
     size_t cap;
@@ -115,6 +121,7 @@ struct storstack_server {
 /* Under lock: gives a slot back (its response is on the socket, or the socket is dead). */
 static void server_release(struct server_conn *conn, struct server_io *io)
 {
+    io->active = 0;
     conn->handles[io->handle_index].inflight--;
     conn->inflight--;
     conn->inflight_bytes -= io->length;
@@ -141,10 +148,10 @@ static int server_send_io(struct server_conn *conn, struct server_io *io, int fl
         if (io->sent < sizeof(io->hdr)) {
             iov[n++] = (struct iovec){io->hdr + io->sent, sizeof(io->hdr) - io->sent};
             if (io->payload_length)
-                iov[n++] = (struct iovec){io->buf, io->payload_length};
+                iov[n++] = (struct iovec){io->buf + io->payload_at, io->payload_length};
         } else if (io->sent < sizeof(io->hdr) + io->payload_length) {
-            uint32_t off = io->sent - (uint32_t)sizeof(io->hdr);
-            iov[n++] = (struct iovec){io->buf + off, io->payload_length - off};
+            uint32_t off = io->payload_at + io->sent - (uint32_t)sizeof(io->hdr);
+            iov[n++] = (struct iovec){io->buf + off, io->payload_length - (off - io->payload_at)};
         } else {
             return 1;
         }
@@ -175,8 +182,16 @@ static void server_io_done(void *context, storstack_status_t status, uint64_t in
     struct wire_response rsp = {
         .magic = WIRE_MAGIC_RESPONSE, .status = status, .tag = io->tag, .information = information};
 
-    if (!io->write && !NT_ERROR(status))
+    if (io->op == WIRE_OP_IOCTL) {
+        /* warnings (BUFFER_OVERFLOW) still carry their output, as DeviceIoControl fills it */
+        if (information > io->out_len)
+            information = io->out_len;
+        rsp.information = information;
+        if (!NT_ERROR(status))
+            rsp.payload_length = (uint32_t)information;
+    } else if (!io->write && !NT_ERROR(status)) {
         rsp.payload_length = information < io->length ? (uint32_t)information : io->length;
+    }
     wire_encode_response(&rsp, io->hdr);
     io->payload_length = rsp.payload_length;
     io->sent = 0;
@@ -250,7 +265,7 @@ static void server_flush_cork(struct server_conn *conn)
         for (struct server_io *io = head; io && n + 2 <= 2 * SERVER_CORK_IOV; io = io->next_free) {
             iov[n++] = (struct iovec){io->hdr, sizeof(io->hdr)};
             if (io->payload_length)
-                iov[n++] = (struct iovec){io->buf, io->payload_length};
+                iov[n++] = (struct iovec){io->buf + io->payload_at, io->payload_length};
         }
         struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n};
         ssize_t r = sendmsg(conn->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -509,7 +524,10 @@ static int server_do_rw(struct server_conn *conn, const struct wire_request *req
     io->handle_index = index;
     io->length = length;
     io->write = write;
+    io->op = req->op;
+    io->payload_at = 0;
     pthread_mutex_lock(&conn->lock);
+    io->active = 1;
     conn->handles[index].inflight++;
     conn->inflight++;
     conn->inflight_bytes += length;
@@ -518,6 +536,65 @@ static int server_do_rw(struct server_conn *conn, const struct wire_request *req
         st = storstack_write_async(h, io->buf, length, req->offset, server_io_done, io);
     else
         st = storstack_read_async(h, io->buf, length, req->offset, server_io_done, io);
+    if (st != STATUS_PENDING)
+        server_io_done(io, st, 0); /* not issued: no callback will come */
+    return 0;
+}
+
+/*
+ * IOCTL, issued with storstack_ioctl_async like READ/WRITE: the slot's buffer holds the input
+ * (the payload, received straight into it), then the output area (zeroed: only what the driver
+ * reports in Information goes back, never stale bytes of an earlier request).
+ */
+static int server_do_ioctl(struct server_conn *conn, const struct wire_request *req,
+                           const char **reason)
+{
+    uint32_t out_at = (req->payload_length + 15u) & ~15u;
+    struct server_io *io;
+    storstack_handle_t *h;
+    uint32_t index;
+    storstack_status_t st;
+    int rc;
+
+    /* both within WIRE_MAX_PAYLOAD (64 MiB, checked by wire_decode_request): no overflow */
+    io = server_get_slot(conn, out_at + req->arg1);
+    if (!io) {
+        *reason = "out of memory for an IOCTL buffer";
+        return -ENOMEM;
+    }
+    if (req->payload_length) {
+        rc = server_read(conn, io->buf, req->payload_length);
+        if (rc) {
+            server_put_slot(conn, io);
+            *reason = "connection lost inside an IOCTL payload";
+            return rc;
+        }
+    }
+    h = server_lookup(conn, req->handle, &index);
+    if (!h) {
+        server_put_slot(conn, io);
+        server_respond(conn, req->tag, STATUS_INVALID_HANDLE, 0, 0, NULL, 0);
+        return 0;
+    }
+    if (req->arg1) /* a slot of length 0 may have no buffer at all */
+        memset(io->buf + out_at, 0, req->arg1);
+    io->conn = conn;
+    io->tag = req->tag;
+    io->handle_index = index;
+    io->length = out_at + req->arg1;
+    io->out_len = req->arg1;
+    io->payload_at = out_at;
+    io->op = WIRE_OP_IOCTL;
+    io->write = 0;
+    pthread_mutex_lock(&conn->lock);
+    io->active = 1;
+    conn->handles[index].inflight++;
+    conn->inflight++;
+    conn->inflight_bytes += io->length;
+    pthread_mutex_unlock(&conn->lock);
+    st = storstack_ioctl_async(h, req->arg0, req->payload_length ? io->buf : NULL,
+                               req->payload_length, req->arg1 ? io->buf + out_at : NULL, req->arg1,
+                               server_io_done, io);
     if (st != STATUS_PENDING)
         server_io_done(io, st, 0); /* not issued: no callback will come */
     return 0;
@@ -562,7 +639,7 @@ static void server_do_sync(struct server_conn *conn, const struct wire_request *
     uint64_t id = 0;
 
     server_flush_cork(conn); /* a synchronous request may take a while */
-    if (req->op == WIRE_OP_CLOSE || req->op == WIRE_OP_FLUSH || req->op == WIRE_OP_IOCTL) {
+    if (req->op == WIRE_OP_CLOSE || req->op == WIRE_OP_FLUSH || req->op == WIRE_OP_CANCEL) {
         h = server_lookup(conn, req->handle, &index);
         if (!h) {
             server_respond(conn, req->tag, STATUS_INVALID_HANDLE, 0, 0, NULL, 0);
@@ -586,23 +663,19 @@ static void server_do_sync(struct server_conn *conn, const struct wire_request *
         st = storstack_flush(h);
         server_respond(conn, req->tag, st, 0, 0, NULL, 0);
         break;
-    case WIRE_OP_IOCTL: {
-        /* in bytes at scratch[0..in), out buffer after them (zeroed: only what the driver
-         * reports in Information goes back, but never stale bytes of an earlier request) */
-        size_t out_at = ((size_t)req->payload_length + 1 + 15) & ~(size_t)15;
-        uint32_t returned = 0;
-        if (server_scratch(conn, out_at + req->arg1)) {
-            st = STATUS_INSUFFICIENT_RESOURCES;
-        } else {
-            memset(conn->scratch + out_at, 0, req->arg1);
-            st = storstack_ioctl(h, req->arg0, req->payload_length ? conn->scratch : NULL,
-                                 req->payload_length, req->arg1 ? conn->scratch + out_at : NULL,
-                                 req->arg1, &returned);
-        }
-        if (returned > req->arg1)
-            returned = req->arg1;
-        server_respond(conn, req->tag, st, returned, 0, conn->scratch + out_at,
-                       NT_ERROR(st) ? 0 : returned);
+    case WIRE_OP_CANCEL: {
+        /* READ, WRITE and IOCTL in flight hold slots. Slots are reissued only by this thread,
+         * so the one found cannot become another request before storstack_cancel looks. */
+        struct server_io *io = NULL;
+        uint32_t n = 0;
+        pthread_mutex_lock(&conn->lock);
+        for (unsigned i = 0; i < SERVER_SLOTS && !io; i++)
+            if (conn->slots[i].active && conn->slots[i].tag == req->offset &&
+                conn->slots[i].handle_index == index)
+                io = &conn->slots[i];
+        pthread_mutex_unlock(&conn->lock);
+        st = io ? storstack_cancel(h, io, &n) : STATUS_SUCCESS;
+        server_respond(conn, req->tag, st, n, 0, NULL, 0);
         break;
     }
     case WIRE_OP_GET_TREE: {
@@ -688,8 +761,9 @@ static void server_conn_loop(struct server_conn *conn)
         }
         if (rc)
             break;
-        if (req.op == WIRE_OP_READ || req.op == WIRE_OP_WRITE) {
-            rc = server_do_rw(conn, &req, &reason);
+        if (req.op == WIRE_OP_READ || req.op == WIRE_OP_WRITE || req.op == WIRE_OP_IOCTL) {
+            rc = req.op == WIRE_OP_IOCTL ? server_do_ioctl(conn, &req, &reason)
+                                         : server_do_rw(conn, &req, &reason);
             if (rc)
                 break;
             continue;

@@ -92,6 +92,12 @@ int wire_decode_request(const uint8_t in[WIRE_REQUEST_HEADER_SIZE], struct wire_
         if (req->payload_length)
             return fail(reason, "payload on a request that takes none", -EPROTO);
         break;
+    case WIRE_OP_CANCEL:
+        if (req->arg0 || req->arg1)
+            return fail(reason, "CANCEL with arguments it does not take", -EPROTO);
+        if (req->payload_length)
+            return fail(reason, "payload on a request that takes none", -EPROTO);
+        break;
     case WIRE_OP_WRITE:
         break;
     case WIRE_OP_IOCTL:

@@ -36,7 +36,8 @@ enum wire_op {
     WIRE_OP_IOCTL = 7,
     WIRE_OP_GET_TREE = 8,
     WIRE_OP_REG_GET_STRING = 9,
-    WIRE_OP_MAX_ = 10,
+    WIRE_OP_CANCEL = 10,
+    WIRE_OP_MAX_ = 11,
 };
 
 /*
@@ -51,6 +52,7 @@ enum wire_op {
  *   IOCTL           handle, arg0 = IOCTL code, arg1 = out length, payload = in bytes
  *   GET_TREE        -
  *   REG_GET_STRING  arg0 = key length, arg1 = out length, payload = key bytes then name bytes
+ *   CANCEL          handle, offset = tag of the request to cancel; arg0, arg1 zero, no payload
  */
 struct wire_request {
     uint32_t magic;

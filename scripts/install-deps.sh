@@ -3,7 +3,7 @@
 # Usage: scripts/install-deps.sh [build|test|bench]   (each set includes the ones before it)
 set -euo pipefail
 set_name=${1:-build}
-build_pkgs=(gcc make cmake pkg-config liburing-dev libinih-dev)
+build_pkgs=(gcc make cmake pkg-config liburing-dev libinih-dev libssl-dev)
 test_pkgs=(libcmocka-dev clang libclang-rt-dev libiscsi-bin xorriso qemu-utils qemu-block-extra)
 bench_pkgs=(fio jq gcc)
 want=("${build_pkgs[@]}")

@@ -5,9 +5,11 @@
  * none is interrupted). Then it stops the server, which waits for requests in flight, and
  * destroys the stack, which flushes and removes its devices. The socket is --socket PATH, else
  * the registry value ManagementSocket under Control\Storstack, else the per-user default.
- * It also starts the iSCSI target (frontends/iscsi) exporting PhysicalDrive0 as LUN 0 on
- * --iscsi-portal ADDR:PORT, else the registry value Portal under Control\Storstack\iSCSI, else
- * 127.0.0.1:3260; --no-iscsi leaves it off. A portal that was asked for and cannot be bound is an
+ * It also starts the iSCSI target (frontends/iscsi) with the targets, LUN maps and CHAP settings
+ * of the registry (Control\Storstack\iSCSI\Target<n>; none: one target exporting PhysicalDrive0
+ * as LUN 0) on --iscsi-portal ADDR:PORT, else the registry value Portal under
+ * Control\Storstack\iSCSI, else 127.0.0.1:3260; --no-iscsi leaves it off. A bad iSCSI setting
+ * in the registry is an error. A portal that was asked for and cannot be bound is an
  * error; the default one only warns (another serve may hold it), and the stack is served anyway.
  * The target stops before the stack is destroyed.
  */
@@ -109,16 +111,22 @@ int cli_serve(int argc, char **argv)
         return cli_fail("serve", "%s", err);
     }
 
+    static struct iscsi_target_config icfg; /* 50 KiB: not on the stack */
     if (!no_iscsi) {
-        if (portal_arg)
+        iscsi_config_default(&icfg);
+        if (iscsi_config_from_registry(stack, &icfg, portal, sizeof(portal), err, sizeof(err))) {
+            storstack_server_stop(server);
+            storstack_destroy(stack);
+            return cli_fail("serve", "%s", err);
+        }
+        if (portal_arg) {
             snprintf(portal, sizeof(portal), "%s", portal_arg);
-        else if (storstack_reg_get_string(stack, "Control\\Storstack\\iSCSI", "Portal", portal,
-                                          sizeof(portal)) != STATUS_SUCCESS ||
-                 !*portal) {
+            icfg.portal = portal;
+        } else if (!icfg.portal) {
             snprintf(portal, sizeof(portal), "%s", ISCSI_DEFAULT_PORTAL);
+            icfg.portal = portal;
             portal_asked = false;
         }
-        struct iscsi_target_config icfg = {.portal = portal};
         if (iscsi_target_start(stack, &icfg, &iscsi, err, sizeof(err))) {
             if (portal_asked) {
                 storstack_server_stop(server);
@@ -134,9 +142,13 @@ int cli_serve(int argc, char **argv)
         cli_tree_render(json, stdout, err, sizeof(err)))
         fprintf(stderr, "storstack serve: cannot show the device tree: %s\n", err);
     free(json);
-    if (iscsi)
-        printf("storstack: iSCSI target %s on %s\n", ISCSI_DEFAULT_IQN,
+    if (iscsi) {
+        /* one "iSCSI target NAME on ADDR" line (scripts read the portal from it), then the rest */
+        printf("storstack: iSCSI target %s on %s\n", iscsi_target_name(iscsi, 0),
                iscsi_target_address(iscsi));
+        for (unsigned i = 1; iscsi_target_name(iscsi, i); i++)
+            printf("storstack: iSCSI also serves %s\n", iscsi_target_name(iscsi, i));
+    }
     printf("storstack: serving on %s\n", path);
     fflush(stdout);
 

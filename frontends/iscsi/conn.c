@@ -1,16 +1,23 @@
 /*
- * An iSCSI connection (RFC 7143 6, 7): its thread reads one PDU at a time, checks its header with
- * iscsi_pdu_parse before reading anything after it, runs the login (login.c) and then the full
- * feature phase: NOP-Out/NOP-In, Text (SendTargets), Logout, and SCSI Command, Data-Out and Task
- * Management handed to session.c. One thread per connection because storstack_ioctl is
- * synchronous: a thread blocks in a pass-through while the others go on, with no event loop to
- * hand completions back to. Error recovery level 0 (7.1.5): a protocol error the target cannot
- * resynchronise from (an oversize data segment, Data-Out out of order) closes the connection,
- * after a Reject when one helps the initiator.
+ * An iSCSI connection (RFC 7143 6, 7): its thread runs the login (login.c), then an event loop
+ * that polls the socket and an eventfd. A readable socket gives one PDU (header checked by
+ * iscsi_pdu_parse and, when negotiated, its CRC32C header digest before anything after it is
+ * read; then the data segment and its digest), dispatched to NOP-Out, Text (SendTargets), Logout
+ * here or to session.c for SCSI Command, Data-Out and Task Management. The eventfd says that
+ * pass-throughs completed: their tasks are taken off cq_head and answered. Sends are gathered
+ * writes (sendmsg of header, digests, data and padding), from this thread only.
+ *
+ * Target pings (11.19): after NopInterval seconds without a PDU from the initiator the target
+ * sends a NOP-In with a Target Transfer Tag; no NOP-Out answering it within NopTimeout drops the
+ * connection. Error recovery level 0 (7.1.5): a protocol error the target cannot resynchronise
+ * from (an oversize data segment, a header digest error, Data-Out for a burst that is not open)
+ * closes the connection, after a Reject when one helps the initiator.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -26,23 +33,9 @@ static int iscsi_recv_all(int fd, void *buf, size_t len)
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
-            return -EPIPE;
+            return -EPIPE; /* closed, or ISCSI_RECV_TIMEOUT with a PDU half sent */
         p += n;
         len -= (size_t)n;
-    }
-    return 0;
-}
-
-/* Reads and drops n bytes (an AHS this target does not use). */
-static int iscsi_skip(int fd, uint64_t n)
-{
-    uint8_t scratch[1024];
-
-    while (n) {
-        size_t k = n < sizeof(scratch) ? (size_t)n : sizeof(scratch);
-        if (iscsi_recv_all(fd, scratch, k))
-            return -EPIPE;
-        n -= k;
     }
     return 0;
 }
@@ -51,11 +44,30 @@ int iscsi_conn_send(struct iscsi_conn *c, uint8_t bhs[ISCSI_BHS_LEN], const void
                     uint32_t len)
 {
     static const uint8_t zeros[4];
-    struct iovec iov[3] = {{bhs, ISCSI_BHS_LEN}, {(void *)data, len}, {(void *)zeros, 0}};
-    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = 3};
-    size_t left = ISCSI_BHS_LEN + len + iscsi_pad4(len);
+    uint8_t hdig[4], ddig[4];
+    struct iovec iov[5];
+    struct msghdr msg = {.msg_iov = iov};
+    size_t left = 0;
+    uint32_t pad = iscsi_pad4(len);
 
-    iov[2].iov_len = iscsi_pad4(len);
+    iov[msg.msg_iovlen++] = (struct iovec){bhs, ISCSI_BHS_LEN};
+    if (c->params.header_digest) {
+        uint32_t crc = iscsi_crc32c(0, bhs, ISCSI_BHS_LEN);
+        memcpy(hdig, &crc, 4); /* 11.1: the digest goes out least significant byte first */
+        iov[msg.msg_iovlen++] = (struct iovec){hdig, 4};
+    }
+    if (len) {
+        iov[msg.msg_iovlen++] = (struct iovec){(void *)data, len};
+        if (pad)
+            iov[msg.msg_iovlen++] = (struct iovec){(void *)zeros, pad};
+        if (c->params.data_digest) {
+            uint32_t crc = iscsi_crc32c(iscsi_crc32c(0, data, len), zeros, pad);
+            memcpy(ddig, &crc, 4);
+            iov[msg.msg_iovlen++] = (struct iovec){ddig, 4};
+        }
+    }
+    for (size_t i = 0; i < msg.msg_iovlen; i++)
+        left += iov[i].iov_len;
     while (left) {
         ssize_t n = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR)
@@ -79,9 +91,9 @@ int iscsi_conn_send(struct iscsi_conn *c, uint8_t bhs[ISCSI_BHS_LEN], const void
 
 uint32_t iscsi_conn_max_cmdsn(const struct iscsi_conn *c)
 {
-    /* 4.2.2.1: the window never offers more commands than there are free task slots, so a
-     * write that must wait for its data always finds one. */
-    return c->exp_cmdsn + iscsi_session_free_tasks(c) - 1;
+    /* 4.2.2.1: the window never offers more commands than there are free task slots, so every
+     * command in it finds one. */
+    return c->exp_cmdsn + (ISCSI_TASKS - c->used) - 1;
 }
 
 /* Sends a response that carries status: StatSN is this PDU's and advances (4.2.2.2). */
@@ -99,6 +111,42 @@ int iscsi_conn_reject(struct iscsi_conn *c, const uint8_t *bad_bhs, uint8_t reas
     /* 11.17.1: StatSN advances after a Reject; the data is the rejected header. */
     iscsi_build_reject(bhs, reason);
     return iscsi_conn_send_status(c, bhs, bad_bhs, ISCSI_BHS_LEN);
+}
+
+/*
+ * Reads the rest of a PDU whose header is in bhs: the AHS, the header digest (checked), the data
+ * segment with padding into c->rx and its digest. Returns 0; -EBADMSG for a data digest error
+ * (the PDU was read whole: the stream is still in step); any other negative value closes.
+ */
+static int iscsi_conn_read_tail(struct iscsi_conn *c, const uint8_t *bhs, const struct iscsi_pdu *p,
+                                bool digests)
+{
+    uint32_t dlen = p->data_len + iscsi_pad4(p->data_len);
+    uint8_t dig[4];
+
+    if (p->ahs_len > sizeof(c->ahs))
+        return -EPROTO; /* TotalAHSLength is 8 bits of words: never over 1020 */
+    if (p->ahs_len && iscsi_recv_all(c->fd, c->ahs, p->ahs_len))
+        return -EPIPE;
+    if (digests && c->params.header_digest) {
+        uint32_t crc = iscsi_crc32c(iscsi_crc32c(0, bhs, ISCSI_BHS_LEN), c->ahs, p->ahs_len), got;
+        if (iscsi_recv_all(c->fd, dig, 4))
+            return -EPIPE;
+        memcpy(&got, dig, 4);
+        if (got != crc)
+            return -EPROTO; /* 7.8: a header digest error at ERL 0 closes the connection */
+    }
+    if (dlen && iscsi_recv_all(c->fd, c->rx, dlen))
+        return -EPIPE;
+    if (digests && c->params.data_digest && p->data_len) {
+        uint32_t got;
+        if (iscsi_recv_all(c->fd, dig, 4))
+            return -EPIPE;
+        memcpy(&got, dig, 4);
+        if (got != iscsi_crc32c(0, c->rx, dlen))
+            return -EBADMSG;
+    }
+    return 0;
 }
 
 /* Login phase: returns 0 in full feature phase, negative to close. */
@@ -124,8 +172,7 @@ static int iscsi_conn_login(struct iscsi_conn *c)
         /* 6.3: anything but a Login Request before full feature phase ends the connection. */
         if (iscsi_pdu_parse(bhs, ISCSI_LOGIN_MAX_DSL, &p) || p.opcode != ISCSI_OP_LOGIN_REQ)
             break;
-        if (iscsi_skip(c->fd, p.ahs_len) ||
-            iscsi_recv_all(c->fd, c->rx, p.data_len + iscsi_pad4(p.data_len)))
+        if (iscsi_conn_read_tail(c, bhs, &p, false))
             break;
         if (!l->started) {
             /* The first response's StatSN is ours to choose; take the one expected. */
@@ -137,6 +184,8 @@ static int iscsi_conn_login(struct iscsi_conn *c)
         enum iscsi_login_result r = iscsi_login_step(l, &p, c->rx, &out, rsp);
         if (r == ISCSI_LOGIN_DONE) {
             c->params = l->params;
+            c->params.header_digest = c->params.data_digest = false; /* after this response */
+            memcpy(c->isid, l->isid, 6); /* for the session's TransportID */
             if (!c->params.discovery && iscsi_session_open(c)) {
                 /* 11.13.5: service unavailable */
                 rsp[1] &= (uint8_t) ~(ISCSI_LOGIN_TRANSIT | 3);
@@ -153,6 +202,9 @@ static int iscsi_conn_login(struct iscsi_conn *c)
         if (r == ISCSI_LOGIN_FAIL)
             break;
         if (r == ISCSI_LOGIN_DONE) {
+            /* 13.1: digests start with the first PDU after the last Login Response. */
+            c->params.header_digest = l->params.header_digest;
+            c->params.data_digest = l->params.data_digest;
             rc = 0;
             break;
         }
@@ -181,11 +233,16 @@ static bool iscsi_conn_take_cmdsn(struct iscsi_conn *c, const struct iscsi_pdu *
 static int iscsi_conn_nop(struct iscsi_conn *c, const struct iscsi_pdu *p, const uint8_t *data)
 {
     uint8_t bhs[ISCSI_BHS_LEN];
-    uint32_t len = p->data_len;
+    uint32_t len = p->data_len, ttt = iscsi_get32(p->bhs + ISCSI_OFF_TTT);
 
-    /* 11.18: ITT 0xffffffff asks for no answer (it answers our own NOP-In, never sent). */
-    if (p->itt == ISCSI_RESERVED_TAG)
+    /* 11.18: ITT 0xffffffff answers our ping (its TTT is the ping's) and asks for nothing. */
+    if (p->itt == ISCSI_RESERVED_TAG) {
+        if (c->ping_out && ttt == c->ping_ttt)
+            c->ping_out = false;
         return 0;
+    }
+    if (ttt != ISCSI_RESERVED_TAG) /* 11.18.5: a ping of its own carries TTT 0xffffffff */
+        return iscsi_conn_reject(c, p->bhs, ISCSI_REJECT_INVALID_PDU_FIELD);
     if (len > c->params.max_xmit_dsl)
         len = c->params.max_xmit_dsl;
     iscsi_bhs_init(bhs, ISCSI_OP_NOP_IN, ISCSI_FLAG_FINAL, len, p->itt);
@@ -194,16 +251,34 @@ static int iscsi_conn_nop(struct iscsi_conn *c, const struct iscsi_pdu *p, const
     return iscsi_conn_send_status(c, bhs, data, len); /* 11.19: echoes the ping data */
 }
 
+/* A target ping (11.19): NOP-In with a TTT, ITT reserved, StatSN not advanced. */
+static int iscsi_conn_ping(struct iscsi_conn *c)
+{
+    uint8_t bhs[ISCSI_BHS_LEN];
+
+    if (++c->ping_ttt == ISCSI_RESERVED_TAG)
+        c->ping_ttt = 1;
+    iscsi_bhs_init(bhs, ISCSI_OP_NOP_IN, ISCSI_FLAG_FINAL, 0, ISCSI_RESERVED_TAG);
+    iscsi_put32(bhs + ISCSI_OFF_TTT, c->ping_ttt);
+    iscsi_bhs_set_sn(bhs, c->statsn, c->exp_cmdsn, iscsi_conn_max_cmdsn(c));
+    c->ping_out = true;
+    clock_gettime(CLOCK_MONOTONIC, &c->ping_sent);
+    return iscsi_conn_send(c, bhs, NULL, 0);
+}
+
 static int iscsi_conn_text(struct iscsi_conn *c, const struct iscsi_pdu *p, const uint8_t *data)
 {
     struct iscsi_text_out out = {.buf = c->txt, .cap = sizeof(c->txt)};
     uint8_t bhs[ISCSI_BHS_LEN];
     bool sent = true;
 
-    if (iscsi_negotiate(&c->params, &c->target->login_cfg, false, data, p->data_len, &out, &sent) !=
-        ISCSI_LOGIN_OK)
+    if ((p->bhs[1] & 0x40) || iscsi_get32(p->bhs + ISCSI_OFF_TTT) != ISCSI_RESERVED_TAG)
+        /* a C bit or a continuation: texts this target answers fit in one PDU */
+        return iscsi_conn_reject(c, p->bhs, ISCSI_REJECT_CMD_NOT_SUPPORTED);
+    if (iscsi_negotiate(&c->params, &c->target->login_cfg, false, data, p->data_len, &out, &sent,
+                        NULL) != ISCSI_LOGIN_OK)
         return iscsi_conn_reject(c, p->bhs, ISCSI_REJECT_PROTOCOL_ERROR);
-    if (out.len > c->params.max_xmit_dsl)
+    if (out.len > c->params.max_xmit_dsl || out.overflow)
         return iscsi_conn_reject(c, p->bhs, ISCSI_REJECT_OUT_OF_RESOURCES);
     /* 11.11: one final response, TTT reserved since nothing more follows. */
     iscsi_bhs_init(bhs, ISCSI_OP_TEXT_RSP, ISCSI_FLAG_FINAL, (uint32_t)out.len, p->itt);
@@ -232,10 +307,13 @@ static int iscsi_conn_dispatch(struct iscsi_conn *c, const struct iscsi_pdu *p)
             return 0;
         return iscsi_conn_nop(c, p, c->rx);
     case ISCSI_OP_SCSI_CMD:
-        if (!iscsi_conn_take_cmdsn(c, p))
-            return 0;
         if (c->params.discovery) /* 4.3: a discovery session carries no SCSI commands */
             return iscsi_conn_reject(c, p->bhs, ISCSI_REJECT_PROTOCOL_ERROR);
+        if (!p->immediate &&
+            !iscsi_sn_lt(iscsi_get32(p->bhs + ISCSI_OFF_CMDSN), iscsi_conn_max_cmdsn(c) + 1))
+            return 0; /* beyond MaxCmdSN: dropped (4.2.2.1) */
+        if (!iscsi_conn_take_cmdsn(c, p))
+            return 0;
         return iscsi_session_scsi_cmd(c, p, c->rx);
     case ISCSI_OP_TMF_REQ:
         if (!iscsi_conn_take_cmdsn(c, p))
@@ -262,34 +340,132 @@ static int iscsi_conn_dispatch(struct iscsi_conn *c, const struct iscsi_pdu *p)
     }
 }
 
-static void iscsi_conn_run(struct iscsi_conn *c)
+/* Answers the pass-throughs that completed since the last look. */
+static int iscsi_conn_completions(struct iscsi_conn *c)
+{
+    struct iscsi_task *list, *rev = NULL;
+    uint64_t v;
+    int rc = 0;
+
+    if (read(c->efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+        return -EIO;
+    pthread_mutex_lock(&c->cq_lock);
+    list = c->cq_head;
+    c->cq_head = NULL;
+    pthread_mutex_unlock(&c->cq_lock);
+    while (list) { /* queued newest first: answer in completion order */
+        struct iscsi_task *t = list;
+        list = t->next_done;
+        t->next_done = rev;
+        rev = t;
+    }
+    while (rev) {
+        struct iscsi_task *t = rev;
+        rev = t->next_done;
+        int r = iscsi_session_complete(c, t);
+        if (r && !rc)
+            rc = r; /* the rest are still taken off: their slots must come back */
+    }
+    return rc;
+}
+
+/* One PDU from the socket; 0, or negative to close. */
+static int iscsi_conn_read_pdu(struct iscsi_conn *c)
 {
     uint8_t bhs[ISCSI_BHS_LEN];
     struct iscsi_pdu p;
     int rc;
 
-    c->rx = malloc(ISCSI_OUR_MRDSL + 4);
+    if (iscsi_recv_all(c->fd, bhs, sizeof(bhs)))
+        return -EPIPE;
+    clock_gettime(CLOCK_MONOTONIC, &c->last_rx);
+    rc = iscsi_pdu_parse(bhs, c->params.max_recv_dsl, &p);
+    if (rc == -EMSGSIZE) {
+        /* 13.12: over our MaxRecvDataSegmentLength; skipping it would read an
+         * initiator-chosen 16 MiB, so reject and close instead. */
+        iscsi_conn_reject(c, bhs, ISCSI_REJECT_PROTOCOL_ERROR);
+        return -EMSGSIZE;
+    }
+    int tail = iscsi_conn_read_tail(c, bhs, &p, true);
+    if (tail == -EBADMSG) {
+        /* 7.8: a data digest error; Reject 02h. The PDU's data is lost: a command or its data
+         * cannot go on at ERL 0, anything else is simply dropped. */
+        iscsi_conn_reject(c, bhs, 0x02);
+        return p.opcode == ISCSI_OP_SCSI_CMD || p.opcode == ISCSI_OP_DATA_OUT ? -EBADMSG : 0;
+    }
+    if (tail)
+        return tail;
+    if (rc == -EOPNOTSUPP)
+        return iscsi_conn_reject(c, bhs, ISCSI_REJECT_CMD_NOT_SUPPORTED);
+    return iscsi_conn_dispatch(c, &p);
+}
+
+static int64_t iscsi_ms_since(const struct timespec *t)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)(now.tv_sec - t->tv_sec) * 1000 + (now.tv_nsec - t->tv_nsec) / 1000000;
+}
+
+/* The poll timeout until the next ping event (or -1), sending or timing out pings due now. */
+static int iscsi_conn_ping_timer(struct iscsi_conn *c, int *timeout)
+{
+    const struct iscsi_target_config *cfg = &c->target->cfg;
+    int64_t wait;
+
+    *timeout = -1;
+    if (!cfg->nop_interval)
+        return 0;
+    if (c->ping_out) {
+        wait = (int64_t)cfg->nop_timeout * 1000 - iscsi_ms_since(&c->ping_sent);
+        if (wait <= 0)
+            return -ETIMEDOUT; /* 11.19: no answer, the connection is gone */
+    } else {
+        wait = (int64_t)cfg->nop_interval * 1000 - iscsi_ms_since(&c->last_rx);
+        if (wait <= 0) {
+            if (iscsi_conn_ping(c))
+                return -EPIPE;
+            wait = (int64_t)cfg->nop_timeout * 1000;
+        }
+    }
+    *timeout = wait > 60000 ? 60000 : (int)wait;
+    return 0;
+}
+
+static void iscsi_conn_run(struct iscsi_conn *c)
+{
+    struct timeval tv = {.tv_sec = ISCSI_RECV_TIMEOUT};
+    int rc = 0;
+
+    /* A PDU half received, or a send that makes no progress (an initiator that stops reading),
+     * for ISCSI_RECV_TIMEOUT seconds ends the connection: a hostile peer holds only its own. */
+    setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    /* the data segment, its padding and its digest */
+    c->rx = malloc(ISCSI_OUR_MRDSL + 8);
     if (!c->rx || iscsi_conn_login(c))
         return;
-    for (;;) {
-        if (iscsi_recv_all(c->fd, bhs, sizeof(bhs)))
-            return;
-        rc = iscsi_pdu_parse(bhs, c->params.max_recv_dsl, &p);
-        if (rc == -EMSGSIZE) {
-            /* 13.12: over our MaxRecvDataSegmentLength; skipping it would read an
-             * initiator-chosen 16 MiB, so reject and close instead. */
-            iscsi_conn_reject(c, bhs, ISCSI_REJECT_PROTOCOL_ERROR);
-            return;
+    clock_gettime(CLOCK_MONOTONIC, &c->last_rx);
+    while (!rc) {
+        struct pollfd pfd[2] = {{.fd = c->fd, .events = POLLIN}, {.fd = c->efd, .events = POLLIN}};
+        int timeout;
+        if ((rc = iscsi_conn_ping_timer(c, &timeout)))
+            break;
+        if (!c->used && !c->trimmed) {
+            iscsi_session_trim(c); /* idle: give the task buffers back */
+            c->trimmed = true;
         }
-        if (iscsi_skip(c->fd, p.ahs_len) ||
-            iscsi_recv_all(c->fd, c->rx, p.data_len + iscsi_pad4(p.data_len)))
-            return;
-        if (rc == -EOPNOTSUPP)
-            rc = iscsi_conn_reject(c, bhs, ISCSI_REJECT_CMD_NOT_SUPPORTED);
-        else
-            rc = iscsi_conn_dispatch(c, &p);
-        if (rc)
-            return;
+        int n = poll(pfd, 2, timeout);
+        if (n < 0 && errno != EINTR)
+            break;
+        if (n <= 0)
+            continue;
+        /* One PDU, then every completion: a TMF behind a batch of commands is read before
+         * their data goes out, and completions never wait for more than one PDU. */
+        if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR))
+            rc = iscsi_conn_read_pdu(c);
+        if (!rc && pfd[1].revents)
+            rc = iscsi_conn_completions(c);
     }
 }
 
@@ -298,12 +474,23 @@ void *iscsi_conn_main(void *arg)
     struct iscsi_conn *c = arg;
 
     iscsi_conn_run(c);
-    iscsi_session_close(c);
+    shutdown(c->fd, SHUT_RDWR);
+    iscsi_session_close(c); /* cancels and waits for what is in flight */
     free(c->rx);
     c->rx = NULL;
-    shutdown(c->fd, SHUT_RDWR);
     pthread_mutex_lock(&c->target->lock);
     c->done = true;
     pthread_mutex_unlock(&c->target->lock);
     return NULL;
+}
+
+void iscsi_conn_drop_target(struct iscsi_conn *c)
+{
+    struct iscsi_target *t = c->target;
+
+    pthread_mutex_lock(&t->lock);
+    for (struct iscsi_conn *o = t->conns; o; o = o->next)
+        if (o != c && !o->done && o->tdef == c->tdef)
+            shutdown(o->fd, SHUT_RDWR);
+    pthread_mutex_unlock(&t->lock);
 }

@@ -1,40 +1,97 @@
 /*
  * Private structures of the iSCSI target: the portal (portal.c), a connection with its session
- * (conn.c; MaxConnections=1, so a session is one connection) and the write tasks waiting for
- * Data-Out (session.c). One thread per connection owns everything in struct iscsi_conn; the
- * portal's lock guards only its list of connections.
+ * (conn.c; MaxConnections=1, so a session is one connection), its logical units and its task
+ * pool (session.c).
+ *
+ * Threads: one per connection runs an event loop over two descriptors, the socket and an
+ * eventfd. Commands go down with storstack_ioctl_async; their callbacks (on whichever thread
+ * completes the IRP) only queue the task on cq_head and signal the eventfd, and the connection's
+ * thread does everything else: it alone reads and writes the socket and touches the tasks, so
+ * neither needs a lock. The portal's lock guards only its list of connections.
  */
 #ifndef STORSTACK_FRONTENDS_ISCSI_ISCSI_P_H
 #define STORSTACK_FRONTENDS_ISCSI_ISCSI_P_H
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <time.h>
+
+#include <storstack/storage/ntddscsi.h>
 
 #include "frontends/iscsi/iscsi.h"
 #include "frontends/iscsi/login.h"
 
-#define ISCSI_TASKS         16     /* commands in the CmdSN window (MaxCmdSN - ExpCmdSN + 1) */
+#define ISCSI_TASKS         64     /* task slots: the CmdSN window is the free ones */
 #define ISCSI_OUR_MRDSL     262144 /* our MaxRecvDataSegmentLength */
-#define ISCSI_MAX_CONNS     64
-#define ISCSI_XFER_FALLBACK 65536      /* pass-through limit when the adapter does not say */
-#define ISCSI_MAX_CMD       (4u << 20) /* the largest command; VPD B0h says so to initiators */
+#define ISCSI_MAX_CONNS     256
+#define ISCSI_XFER_FALLBACK 65536        /* pass-through limit when the adapter does not say */
+#define ISCSI_MAX_CMD       (64u << 20)  /* the largest command; VPD B0h says so to initiators */
+#define ISCSI_SESSION_BUF   (128u << 20) /* task buffers of one session, all together */
+#define ISCSI_SENSE_MAX     96
+#define ISCSI_BUF_MIN       65536 /* a task buffer's smallest size */
+#define ISCSI_RECV_TIMEOUT  30    /* s a PDU may take to arrive, or a send to make progress */
 
-/* A write command gathering its data (immediate, unsolicited, then solicited by R2T). */
+struct iscsi_sptd {
+    SCSI_PASS_THROUGH_DIRECT sptd;
+    uint32_t pad;
+    uint8_t sense[ISCSI_SENSE_MAX];
+};
+
+/* A mapped LUN, opened for this session (its own I_T nexus). */
+struct iscsi_lu {
+    uint32_t lun;
+    storstack_handle_t *h;
+    uint32_t block_size; /* from IOCTL_DISK_GET_DRIVE_GEOMETRY, 0 unknown */
+    uint32_t max_xfer;   /* the adapter's MaximumTransferLength: larger READ/WRITE are split */
+};
+
+enum iscsi_task_state {
+    ISCSI_TASK_FREE,
+    ISCSI_TASK_DATA,    /* a write gathering its data (immediate, unsolicited, R2T) */
+    ISCSI_TASK_RUNNING, /* a pass-through down the stack */
+};
+
 struct iscsi_task {
-    bool used;
-    bool unsol_open; /* unsolicited Data-Out still to come (InitialR2T=No, F=0) */
-    bool r2t_open;   /* an R2T outstanding (MaxOutstandingR2T=1) */
+    enum iscsi_task_state state;
+    bool aborted;      /* by task management: no response (11.5.1) */
+    bool unsol_open;   /* unsolicited Data-Out still to come (InitialR2T=No, F=0) */
+    bool r2t_open;     /* an R2T outstanding (MaxOutstandingR2T=1) */
+    bool data_error;   /* a Data-Out out of sequence: the rest is dropped, CHECK CONDITION */
+    uint8_t data_ascq; /* 4Bh/00h DATA PHASE ERROR or 4Bh/05h DATA OFFSET ERROR */
     uint32_t itt;
     uint8_t lun[8];
-    uint8_t cdb[16];
+    struct iscsi_lu *lu;
+    uint8_t cdb[16];  /* as received */
+    uint8_t xcdb[16]; /* as sent down (one piece of a split READ/WRITE) */
+    uint8_t dir;      /* SCSI_IOCTL_DATA_* */
     uint32_t edtl;
-    uint32_t received; /* bytes in buf, from offset 0 (DataPDUInOrder=Yes) */
+    uint32_t len;    /* bytes to move */
+    uint32_t wanted; /* what the CDB asks for, for residuals (UINT32_MAX unknown) */
+    uint32_t moved;  /* done so far */
+    uint32_t piece;  /* bytes of the pass-through in flight */
+    bool split;
+    uint64_t lba;
+    uint32_t received; /* write data in buf, from offset 0 (DataPDUInOrder=Yes) */
     uint32_t unsol_end;
     uint32_t r2t_ttt;
     uint32_t r2t_end;
     uint32_t r2tsn;
     uint32_t datasn; /* expected DataSN in the current sequence */
-    uint8_t *buf;    /* ISCSI_MAX_CMD bytes, allocated on first use and kept */
+    storstack_status_t status;
+    struct iscsi_sptd s;
+    uint8_t *buf; /* cap bytes, allocated on first use, grown, released when the session idles */
+    uint32_t cap;
+    struct iscsi_task *next_done;
+    struct iscsi_conn *conn;
+};
+
+/* A task management request waiting for the tasks it aborted to come back. */
+struct iscsi_tmf_wait {
+    bool active;
+    bool close_after; /* TARGET COLD RESET: the connection ends after the response */
+    uint32_t itt;
+    uint8_t response;
+    uint8_t lun[8];
 };
 
 struct iscsi_conn {
@@ -42,35 +99,53 @@ struct iscsi_conn {
     struct iscsi_conn *next;
     pthread_t thread;
     int fd;
+    int efd;   /* eventfd the completions signal */
     bool done; /* thread finished (portal lock) */
 
+    pthread_mutex_t cq_lock; /* cq_head only */
+    struct iscsi_task *cq_head;
+
     struct iscsi_params params;
-    storstack_handle_t *dev;
-    uint32_t block_size; /* from IOCTL_DISK_GET_DRIVE_GEOMETRY, 0 unknown */
-    uint32_t max_xfer;   /* the adapter's MaximumTransferLength: larger I/O is split */
+    const struct iscsi_target_def *tdef; /* NULL for a discovery session */
+    uint64_t nexus;
+    uint8_t isid[6];
+    unsigned nlus;
+    struct iscsi_lu lus[ISCSI_MAX_LUNS];
     uint32_t statsn;
     uint32_t exp_cmdsn;
     uint32_t next_ttt;
-    uint8_t *rx;   /* one data segment, params.max_recv_dsl bytes */
-    uint8_t *rbuf; /* data-in of the command being executed, ISCSI_MAX_CMD bytes */
+    unsigned used;    /* task slots not free */
+    unsigned running; /* pass-throughs in flight */
+    struct iscsi_tmf_wait tmf;
+    bool ping_out; /* a target NOP-In waits for its NOP-Out */
+    uint32_t ping_ttt;
+    struct timespec last_rx, ping_sent;
+    bool trimmed;       /* task buffers released since the last command */
+    uint64_t buf_bytes; /* task buffers allocated, at most ISCSI_SESSION_BUF */
+    uint8_t *rx;        /* one data segment + padding + digest */
+    uint8_t ahs[1024];
     struct iscsi_task tasks[ISCSI_TASKS];
     uint8_t txt[ISCSI_LOGIN_TEXT_MAX];
 };
 
 struct iscsi_target {
     storstack_t *stack;
-    char iqn[ISCSI_NAME_MAX];
-    char device[128];
+    struct iscsi_target_config cfg;
+    struct iscsi_login_target login_targets[ISCSI_MAX_TARGETS];
     char address[96];
     struct iscsi_login_config login_cfg;
     int lfd;
     int wake[2];
     uint16_t port;
     pthread_t thread;
-    pthread_mutex_t lock; /* conns, next_tsih */
+    pthread_mutex_t lock; /* conns, next_tsih, nexus_used, each connection's tdef */
     struct iscsi_conn *conns;
     uint16_t next_tsih;
+    bool nexus_used[ISCSI_MAX_CONNS]; /* nexus id i + 1 belongs to a live session */
 };
+
+/* config.c */
+int iscsi_config_check(const struct iscsi_target_config *cfg, char *err, size_t errlen);
 
 /* conn.c */
 void *iscsi_conn_main(void *arg);
@@ -80,6 +155,8 @@ int iscsi_conn_send_status(struct iscsi_conn *c, uint8_t bhs[ISCSI_BHS_LEN], con
                            uint32_t len);
 int iscsi_conn_reject(struct iscsi_conn *c, const uint8_t *bad_bhs, uint8_t reason);
 uint32_t iscsi_conn_max_cmdsn(const struct iscsi_conn *c);
+/* TARGET COLD RESET: ends every other connection to the same target. */
+void iscsi_conn_drop_target(struct iscsi_conn *c);
 
 /* session.c: returns 0, or a negative errno when the connection must close (ERL 0). */
 int iscsi_session_open(struct iscsi_conn *c);
@@ -87,6 +164,9 @@ void iscsi_session_close(struct iscsi_conn *c);
 int iscsi_session_scsi_cmd(struct iscsi_conn *c, const struct iscsi_pdu *p, const uint8_t *data);
 int iscsi_session_data_out(struct iscsi_conn *c, const struct iscsi_pdu *p, const uint8_t *data);
 int iscsi_session_tmf(struct iscsi_conn *c, const struct iscsi_pdu *p);
-unsigned iscsi_session_free_tasks(const struct iscsi_conn *c);
+/* A completed pass-through taken off cq_head. */
+int iscsi_session_complete(struct iscsi_conn *c, struct iscsi_task *t);
+/* Releases the buffers of free task slots (the session is idle). */
+void iscsi_session_trim(struct iscsi_conn *c);
 
 #endif

@@ -1,6 +1,7 @@
 /*
  * The iSCSI portal (RFC 7143 4.1, network portal): a listening TCP socket and the thread that
- * accepts connections and starts one connection thread each (conn.c). Contract: start binds and
+ * accepts connections and starts one connection thread each (conn.c), with a 256 KiB stack (the
+ * threads keep little on theirs; 100 idle sessions stay small). Contract: start binds and
  * listens before it returns; stop wakes the acceptor through a pipe, shuts every connection's
  * socket down (which ends its blocking recv), and joins every thread before freeing anything.
  * A connection thread never closes its own socket, so stop never shuts down a reused fd.
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <arpa/inet.h>
@@ -35,6 +37,8 @@ static void iscsi_portal_reap(struct iscsi_target *t, bool all)
         pthread_mutex_unlock(&t->lock);
         pthread_join(c->thread, NULL);
         close(c->fd);
+        close(c->efd);
+        pthread_mutex_destroy(&c->cq_lock);
         free(c);
         pthread_mutex_lock(&t->lock);
     }
@@ -65,15 +69,24 @@ static void *iscsi_portal_main(void *arg)
             n++;
         struct iscsi_conn *c = n < ISCSI_MAX_CONNS ? calloc(1, sizeof(*c)) : NULL;
         if (c) {
+            pthread_attr_t attr;
             c->target = t;
             c->fd = fd;
-            if (pthread_create(&c->thread, NULL, iscsi_conn_main, c) == 0) {
+            c->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+            pthread_mutex_init(&c->cq_lock, NULL);
+            pthread_attr_init(&attr);
+            pthread_attr_setstacksize(&attr, 256 << 10);
+            if (c->efd >= 0 && pthread_create(&c->thread, &attr, iscsi_conn_main, c) == 0) {
                 c->next = t->conns;
                 t->conns = c;
             } else {
+                if (c->efd >= 0)
+                    close(c->efd);
+                pthread_mutex_destroy(&c->cq_lock);
                 free(c);
                 c = NULL;
             }
+            pthread_attr_destroy(&attr);
         }
         pthread_mutex_unlock(&t->lock);
         if (!c)
@@ -132,6 +145,8 @@ int iscsi_target_start(storstack_t *stack, const struct iscsi_target_config *cfg
     int rc, one = 1;
 
     *out = NULL;
+    if (cfg && (rc = iscsi_config_check(cfg, err, errlen)))
+        return rc;
     if (iscsi_split_portal(portal, host, sizeof(host), port, sizeof(port))) {
         snprintf(err, errlen, "iSCSI portal '%s': expected ADDR:PORT", portal);
         return -EINVAL;
@@ -148,12 +163,27 @@ int iscsi_target_start(storstack_t *stack, const struct iscsi_target_config *cfg
     }
     t->stack = stack;
     t->wake[0] = t->wake[1] = -1;
-    snprintf(t->iqn, sizeof(t->iqn), "%s", cfg && cfg->iqn ? cfg->iqn : ISCSI_DEFAULT_IQN);
-    snprintf(t->device, sizeof(t->device), "%s",
-             cfg && cfg->device ? cfg->device : ISCSI_DEFAULT_DEVICE);
+    if (cfg)
+        t->cfg = *cfg;
+    else
+        iscsi_config_default(&t->cfg);
+    t->cfg.portal = NULL;       /* the caller's string; t->address is what was bound */
+    if (t->cfg.ntargets == 0) { /* the built-in default: one target, LUN 0 = PhysicalDrive0 */
+        t->cfg.ntargets = 1;
+        snprintf(t->cfg.targets[0].iqn, ISCSI_IQN_MAX, "%s", ISCSI_DEFAULT_IQN);
+        t->cfg.targets[0].nluns = 1;
+        t->cfg.targets[0].luns[0].lun = 0;
+        snprintf(t->cfg.targets[0].luns[0].device, ISCSI_DEVICE_MAX, "%s",
+                 t->cfg.device ? t->cfg.device : ISCSI_DEFAULT_DEVICE);
+    }
+    t->cfg.device = NULL; /* the caller's string, copied above when it was used */
+    for (unsigned i = 0; i < t->cfg.ntargets; i++) {
+        t->login_targets[i].iqn = t->cfg.targets[i].iqn;
+        t->login_targets[i].chap = &t->cfg.targets[i].chap;
+    }
     t->lfd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (t->lfd < 0 || setsockopt(t->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
-        bind(t->lfd, ai->ai_addr, ai->ai_addrlen) || listen(t->lfd, 16) ||
+        bind(t->lfd, ai->ai_addr, ai->ai_addrlen) || listen(t->lfd, 128) ||
         getsockname(t->lfd, (struct sockaddr *)&ss, &sl) || pipe2(t->wake, O_CLOEXEC)) {
         rc = -errno;
         snprintf(err, errlen, "iSCSI portal %s: %s", portal, strerror(errno));
@@ -172,8 +202,10 @@ int iscsi_target_start(storstack_t *stack, const struct iscsi_target_config *cfg
         inet_ntop(AF_INET, &s4->sin_addr, shown, sizeof(shown));
         snprintf(t->address, sizeof(t->address), "%s:%u", shown, t->port);
     }
-    t->login_cfg.iqn = t->iqn;
+    t->login_cfg.targets = t->login_targets;
+    t->login_cfg.ntargets = t->cfg.ntargets;
     t->login_cfg.address = t->address;
+    t->login_cfg.limits.digests = !t->cfg.digests_off;
     t->login_cfg.tpgt = 1;
     t->login_cfg.limits.max_recv_dsl = ISCSI_OUR_MRDSL;
     t->login_cfg.limits.max_burst = 262144;
@@ -210,6 +242,11 @@ uint16_t iscsi_target_port(const struct iscsi_target *t)
 const char *iscsi_target_address(const struct iscsi_target *t)
 {
     return t->address;
+}
+
+const char *iscsi_target_name(const struct iscsi_target *t, unsigned index)
+{
+    return index < t->cfg.ntargets ? t->cfg.targets[index].iqn : NULL;
 }
 
 void iscsi_target_stop(struct iscsi_target *t)

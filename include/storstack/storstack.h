@@ -109,6 +109,28 @@ storstack_status_t storstack_ioctl(storstack_handle_t *handle, uint32_t code, co
                                    uint32_t *returned);
 
 /*
+ * Overlapped DeviceIoControl: the request of storstack_ioctl, issued without waiting. Returns
+ * STATUS_PENDING when issued (the callback then runs exactly once, in whichever thread completes
+ * it, possibly before this call returns, with the status and IoStatus.Information), or a failure
+ * status and no callback. in, out (and, for IOCTL_SCSI_PASS_THROUGH_DIRECT, the DataBuffer they
+ * point to) must stay valid until the callback.
+ */
+storstack_status_t storstack_ioctl_async(storstack_handle_t *handle, uint32_t code, const void *in,
+                                         uint32_t in_length, void *out, uint32_t out_length,
+                                         storstack_io_callback *callback, void *context);
+
+/*
+ * CancelIoEx: asks the driver holding each outstanding asynchronous request of this handle
+ * (read, write or IOCTL) issued with this context (NULL: every one of the handle) to cancel it.
+ * Each still completes through its callback exactly once: STATUS_CANCELLED when the driver
+ * cancelled it, its ordinary status when it finished first. *cancelled (may be NULL) gets how
+ * many requests were asked to cancel; 0 is not an error (they may all have completed already).
+ * Returns STATUS_SUCCESS, or STATUS_INVALID_HANDLE.
+ */
+storstack_status_t storstack_cancel(storstack_handle_t *handle, const void *context,
+                                    uint32_t *cancelled);
+
+/*
  * The PnP device tree as JSON (devnodes with instance paths, IDs, service, Windows names, and
  * each device stack from top to bottom). The caller frees *json with free().
  */

@@ -1,9 +1,10 @@
 /*
  * libFuzzer target for the iSCSI target's parsers of outside bytes (frontends/iscsi): the Basic
  * Header Segment checks (pdu.c), the key=value text reader and number parser (text.c), key
- * negotiation and the login state machine (login.c). The input's first 48 bytes are a header and
- * the rest its data segment; the whole input is also negotiated as text. Nothing may read past
- * the input or the lengths the parser accepted.
+ * negotiation and the login state machine (login.c) with its CHAP exchange (auth.c; a second
+ * target demands mutual CHAP), the CHAP value decoder and CRC32C. The input's first 48 bytes are
+ * a header and the rest its data segment; the whole input is also negotiated as text. Nothing may
+ * read past the input or the lengths the parser accepted.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -12,15 +13,26 @@
 
 #include "frontends/iscsi/login.h"
 
+static const struct iscsi_chap_config chap = {.user = "alice",
+                                              .secret = "0123456789ab",
+                                              .secret_len = 12,
+                                              .mutual_user = "bob",
+                                              .mutual_secret = "the other one",
+                                              .mutual_secret_len = 13};
+static const struct iscsi_login_target targets[] = {
+    {.iqn = "iqn.2026-11.org.storstack:default"},
+    {.iqn = "iqn.2026-11.org.storstack:chap", .chap = &chap}};
 static const struct iscsi_login_config cfg = {
-    .iqn = "iqn.2026-11.org.storstack:default",
+    .targets = targets,
+    .ntargets = 2,
     .address = "127.0.0.1:3260",
     .tpgt = 1,
     .limits = {.max_recv_dsl = 262144,
                .max_burst = 262144,
                .first_burst = 65536,
                .immediate_data = true,
-               .initial_r2t = false},
+               .initial_r2t = false,
+               .digests = true},
 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -31,11 +43,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct iscsi_params params;
     bool sent = false;
 
+    uint8_t bin[ISCSI_CHAP_BIN_MAX];
+    (void)iscsi_chap_decode((const char *)data, size, bin, sizeof(bin));
+    (void)iscsi_crc32c(0, data, size);
     iscsi_params_default(&params, &cfg.limits);
-    iscsi_negotiate(&params, &cfg, true, data, size, &out, &sent);
+    iscsi_negotiate(&params, &cfg, true, data, size, &out, &sent, NULL);
     out.len = 0;
     out.overflow = false;
-    iscsi_negotiate(&params, &cfg, false, data, size, &out, &sent);
+    iscsi_negotiate(&params, &cfg, false, data, size, &out, &sent, NULL);
 
     if (size < ISCSI_BHS_LEN)
         return 0;

@@ -26,6 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             (req.op == WIRE_OP_READ && req.arg0 > WIRE_MAX_PAYLOAD) ||
             (req.op == WIRE_OP_IOCTL && req.arg1 > WIRE_MAX_PAYLOAD) ||
             (req.op == WIRE_OP_OPEN && req.payload_length > WIRE_MAX_NAME) ||
+            (req.op == WIRE_OP_CANCEL && (req.arg0 || req.arg1 || req.payload_length)) ||
             (req.op == WIRE_OP_REG_GET_STRING &&
              (req.arg0 >= req.payload_length || req.arg1 > WIRE_MAX_REG_OUT)) ||
             payload + req.payload_length > data + size)

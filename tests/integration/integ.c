@@ -10,6 +10,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <stdatomic.h>
+
+#include <storstack/wdm/io.h>
+
 #include "integ.h"
 
 storstack_t *integ_try_boot(const char *config_text, char *err, size_t errlen)
@@ -235,6 +239,48 @@ static int integ_rm_one(const char *path, const struct stat *sb, int flag, struc
 void integ_rmtree(const char *path)
 {
     nftw(path, integ_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static NTSTATUS integ_irp_done(PDEVICE_OBJECT DeviceObject, PIRP Irp, PVOID Context)
+{
+    struct integ_irp *t = Context;
+    t->status = Irp->IoStatus.Status;
+    atomic_fetch_add(&t->completions, 1);
+    return STATUS_MORE_PROCESSING_REQUIRED; /* the test frees the IRP */
+}
+
+void integ_irp_read(PEXECUTIVE exec, PDEVICE_OBJECT top, struct integ_irp *t, uint32_t lba,
+                    uint32_t timeout)
+{
+    PIO_STACK_LOCATION sp;
+    memset(t, 0, sizeof(*t));
+    t->spt.sptd.Length = sizeof(t->spt.sptd);
+    t->spt.sptd.CdbLength = 10;
+    t->spt.sptd.SenseInfoLength = sizeof(t->spt.sense);
+    t->spt.sptd.SenseInfoOffset = offsetof(__typeof__(t->spt), sense);
+    t->spt.sptd.DataIn = SCSI_IOCTL_DATA_IN;
+    t->spt.sptd.DataTransferLength = sizeof(t->data);
+    t->spt.sptd.DataBuffer = t->data;
+    t->spt.sptd.TimeOutValue = timeout;
+    t->spt.sptd.Cdb[0] = 0x28; /* READ(10) */
+    integ_put_be32(&t->spt.sptd.Cdb[2], lba);
+    t->spt.sptd.Cdb[8] = 8;
+    t->irp = IoAllocateIrpEx(exec, top->StackSize, FALSE);
+    assert_non_null(t->irp);
+    t->irp->AssociatedIrp.SystemBuffer = &t->spt;
+    sp = IoGetNextIrpStackLocation(t->irp);
+    sp->MajorFunction = IRP_MJ_DEVICE_CONTROL;
+    sp->Parameters.DeviceIoControl.IoControlCode = IOCTL_SCSI_PASS_THROUGH_DIRECT;
+    sp->Parameters.DeviceIoControl.InputBufferLength = sizeof(t->spt);
+    sp->Parameters.DeviceIoControl.OutputBufferLength = sizeof(t->spt);
+    IoSetCompletionRoutine(t->irp, integ_irp_done, t, TRUE, TRUE, TRUE);
+    IoCallDriver(top, t->irp);
+}
+
+void integ_irp_free(struct integ_irp *t)
+{
+    IoFreeIrp(t->irp);
+    t->irp = NULL;
 }
 
 int integ_sh(char **out, const char *fmt, ...)

@@ -85,6 +85,25 @@ void integ_pass_through(storstack_handle_t *h, int direct, uint8_t target, uint8
 void integ_assert_sense(const struct integ_spt *r, uint8_t key, uint8_t asc, uint8_t ascq, long sks,
                         const char *what);
 
+/* A SCSI pass-through IRP a test builds and owns (kernel level, on an in-process stack): it
+ * stays allocated until integ_irp_free, so the test may IoCancelIrp it at any time. The
+ * completion routine counts completions and keeps the status. */
+struct integ_irp {
+    struct _IRP *irp;
+    _Atomic int completions;
+    int32_t status;
+    struct {
+        SCSI_PASS_THROUGH_DIRECT sptd;
+        uint8_t sense[32];
+    } spt;
+    uint8_t data[4096];
+};
+/* Sends READ(10) of 8 blocks at lba with TimeOutValue timeout as IOCTL_SCSI_PASS_THROUGH_DIRECT
+ * to the device object top (typically the disk's top device). */
+void integ_irp_read(struct _EXECUTIVE *exec, struct _DEVICE_OBJECT *top, struct integ_irp *t,
+                    uint32_t lba, uint32_t timeout);
+void integ_irp_free(struct integ_irp *t);
+
 /* Temporary directory: created under $TMPDIR (or /tmp), removed with everything in it. */
 void integ_mkdtemp(char *path, size_t len);
 void integ_rmtree(const char *path);

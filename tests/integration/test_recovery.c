@@ -34,17 +34,6 @@ struct rc_fixture {
     PDEVICE_OBJECT top;
 };
 
-struct rc_irp {
-    PIRP irp;
-    atomic_int completions;
-    NTSTATUS status;
-    struct {
-        SCSI_PASS_THROUGH_DIRECT sptd;
-        UCHAR sense[32];
-    } spt;
-    uint8_t data[4096];
-};
-
 static int setup(void **state)
 {
     struct rc_fixture *f = calloc(1, sizeof(*f));
@@ -78,41 +67,6 @@ static int teardown(void **state)
     storstack_destroy(f->stack);
     free(f);
     return 0;
-}
-
-static NTSTATUS rc_done(PDEVICE_OBJECT DeviceObject, PIRP Irp, PVOID Context)
-{
-    struct rc_irp *t = Context;
-    t->status = Irp->IoStatus.Status;
-    atomic_fetch_add(&t->completions, 1);
-    return STATUS_MORE_PROCESSING_REQUIRED;
-}
-
-static void rc_send_read(struct rc_fixture *f, struct rc_irp *t, uint32_t lba, ULONG timeout)
-{
-    PIO_STACK_LOCATION sp;
-    memset(t, 0, sizeof(*t));
-    t->spt.sptd.Length = sizeof(t->spt.sptd);
-    t->spt.sptd.CdbLength = 10;
-    t->spt.sptd.SenseInfoLength = sizeof(t->spt.sense);
-    t->spt.sptd.SenseInfoOffset = offsetof(__typeof__(t->spt), sense);
-    t->spt.sptd.DataIn = SCSI_IOCTL_DATA_IN;
-    t->spt.sptd.DataTransferLength = sizeof(t->data);
-    t->spt.sptd.DataBuffer = t->data;
-    t->spt.sptd.TimeOutValue = timeout;
-    t->spt.sptd.Cdb[0] = SCSIOP_READ;
-    integ_put_be32(&t->spt.sptd.Cdb[2], lba);
-    t->spt.sptd.Cdb[8] = 8;
-    t->irp = IoAllocateIrpEx(f->exec, f->top->StackSize, FALSE);
-    assert_non_null(t->irp);
-    t->irp->AssociatedIrp.SystemBuffer = &t->spt;
-    sp = IoGetNextIrpStackLocation(t->irp);
-    sp->MajorFunction = IRP_MJ_DEVICE_CONTROL;
-    sp->Parameters.DeviceIoControl.IoControlCode = IOCTL_SCSI_PASS_THROUGH_DIRECT;
-    sp->Parameters.DeviceIoControl.InputBufferLength = sizeof(t->spt);
-    sp->Parameters.DeviceIoControl.OutputBufferLength = sizeof(t->spt);
-    IoSetCompletionRoutine(t->irp, rc_done, t, TRUE, TRUE, TRUE);
-    IoCallDriver(f->top, t->irp);
 }
 
 static double now_seconds(void)
@@ -178,7 +132,7 @@ static void rc_async_done(void *context, storstack_status_t status, uint64_t inf
  * and a class read, and checks the outcome. */
 static void rc_recover_at(struct rc_fixture *f, int tier, ULONG event)
 {
-    struct rc_irp *t = calloc(2, sizeof(*t));
+    struct integ_irp *t = calloc(2, sizeof(*t));
     struct rc_async a = {0};
     uint8_t *buf = integ_alloc(4096, 0);
     ULONG codes[64];
@@ -194,8 +148,8 @@ static void rc_recover_at(struct rc_fixture *f, int tier, ULONG event)
     for (int i = 0; i < tier; i++)
         atomic_store(refusals[i], 1);
     atomic_store(&testport_faults.hold_ios, 1);
-    rc_send_read(f, &t[0], 8, 1);
-    rc_send_read(f, &t[1], 16, 60);
+    integ_irp_read(f->exec, f->top, &t[0], 8, 1);
+    integ_irp_read(f->exec, f->top, &t[1], 16, 60);
     assert_status(storstack_read_async(f->disk, buf, 4096, 64 * KIB, rc_async_done, &a),
                   STATUS_PENDING);
     rc_wait(&testport_faults.held, 3, 5.0, "three held requests");
@@ -231,7 +185,7 @@ static void rc_recover_at(struct rc_fixture *f, int tier, ULONG event)
     usleep(20000);
     for (int i = 0; i < 2; i++) {
         assert_int_equal(atomic_load(&t[i].completions), 1);
-        IoFreeIrp(t[i].irp);
+        integ_irp_free(&t[i]);
     }
     assert_int_equal(atomic_load(&a.done), 1);
 
@@ -276,7 +230,7 @@ static void test_a_failed_bus_reset_escalates_to_an_adapter_restart(void **state
 static void test_recovery_failing_everywhere_is_logged_and_leaves_the_request(void **state)
 {
     struct rc_fixture *f = *state;
-    struct rc_irp *t = calloc(1, sizeof(*t));
+    struct integ_irp *t = calloc(1, sizeof(*t));
     ULONG codes[64];
     atomic_store(&testport_faults.refuse_abort, 1);
     atomic_store(&testport_faults.refuse_lun_reset, 1);
@@ -284,7 +238,7 @@ static void test_recovery_failing_everywhere_is_logged_and_leaves_the_request(vo
     atomic_store(&testport_faults.refuse_bus_reset, 1);
     atomic_store(&testport_faults.refuse_restart, 1);
     atomic_store(&testport_faults.hold_ios, 1);
-    rc_send_read(f, t, 8, 1);
+    integ_irp_read(f->exec, f->top, t, 8, 1);
     rc_wait(&testport_faults.held, 1, 5.0, "the held request");
     rc_wait(&testport_faults.adapter_restarts, 1, 10.0, "the last tier");
     double end = now_seconds() + 5.0;
@@ -299,7 +253,7 @@ static void test_recovery_failing_everywhere_is_logged_and_leaves_the_request(vo
     assert_int_equal(testport_release_held(), 1);
     rc_wait(&t->completions, 1, 5.0, "the released request");
     assert_status(t->status, STATUS_SUCCESS);
-    IoFreeIrp(t->irp);
+    integ_irp_free(t);
     free(t);
 }
 

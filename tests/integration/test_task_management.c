@@ -39,18 +39,6 @@ struct tm_fixture {
     PDEVICE_OBJECT top; /* the disk's top device (classpnp's FDO) */
 };
 
-/* One pass-through IRP the test owns. */
-struct tm_irp {
-    PIRP irp;
-    atomic_int completions;
-    NTSTATUS status;
-    struct {
-        SCSI_PASS_THROUGH_DIRECT sptd;
-        UCHAR sense[32];
-    } spt;
-    uint8_t data[4096];
-};
-
 static int setup(void **state)
 {
     struct tm_fixture *f = calloc(1, sizeof(*f));
@@ -82,42 +70,6 @@ static int teardown(void **state)
     return 0;
 }
 
-static NTSTATUS tm_done(PDEVICE_OBJECT DeviceObject, PIRP Irp, PVOID Context)
-{
-    struct tm_irp *t = Context;
-    t->status = Irp->IoStatus.Status;
-    atomic_fetch_add(&t->completions, 1);
-    return STATUS_MORE_PROCESSING_REQUIRED; /* the test frees the IRP */
-}
-
-/* Sends READ(10) of 8 blocks at `lba` as IOCTL_SCSI_PASS_THROUGH_DIRECT to the disk. */
-static void tm_send_read(struct tm_fixture *f, struct tm_irp *t, uint32_t lba)
-{
-    PIO_STACK_LOCATION sp;
-    memset(t, 0, sizeof(*t));
-    t->spt.sptd.Length = sizeof(t->spt.sptd);
-    t->spt.sptd.CdbLength = 10;
-    t->spt.sptd.SenseInfoLength = sizeof(t->spt.sense);
-    t->spt.sptd.SenseInfoOffset = offsetof(__typeof__(t->spt), sense);
-    t->spt.sptd.DataIn = SCSI_IOCTL_DATA_IN;
-    t->spt.sptd.DataTransferLength = sizeof(t->data);
-    t->spt.sptd.DataBuffer = t->data;
-    t->spt.sptd.TimeOutValue = 60;
-    t->spt.sptd.Cdb[0] = 0x28;
-    integ_put_be32(&t->spt.sptd.Cdb[2], lba);
-    t->spt.sptd.Cdb[8] = 8;
-    t->irp = IoAllocateIrpEx(f->exec, f->top->StackSize, FALSE);
-    assert_non_null(t->irp);
-    t->irp->AssociatedIrp.SystemBuffer = &t->spt;
-    sp = IoGetNextIrpStackLocation(t->irp);
-    sp->MajorFunction = IRP_MJ_DEVICE_CONTROL;
-    sp->Parameters.DeviceIoControl.IoControlCode = IOCTL_SCSI_PASS_THROUGH_DIRECT;
-    sp->Parameters.DeviceIoControl.InputBufferLength = sizeof(t->spt);
-    sp->Parameters.DeviceIoControl.OutputBufferLength = sizeof(t->spt);
-    IoSetCompletionRoutine(t->irp, tm_done, t, TRUE, TRUE, TRUE);
-    IoCallDriver(f->top, t->irp);
-}
-
 static double now_seconds(void)
 {
     struct timespec ts;
@@ -147,12 +99,6 @@ static void tm_wait_held(int want)
     }
 }
 
-static void tm_free(struct tm_irp *t)
-{
-    IoFreeIrp(t->irp);
-    t->irp = NULL;
-}
-
 static void tm_assert_no_violations(struct tm_fixture *f)
 {
     EXECUTIVE_COUNTERS c;
@@ -163,9 +109,9 @@ static void tm_assert_no_violations(struct tm_fixture *f)
 static void test_cancel_at_the_miniport_sends_abort_and_completes_the_irp_once(void **state)
 {
     struct tm_fixture *f = *state;
-    struct tm_irp *t = calloc(1, sizeof(*t));
+    struct integ_irp *t = calloc(1, sizeof(*t));
     atomic_store(&testport_faults.hold_ios, 1);
-    tm_send_read(f, t, 16);
+    integ_irp_read(f->exec, f->top, t, 16, 60);
     tm_wait_held(1);
     assert_int_equal(atomic_load(&t->completions), 0);
 
@@ -179,16 +125,16 @@ static void test_cancel_at_the_miniport_sends_abort_and_completes_the_irp_once(v
     assert_false(IoCancelIrp(t->irp));
     usleep(20000);
     assert_int_equal(atomic_load(&t->completions), 1);
-    tm_free(t);
+    integ_irp_free(t);
 
     /* the unit goes on working */
     atomic_store(&testport_faults.hold_ios, 0);
-    tm_send_read(f, t, 16);
+    integ_irp_read(f->exec, f->top, t, 16, 60);
     tm_wait_for(&t->completions, 1, "a read after the abort");
     assert_status(t->status, STATUS_SUCCESS);
     assert_int_equal(t->spt.sptd.ScsiStatus, SCSISTAT_GOOD);
     assert_int_equal(integ_find_mismatch(t->data, 16 * 512, 4096, 5), -1);
-    tm_free(t);
+    integ_irp_free(t);
     tm_assert_no_violations(f);
     free(t);
 }
@@ -197,13 +143,13 @@ static void test_cancel_in_the_queue_completes_cancelled_without_the_miniport(vo
 {
     struct tm_fixture *f = *state;
     enum { DEPTH = 32 }; /* testport's InitialLunQueueDepth */
-    struct tm_irp *t = calloc(DEPTH + 1, sizeof(*t));
+    struct integ_irp *t = calloc(DEPTH + 1, sizeof(*t));
     atomic_store(&testport_faults.hold_ios, 1);
     for (int i = 0; i < DEPTH; i++)
-        tm_send_read(f, &t[i], (uint32_t)i * 8);
+        integ_irp_read(f->exec, f->top, &t[i], (uint32_t)i * 8, 60);
     tm_wait_held(DEPTH);
     int seen = atomic_load(&testport_faults.srbs_seen);
-    tm_send_read(f, &t[DEPTH], 0); /* no slot: waits in the unit's queue */
+    integ_irp_read(f->exec, f->top, &t[DEPTH], 0, 60); /* no slot: waits in the unit's queue */
     usleep(20000);
     assert_int_equal(atomic_load(&testport_faults.srbs_seen), seen);
     assert_int_equal(atomic_load(&t[DEPTH].completions), 0);
@@ -231,7 +177,7 @@ static void test_cancel_in_the_queue_completes_cancelled_without_the_miniport(vo
     usleep(20000);
     for (int i = 0; i <= DEPTH; i++) {
         assert_int_equal(atomic_load(&t[i].completions), 1);
-        tm_free(&t[i]);
+        integ_irp_free(&t[i]);
     }
     tm_assert_no_violations(f);
     free(t);
@@ -251,7 +197,7 @@ static void test_cancel_racing_completion_completes_each_irp_once(void **state)
 {
     struct tm_fixture *f = *state;
     enum { N = 300 };
-    struct tm_irp *t = calloc(N, sizeof(*t));
+    struct integ_irp *t = calloc(N, sizeof(*t));
     pthread_t thread;
     int cancelled = 0, succeeded = 0;
 
@@ -259,7 +205,7 @@ static void test_cancel_racing_completion_completes_each_irp_once(void **state)
     atomic_store(&tm_releasing, 1);
     assert_int_equal(pthread_create(&thread, NULL, tm_releaser, NULL), 0);
     for (int i = 0; i < N; i++) {
-        tm_send_read(f, &t[i], (uint32_t)(i % 64) * 8);
+        integ_irp_read(f->exec, f->top, &t[i], (uint32_t)(i % 64) * 8, 60);
         for (volatile int spin = 0; spin < (i * 37) % 3000; spin++)
             ;
         IoCancelIrp(t[i].irp);
@@ -278,7 +224,7 @@ static void test_cancel_racing_completion_completes_each_irp_once(void **state)
                              -1);
             succeeded++;
         }
-        tm_free(&t[i]);
+        integ_irp_free(&t[i]);
     }
     print_message("raced %d: %d cancelled, %d completed normally\n", N, cancelled, succeeded);
     assert_int_equal(cancelled + succeeded, N);
@@ -314,7 +260,7 @@ static void tm_assert_unit_attention(struct tm_fixture *f, uint8_t ascq)
 static void tm_reset_with_requests_in_flight(struct tm_fixture *f, uint32_t code, const void *in,
                                              uint32_t in_len, atomic_int *counter, uint8_t ascq)
 {
-    struct tm_irp *t = calloc(4, sizeof(*t));
+    struct integ_irp *t = calloc(4, sizeof(*t));
     struct tm_async a = {0};
     uint8_t *buf = integ_alloc(4096, 0);
     uint32_t returned;
@@ -322,7 +268,7 @@ static void tm_reset_with_requests_in_flight(struct tm_fixture *f, uint32_t code
     atomic_store(&testport_faults.attention_on_reset, 1);
     atomic_store(&testport_faults.hold_ios, 1);
     for (int i = 0; i < 4; i++)
-        tm_send_read(f, &t[i], (uint32_t)i * 8);
+        integ_irp_read(f->exec, f->top, &t[i], (uint32_t)i * 8, 60);
     assert_status(storstack_read_async(f->disk, buf, 4096, 128 * KIB, tm_async_done, &a),
                   STATUS_PENDING);
     tm_wait_held(5);
@@ -345,7 +291,7 @@ static void tm_reset_with_requests_in_flight(struct tm_fixture *f, uint32_t code
     usleep(20000);
     for (int i = 0; i < 4; i++) {
         assert_int_equal(atomic_load(&t[i].completions), 1);
-        tm_free(&t[i]);
+        integ_irp_free(&t[i]);
     }
     assert_int_equal(atomic_load(&a.done), 1);
     integ_free(buf);

@@ -31,6 +31,10 @@ typedef struct _TP_ADAPTER {
     struct backend *Backend;
     struct scsi_lu *Lu;
     struct scsi_target *Target;
+    STOR_DPC Dpc;
+    PVOID Timer;
+    PVOID Worker;
+    PSCSI_REQUEST_BLOCK Deferred; /* the read the timer or work item runs */
 } TP_ADAPTER, *PTP_ADAPTER;
 
 typedef struct _TP_SRB_EXTENSION {
@@ -38,6 +42,7 @@ typedef struct _TP_SRB_EXTENSION {
     struct iovec Iov[1];
     PTP_ADAPTER Adapter;
     PSCSI_REQUEST_BLOCK Srb;
+    BOOLEAN Overrun; /* report more data than the SRB had room for (verifier rule 8) */
 } TP_SRB_EXTENSION, *PTP_SRB_EXTENSION;
 
 void testport_reset_faults(void)
@@ -67,7 +72,10 @@ void testport_reset_faults(void)
     atomic_store(&testport_faults.refuse_bus_reset, 0);
     atomic_store(&testport_faults.refuse_restart, 0);
     atomic_store(&testport_faults.adapter_restarts, 0);
+    atomic_store(&testport_faults.break_rule, 0);
 }
+
+static void TpTimer(PVOID DeviceExtension) {}
 
 /* The adapter the queue-management calls act on: the last one found. */
 static _Atomic(PVOID) TpLastAdapter;
@@ -85,6 +93,13 @@ BOOLEAN testport_pause_adapter(ULONG seconds)
 BOOLEAN testport_resume_adapter(void)
 {
     return StorPortResume(atomic_load(&TpLastAdapter));
+}
+
+BOOLEAN testport_state_change(ULONG changed_entity)
+{
+    STOR_ADDR_BTL8 addr = {.Path = 0, .Target = 0, .Lun = 0};
+    return StorPortStateChangeDetected(atomic_load(&TpLastAdapter), changed_entity, &addr, 0, NULL,
+                                       NULL);
 }
 
 BOOLEAN testport_device_busy(ULONG requests_to_complete)
@@ -153,6 +168,11 @@ static ULONG TpReadDword(PVOID ext, PCSTR name, ULONG fallback)
 static void TpFreeResources(PVOID DeviceExtension)
 {
     PTP_ADAPTER a = DeviceExtension;
+    if (a->Timer)
+        StorPortFreeTimer(a, a->Timer);
+    if (a->Worker)
+        StorPortFreeWorkItem(a, a->Worker);
+    a->Timer = a->Worker = NULL;
     if (a->Target)
         scsi_target_destroy(a->Target);
     if (a->Backend)
@@ -194,11 +214,66 @@ static ULONG TpHwFindAdapter(PVOID DeviceExtension, PVOID HwContext, PVOID BusIn
     ConfigInfo->VirtualDevice = TRUE;
     *Again = FALSE;
     atomic_store(&TpLastAdapter, a);
+    if (atomic_exchange(&testport_faults.timer_in_find_adapter, 0))
+        StorPortNotification(RequestTimerCall, a, TpTimer, (ULONG)1000);
     return SP_RETURN_FOUND;
+}
+
+static void TpExecute(PTP_ADAPTER a, PSCSI_REQUEST_BLOCK Srb);
+
+static void TpDpcRoutine(PSTOR_DPC Dpc, PVOID DeviceExtension, PVOID Arg1, PVOID Arg2)
+{
+    STOR_LOCK_HANDLE lock;
+    StorPortAcquireSpinLock(DeviceExtension, DpcLock, Dpc, &lock);
+    atomic_store(&testport_faults.dpc_lock_held, lock.Context != NULL);
+    atomic_fetch_add(&testport_faults.deferred_runs, 1);
+    TpExecute(DeviceExtension, Arg1);
+    StorPortReleaseSpinLock(DeviceExtension, &lock);
+}
+
+static void TpTimerRoutine(PVOID DeviceExtension, PVOID Context)
+{
+    atomic_fetch_add(&testport_faults.deferred_runs, 1);
+    TpExecute(DeviceExtension, Context);
+}
+
+static void TpWorkRoutine(PVOID DeviceExtension, PVOID Context, PVOID Worker)
+{
+    atomic_fetch_add(&testport_faults.deferred_runs, 1);
+    TpExecute(DeviceExtension, Context);
+}
+
+/* Hands a read to the deferred-work service the test chose; FALSE when it could not. */
+static BOOLEAN TpDefer(PTP_ADAPTER a, PSCSI_REQUEST_BLOCK Srb, int via)
+{
+    switch (via) {
+    case 1:
+        return StorPortIssueDpc(a, &a->Dpc, Srb, NULL);
+    case 2:
+        return StorPortRequestTimer(a, a->Timer, TpTimerRoutine, Srb, 2000, 0) ==
+               STOR_STATUS_SUCCESS;
+    case 3:
+        return StorPortQueueWorkItem(a, TpWorkRoutine, a->Worker, Srb) == STOR_STATUS_SUCCESS;
+    default:
+        return FALSE;
+    }
 }
 
 static BOOLEAN TpHwInitialize(PVOID DeviceExtension)
 {
+    PTP_ADAPTER a = DeviceExtension;
+    StorPortInitializeDpc(a, &a->Dpc, TpDpcRoutine);
+    if (StorPortInitializeTimer(a, &a->Timer) != STOR_STATUS_SUCCESS ||
+        StorPortInitializeWorkItem(a, &a->Worker) != STOR_STATUS_SUCCESS)
+        return FALSE;
+    if (atomic_load(&testport_faults.concurrent_channels)) {
+        PERF_CONFIGURATION_DATA perf = {.Version = STOR_PERF_VERSION, .Size = sizeof(perf)};
+        StorPortInitializePerfOpts(a, TRUE, &perf);
+        atomic_store(&testport_faults.perf_query_flags, perf.Flags);
+        perf.Flags = STOR_PERF_CONCURRENT_CHANNELS;
+        perf.ConcurrentChannels = 2;
+        atomic_store(&testport_faults.perf_set_status, StorPortInitializePerfOpts(a, FALSE, &perf));
+    }
     return TRUE;
 }
 
@@ -237,7 +312,7 @@ static void TpCommandDone(struct scsi_cmd *cmd)
     if (cmd->status == SAM_STAT_GOOD) {
         srb->SrbStatus = cmd->transferred < srb->DataTransferLength ? SRB_STATUS_DATA_OVERRUN
                                                                     : SRB_STATUS_SUCCESS;
-        srb->DataTransferLength = cmd->transferred;
+        srb->DataTransferLength = cmd->transferred + (x->Overrun ? 512 : 0);
     } else {
         srb->SrbStatus = SRB_STATUS_ERROR;
         srb->DataTransferLength = cmd->transferred;
@@ -262,6 +337,53 @@ static BOOLEAN TpIsRead(PSCSI_REQUEST_BLOCK srb)
 
 static void TpExecute(PTP_ADAPTER a, PSCSI_REQUEST_BLOCK Srb);
 
+static BOOLEAN TpPassiveInit(PVOID DeviceExtension)
+{
+    return TRUE;
+}
+
+/* Breaks one Storport rule on purpose (the verifier's test), then handles the read. */
+static BOOLEAN TpBreakRule(PTP_ADAPTER a, PSCSI_REQUEST_BLOCK Srb, int rule)
+{
+    static SCSI_REQUEST_BLOCK never_given; /* an SRB Storport never sent */
+    BOOLEAN enabled;
+    switch (rule) {
+    case 1: /* completed twice */
+        ((PTP_SRB_EXTENSION)Srb->SrbExtension)->Cmd.context = Srb;
+        break;
+    case 2:
+        StorPortNotification(RequestComplete, a, &never_given);
+        break;
+    case 3: /* written after RequestComplete (the device completes inline) */
+        TpExecute(a, Srb);
+        Srb->SrbStatus = SRB_STATUS_ERROR;
+        return FALSE;
+    case 4:
+        Srb->SrbStatus = SRB_STATUS_PENDING;
+        TpComplete(a, Srb);
+        return FALSE;
+    case 5:
+        StorPortNotification(NextRequest, a);
+        break;
+    case 6:
+        StorPortGetScatterGatherList(a, &never_given);
+        break;
+    case 7:
+        StorPortNotification(EnablePassiveInitialization, a, TpPassiveInit, &enabled);
+        break;
+    case 8:
+        ((PTP_SRB_EXTENSION)Srb->SrbExtension)->Overrun = TRUE;
+        break;
+    case 9:
+        StorPortNotification(NextLuRequest, a, 0, 5, 5);
+        break;
+    default:
+        break;
+    }
+    TpExecute(a, Srb);
+    return FALSE;
+}
+
 /* HwStorBuildIo: unsynchronized; every SCSI command is handled (or dropped) here. */
 static BOOLEAN TpHwBuildIo(PVOID DeviceExtension, PSCSI_REQUEST_BLOCK Srb)
 {
@@ -282,6 +404,7 @@ static BOOLEAN TpHwBuildIo(PVOID DeviceExtension, PSCSI_REQUEST_BLOCK Srb)
         return FALSE;
     }
     memset(cmd, 0, offsetof(struct scsi_cmd, status));
+    x->Overrun = FALSE;
     if (TpIsRead(Srb)) {
         atomic_fetch_add(&testport_faults.reads_seen, 1);
         if (TpTake(&testport_faults.drop_reads))
@@ -314,6 +437,11 @@ static BOOLEAN TpHwBuildIo(PVOID DeviceExtension, PSCSI_REQUEST_BLOCK Srb)
     }
     if (atomic_load(&testport_faults.hold_ios) && TpHold(a, Srb))
         return FALSE; /* until released, aborted or reset */
+    if (TpIsRead(Srb) && atomic_load(&testport_faults.complete_via) &&
+        TpDefer(a, Srb, atomic_exchange(&testport_faults.complete_via, 0)))
+        return FALSE; /* executed by the DPC, timer or work item */
+    if (TpIsRead(Srb) && atomic_load(&testport_faults.break_rule))
+        return TpBreakRule(a, Srb, atomic_exchange(&testport_faults.break_rule, 0));
     TpExecute(a, Srb);
     return FALSE;
 }

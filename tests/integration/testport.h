@@ -54,6 +54,22 @@ struct testport_faults {
     atomic_int refuse_bus_reset;
     atomic_int refuse_restart;
     atomic_int adapter_restarts; /* ScsiRestartAdapter received */
+
+    /* Verifier: the next read breaks this Storport rule (verifier.c numbering; 9 is
+     * NextLuRequest for an address with no unit); timer_in_find_adapter makes
+     * HwStorFindAdapter ask for RequestTimerCall. */
+    atomic_int break_rule;
+    atomic_int timer_in_find_adapter;
+
+    /* Deferred work: the next read is executed from a DPC (1), a StorPortRequestTimer timer
+     * (2) or a work item (3) instead of in HwStorBuildIo; deferred_runs counts them. With
+     * concurrent_channels set before boot, HwStorInitialize asks for 2 concurrent channels. */
+    atomic_int complete_via;
+    atomic_int deferred_runs;
+    atomic_int dpc_lock_held; /* the DPC routine ran holding its DpcLock */
+    atomic_int concurrent_channels;
+    atomic_uint perf_query_flags;
+    atomic_uint perf_set_status;
 };
 
 extern struct testport_faults testport_faults;
@@ -66,6 +82,7 @@ BOOLEAN testport_resume_device(void);
 BOOLEAN testport_pause_adapter(ULONG seconds);
 BOOLEAN testport_resume_adapter(void);
 BOOLEAN testport_device_busy(ULONG requests_to_complete);
+BOOLEAN testport_state_change(ULONG changed_entity);
 
 /* Sends every held SRB on to the device (it then completes normally); returns how many. */
 int testport_release_held(void);

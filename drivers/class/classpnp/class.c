@@ -17,7 +17,10 @@ typedef struct _CLASS_DRIVER_EXTENSION {
 BOOLEAN ClasspAcquireRemoveLock(PFUNCTIONAL_DEVICE_EXTENSION fdx)
 {
     atomic_fetch_add(&fdx->OutstandingIrps, 1);
-    if (fdx->Removed) {
+    /* Removed is read and written with sequentially consistent atomics: the remover stores it
+     * then reads the count, a releaser drops the count then reads it, so one of them sees the
+     * other and the remover's wait always ends. */
+    if (__atomic_load_n(&fdx->Removed, __ATOMIC_SEQ_CST)) {
         ClasspReleaseRemoveLock(fdx);
         return FALSE;
     }
@@ -26,7 +29,8 @@ BOOLEAN ClasspAcquireRemoveLock(PFUNCTIONAL_DEVICE_EXTENSION fdx)
 
 void ClasspReleaseRemoveLock(PFUNCTIONAL_DEVICE_EXTENSION fdx)
 {
-    if (atomic_fetch_sub(&fdx->OutstandingIrps, 1) == 1 && fdx->Removed)
+    if (atomic_fetch_sub(&fdx->OutstandingIrps, 1) == 1 &&
+        __atomic_load_n(&fdx->Removed, __ATOMIC_SEQ_CST))
         KeSetEvent(&fdx->RemoveEvent, 0, FALSE);
 }
 
@@ -242,7 +246,7 @@ static NTSTATUS ClasspDispatchPnp(PDEVICE_OBJECT DeviceObject, PIRP Irp)
             break;
         }
         /* Wait until no request is inside this FDO, then let the class driver clean up. */
-        fdx->Removed = TRUE;
+        __atomic_store_n(&fdx->Removed, TRUE, __ATOMIC_SEQ_CST);
         fdx->Started = FALSE;
         if (atomic_load(&fdx->OutstandingIrps) > 0)
             KeWaitForSingleObject(&fdx->RemoveEvent, Executive, KernelMode, FALSE, NULL);

@@ -20,6 +20,7 @@
 
 #include "devices/scsi_lu.h"
 #include "drivers/miniport/vminiport/vminiport.h"
+#include "drivers/miniport/vminiport/vmpfault.h"
 
 #define VMP_MAX_TARGETS   16
 #define VMP_MAX_LUNS      16
@@ -39,6 +40,7 @@ typedef struct _VMP_ADAPTER {
     VMP_UNIT Units[VMP_MAX_TARGETS][VMP_MAX_LUNS];
     ULONG UnitCount;
     atomic_int InFlight; /* commands in the device or backend */
+    PVMP_FAULTS Faults;  /* fault hooks (vmpfault.c), NULL when none is configured */
 } VMP_ADAPTER, *PVMP_ADAPTER;
 
 typedef struct _VMP_SRB_EXTENSION {
@@ -247,6 +249,8 @@ static BOOLEAN VmpCreateUnit(PVMP_ADAPTER a, PVOID ext, ULONG t, ULONG l, PCSTR 
 static void VmpFreeResources(PVOID DeviceExtension)
 {
     PVMP_ADAPTER a = DeviceExtension;
+    VmpFaultDestroy(a->Faults);
+    a->Faults = NULL;
     for (ULONG t = 0; t < VMP_MAX_TARGETS; t++) {
         if (a->Targets[t]) {
             scsi_target_destroy(a->Targets[t]);
@@ -306,6 +310,9 @@ static ULONG VmpHwFindAdapter(PVOID DeviceExtension, PVOID HwContext, PVOID BusI
         return SP_RETURN_BAD_CONFIG;
     }
     a->MaxTransferLength = (ULONG)max_transfer;
+    a->Faults = VmpFaultCreate(DeviceExtension, &ok);
+    if (!ok)
+        return SP_RETURN_BAD_CONFIG;
     if (!instance[0])
         snprintf(instance, sizeof(instance), "vminiport");
     /* A unit configured past the limits would silently not exist: say so. */
@@ -320,6 +327,7 @@ static ULONG VmpHwFindAdapter(PVOID DeviceExtension, PVOID HwContext, PVOID BusI
                 StorPortLogErrorText(DeviceExtension,
                                      "%s is beyond MaximumTargets %u / MaximumLuns %u", subkey,
                                      a->MaxTargets, a->MaxLuns);
+                VmpFreeResources(a);
                 return SP_RETURN_BAD_CONFIG;
             }
         }
@@ -445,6 +453,8 @@ static BOOLEAN VmpHwBuildIo(PVOID DeviceExtension, PSCSI_REQUEST_BLOCK Srb)
 {
     if (Srb->Function != SRB_FUNCTION_EXECUTE_SCSI)
         return TRUE;
+    if (VmpFaultDrop(((PVMP_ADAPTER)DeviceExtension)->Faults, Srb))
+        return FALSE; /* completed by an abort or a reset */
     VmpExecute(DeviceExtension, Srb);
     return FALSE;
 }
@@ -544,12 +554,18 @@ static BOOLEAN VmpHwStartIo(PVOID DeviceExtension, PSCSI_REQUEST_BLOCK Srb)
     case SRB_FUNCTION_RESET_DEVICE:
         /* A virtual device cannot recall a backend request: the reset waits for them, then
          * raises POWER ON, RESET OR BUS DEVICE RESET OCCURRED (SAM-5 6.3.4). */
-        Srb->SrbStatus = VmpDrain(a) ? SRB_STATUS_SUCCESS : SRB_STATUS_ERROR;
+        Srb->SrbStatus =
+            VmpDrain(a) && VmpFaultReset(a->Faults, Srb->TargetId,
+                                         Srb->Function == SRB_FUNCTION_RESET_DEVICE ? -1 : Srb->Lun)
+                ? SRB_STATUS_SUCCESS
+                : SRB_STATUS_ERROR;
         VmpSetUnitAttention(a, Srb->TargetId,
                             Srb->Function == SRB_FUNCTION_RESET_DEVICE ? -1 : Srb->Lun, 0x03);
         break;
     case SRB_FUNCTION_ABORT_COMMAND:
-        Srb->SrbStatus = SRB_STATUS_ABORT_FAILED; /* commands run to completion */
+        /* a dropped command (fault hooks) is aborted; others run to completion */
+        Srb->SrbStatus =
+            VmpFaultAbort(a->Faults, Srb->NextSrb) ? SRB_STATUS_SUCCESS : SRB_STATUS_ABORT_FAILED;
         break;
     case SRB_FUNCTION_IO_CONTROL:
         VmpIoControl(a, Srb);
@@ -567,6 +583,8 @@ static BOOLEAN VmpHwResetBus(PVOID DeviceExtension, ULONG PathId)
 {
     PVMP_ADAPTER a = DeviceExtension;
     BOOLEAN drained = VmpDrain(a);
+    if (drained && !VmpFaultReset(a->Faults, -1, -1))
+        return FALSE; /* an injected failure (vmpfault.c) */
     if (!drained) {
         /* A backend still holds commands: completing their SRBs now would let the device write
          * into buffers the class driver has freed. The reset fails; they complete later. */
@@ -595,7 +613,10 @@ VmpHwAdapterControl(PVOID DeviceExtension, SCSI_ADAPTER_CONTROL_TYPE ControlType
         return VmpDrain(DeviceExtension) ? ScsiAdapterControlSuccess
                                          : ScsiAdapterControlUnsuccessful;
     case ScsiRestartAdapter:
-        return ScsiAdapterControlSuccess;
+        /* a restart gives back the dropped commands (Storport completes what is left) */
+        return VmpFaultReset(((PVMP_ADAPTER)DeviceExtension)->Faults, -1, -1)
+                   ? ScsiAdapterControlSuccess
+                   : ScsiAdapterControlUnsuccessful;
     default:
         return ScsiAdapterControlUnsuccessful;
     }

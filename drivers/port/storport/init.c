@@ -136,6 +136,11 @@ static NTSTATUS StorpStartAdapter(PSTORP_ADAPTER adapter)
     if (NT_SUCCESS(RtlQueryRegistryUlonglong(ex, key, "BusType", &value)))
         adapter->BusType = (ULONG)value;
 
+    /* The verifier: Control\Storport\Verifier, on unless 0. */
+    adapter->Verifier = TRUE;
+    if (NT_SUCCESS(RtlQueryRegistryUlonglong(ex, "Control\\Storport", "Verifier", &value)))
+        adapter->Verifier = value != 0;
+    STORP_CONTEXT previous = StorpEnterContext(StorpContextFindAdapter);
     if (adapter->Driver->Virtual)
         result = adapter->Driver->VirtualFindAdapter(adapter->HwDeviceExtension,
                                                      adapter->Driver->HwContext, NULL,
@@ -143,6 +148,7 @@ static NTSTATUS StorpStartAdapter(PSTORP_ADAPTER adapter)
     else
         result = init->HwFindAdapter(adapter->HwDeviceExtension, adapter->Driver->HwContext, NULL,
                                      argument, c, &again);
+    StorpLeaveContext(previous);
     if (result != SP_RETURN_FOUND) {
         IoSetDeviceProblemText(adapter->DeviceObject, "HwStorFindAdapter returned %s",
                                result == SP_RETURN_BAD_CONFIG ? "SP_RETURN_BAD_CONFIG"
@@ -183,7 +189,9 @@ static NTSTATUS StorpStartAdapter(PSTORP_ADAPTER adapter)
     /* HwStorInitialize runs synchronized with the interrupt (the interrupt lock). */
     StorpEnterLock();
     KeAcquireSpinLock(&adapter->InterruptLock, NULL);
+    previous = StorpEnterContext(StorpContextInitialize);
     BOOLEAN ok = init->HwInitialize ? init->HwInitialize(adapter->HwDeviceExtension) : TRUE;
+    StorpLeaveContext(previous);
     KeReleaseSpinLock(&adapter->InterruptLock, 0);
     StorpLeaveLock();
     if (!ok) {
@@ -333,6 +341,7 @@ static void StorpScanLun(PSTORP_ADAPTER adapter, UCHAR path, UCHAR target, UCHAR
         return;
     }
     unit->Present = TRUE;
+    unit->Seen = TRUE;
     memcpy(unit->InquiryData, inq, got);
     unit->InquiryLength = got;
     unit->DeviceType = inq[0] & 0x1F;
@@ -358,6 +367,7 @@ static void StorpScanLun(PSTORP_ADAPTER adapter, UCHAR path, UCHAR target, UCHAR
     }
     if (!unit->DeviceObject && !NT_SUCCESS(StorpCreateUnitPdo(unit))) {
         unit->Present = FALSE;
+        unit->Seen = FALSE;
         if (fresh) {
             StorpSetUnit(adapter, unit, NULL);
             free(unit);
@@ -369,9 +379,11 @@ static void StorpScanLun(PSTORP_ADAPTER adapter, UCHAR path, UCHAR target, UCHAR
 static void StorpScanBus(PSTORP_ADAPTER adapter)
 {
     PPORT_CONFIGURATION_INFORMATION c = &adapter->Config;
+    /* Mark and sweep: a unit stays Present (and takes I/O) while the scan runs; only one the
+     * scan did not find again is marked gone at the end. */
     for (ULONG i = 0; i < adapter->UnitTableSize; i++)
         if (adapter->UnitTable[i])
-            adapter->UnitTable[i]->Present = FALSE;
+            adapter->UnitTable[i]->Seen = FALSE;
     for (UCHAR path = 0; path < c->NumberOfBuses; path++) {
         for (UCHAR target = 0; target < c->MaximumNumberOfTargets; target++) {
             UCHAR luns[256];
@@ -404,6 +416,9 @@ static void StorpScanBus(PSTORP_ADAPTER adapter)
             }
         }
     }
+    for (ULONG i = 0; i < adapter->UnitTableSize; i++)
+        if (adapter->UnitTable[i])
+            adapter->UnitTable[i]->Present = adapter->UnitTable[i]->Seen;
 }
 
 static NTSTATUS StorpQueryBusRelations(PSTORP_ADAPTER adapter, PIRP Irp)

@@ -87,14 +87,32 @@ static void StorpStartRequest(PSTORP_REQUEST req)
     PSCSI_REQUEST_BLOCK srb = req->Srb;
     PHW_INITIALIZATION_DATA init = &adapter->Driver->Init;
 
+    STORP_CONTEXT previous;
+    BOOLEAN more = TRUE;
+
     atomic_store(&req->State, StorpRequestAtMiniport);
-    /* Unsynchronized HwStorBuildIo: no Storport lock. FALSE means the miniport completed it. */
-    if (init->HwBuildIo && !init->HwBuildIo(adapter->HwDeviceExtension, srb))
+    /* Unsynchronized HwStorBuildIo: no Storport lock. FALSE means the miniport completed it.
+     * The verifier holds its completions until it returns, to see writes after them. */
+    if (init->HwBuildIo) {
+        if (adapter->Verifier)
+            StorpEnterLock();
+        previous = StorpEnterContext(StorpContextBuildIo);
+        more = init->HwBuildIo(adapter->HwDeviceExtension, srb);
+        StorpLeaveContext(previous);
+        if (adapter->Verifier)
+            StorpLeaveLock();
+    }
+    if (!more)
         return;
     StorpEnterLock();
-    KeAcquireSpinLock(&adapter->StartIoLock, NULL);
+    /* with concurrent channels (StorPortInitializePerfOpts) the miniport synchronizes itself */
+    if (adapter->ConcurrentChannels <= 1)
+        KeAcquireSpinLock(&adapter->StartIoLock, NULL);
+    previous = StorpEnterContext(StorpContextStartIo);
     init->HwStartIo(adapter->HwDeviceExtension, srb);
-    KeReleaseSpinLock(&adapter->StartIoLock, 0);
+    StorpLeaveContext(previous);
+    if (adapter->ConcurrentChannels <= 1)
+        KeReleaseSpinLock(&adapter->StartIoLock, 0);
     StorpLeaveLock();
 }
 
@@ -174,8 +192,8 @@ void StorpStartAllPending(PSTORP_ADAPTER adapter)
 {
     for (ULONG i = 0; i < adapter->UnitTableSize; i++) {
         PSTORP_UNIT unit = adapter->UnitTable[i];
-        if (unit && !IsListEmpty(&unit->Pending))
-            StorpStartPending(unit);
+        if (unit)
+            StorpStartPending(unit); /* it looks at the queue under the unit lock */
     }
 }
 
@@ -237,7 +255,9 @@ static BOOLEAN StorpShouldRequeue(PSTORP_REQUEST req)
 {
     PSCSI_REQUEST_BLOCK srb = req->Srb;
     UCHAR status = SRB_STATUS(srb->SrbStatus);
-    if (!req->Counted || req->BusyRetries >= STORP_BUSY_RETRIES || req->Irp->Cancel)
+    /* (a request cancelled meanwhile is requeued too: its cancel routine takes it off the queue,
+     * or its abort finds it already gone and it runs again) */
+    if (!req->Counted || req->BusyRetries >= STORP_BUSY_RETRIES)
         return FALSE;
     return status == SRB_STATUS_BUSY ||
            (status == SRB_STATUS_ERROR && srb->ScsiStatus == SCSISTAT_QUEUE_FULL);
@@ -283,16 +303,22 @@ static void StorpFinishRequest(PSTORP_REQUEST req)
     PSTORP_UNIT unit = req->Unit;
     PSTORP_ADAPTER adapter = unit->Adapter;
     PSCSI_REQUEST_BLOCK srb = req->Srb;
-    BOOLEAN adapter_was_full = FALSE;
+    BOOLEAN adapter_was_full = FALSE, pending = TRUE;
 
     if (StorpShouldRequeue(req)) {
         StorpRequeue(req);
         StorpStartPending(unit);
         return;
     }
+    if (adapter->Verifier &&
+        (srb->SrbStatus != req->DoneSrbStatus || srb->ScsiStatus != req->DoneScsiStatus ||
+         srb->DataTransferLength != req->DoneLength))
+        StorpVerifierReport(adapter, StorpRuleTouchedAfterCompletion, srb,
+                            "status 0x%02X->0x%02X length %u->%u", req->DoneSrbStatus,
+                            srb->SrbStatus, req->DoneLength, srb->DataTransferLength);
     if (SRB_STATUS(srb->SrbStatus) == SRB_STATUS_PENDING) {
         /* A miniport must set a final status before completing. */
-        DbgPrint("storport: verifier: SRB %p completed with SRB_STATUS_PENDING\n", (void *)srb);
+        StorpVerifierReport(adapter, StorpRulePendingStatus, srb, "made SRB_STATUS_ERROR");
         srb->SrbStatus = SRB_STATUS_ERROR;
     }
     if (req->TimedOut && (SRB_STATUS(srb->SrbStatus) == SRB_STATUS_ABORTED ||
@@ -318,31 +344,53 @@ static void StorpFinishRequest(PSTORP_REQUEST req)
         }
         adapter_was_full =
             atomic_fetch_sub(&adapter->Outstanding, 1) >= adapter->Config.MaxNumberOfIO || busy;
+        pending = !IsListEmpty(&unit->Pending);
         KeReleaseSpinLock(&unit->Lock, 0);
     }
     StorpDisarmCancel(req);
     StorpReleaseRequest(req);
     if (adapter_was_full)
         StorpStartAllPending(adapter);
-    else if (!IsListEmpty(&unit->Pending))
+    else if (pending)
         StorpStartPending(unit);
 }
 
 /* StorPortNotification(RequestComplete): exactly once per request. */
 void StorpCompleteSrb(PSTORP_ADAPTER Adapter, PSCSI_REQUEST_BLOCK Srb)
 {
-    PSTORP_REQUEST req = StorpRequestFromSrb(Srb);
+    PSTORP_REQUEST req = Srb ? StorpRequestFromSrb(Srb) : NULL;
     int expected = StorpRequestAtMiniport;
+    STORP_CONTEXT context = StorpCurrentContext();
 
+    if (context == StorpContextFindAdapter || context == StorpContextInitialize) {
+        StorpVerifierReport(Adapter, StorpRuleWrongContext, NULL,
+                            "RequestComplete of SRB %p in HwStor%s", (void *)Srb,
+                            context == StorpContextFindAdapter ? "FindAdapter" : "Initialize");
+        return;
+    }
     if (!req || req->Srb != Srb || req->Unit->Adapter != Adapter) {
-        DbgPrint("storport: verifier: RequestComplete for SRB %p that the miniport does not own\n",
-                 (void *)Srb);
+        StorpVerifierReport(Adapter, StorpRuleForeignSrb, NULL, "SRB %p ignored", (void *)Srb);
         return;
     }
     if (!atomic_compare_exchange_strong(&req->State, &expected, StorpRequestCompleted)) {
-        DbgPrint("storport: verifier: SRB %p completed twice\n", (void *)Srb);
+        StorpVerifierReport(Adapter, StorpRuleDoubleCompletion, NULL,
+                            "SRB %p, the second RequestComplete ignored", (void *)Srb);
         return;
     }
+    if (Srb->DataTransferLength > req->DataLength ||
+        ((Srb->SrbStatus & SRB_STATUS_AUTOSENSE_VALID) &&
+         Srb->SenseInfoBufferLength > req->SenseLength)) {
+        StorpVerifierReport(Adapter, StorpRuleLimits, Srb,
+                            "data %u of %u bytes, sense %u of %u: clamped", Srb->DataTransferLength,
+                            req->DataLength, Srb->SenseInfoBufferLength, req->SenseLength);
+        if (Srb->DataTransferLength > req->DataLength)
+            Srb->DataTransferLength = req->DataLength;
+        if (Srb->SenseInfoBufferLength > req->SenseLength)
+            Srb->SenseInfoBufferLength = req->SenseLength;
+    }
+    req->DoneSrbStatus = Srb->SrbStatus;
+    req->DoneScsiStatus = Srb->ScsiStatus;
+    req->DoneLength = Srb->DataTransferLength;
     if (StorpLockDepth > 0) {
         /* Inside StartIo or the interrupt lock: complete once this thread releases it. */
         req->NextDeferred = StorpDeferred;
@@ -825,28 +873,31 @@ void StorpCompleteOutstanding(PSTORP_ADAPTER adapter, UCHAR PathId, UCHAR Target
 }
 
 /* ---- Resets from above --------------------------------------------------------------------------
- * IOCTL_STORAGE_RESET_DEVICE and IOCTL_STORAGE_RESET_BUS (and, later, error recovery). After the
+ * IOCTL_STORAGE_RESET_DEVICE, IOCTL_STORAGE_RESET_BUS and error recovery (recovery.c). After the
  * miniport acknowledges a reset, whatever it still holds for the reset scope is completed with
  * SRB_STATUS_BUS_RESET: a request the miniport already completed is skipped (the state check in
  * StorpCompleteSrb), so every request in flight completes exactly once and the class driver
  * retries it. */
 
-/* SRB_FUNCTION_RESET_LOGICAL_UNIT for one unit; waits for the miniport. */
-NTSTATUS StorpResetLogicalUnit(PSTORP_UNIT Unit)
+/* SRB_FUNCTION_RESET_LOGICAL_UNIT for the unit, or SRB_FUNCTION_RESET_DEVICE for its target;
+ * waits for the miniport, then ends what is left in the scope. */
+NTSTATUS StorpResetUnit(PSTORP_UNIT Unit, UCHAR Function)
 {
+    BOOLEAN lun = Function == SRB_FUNCTION_RESET_LOGICAL_UNIT;
     SCSI_REQUEST_BLOCK srb;
     NTSTATUS status;
 
     memset(&srb, 0, sizeof(srb));
     srb.Length = sizeof(srb);
-    srb.Function = SRB_FUNCTION_RESET_LOGICAL_UNIT;
+    srb.Function = Function;
     srb.TimeOutValue = STORP_DEFAULT_TIMEOUT;
     status = StorpSendSrbSynchronous(Unit, &srb);
-    StorpLogEvent(Unit->Adapter, Unit->PathId, Unit->TargetId, Unit->Lun, STORP_EVENT_LUN_RESET,
-                  (ULONG)status, NULL, "storport", "LUN reset: 0x%08X", (unsigned)status);
+    StorpLogEvent(Unit->Adapter, Unit->PathId, Unit->TargetId, lun ? Unit->Lun : 0xFF,
+                  lun ? STORP_EVENT_LUN_RESET : STORP_EVENT_TARGET_RESET, (ULONG)status, NULL,
+                  "storport", "%s reset: 0x%08X", lun ? "LUN" : "target", (unsigned)status);
     if (NT_SUCCESS(status))
-        StorpCompleteOutstanding(Unit->Adapter, Unit->PathId, Unit->TargetId, Unit->Lun,
-                                 SRB_STATUS_BUS_RESET);
+        StorpCompleteOutstanding(Unit->Adapter, Unit->PathId, Unit->TargetId,
+                                 lun ? Unit->Lun : 0xFF, SRB_STATUS_BUS_RESET);
     return status;
 }
 

@@ -487,7 +487,8 @@ NTSTATUS StorpDispatchDeviceControl(PDEVICE_OBJECT DeviceObject, PIRP Irp)
         break;
     case IOCTL_STORAGE_RESET_DEVICE:
         /* the unit's logical unit (iSCSI LOGICAL UNIT RESET maps here); the adapter has none */
-        status = unit ? StorpResetLogicalUnit(unit) : STATUS_INVALID_DEVICE_REQUEST;
+        status = unit ? StorpResetUnit(unit, SRB_FUNCTION_RESET_LOGICAL_UNIT)
+                      : STATUS_INVALID_DEVICE_REQUEST;
         break;
     case IOCTL_STORAGE_RESET_BUS: {
         PSTORAGE_BUS_RESET_REQUEST req = Irp->AssociatedIrp.SystemBuffer;

@@ -99,25 +99,6 @@ static void StorpAbortTimedOut(PSTORP_ADAPTER adapter)
     }
 }
 
-/* Tier 3: SRB_FUNCTION_RESET_DEVICE through one of the target's units. */
-static NTSTATUS StorpResetTarget(PSTORP_UNIT Unit)
-{
-    PSTORP_ADAPTER adapter = Unit->Adapter;
-    SCSI_REQUEST_BLOCK srb;
-    NTSTATUS status;
-
-    memset(&srb, 0, sizeof(srb));
-    srb.Length = sizeof(srb);
-    srb.Function = SRB_FUNCTION_RESET_DEVICE;
-    srb.TimeOutValue = STORP_DEFAULT_TIMEOUT;
-    status = StorpSendSrbSynchronous(Unit, &srb);
-    StorpLogEvent(adapter, Unit->PathId, Unit->TargetId, 0xFF, STORP_EVENT_TARGET_RESET,
-                  (ULONG)status, NULL, "storport", "target reset: 0x%08X", (unsigned)status);
-    if (NT_SUCCESS(status))
-        StorpCompleteOutstanding(adapter, Unit->PathId, Unit->TargetId, 0xFF, SRB_STATUS_BUS_RESET);
-    return status;
-}
-
 /* Tier 5, and HwStorAdapterControl's restart sequence: stop, running configuration, restart.
  * What the miniport held is gone with its state: Storport completes it. */
 NTSTATUS StorpRestartAdapter(PSTORP_ADAPTER Adapter)
@@ -173,7 +154,7 @@ static void StorpRecover(PSTORP_ADAPTER adapter)
             continue;
         one = (STORP_SCOPE){unit->PathId, unit->TargetId, unit->Lun};
         if (StorpTimedOutUnit(adapter, &one))
-            StorpResetLogicalUnit(unit);
+            StorpResetUnit(unit, SRB_FUNCTION_RESET_LOGICAL_UNIT);
     }
     if (StorpWaitRecovered(adapter, &all, 10))
         return;
@@ -181,7 +162,8 @@ static void StorpRecover(PSTORP_ADAPTER adapter)
     atomic_fetch_add(&adapter->Recoveries[2], 1);
     for (int tries = 0; (unit = StorpTimedOutUnit(adapter, &all)) && tries < 256; tries++) {
         STORP_SCOPE target = {unit->PathId, unit->TargetId, -1};
-        if (!NT_SUCCESS(StorpResetTarget(unit)) || StorpTimedOutUnit(adapter, &target))
+        if (!NT_SUCCESS(StorpResetUnit(unit, SRB_FUNCTION_RESET_DEVICE)) ||
+            StorpTimedOutUnit(adapter, &target))
             break;
     }
     if (StorpWaitRecovered(adapter, &all, 10))

@@ -37,7 +37,18 @@ void StorPortNotification(SCSI_NOTIFICATION_TYPE NotificationType, PVOID HwDevic
     case NextRequest:
     case NextLuRequest:
         /* Full-duplex Storport starts requests as slots free; these are accepted for
-         * miniports ported from SCSI Port. */
+         * miniports ported from SCSI Port, where they belong in HwStorStartIo. */
+        if (adapter->Verifier && StorpCurrentContext() != StorpContextStartIo)
+            StorpVerifierReport(adapter, StorpRuleNextRequest, NULL, "%s outside HwStorStartIo",
+                                NotificationType == NextRequest ? "NextRequest" : "NextLuRequest");
+        if (NotificationType == NextLuRequest) {
+            int path = va_arg(ap, int), target = va_arg(ap, int), lun = va_arg(ap, int);
+            if (adapter->Verifier &&
+                !StorpFindUnit(adapter, (UCHAR)path, (UCHAR)target, (UCHAR)lun))
+                StorpVerifierReport(adapter, StorpRuleNextRequest, NULL,
+                                    "NextLuRequest for %d:%d:%d, which has no unit", path, target,
+                                    lun);
+        }
         break;
     case ResetDetected:
         DbgPrint("storport: %s: miniport reports a bus reset\n", adapter->LinkName);
@@ -49,6 +60,12 @@ void StorPortNotification(SCSI_NOTIFICATION_TYPE NotificationType, PVOID HwDevic
     case RequestTimerCall: {
         PHW_TIMER routine = va_arg(ap, PHW_TIMER);
         ULONG micro = va_arg(ap, ULONG);
+        if (StorpCurrentContext() == StorpContextFindAdapter) {
+            /* the timer needs the adapter initialized */
+            StorpVerifierReport(adapter, StorpRuleWrongContext, NULL,
+                                "RequestTimerCall in HwStorFindAdapter");
+            break;
+        }
         if (!adapter->HwTimer.Executive) {
             KeInitializeTimerEx(adapter->Executive, &adapter->HwTimer);
             KeInitializeDpcEx(adapter->Executive, &adapter->HwTimerDpc, StorpHwTimerDpc, adapter);
@@ -65,10 +82,32 @@ void StorPortNotification(SCSI_NOTIFICATION_TYPE NotificationType, PVOID HwDevic
     case EnablePassiveInitialization: {
         PHW_PASSIVE_INITIALIZE_ROUTINE routine = va_arg(ap, PHW_PASSIVE_INITIALIZE_ROUTINE);
         PBOOLEAN result = va_arg(ap, PBOOLEAN);
+        if (StorpCurrentContext() != StorpContextInitialize) {
+            StorpVerifierReport(adapter, StorpRuleWrongContext, NULL,
+                                "EnablePassiveInitialization outside HwStorInitialize");
+            if (result)
+                *result = FALSE;
+            break;
+        }
         adapter->PassiveInitEnabled = TRUE;
         adapter->HwPassiveInitialize = routine;
         if (result)
             *result = TRUE;
+        break;
+    }
+    case InitializeDpc: {
+        PSTOR_DPC dpc = va_arg(ap, PSTOR_DPC);
+        PHW_DPC_ROUTINE routine = va_arg(ap, PHW_DPC_ROUTINE);
+        StorpInitializeDpc(adapter, dpc, routine);
+        break;
+    }
+    case IssueDpc: {
+        PSTOR_DPC dpc = va_arg(ap, PSTOR_DPC);
+        PVOID a1 = va_arg(ap, PVOID), a2 = va_arg(ap, PVOID);
+        PBOOLEAN queued = va_arg(ap, PBOOLEAN);
+        BOOLEAN q = StorpIssueDpc(adapter, dpc, a1, a2);
+        if (queued)
+            *queued = q;
         break;
     }
     default:
@@ -82,9 +121,13 @@ void StorPortNotification(SCSI_NOTIFICATION_TYPE NotificationType, PVOID HwDevic
 PSTOR_SCATTER_GATHER_LIST StorPortGetScatterGatherList(PVOID HwDeviceExtension,
                                                        PSCSI_REQUEST_BLOCK Srb)
 {
-    PSTORP_REQUEST req = StorpRequestFromSrb(Srb);
-    if (!req || req->Srb != Srb || atomic_load(&req->State) != StorpRequestAtMiniport)
+    PSTORP_ADAPTER adapter = StorpAdapterFromHw(HwDeviceExtension);
+    PSTORP_REQUEST req = Srb ? StorpRequestFromSrb(Srb) : NULL;
+    if (!req || req->Srb != Srb || atomic_load(&req->State) != StorpRequestAtMiniport) {
+        if (adapter->Verifier)
+            StorpVerifierReport(adapter, StorpRuleScatterGather, NULL, "SRB %p", (void *)Srb);
         return NULL;
+    }
     return (PSTOR_SCATTER_GATHER_LIST)&req->Sg;
 }
 

@@ -28,6 +28,27 @@
 #define STORP_BUSY_RETRIES        3u      /* Storport's own requeues of a BUSY / QUEUE FULL SRB */
 #define STORP_BUSY_DELAY          100000u /* 10 ms (100 ns units) before a requeued SRB goes again */
 
+/* The verifier's rules (verifier.c) and the miniport routine a thread is in. */
+typedef enum _STORP_RULE {
+    StorpRuleDoubleCompletion = 1,
+    StorpRuleForeignSrb = 2,
+    StorpRuleTouchedAfterCompletion = 3,
+    StorpRulePendingStatus = 4,
+    StorpRuleNextRequest = 5,
+    StorpRuleScatterGather = 6,
+    StorpRuleWrongContext = 7,
+    StorpRuleLimits = 8,
+} STORP_RULE;
+
+typedef enum _STORP_CONTEXT {
+    StorpContextNone = 0,
+    StorpContextFindAdapter,
+    StorpContextInitialize,
+    StorpContextBuildIo,
+    StorpContextStartIo,
+    StorpContextOther, /* ResetBus, AdapterControl, timer, synchronized routines */
+} STORP_CONTEXT;
+
 /* What StorPortInitialize kept of the miniport's initialization data. */
 typedef struct _STORP_DRIVER {
     BOOLEAN Virtual;
@@ -62,11 +83,13 @@ typedef struct _STORP_REQUEST {
      * armed on the IRP, one while an ABORT_COMMAND for it is at the miniport. The IRP completes
      * when the last goes (StorpReleaseRequest). */
     atomic_int Refs;
-    BOOLEAN Cancelable; /* a cancel routine was armed (and holds a reference) */
-    BOOLEAN Counted;    /* holds a queue-depth slot */
-    UCHAR BusyRetries;  /* requeues after SRB_STATUS_BUSY or QUEUE FULL */
-    UCHAR SenseLength;  /* the SRB's SenseInfoBufferLength and DataTransferLength as sent, */
-    ULONG DataLength;   /* restored when Storport requeues it */
+    BOOLEAN Cancelable;                  /* a cancel routine was armed (and holds a reference) */
+    BOOLEAN Counted;                     /* holds a queue-depth slot */
+    UCHAR BusyRetries;                   /* requeues after SRB_STATUS_BUSY or QUEUE FULL */
+    UCHAR DoneSrbStatus, DoneScsiStatus; /* the SRB at RequestComplete (verifier rule 3) */
+    ULONG DoneLength;
+    UCHAR SenseLength; /* the SRB's SenseInfoBufferLength and DataTransferLength as sent, */
+    ULONG DataLength;  /* restored when Storport requeues it */
     BOOLEAN TimedOut;
     BOOLEAN AbortSent; /* error recovery's first tier was tried (recovery.c) */
     struct {           /* a STOR_SCATTER_GATHER_LIST with room for one element */
@@ -135,6 +158,10 @@ typedef struct _STORP_ADAPTER {
     atomic_int RecoveryActive;
     atomic_uint Recoveries[5]; /* tiers used: abort, LUN, target, bus, adapter (statistics) */
 
+    ULONG ConcurrentChannels; /* StorPortInitializePerfOpts: >1, StartIo without its lock */
+    BOOLEAN Verifier;         /* Control\Storport\Verifier (verifier.c) */
+    atomic_uint Violations;   /* rule breaks the verifier caught */
+
     /* The event log (events.c): a ring of the last STORP_EVENT_RING events. */
     KSPIN_LOCK EventLock;
     ULONGLONG EventSequence; /* the last one written */
@@ -153,6 +180,7 @@ typedef struct _STORP_UNIT {
     char VendorId[9], ProductId[17], Revision[5];
     UCHAR DeviceType;
     BOOLEAN Present;  /* found by the last scan */
+    BOOLEAN Seen;     /* found by the scan running now (StorpScanBus) */
     BOOLEAN Reported; /* PDO handed to PnP */
     BOOLEAN Started;
     BOOLEAN Removed; /* PDO got REMOVE_DEVICE */
@@ -221,7 +249,7 @@ void StorpRestartQueues(PSTORP_ADAPTER Adapter);
 void StorpArmResume(PSTORP_ADAPTER Adapter, ULONGLONG Until);
 void StorpStopTick(PSTORP_ADAPTER Adapter);
 NTSTATUS StorpSrbStatusToNtStatus(PSCSI_REQUEST_BLOCK Srb);
-NTSTATUS StorpResetLogicalUnit(PSTORP_UNIT Unit);
+NTSTATUS StorpResetUnit(PSTORP_UNIT Unit, UCHAR Function);
 NTSTATUS StorpResetBus(PSTORP_ADAPTER Adapter, UCHAR PathId);
 void StorpEnterLock(void);
 void StorpLeaveLock(void);
@@ -234,6 +262,15 @@ void StorpInitializeRecovery(PSTORP_ADAPTER Adapter);
 void StorpStartRecovery(PSTORP_ADAPTER Adapter);
 void StorpStopRecovery(PSTORP_ADAPTER Adapter);
 NTSTATUS StorpRestartAdapter(PSTORP_ADAPTER Adapter);
+/* deferred.c */
+void StorpInitializeDpc(PSTORP_ADAPTER Adapter, PSTOR_DPC Dpc, PHW_DPC_ROUTINE Routine);
+BOOLEAN StorpIssueDpc(PSTORP_ADAPTER Adapter, PSTOR_DPC Dpc, PVOID A1, PVOID A2);
+/* verifier.c */
+STORP_CONTEXT StorpEnterContext(STORP_CONTEXT Context);
+void StorpLeaveContext(STORP_CONTEXT Previous);
+STORP_CONTEXT StorpCurrentContext(void);
+void StorpVerifierReport(PSTORP_ADAPTER Adapter, STORP_RULE Rule, PSCSI_REQUEST_BLOCK Srb,
+                         PCSTR Format, ...) __attribute__((format(printf, 4, 5)));
 /* events.c */
 void StorpLogEvent(PSTORP_ADAPTER Adapter, UCHAR PathId, UCHAR TargetId, UCHAR Lun, ULONG ErrorCode,
                    ULONG UniqueId, PSCSI_REQUEST_BLOCK Srb, PCSTR Source, PCSTR Format, ...)

@@ -14,6 +14,7 @@
 #include <storstack/nt/ntdef.h>
 #include <storstack/storage/scsi.h>
 #include <storstack/storage/srb.h>
+#include <storstack/wdm/io.h>
 
 typedef PHYSICAL_ADDRESS STOR_PHYSICAL_ADDRESS, SCSI_PHYSICAL_ADDRESS, *PSTOR_PHYSICAL_ADDRESS;
 
@@ -320,6 +321,104 @@ typedef STOR_SYNCHRONIZED_ACCESS *PSTOR_SYNCHRONIZED_ACCESS;
 #define MINIPORT_REG_SZ     1
 #define MINIPORT_REG_BINARY 3
 #define MINIPORT_REG_DWORD  4
+
+/* DPCs, spin locks, timers, work items and performance options (Storport's miniport services
+ * for deferred work). A STOR_DPC is the miniport's storage, initialized by StorPortInitializeDpc
+ * (the InitializeDpc notification), queued by StorPortIssueDpc; its routine runs on a DPC thread
+ * and takes DpcLock with StorPortAcquireSpinLock. Timers and work items are handles Storport
+ * allocates (StorPortInitializeTimer/WorkItem) and frees (StorPortFreeTimer/WorkItem). */
+typedef enum _STOR_SPINLOCK {
+    DpcLock = 1,
+    StartIoLock,
+    InterruptLock,
+    ThreadedDpcLock,
+    DpcLevelLock,
+} STOR_SPINLOCK;
+
+typedef struct _STOR_LOCK_HANDLE {
+    STOR_SPINLOCK Lock;
+    PVOID Context; /* the lock taken */
+} STOR_LOCK_HANDLE, *PSTOR_LOCK_HANDLE;
+
+struct _STOR_DPC;
+typedef void HW_DPC_ROUTINE(struct _STOR_DPC *Dpc, PVOID HwDeviceExtension, PVOID SystemArgument1,
+                            PVOID SystemArgument2);
+typedef HW_DPC_ROUTINE *PHW_DPC_ROUTINE;
+
+typedef struct _STOR_DPC {
+    KDPC Dpc;
+    KSPIN_LOCK Lock; /* DpcLock */
+    PVOID HwDeviceExtension;
+    PHW_DPC_ROUTINE Routine;
+} STOR_DPC, *PSTOR_DPC;
+
+typedef void HW_TIMER_EX(PVOID DeviceExtension, PVOID Context);
+typedef HW_TIMER_EX *PHW_TIMER_EX;
+typedef void HW_WORKITEM(PVOID HwDeviceExtension, PVOID Context, PVOID Worker);
+typedef HW_WORKITEM *PHW_WORKITEM;
+
+#define STOR_PERF_DPC_REDIRECTION                        0x00000001
+#define STOR_PERF_CONCURRENT_CHANNELS                    0x00000002
+#define STOR_PERF_OPTIMIZE_FOR_COMPLETION_DURING_STARTIO 0x00000004
+#define STOR_PERF_VERSION                                5
+
+typedef struct _PERF_CONFIGURATION_DATA {
+    ULONG Version;
+    ULONG Size;
+    ULONG Flags;
+    ULONG ConcurrentChannels;
+    ULONG FirstRedirectionMessageNumber, LastRedirectionMessageNumber;
+    ULONG DeviceNode;
+    ULONG Reserved;
+    PVOID MessageTargets;
+} PERF_CONFIGURATION_DATA, *PPERF_CONFIGURATION_DATA;
+
+#define STOR_STATUS_UNSUCCESSFUL 0xC1000001
+#define STOR_STATUS_BUSY         0xC1000005
+
+void StorPortInitializeDpc(PVOID HwDeviceExtension, PSTOR_DPC Dpc, PHW_DPC_ROUTINE HwDpcRoutine);
+BOOLEAN StorPortIssueDpc(PVOID HwDeviceExtension, PSTOR_DPC Dpc, PVOID SystemArgument1,
+                         PVOID SystemArgument2);
+/* DpcLock takes LockContext (the PSTOR_DPC); StartIoLock and InterruptLock take the adapter's. */
+void StorPortAcquireSpinLock(PVOID HwDeviceExtension, STOR_SPINLOCK SpinLock, PVOID LockContext,
+                             PSTOR_LOCK_HANDLE LockHandle);
+void StorPortReleaseSpinLock(PVOID HwDeviceExtension, PSTOR_LOCK_HANDLE LockHandle);
+BOOLEAN
+StorPortEnablePassiveInitialization(PVOID HwDeviceExtension,
+                                    PHW_PASSIVE_INITIALIZE_ROUTINE HwPassiveInitializeRoutine);
+ULONG StorPortInitializeTimer(PVOID HwDeviceExtension, PVOID *TimerHandle);
+/* One-shot: TimerCallback(HwDeviceExtension, CallbackContext) after TimerValue microseconds; a
+ * second request replaces the first; 0 cancels. */
+ULONG StorPortRequestTimer(PVOID HwDeviceExtension, PVOID TimerHandle, PHW_TIMER_EX TimerCallback,
+                           PVOID CallbackContext, ULONGLONG TimerValue, ULONGLONG TolerableDelay);
+ULONG StorPortFreeTimer(PVOID HwDeviceExtension, PVOID TimerHandle);
+ULONG StorPortInitializeWorkItem(PVOID HwDeviceExtension, PVOID *Worker);
+/* Runs WorkItemCallback on a system worker thread (passive level); STOR_STATUS_BUSY while the
+ * same work item is queued and has not started (once it runs, it can be queued again). Freeing
+ * a queued or running work item is STOR_STATUS_BUSY. */
+ULONG StorPortQueueWorkItem(PVOID HwDeviceExtension, PHW_WORKITEM WorkItemCallback, PVOID Worker,
+                            PVOID Context);
+ULONG StorPortFreeWorkItem(PVOID HwDeviceExtension, PVOID Worker);
+/* Query: fills Flags with what this Storport supports. Set: STOR_PERF_CONCURRENT_CHANNELS
+ * (ConcurrentChannels > 1) lets HwStorStartIo run concurrently, without the StartIo lock. */
+ULONG StorPortInitializePerfOpts(PVOID HwDeviceExtension, BOOLEAN Query,
+                                 PPERF_CONFIGURATION_DATA PerfConfigData);
+
+/* Device state change (for buses that report it, NVMe, SAS): the unit at Address changed
+ * (STATE_CHANGE_LUN) or the target (STATE_CHANGE_TARGET) or the bus (STATE_CHANGE_BUS); Storport
+ * logs it and rescans the bus. */
+#define STATE_CHANGE_LUN    0x1
+#define STATE_CHANGE_TARGET 0x2
+#define STATE_CHANGE_BUS    0x4
+typedef struct _STOR_ADDR_BTL8 {
+    USHORT Type;
+    USHORT Port;
+    ULONG AddressLength;
+    UCHAR Path, Target, Lun, Reserved;
+} STOR_ADDR_BTL8, *PSTOR_ADDR_BTL8;
+BOOLEAN StorPortStateChangeDetected(PVOID HwDeviceExtension, ULONG ChangedEntity,
+                                    PSTOR_ADDR_BTL8 Address, ULONG Attributes,
+                                    PVOID HwStateChangeDetectedCallback, PVOID CallbackContext);
 
 /* Storport routines */
 ULONG StorPortInitialize(PVOID Argument1, PVOID Argument2, PVOID HwInitializationData,

@@ -17,6 +17,7 @@
 
 struct ram_req {
     struct ram_req *next;
+    storstack_handle_t *handle;
     int write;
     uint8_t *buf;
     uint32_t length;
@@ -132,8 +133,13 @@ static storstack_status_t ram_rw(storstack_handle_t *h, int write, void *buf, ui
     if (offset > rs->size || length > rs->size - offset)
         return STATUS_INVALID_PARAMETER;
     struct ram_req *r = calloc(1, sizeof(*r));
-    *r = (struct ram_req){
-        .write = write, .buf = buf, .length = length, .offset = offset, .cb = cb, .ctx = ctx};
+    *r = (struct ram_req){.handle = h,
+                          .write = write,
+                          .buf = buf,
+                          .length = length,
+                          .offset = offset,
+                          .cb = cb,
+                          .ctx = ctx};
     pthread_mutex_lock(&rs->lock);
     r->next = rs->queue;
     rs->queue = r;
@@ -228,7 +234,49 @@ static storstack_status_t ram_reg_get_string(storstack_t *s, const char *key, co
     return STATUS_SUCCESS;
 }
 
+/* Completes inline, like a driver that finishes in its dispatch routine. */
+static storstack_status_t ram_ioctl_async(storstack_handle_t *h, uint32_t code, const void *in,
+                                          uint32_t in_length, void *out, uint32_t out_length,
+                                          storstack_io_callback *cb, void *ctx)
+{
+    uint32_t returned = 0;
+    storstack_status_t st = ram_ioctl(h, code, in, in_length, out, out_length, &returned);
+    cb(ctx, st, returned);
+    return STATUS_PENDING;
+}
+
+/* Requests still queued (held) with the context are taken off and completed STATUS_CANCELLED. */
+static storstack_status_t ram_cancel(storstack_handle_t *h, int all, const void *context,
+                                     uint32_t *cancelled)
+{
+    struct ramstack *rs = ram_of(h->stack);
+    struct ram_req *victims = NULL, **pp;
+    *cancelled = 0;
+    pthread_mutex_lock(&rs->lock);
+    for (pp = &rs->queue; *pp;) {
+        struct ram_req *r = *pp;
+        if (r->handle == h && (all || r->ctx == context)) {
+            *pp = r->next;
+            r->next = victims;
+            victims = r;
+            (*cancelled)++;
+        } else {
+            pp = &r->next;
+        }
+    }
+    pthread_mutex_unlock(&rs->lock);
+    while (victims) {
+        struct ram_req *r = victims;
+        victims = r->next;
+        r->cb(r->ctx, STATUS_CANCELLED, 0);
+        free(r);
+    }
+    return STATUS_SUCCESS;
+}
+
 static const struct storstack_ops ram_ops = {
+    .ioctl_async = ram_ioctl_async,
+    .cancel = ram_cancel,
     .destroy = ram_destroy,
     .open = ram_open,
     .close = ram_close,

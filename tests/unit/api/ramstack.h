@@ -5,6 +5,8 @@
  * so responses really come back out of order; "hold" keeps them until released. One device,
  * "PhysicalDrive0"; IOCTL 0x00220000 returns the input reversed; IOCTL_SCSI_PASS_THROUGH answers
  * INQUIRY with fixed data, stores data-out, and fails TEST UNIT READY with NOT READY sense.
+ * IOCTLs complete inline (also the overlapped form); cancel completes the requests still queued
+ * (held) with the context STATUS_CANCELLED.
  */
 #ifndef TESTS_UNIT_API_RAMSTACK_H
 #define TESTS_UNIT_API_RAMSTACK_H

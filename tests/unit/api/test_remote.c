@@ -711,6 +711,106 @@ static void test_async_io_outstanding_when_server_stops_fails_disconnected(void 
     pthread_cond_destroy(&c.cond);
 }
 
+/* Overlapped DeviceIoControl over the socket: the pass-through conversion completes in the
+ * callback, with the data and sense where the caller's SCSI_PASS_THROUGH_DIRECT points. */
+static void test_ioctl_async_pass_through_and_raw(void **state)
+{
+    struct fixture *f = *state;
+    struct qd_ctx c = {.done = 0};
+    static struct qd_io io, io2;
+    struct sptd_with_sense s;
+    uint8_t in[5] = {1, 2, 3, 4, 5}, out[5];
+    pthread_mutex_init(&c.lock, NULL);
+    pthread_cond_init(&c.cond, NULL);
+
+    memset(&s, 0, sizeof(s));
+    s.sptd.Length = sizeof(s.sptd);
+    s.sptd.CdbLength = 6;
+    s.sptd.SenseInfoLength = sizeof(s.sense);
+    s.sptd.SenseInfoOffset = offsetof(struct sptd_with_sense, sense);
+    s.sptd.DataIn = SCSI_IOCTL_DATA_IN;
+    s.sptd.DataTransferLength = 64;
+    s.sptd.DataBuffer = io.buf;
+    s.sptd.Cdb[0] = 0x12;
+    s.sptd.Cdb[4] = 64;
+    io.ctx = &c;
+    io2.ctx = &c;
+    assert_int_equal(storstack_ioctl_async(f->h, IOCTL_SCSI_PASS_THROUGH_DIRECT, &s, sizeof(s), &s,
+                                           sizeof(s), qd_done, &io),
+                     STATUS_PENDING);
+    assert_int_equal(storstack_ioctl_async(f->h, RAMSTACK_IOCTL_REVERSE, in, sizeof(in), out,
+                                           sizeof(out), qd_done, &io2),
+                     STATUS_PENDING);
+    qd_wait(&c, 2);
+    assert_int_equal(io.status, STATUS_SUCCESS);
+    assert_int_equal(io.info, sizeof(s.sptd));
+    assert_int_equal(s.sptd.DataTransferLength, 36);
+    assert_memory_equal(io.buf + 8, "STORSTAK", 8);
+    assert_int_equal(io2.status, STATUS_SUCCESS);
+    assert_int_equal(io2.info, 5);
+    assert_int_equal(out[0], 5);
+    assert_int_equal(out[4], 1);
+    /* a bad request is refused up front, with no callback */
+    assert_int_equal(storstack_ioctl_async(f->h, IOCTL_SCSI_PASS_THROUGH_DIRECT, &s, 8, &s,
+                                           sizeof(s), qd_done, &io),
+                     STATUS_INVALID_PARAMETER);
+    assert_int_equal(storstack_ioctl_async(f->h, 0, NULL, 0, NULL, 0, NULL, &io),
+                     STATUS_INVALID_PARAMETER);
+    usleep(10000);
+    assert_int_equal(atomic_load(&c.done), 2);
+    pthread_mutex_destroy(&c.lock);
+    pthread_cond_destroy(&c.cond);
+}
+
+/* CancelIoEx over the socket: CANCEL names each outstanding request of the context by tag; the
+ * server cancels its READ/WRITE in flight; the others complete normally. */
+static void test_cancel_by_context_over_the_socket(void **state)
+{
+    struct fixture *f = *state;
+    enum { N = 6 };
+    static struct qd_io ios[N];
+    struct qd_ctx c = {.done = 0};
+    uint32_t n = 99;
+    pthread_mutex_init(&c.lock, NULL);
+    pthread_cond_init(&c.cond, NULL);
+
+    ramstack_hold(f->local, 1);
+    for (int i = 0; i < N; i++) {
+        ios[i].ctx = &c;
+        ios[i].status = 0;
+        assert_int_equal(
+            storstack_read_async(f->h, ios[i].buf, 512, (uint64_t)i * 512, qd_done, &ios[i]),
+            STATUS_PENDING);
+    }
+    /* the server has issued them all once it answers a synchronous request behind them */
+    assert_int_equal(storstack_flush(f->h), STATUS_SUCCESS);
+    assert_int_equal(storstack_cancel(f->h, &ios[2], &n), STATUS_SUCCESS);
+    assert_int_equal(n, 1);
+    assert_int_equal(storstack_cancel(f->h, &ios[2], &n), STATUS_SUCCESS);
+    assert_int_equal(n, 0); /* already gone */
+    assert_int_equal(storstack_cancel(NULL, NULL, &n), STATUS_INVALID_HANDLE);
+    ramstack_hold(f->local, 0);
+    qd_wait(&c, N);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(ios[i].status, i == 2 ? STATUS_CANCELLED : STATUS_SUCCESS);
+
+    /* NULL: every request of the handle */
+    atomic_store(&c.done, 0);
+    ramstack_hold(f->local, 1);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(storstack_read_async(f->h, ios[i].buf, 512, 0, qd_done, &ios[i]),
+                         STATUS_PENDING);
+    assert_int_equal(storstack_flush(f->h), STATUS_SUCCESS);
+    assert_int_equal(storstack_cancel(f->h, NULL, &n), STATUS_SUCCESS);
+    assert_int_equal(n, 3);
+    qd_wait(&c, 3);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(ios[i].status, STATUS_CANCELLED);
+    ramstack_hold(f->local, 0);
+    pthread_mutex_destroy(&c.lock);
+    pthread_cond_destroy(&c.cond);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -723,6 +823,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pass_through_direct_is_converted_and_back, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_tree_and_registry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ioctl_async_pass_through_and_raw, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_by_context_over_the_socket, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_unknown_and_stale_handle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_identity_is_the_peers_unless_root_names_one,
                                         setup, teardown),

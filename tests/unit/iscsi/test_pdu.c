@@ -202,8 +202,10 @@ static void test_numbers_decimal_hex_and_range(void **state)
     assert_int_equal(iscsi_kv_number(&kv, 0, UINT64_MAX, &v), -EINVAL);
 }
 
+static const struct iscsi_login_target targets[] = {{.iqn = "iqn.2026-11.org.storstack:default"}};
 static const struct iscsi_login_config cfg = {
-    .iqn = "iqn.2026-11.org.storstack:default",
+    .targets = targets,
+    .ntargets = 1,
     .address = "127.0.0.1:3260",
     .tpgt = 1,
     .limits = {.max_recv_dsl = 262144,
@@ -243,7 +245,8 @@ static void test_negotiation_takes_min_max_or_and(void **state)
     bool sent = false;
 
     iscsi_params_default(&p, &cfg.limits);
-    assert_int_equal(iscsi_negotiate(&p, &cfg, true, offer, sizeof(offer) - 1, &out, &sent), 0);
+    assert_int_equal(iscsi_negotiate(&p, &cfg, true, offer, sizeof(offer) - 1, &out, &sent, NULL),
+                     0);
     assert_string_equal(answer(&out, "HeaderDigest"), "None");
     assert_string_equal(answer(&out, "DataDigest"), "Reject");
     assert_string_equal(answer(&out, "MaxRecvDataSegmentLength"), "262144");
@@ -275,7 +278,8 @@ static void test_negotiation_rejects_out_of_range_values(void **state)
     bool sent = false;
 
     iscsi_params_default(&p, &cfg.limits);
-    assert_int_equal(iscsi_negotiate(&p, &cfg, true, offer, sizeof(offer) - 1, &out, &sent), 0);
+    assert_int_equal(iscsi_negotiate(&p, &cfg, true, offer, sizeof(offer) - 1, &out, &sent, NULL),
+                     0);
     assert_string_equal(answer(&out, "MaxBurstLength"), "Reject");
     assert_string_equal(answer(&out, "ImmediateData"), "Reject");
     assert_int_equal(p.max_burst, 262144);
@@ -290,7 +294,7 @@ static void test_chap_only_offer_fails_authentication(void **state)
     bool sent = false;
 
     iscsi_params_default(&p, &cfg.limits);
-    assert_int_equal(iscsi_negotiate(&p, &cfg, true, offer, sizeof(offer) - 1, &out, &sent),
+    assert_int_equal(iscsi_negotiate(&p, &cfg, true, offer, sizeof(offer) - 1, &out, &sent, NULL),
                      ISCSI_LOGIN_AUTH_FAILED);
 }
 
@@ -303,8 +307,8 @@ static void test_send_targets_lists_the_target(void **state)
     bool sent = true;
 
     iscsi_params_default(&p, &cfg.limits);
-    assert_int_equal(iscsi_negotiate(&p, &cfg, false, req, sizeof(req) - 1, &out, &sent), 0);
-    assert_string_equal(answer(&out, "TargetName"), cfg.iqn);
+    assert_int_equal(iscsi_negotiate(&p, &cfg, false, req, sizeof(req) - 1, &out, &sent, NULL), 0);
+    assert_string_equal(answer(&out, "TargetName"), targets[0].iqn);
     assert_string_equal(answer(&out, "TargetAddress"), "127.0.0.1:3260,1");
 }
 
