@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include <storstack/storage/ntddstor.h>
+#include <storstack/storstack.h>
 #include <storstack/storage/scsi.h>
 
 #include "integ.h"
@@ -82,6 +83,49 @@ static void test_removable_disk_ejects_loads_and_prevention_ends_with_a_lun_rese
     storstack_destroy(s);
 }
 
+/* Closing a handle opened with an I_T nexus identity is that nexus's loss at the LU (classpnp
+ * passes the cleanup down, Storport calls HwStorUnitControl ScsiUnitNexusLoss, the miniport
+ * scsi_lu_nexus_loss): its prevention of medium removal ends; another nexus's does not. */
+static void test_closing_a_nexus_handle_ends_its_prevention(void **state)
+{
+    (void)state;
+    char *config = integ_config(NULL, "Backend = ram\nSize = 16M\nRemovable = 1\n");
+    storstack_t *s = integ_boot(config);
+    free(config);
+    storstack_handle_t *h = integ_open(s, "PhysicalDrive0", INTEG_RW);
+    const struct storstack_identity a = {.principal = "iqn.2026-11.org.example:a",
+                                         .transport_id = "iqn.2026-11.org.example:a,i,0x1",
+                                         .nexus = 7};
+    const struct storstack_identity b = {.principal = "iqn.2026-11.org.example:b", .nexus = 8};
+    storstack_handle_t *ha = NULL, *hb = NULL;
+    assert_status(storstack_open_ex(s, "PhysicalDrive0",
+                                    STORSTACK_GENERIC_READ | STORSTACK_GENERIC_WRITE, &a, &ha),
+                  STATUS_SUCCESS);
+    assert_status(storstack_open_ex(s, "PhysicalDrive0",
+                                    STORSTACK_GENERIC_READ | STORSTACK_GENERIC_WRITE, &b, &hb),
+                  STATUS_SUCCESS);
+    struct integ_spt r;
+    tur_settled(ha);
+    tur_settled(hb);
+    tur_settled(h);
+    cdb6(&r, ha, SCSIOP_MEDIUM_REMOVAL, 1, INTEG_DATA_NONE, NULL, 0);
+    assert_int_equal(r.scsi_status, SCSISTAT_GOOD);
+    cdb6(&r, hb, SCSIOP_MEDIUM_REMOVAL, 1, INTEG_DATA_NONE, NULL, 0);
+    assert_int_equal(r.scsi_status, SCSISTAT_GOOD);
+
+    storstack_close(hb); /* nexus 8 is gone; 7 still prevents */
+    cdb6(&r, h, SCSIOP_START_STOP_UNIT, 0x02, INTEG_DATA_NONE, NULL, 0);
+    integ_assert_sense(&r, SCSI_SENSE_ILLEGAL_REQUEST, 0x53, 0x02, -1, "eject while 7 prevents");
+    storstack_close(ha);
+    cdb6(&r, h, SCSIOP_START_STOP_UNIT, 0x02, INTEG_DATA_NONE, NULL, 0);
+    assert_int_equal(r.scsi_status, SCSISTAT_GOOD);
+    /* a handle without a nexus (this host's) closing changes nothing for the others */
+    cdb6(&r, h, SCSIOP_START_STOP_UNIT, 0x03, INTEG_DATA_NONE, NULL, 0);
+    assert_int_equal(r.scsi_status, SCSISTAT_GOOD);
+    storstack_close(h);
+    storstack_destroy(s);
+}
+
 static void expect_rejected(const char *lun_extra, const char *key)
 {
     char err[512] = "";
@@ -110,6 +154,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_removable_disk_ejects_loads_and_prevention_ends_with_a_lun_reset),
+        cmocka_unit_test(test_closing_a_nexus_handle_ends_its_prevention),
         cmocka_unit_test(test_bad_physical_block_size_fails_the_adapter_with_a_reason),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -622,6 +622,26 @@ VmpHwAdapterControl(PVOID DeviceExtension, SCSI_ADAPTER_CONTROL_TYPE ControlType
     }
 }
 
+/* HwStorUnitControl: ScsiUnitNexusLoss (a storstack extension) ends what the unit's device keeps
+ * for the I_T nexus (its SPC-2 reservation, its prevention of medium removal). */
+static SCSI_UNIT_CONTROL_STATUS
+VmpHwUnitControl(PVOID DeviceExtension, STOR_UNIT_CONTROL_TYPE ControlType, PVOID Parameters)
+{
+    PVMP_ADAPTER a = DeviceExtension;
+    PSTOR_UNIT_NEXUS_LOSS loss = Parameters;
+    switch (ControlType) {
+    case ScsiUnitNexusLoss:
+        if (!loss || loss->PathId != 0 || loss->TargetId >= VMP_MAX_TARGETS ||
+            loss->Lun >= VMP_MAX_LUNS || !a->Units[loss->TargetId][loss->Lun].Lu)
+            return ScsiUnitControlUnsuccessful;
+        scsi_lu_nexus_loss(a->Units[loss->TargetId][loss->Lun].Lu, loss->Nexus,
+                           loss->TransportId && loss->TransportId[0] ? loss->TransportId : NULL);
+        return ScsiUnitControlSuccess;
+    default:
+        return ScsiUnitControlUnsuccessful;
+    }
+}
+
 NTSTATUS VminiportDriverEntry(PDRIVER_OBJECT DriverObject, PCSTR RegistryPath)
 {
     VIRTUAL_HW_INITIALIZATION_DATA init;
@@ -633,6 +653,7 @@ NTSTATUS VminiportDriverEntry(PDRIVER_OBJECT DriverObject, PCSTR RegistryPath)
     init.HwFindAdapter = VmpHwFindAdapter;
     init.HwResetBus = VmpHwResetBus;
     init.HwAdapterControl = VmpHwAdapterControl;
+    init.HwUnitControl = VmpHwUnitControl;
     init.HwBuildIo = VmpHwBuildIo;
     init.HwFreeAdapterResources = VmpFreeResources;
     init.DeviceExtensionSize = sizeof(VMP_ADAPTER);
