@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "devices/scsi_lu_p.h"
+#include "devices/sbc_p.h"
 
 /* ---------------------------------------------------------------------------------------------
  * Data buffer helpers: the only code that touches the initiator's iov.
@@ -144,10 +144,13 @@ void scsi_lu_ua_raise(struct scsi_lu *lu, uint8_t asc, uint8_t ascq, const uint6
 void scsi_lu_set_unit_attention(struct scsi_lu *lu, uint8_t asc, uint8_t ascq)
 {
     pthread_mutex_lock(&lu->lock);
-    /* 29h is a reset (or power on): it also ends the SPC-2 reservation (SPC-2 5.5.1) and
-     * supersedes pending reservation unit attentions. Persistent reservations survive it. */
-    if (asc == SCSI_ADSENSE_BUS_RESET)
+    /* 29h is a reset (or power on): it also ends the SPC-2 reservation (SPC-2 5.5.1), supersedes
+     * pending reservation unit attentions and ends every prevention of medium removal (SBC-4
+     * 5.12). Persistent reservations survive it. */
+    if (asc == SCSI_ADSENSE_BUS_RESET) {
         pr_reset_locked(lu);
+        sbc_prevent_reset_locked(lu, NULL);
+    }
     ua_raise_locked(lu, asc, ascq, NULL);
     pthread_mutex_unlock(&lu->lock);
 }
@@ -156,6 +159,7 @@ void scsi_lu_nexus_loss(struct scsi_lu *lu, uint64_t nexus, const char *transpor
 {
     pthread_mutex_lock(&lu->lock);
     pr_nexus_loss_locked(lu, nexus, transport_id);
+    sbc_prevent_reset_locked(lu, &nexus);
     pthread_mutex_unlock(&lu->lock);
 }
 
@@ -281,6 +285,10 @@ int scsi_disk_create(const struct scsi_disk_config *cfg, struct backend *be, str
     uint32_t bs = cfg->block_size ? cfg->block_size : 512;
     if (bs < 512 || bs > 65536 || (bs & (bs - 1)))
         return -EINVAL;
+    /* SBC-4 5.20.2: a physical block holds 2^LBPPBE logical blocks. */
+    uint32_t pbs = cfg->physical_block_size ? cfg->physical_block_size : bs;
+    if (pbs < bs || pbs > 65536 || (pbs & (pbs - 1)))
+        return -EINVAL;
     if (be->size < bs)
         return -EINVAL;
 
@@ -309,11 +317,14 @@ int scsi_disk_create(const struct scsi_disk_config *cfg, struct backend *be, str
     lu->block_shift = (uint32_t)__builtin_ctz(bs);
     lu->nblocks = be->size >> lu->block_shift;
     lu->max_transfer_blocks = cfg->max_transfer_blocks;
+    lu->lbppb_exp = (uint8_t)(__builtin_ctz(pbs) - lu->block_shift);
     lu->read_only = cfg->read_only || be->caps.read_only;
+    lu->removable = cfg->removable;
     lu->default_wce = cfg == &defaults ? true : cfg->write_cache;
     atomic_init(&lu->wce, lu->default_wce);
     atomic_init(&lu->d_sense, false);
     atomic_init(&lu->stopped, false);
+    atomic_init(&lu->no_medium, false);
     atomic_init(&lu->verify_busy, 0);
     atomic_init(&lu->swp, false);
     atomic_init(&lu->pr.active, false);
@@ -379,6 +390,7 @@ int scsi_lu_alloc(uint8_t device_type, const char *vendor, const char *product,
     atomic_init(&lu->wce, false);
     atomic_init(&lu->d_sense, false);
     atomic_init(&lu->stopped, false);
+    atomic_init(&lu->no_medium, false);
     atomic_init(&lu->verify_busy, 0);
     ua_raise_locked(lu, SCSI_ADSENSE_BUS_RESET, SCSI_SENSEQ_POWER_ON_RESET, NULL);
     *out = lu;
@@ -411,6 +423,26 @@ void scsi_cmd_complete(struct scsi_cmd *cmd)
 {
     if (cmd->done)
         cmd->done(cmd);
+}
+
+/*
+ * The bit pointer for an unsupported bit of CDB byte i (SPC-4 4.5.2.4.2: the most significant bit
+ * of the field in error). The field is the run of bits the entry does not look at that holds the
+ * bit, up to the next field boundary: FMTPINFO 01b of FORMAT UNIT points at bit 7, not 6.
+ */
+int scsi_usage_field_msb(const uint8_t *usage, const uint8_t *field_msb, uint8_t cdb_len, uint8_t i,
+                         int bit)
+{
+    /* SAM-5 5.2 CONTROL: vendor specific 7..6, reserved 5..3, NACA 2, obsolete 1 and 0. */
+    uint8_t msb = i == cdb_len - 1 ? 0x27 : field_msb ? field_msb[i] : 0;
+    while (bit < 7 && !(msb & (1u << bit)) && !(usage[i] & (1u << (bit + 1))))
+        bit++;
+    return bit;
+}
+
+int scsi_field_msb(const struct scsi_cmd_desc *d, uint8_t i, int bit)
+{
+    return scsi_usage_field_msb(d->usage, d->field_msb, d->cdb_len, i, bit);
 }
 
 /* The table entry for the CDB, or NULL. An opcode with service actions whose service action is
@@ -472,7 +504,7 @@ void scsi_lu_execute(struct scsi_lu *lu, struct scsi_cmd *cmd)
     for (uint8_t i = 1; i < d->cdb_len; i++) {
         uint8_t bad = cdb[i] & (uint8_t)~d->usage[i];
         if (bad) {
-            scsi_check_cdb_field(cmd, lu, i, scsi_high_bit(bad));
+            scsi_check_cdb_field(cmd, lu, i, scsi_field_msb(d, i, scsi_high_bit(bad)));
             scsi_cmd_complete(cmd);
             return;
         }
@@ -482,8 +514,13 @@ void scsi_lu_execute(struct scsi_lu *lu, struct scsi_cmd *cmd)
         return;
     }
     if ((d->flags & SCSI_F_MEDIA) && atomic_load_explicit(&lu->stopped, memory_order_acquire)) {
-        scsi_check_simple(cmd, lu, SCSI_SENSE_NOT_READY, SCSI_ADSENSE_LUN_NOT_READY,
-                          SCSI_SENSEQ_INIT_COMMAND_REQUIRED);
+        /* An ejected medium is stopped too (sbc.c): MEDIUM NOT PRESENT - TRAY OPEN. */
+        if (atomic_load_explicit(&lu->no_medium, memory_order_acquire))
+            scsi_check_simple(cmd, lu, SCSI_SENSE_NOT_READY, SCSI_ADSENSE_NO_MEDIA_IN_DEVICE,
+                              SBC_SENSEQ_TRAY_OPEN);
+        else
+            scsi_check_simple(cmd, lu, SCSI_SENSE_NOT_READY, SCSI_ADSENSE_LUN_NOT_READY,
+                              SCSI_SENSEQ_INIT_COMMAND_REQUIRED);
         scsi_cmd_complete(cmd);
         return;
     }

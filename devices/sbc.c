@@ -36,6 +36,9 @@
 
 enum { PH_IDLE, PH_SUBMITTING, PH_RETURNED, PH_COMPLETED_INLINE };
 
+static bool medium_move(struct scsi_cmd *cmd, struct scsi_lu *lu, bool load);
+static bool sbc_not_ready(struct scsi_lu *lu, uint8_t *asc, uint8_t *ascq);
+
 static bool kind_writes(const struct scsi_cmd_priv *p)
 {
     switch (p->kind) {
@@ -58,7 +61,8 @@ static bool kind_writes(const struct scsi_cmd_priv *p)
 static void sbc_backend_error(struct scsi_cmd *cmd, struct scsi_lu *lu, int err)
 {
     struct scsi_cmd_priv *p = scsi_priv(cmd);
-    bool flush = (p->flags & SBC_IO_FLUSHING) || p->kind == SBC_IO_SYNC || p->kind == SBC_IO_STOP;
+    bool flush = (p->flags & SBC_IO_FLUSHING) || p->kind == SBC_IO_SYNC || p->kind == SBC_IO_STOP ||
+                 p->kind == SBC_IO_EJECT;
     bool write = kind_writes(p);
     struct scsi_sense_info si = {0};
 
@@ -371,7 +375,8 @@ static void sbc_prepare(struct scsi_cmd *cmd)
     bio->complete = sbc_io_done;
     bio->context = cmd;
 
-    if ((p->flags & SBC_IO_FLUSHING) || p->kind == SBC_IO_SYNC || p->kind == SBC_IO_STOP) {
+    if ((p->flags & SBC_IO_FLUSHING) || p->kind == SBC_IO_SYNC || p->kind == SBC_IO_STOP ||
+        p->kind == SBC_IO_EJECT) {
         bio->op = BE_OP_FLUSH;
         return;
     }
@@ -496,6 +501,9 @@ static bool sbc_after(struct scsi_cmd *cmd)
     case SBC_IO_STOP:
         atomic_store_explicit(&lu->stopped, true, memory_order_release);
         scsi_good(cmd);
+        return false;
+    case SBC_IO_EJECT:
+        medium_move(cmd, lu, false);
         return false;
     case SBC_IO_VERIFY: {
         const uint8_t *medium = sbc_slot_buf(lu, p->slot);
@@ -663,6 +671,8 @@ int sbc_lu_init(struct scsi_lu *lu)
      * deallocates reads back as zeros. */
     lu->lbpme = lu->be->caps.can_trim;
     lu->lbprz = lu->be->caps.can_trim && lu->be->caps.trim_zeroes;
+    if (lu->removable)
+        lu->type_not_ready = sbc_not_ready;
     /* A fully provisioned LU has no UNMAP (LBPU=0): neither executed nor reported by REPORT
      * SUPPORTED OPERATION CODES, which lists lu->op. */
     if (!lu->lbpme && lu->op[SCSIOP_UNMAP] && lu->op[SCSIOP_UNMAP]->handler == sbc_unmap)
@@ -846,14 +856,15 @@ static int sbc_read_capacity10(struct scsi_lu *lu, struct scsi_cmd *cmd)
     return SCSI_DONE;
 }
 
-/* SBC-4 5.20: no protection, one logical block per physical block, lowest aligned LBA 0; LBPME
- * and LBPRZ from the backend (sbc_lu_init). */
+/* SBC-4 5.20: no protection; LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT from the configured
+ * physical block size, lowest aligned LBA 0; LBPME and LBPRZ from the backend (sbc_lu_init). */
 static int sbc_read_capacity16(struct scsi_lu *lu, struct scsi_cmd *cmd)
 {
     uint8_t buf[32];
     memset(buf, 0, sizeof(buf));
     scsi_put_be64(buf, lu->nblocks - 1);
     scsi_put_be32(buf + 8, lu->block_size);
+    buf[13] = lu->lbppb_exp & 0x0F;
     if (lu->lbpme)
         buf[14] |= 0x80;
     if (lu->lbprz)
@@ -864,47 +875,176 @@ static int sbc_read_capacity16(struct scsi_lu *lu, struct scsi_cmd *cmd)
 
 /* ---- START STOP UNIT, PREVENT ALLOW MEDIUM REMOVAL ---------------------------------------- */
 
-/* SBC-4 5.25. Only POWER CONDITION 0h (START_VALID) is implemented. A stopped unit answers media
- * access commands with NOT READY, INITIALIZING COMMAND REQUIRED until started again. Stopping
- * flushes the write cache first unless NO_FLUSH is set. The medium is not removable (RMB=0), so
- * there is nothing to load or eject: LOEJ=1 is an invalid field. */
+static bool prevented_locked(const struct scsi_lu *lu)
+{
+    return lu->nprevent != 0;
+}
+
+/*
+ * Loads or ejects a removable medium (SBC-4 5.25 LOEJ), under the LU lock so that a PREVENT from
+ * another nexus cannot slip between the check and the move. While any I_T nexus prevents removal,
+ * a move is ILLEGAL REQUEST, MEDIUM REMOVAL PREVENTED (53h/02h); a "move" that changes nothing
+ * (ejecting an ejected medium, loading a loaded one) is GOOD. An eject leaves the unit stopped
+ * with no medium (NOT READY 3Ah/02h to media access); a load starts the unit and raises NOT READY
+ * TO READY CHANGE, MEDIUM MAY HAVE CHANGED (28h/00h) for every other I_T nexus (SPC-4 5.14). The
+ * data stays in the backend. Sets the command's status; true when GOOD.
+ */
+static bool medium_move(struct scsi_cmd *cmd, struct scsi_lu *lu, bool load)
+{
+    pthread_mutex_lock(&lu->lock);
+    bool out = atomic_load_explicit(&lu->no_medium, memory_order_relaxed);
+    if (out == !load) {
+        if (load)
+            atomic_store_explicit(&lu->stopped, false, memory_order_release);
+        pthread_mutex_unlock(&lu->lock);
+        scsi_good(cmd);
+        return true;
+    }
+    if (prevented_locked(lu)) {
+        pthread_mutex_unlock(&lu->lock);
+        scsi_check_simple(cmd, lu, SCSI_SENSE_ILLEGAL_REQUEST,
+                          SCSI_ADSENSE_MEDIA_LOAD_OR_EJECT_FAILED, SBC_SENSEQ_REMOVAL_PREVENTED);
+        return false;
+    }
+    if (load) {
+        /* Started before the medium shows, so the dispatcher never sees "present but stopped"
+         * in between (it reads no_medium only when stopped). */
+        atomic_store_explicit(&lu->stopped, false, memory_order_release);
+        atomic_store_explicit(&lu->no_medium, false, memory_order_release);
+        scsi_lu_ua_raise_locked(lu, SCSI_ADSENSE_MEDIUM_CHANGED, 0x00, &cmd->nexus);
+    } else {
+        atomic_store_explicit(&lu->no_medium, true, memory_order_release);
+        atomic_store_explicit(&lu->stopped, true, memory_order_release);
+    }
+    pthread_mutex_unlock(&lu->lock);
+    scsi_good(cmd);
+    return true;
+}
+
+/* Why a removable disk is not ready, for REQUEST SENSE: no medium (3Ah/02h), else stopped. */
+static bool sbc_not_ready(struct scsi_lu *lu, uint8_t *asc, uint8_t *ascq)
+{
+    if (!atomic_load_explicit(&lu->no_medium, memory_order_acquire))
+        return false;
+    *asc = SCSI_ADSENSE_NO_MEDIA_IN_DEVICE;
+    *ascq = SBC_SENSEQ_TRAY_OPEN;
+    return true;
+}
+
+void sbc_prevent_reset_locked(struct scsi_lu *lu, const uint64_t *nexus)
+{
+    if (!nexus) {
+        lu->nprevent = 0;
+        return;
+    }
+    for (uint32_t i = 0; i < lu->nprevent; i++) {
+        if (lu->prevent[i] == *nexus) {
+            lu->prevent[i] = lu->prevent[--lu->nprevent];
+            return;
+        }
+    }
+}
+
+/*
+ * SBC-4 5.25. POWER CONDITION 0h (START_VALID) acts on START and LOEJ; 1h (ACTIVE) and 7h
+ * (LU_CONTROL) are accepted and change nothing, since the unit is always in the active power
+ * condition and has no power condition timers; START and LOEJ are then ignored. Other power
+ * conditions (IDLE, STANDBY, the FORCE_ ones) would need a low-power state the LU does not model:
+ * INVALID FIELD IN CDB. A stopped unit answers media access commands with NOT READY, INITIALIZING
+ * COMMAND REQUIRED until started again. Stopping flushes the write cache first unless NO_FLUSH is
+ * set. LOEJ=1 loads (START=1) or ejects (START=0) a removable medium (medium_move); on a disk
+ * that is not removable (RMB=0) there is nothing to load or eject: INVALID FIELD IN CDB.
+ */
 static int sbc_start_stop(struct scsi_lu *lu, struct scsi_cmd *cmd)
 {
     const uint8_t *cdb = cmd->cdb;
-    if (cdb[4] & 0xF0) {
+    uint8_t pc = cdb[4] >> 4;
+    if (pc != 0x0 && pc != 0x1 && pc != 0x7) {
         scsi_check_cdb_field(cmd, lu, 4, 7);
         return SCSI_DONE;
     }
-    if (cdb[3] & 0x0F) {
+    if (cdb[3] & 0x0F) { /* POWER CONDITION MODIFIER: none defined for these conditions */
         scsi_check_cdb_field(cmd, lu, 3, 3);
         return SCSI_DONE;
     }
-    if (cdb[4] & 0x02) { /* LOEJ: the medium is not removable */
+    if (pc != 0) {
+        scsi_good(cmd);
+        return SCSI_DONE;
+    }
+    bool start = cdb[4] & 0x01, loej = cdb[4] & 0x02, no_flush = cdb[4] & 0x04;
+    if (loej && !lu->removable) {
         scsi_check_cdb_field(cmd, lu, 4, 1);
         return SCSI_DONE;
     }
-    if (cdb[4] & 0x01) {
+    if (loej && start) {
+        medium_move(cmd, lu, true);
+        return SCSI_DONE;
+    }
+    if (start) {
+        if (atomic_load_explicit(&lu->no_medium, memory_order_acquire)) {
+            /* Nothing to spin up: the medium is out until LOEJ=1 loads it. */
+            scsi_check_simple(cmd, lu, SCSI_SENSE_NOT_READY, SCSI_ADSENSE_NO_MEDIA_IN_DEVICE,
+                              SBC_SENSEQ_TRAY_OPEN);
+            return SCSI_DONE;
+        }
         atomic_store_explicit(&lu->stopped, false, memory_order_release);
         scsi_good(cmd);
         return SCSI_DONE;
     }
-    if (!(cdb[4] & 0x04) && lu->be->caps.can_flush && !lu->read_only)
+    bool flush = !no_flush && lu->be->caps.can_flush && !lu->read_only &&
+                 !atomic_load_explicit(&lu->no_medium, memory_order_acquire);
+    if (loej) {
+        /* Refused before the flush when removal is prevented; checked again, with the move, once
+         * the cache is on the medium. */
+        pthread_mutex_lock(&lu->lock);
+        bool refuse = prevented_locked(lu) && !atomic_load(&lu->no_medium);
+        pthread_mutex_unlock(&lu->lock);
+        if (refuse || !flush) {
+            medium_move(cmd, lu, false);
+            return SCSI_DONE;
+        }
+        return sbc_start(cmd, SBC_IO_EJECT, 0, 0, 0);
+    }
+    if (flush)
         return sbc_start(cmd, SBC_IO_STOP, 0, 0, 0);
     atomic_store_explicit(&lu->stopped, true, memory_order_release);
     scsi_good(cmd);
     return SCSI_DONE;
 }
 
-/* SBC-4 5.14: PREVENT 00b allows and 01b prevents medium removal. The medium cannot be removed
- * (RMB=0, LOEJ refused), so either is accepted with nothing to record; 10b and 11b are obsolete
- * (a medium changer's) and refused. */
+/*
+ * SBC-4 5.12: PREVENT 01b prevents and 00b allows medium removal for the I_T nexus that sends it;
+ * a removal is refused while any nexus prevents it, until that nexus allows it again, is lost
+ * (scsi_lu_nexus_loss) or a reset or power on (29h) ends every prevention. A disk that is not
+ * removable has nothing to prevent: either is GOOD with nothing recorded. 10b and 11b are
+ * obsolete (a medium changer's) and refused.
+ */
 static int sbc_prevent_allow(struct scsi_lu *lu, struct scsi_cmd *cmd)
 {
-    if (cmd->cdb[4] & 0x02) {
+    uint8_t prevent = cmd->cdb[4] & 0x03;
+    if (prevent & 0x02) {
         scsi_check_cdb_field(cmd, lu, 4, 1);
         return SCSI_DONE;
     }
-    scsi_good(cmd);
+    if (!lu->removable) {
+        scsi_good(cmd);
+        return SCSI_DONE;
+    }
+    pthread_mutex_lock(&lu->lock);
+    sbc_prevent_reset_locked(lu, &cmd->nexus);
+    bool full = false;
+    if (prevent) {
+        if (lu->nprevent < SCSI_PREVENT_NEXUS)
+            lu->prevent[lu->nprevent++] = cmd->nexus;
+        else
+            full = true;
+    }
+    pthread_mutex_unlock(&lu->lock);
+    if (full) /* every slot holds another nexus's prevention */
+        scsi_check_simple(cmd, lu, SCSI_SENSE_ILLEGAL_REQUEST, SCSI_ADSENSE_SYSTEM_RESOURCE_FAILURE,
+                          0);
+    else
+        scsi_good(cmd);
     return SCSI_DONE;
 }
 
@@ -983,7 +1123,8 @@ const struct scsi_cmd_desc sbc_commands[] = {
      SCSI_F_MEDIA | SCSI_F_DATA_IN,
      {0xFF, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0x01, CTL},
      sbc_read_capacity10,
-     "READ CAPACITY(10)"},
+     "READ CAPACITY(10)",
+     .field_msb = {[1] = 0x01}}, /* reserved 7..1, obsolete RELADR */
     {SCSIOP_READ,
      0,
      10,
@@ -1064,7 +1205,8 @@ const struct scsi_cmd_desc sbc_commands[] = {
      SCSI_F_MEDIA | SCSI_F_SA | SCSI_F_DATA_IN,
      {0xFF, 0x1F, L8, L4, 0, CTL},
      sbc_get_lba_status,
-     "GET LBA STATUS"},
+     "GET LBA STATUS",
+     .field_msb = {[14] = 0x02}}, /* reserved 7..2, REPORT TYPE 1..0 */
     {SCSIOP_READ12,
      0,
      12,
@@ -1152,7 +1294,8 @@ const struct scsi_cmd_desc sbc_commands[] = {
      MW,
      {0xFF, 0x18, L4, GRP, 0xFF, 0xFF, CTL},
      sbc_write_same,
-     "WRITE SAME(10)"},
+     "WRITE SAME(10)",
+     .field_msb = {[1] = 0x01}}, /* reserved 2..1, obsolete 0 */
     {SCSIOP_UNMAP,
      0,
      10,

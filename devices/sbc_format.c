@@ -39,7 +39,8 @@ int sbc_format_unit(struct scsi_lu *lu, struct scsi_cmd *cmd)
     if (!fmtdata && (cdb[1] & 0x2F)) {
         /* Without a parameter list, CMPLST, LONGLIST and DEFECT LIST FORMAT mean nothing and
          * must be zero. */
-        scsi_check_cdb_field(cmd, lu, 1, scsi_high_bit(cdb[1] & 0x2F));
+        /* The bit pointer names the field's most significant bit (SPC-4 4.5.2.4.2). */
+        scsi_check_cdb_field(cmd, lu, 1, (cdb[1] & 0x20) ? 5 : (cdb[1] & 0x08) ? 3 : 2);
         return SCSI_DONE;
     }
     if (fmtdata) {

@@ -273,16 +273,20 @@ int sbc_get_lba_status(struct scsi_lu *lu, struct scsi_cmd *cmd)
 uint32_t sbc_vpd_block_limits(const struct scsi_lu *lu, uint8_t *b)
 {
     VPD_BLOCK_LIMITS_PAGE *p = (VPD_BLOCK_LIMITS_PAGE *)b;
-    uint32_t gran = lu->block_size < 4096 ? 4096 / lu->block_size : 1;
+    /* Transfers are best in whole physical blocks (READ CAPACITY (16) LBPPBE); deallocation
+     * works in 4 KiB pages (RAM) or filesystem blocks (file), and never in less than a physical
+     * block. Both are powers of two, so the larger is a multiple of the smaller. */
+    uint32_t pbs = lu->block_size << lu->lbppb_exp;
+    uint32_t gran = (pbs > 4096 ? pbs : 4096) >> lu->block_shift;
     p->MaximumCompareAndWriteLength = (uint8_t)sbc_max_caw_blocks(lu);
-    scsi_put_be16(p->OptimalTransferLengthGranularity, (uint16_t)gran);
+    scsi_put_be16(p->OptimalTransferLengthGranularity, (uint16_t)(1u << lu->lbppb_exp));
     scsi_put_be32(p->MaximumTransferLength, lu->max_transfer_blocks);
     scsi_put_be32(p->OptimalTransferLength, lu->max_transfer_blocks);
     if (lu->lbpme) {
         scsi_put_be32(p->MaximumUnmapLBACount, sbc_max_unmap_blocks(lu));
         scsi_put_be32(p->MaximumUnmapBlockDescriptorCount, SBC_MAX_UNMAP_DESCRIPTORS);
-        /* Deallocation works in 4 KiB pages (RAM) or filesystem blocks (file); a smaller
-         * unmap zeroes in place and stays mapped. UGAVALID=1, alignment 0. */
+        /* A smaller unmap zeroes in place and stays mapped. UGAVALID=1, alignment 0 (the
+         * lowest aligned LBA of READ CAPACITY (16) is 0 too). */
         scsi_put_be32(p->OptimalUnmapGranularity, gran);
         scsi_put_be32(p->UnmapGranularityAlignment, 0x80000000u);
     }

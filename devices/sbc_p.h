@@ -18,6 +18,10 @@
 #define SBC_OP_ORWRITE16          0x8B
 #define SBC_OP_SANITIZE           0x48
 
+/* Additional sense code qualifiers the shared scsi.h does not name. */
+#define SBC_SENSEQ_TRAY_OPEN         0x02 /* 3Ah: MEDIUM NOT PRESENT - TRAY OPEN */
+#define SBC_SENSEQ_REMOVAL_PREVENTED 0x02 /* 53h: MEDIUM REMOVAL PREVENTED */
+
 /* SANITIZE service actions (SBC-4 5.30.1) */
 #define SANITIZE_BLOCK_ERASE       0x02
 #define SANITIZE_EXIT_FAILURE_MODE 0x1F
@@ -41,6 +45,7 @@ enum sbc_io_kind {
     SBC_IO_VERIFY_SAME, /* BYTCHK=11b: compare every block read with the one data-out block */
     SBC_IO_SYNC,        /* SYNCHRONIZE CACHE */
     SBC_IO_STOP,        /* START STOP UNIT with START=0: flush, then stop */
+    SBC_IO_EJECT,       /* START STOP UNIT LOEJ=1 START=0: the medium is out; flush */
     SBC_IO_DISCARD,     /* one BE_OP_DISCARD of the range */
     SBC_IO_ZEROES,      /* one BE_OP_WRITE_ZEROES of the range */
     SBC_IO_PATTERN,     /* write the bounce slot (a repeated block) over the range */

@@ -80,6 +80,12 @@ struct scsi_disk_config {
     uint32_t max_transfer_blocks; /* VPD B0h MAXIMUM TRANSFER LENGTH; 0 = no limit advertised */
     bool write_cache;             /* WCE initial value (caching mode page); default true */
     bool read_only;               /* write-protected medium */
+    /* Removable medium (RMB=1): START STOP UNIT LOEJ ejects and loads it, PREVENT ALLOW MEDIUM
+     * REMOVAL locks it per I_T nexus. The data stays in the backend while the medium is out. */
+    bool removable;
+    /* Physical block size in bytes: a power-of-two multiple of block_size, at most 64 KiB
+     * (READ CAPACITY (16) LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT); 0 = block_size. */
+    uint32_t physical_block_size;
 };
 
 struct scsi_cdrom_config {
@@ -123,10 +129,11 @@ void scsi_lu_execute(struct scsi_lu *lu, struct scsi_cmd *cmd);
  */
 void scsi_lu_set_unit_attention(struct scsi_lu *lu, uint8_t asc, uint8_t ascq);
 /*
- * The transport lost an I_T nexus (iSCSI logout or connection loss, SAM-5 6.3.4): an SPC-2
- * reservation it held ends. Persistent reservations are not affected. transport_id may be NULL.
- * A LUN or target reset is scsi_lu_set_unit_attention(lu, 0x29, ...): it also ends the SPC-2
- * reservation.
+ * The transport lost an I_T nexus (iSCSI logout or connection loss, SAM-5 6.3.4): what the LU
+ * kept for it ends: an SPC-2 reservation it held, its prevention of medium removal (SBC-4 5.12).
+ * Persistent reservations are not affected. transport_id may be NULL. A LUN or target reset is
+ * scsi_lu_set_unit_attention(lu, 0x29, ...): it also ends the SPC-2 reservation and every
+ * prevention. Safe to call from any thread.
  */
 void scsi_lu_nexus_loss(struct scsi_lu *lu, uint64_t nexus, const char *transport_id);
 

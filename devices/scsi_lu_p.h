@@ -54,6 +54,11 @@ struct scsi_cmd_desc {
     uint8_t usage[16];
     scsi_handler_fn handler;
     const char *name;
+    /* Where a run of bits the device server does not look at holds more than one field (a
+     * reserved bit beside an obsolete one, say): a 1 bit is the most significant bit of a field
+     * inside such a run. Zero (the usual case): each run is one field. The CONTROL byte's layout
+     * (SAM-5 5.2: reserved 5..3, NACA, obsolete 1, 0) is known without it. */
+    uint8_t field_msb[16];
 };
 
 /* The unit attention store (SAM-5 5.14, SPC-4 5.14): a short log of events, each pending for every
@@ -85,6 +90,10 @@ struct scsi_ua_store {
     struct scsi_ua_event ev[SCSI_UA_EVENTS];
     struct scsi_ua_nexus nx[SCSI_UA_NEXUS];
 };
+
+/* Prevention of medium removal (SBC-4 5.12) is kept per I_T nexus, as many as the unit
+ * attention store tracks. */
+#define SCSI_PREVENT_NEXUS SCSI_UA_NEXUS
 
 /* Bounce buffers for VERIFY with BYTCHK=1 (the medium's data has to land somewhere to be
  * compared); allocated with the LU, taken per command with an atomic bitmap. */
@@ -190,6 +199,7 @@ struct scsi_lu {
     uint32_t block_shift;
     uint64_t nblocks; /* capacity in logical blocks */
     uint32_t max_transfer_blocks;
+    uint8_t lbppb_exp; /* log2(physical block size / block size) */
     bool read_only;
     bool default_wce;
 
@@ -221,6 +231,12 @@ struct scsi_lu {
     /* INQUIRY: RMB, and the command set's version descriptor (0: SBC-3) */
     bool removable;
     uint16_t command_set_version;
+    /* A removable disk's medium (sbc.c): `no_medium` (read lock-free by the dispatcher, set only
+     * with `stopped`) once START STOP UNIT ejected it; the I_T nexuses preventing its removal,
+     * under `lock`. */
+    atomic_bool no_medium;
+    uint32_t nprevent;
+    uint64_t prevent[SCSI_PREVENT_NEXUS];
 
     /* Block device state of sbc*.c, set by sbc_lu_init(). */
     bool lbpme; /* thin provisioned (SBC-4 4.7.3): the backend can deallocate (can_trim) */
@@ -261,6 +277,12 @@ static inline struct scsi_cmd_priv *scsi_priv(struct scsi_cmd *cmd)
 
 /* ---- lu.c: dispatch ---- */
 void scsi_cmd_complete(struct scsi_cmd *cmd);
+/* The bit pointer for an unsupported bit `bit` of CDB byte i: the most significant bit of the
+ * field holding it (SPC-4 4.5.2.4.2), from the usage mask, the entry's field_msb and the CONTROL
+ * byte's layout. The second form is for a bare usage mask (field_msb may be NULL). */
+int scsi_field_msb(const struct scsi_cmd_desc *d, uint8_t i, int bit);
+int scsi_usage_field_msb(const uint8_t *usage, const uint8_t *field_msb, uint8_t cdb_len, uint8_t i,
+                         int bit);
 void scsi_lu_ua_raise(struct scsi_lu *lu, uint8_t asc, uint8_t ascq, const uint64_t *except_nexus);
 /* The same with lu->lock already held. */
 void scsi_lu_ua_raise_locked(struct scsi_lu *lu, uint8_t asc, uint8_t ascq,
@@ -357,6 +379,9 @@ extern const struct scsi_cmd_desc spc_commands[];
 extern const struct scsi_cmd_desc sbc_commands[];
 
 /* ---- sbc*.c: block device state and its VPD pages ---- */
+/* A reset (29h) or the loss of an I_T nexus (the nexus given) ends prevention of medium removal
+ * (SBC-4 5.12); with lu->lock held. */
+void sbc_prevent_reset_locked(struct scsi_lu *lu, const uint64_t *nexus);
 /* Sets the LU's block device state from its backend; 0 or a negative errno. */
 int sbc_lu_init(struct scsi_lu *lu);
 void sbc_lu_fini(struct scsi_lu *lu);

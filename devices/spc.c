@@ -453,7 +453,8 @@ const struct scsi_cmd_desc spc_commands[] = {
      SCSI_F_UA_OK | SCSI_F_DATA_IN,
      {0xFF, 0x01, 0xFF, 0xFF, 0xFF, CTL},
      spc_inquiry,
-     "INQUIRY"},
+     "INQUIRY",
+     .field_msb = {[1] = 0x02}}, /* reserved 7..2, obsolete CMDDT */
     {SCSIOP_MODE_SELECT,
      0,
      6,
@@ -517,7 +518,8 @@ const struct scsi_cmd_desc spc_commands[] = {
      0,
      {0xFF, 0, 0, 0, 0, CTL},
      spc_reserve,
-     "RESERVE(6)"},
+     "RESERVE(6)",
+     .field_msb = {[1] = 0x19}}, /* obsolete 7..5, 3RDPTY, THIRD-PARTY DEVICE ID 3..1, EXTENT */
     {SCSIOP_RELEASE_UNIT,
      0,
      6,
@@ -525,7 +527,8 @@ const struct scsi_cmd_desc spc_commands[] = {
      0,
      {0xFF, 0, 0, 0, 0, CTL},
      spc_release,
-     "RELEASE(6)"},
+     "RELEASE(6)",
+     .field_msb = {[1] = 0x19}}, /* obsolete 7..5, 3RDPTY, THIRD-PARTY DEVICE ID 3..1, EXTENT */
     {SCSIOP_RESERVE_UNIT10,
      0,
      10,
@@ -533,7 +536,8 @@ const struct scsi_cmd_desc spc_commands[] = {
      0,
      {0xFF, 0, 0, 0, 0, 0, 0, 0, 0, CTL},
      spc_reserve,
-     "RESERVE(10)"},
+     "RESERVE(10)",
+     .field_msb = {[1] = 0x1B}}, /* reserved 7..5, 3RDPTY, reserved 3..2, LONGID, obsolete 0 */
     {SCSIOP_RELEASE_UNIT10,
      0,
      10,
@@ -541,7 +545,8 @@ const struct scsi_cmd_desc spc_commands[] = {
      0,
      {0xFF, 0, 0, 0, 0, 0, 0, 0, 0, CTL},
      spc_release,
-     "RELEASE(10)"},
+     "RELEASE(10)",
+     .field_msb = {[1] = 0x1B}}, /* reserved 7..5, 3RDPTY, reserved 3..2, LONGID, obsolete 0 */
     {SCSIOP_EXTENDED_COPY,
      0x00,
      16,

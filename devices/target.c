@@ -94,7 +94,8 @@ static bool target_check_usage(struct scsi_cmd *cmd, const struct scsi_lu *lu, c
     for (uint8_t i = 1; i < len; i++) {
         uint8_t bad = cmd->cdb[i] & (uint8_t)~usage[i];
         if (bad) {
-            scsi_check_cdb_field(cmd, lu, i, scsi_high_bit(bad));
+            scsi_check_cdb_field(cmd, lu, i,
+                                 scsi_usage_field_msb(usage, NULL, len, i, scsi_high_bit(bad)));
             return false;
         }
     }

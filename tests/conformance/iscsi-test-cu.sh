@@ -3,6 +3,9 @@
 # outside suite: libiscsi's iscsi-test-cu (Debian libiscsi-bin). Starts `storstack serve` with a
 # private socket on a free loopback port, checks the libiscsi tools (iscsi-ls, iscsi-inq,
 # iscsi-readcapacity16), runs iscsi-test-cu and reports run/passed/failed/skipped per family.
+# SCSI.ReadOnly runs again against a serve with a write-protected LU, and the removable-medium
+# suites (PreventAllow, StartStopUnit, NoMedia) and the "LBPPB < 2" tests against one with a
+# removable LU of 4 KiB physical blocks; their results stand for those tests.
 # With --tgtd (and tgtd installed) the same suite runs against tgtd with a RAM-backed LUN (a
 # sparse file in /dev/shm) in the same run, side by side.
 #
@@ -160,41 +163,78 @@ totals() { # file -> "run passed failed skipped"
 run_suite storstack "$ss_url"
 [ -n "$tgt_url" ] && run_suite tgtd "$tgt_url"
 
+# A RAM LU of 256M with the given extra unit values (one per line), for a serve of its own.
+lu_ini() {
+    printf '%s\n' '[Enum\Root\VMINIPORT\0000]' 'HardwareID = multi:ROOT\VMINIPORT' \
+        'DeviceDesc = storstack virtual storage adapter' \
+        '[Enum\Root\VMINIPORT\0000\Device Parameters\Target0\Lun0]' 'Type = disk' \
+        'Backend = ram' 'Size = 256M' "$@"
+}
+
+# run_on_serve WHO INI SPEC...: runs the specs against a `storstack serve` of its own started with
+# INI; its results replace the main run's rows of the same suite.test. Returns 1 when the serve
+# did not start.
+run_on_serve() {
+    local who=$1 ini=$2 pid port saved
+    shift 2
+    "$bin" serve --config "$ini" --socket "$tmp/$who.sock" --iscsi-portal 127.0.0.1:0 \
+        >"$tmp/$who.log" 2>&1 &
+    pid=$!
+    for _ in $(seq 100); do
+        grep -q "serving on" "$tmp/$who.log" 2>/dev/null && break
+        sleep 0.1
+    done
+    port=$(sed -n 's/^storstack: iSCSI target .* on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$tmp/$who.log")
+    if [ -z "$port" ]; then
+        cat "$tmp/$who.log"; echo "the $who serve did not start" >&2
+        kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+        return 1
+    fi
+    saved=("${specs[@]}")
+    specs=("$@")
+    run_suite "$who" "iscsi://127.0.0.1:$port/iqn.2026-11.org.storstack:default/0"
+    specs=("${saved[@]}")
+    awk -F'\t' 'NR == FNR { seen[$1 "." $2] = 1; next } !(($1 "." $2) in seen)' \
+        "$tmp/$who.tests" "$tmp/storstack.tests" >"$tmp/main.tests"
+    cat "$tmp/main.tests" "$tmp/$who.tests" >"$tmp/storstack.tests"
+    kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+}
+
 # Suites that test a kind of LU the default one is not: SCSI.ReadOnly wants a write-protected
 # LU. They run again against a second `storstack serve` with such a LU, and those results stand
 # for the suite (the report says so).
 ro_note=
 if printf '%s\n' "${specs[@]}" | grep -qE '^(ALL|SCSI|SCSI\.ReadOnly.*)$'; then
-    cat >"$tmp/ro.ini" <<'INI'
-[Enum\Root\VMINIPORT\0000]
-HardwareID = multi:ROOT\VMINIPORT
-DeviceDesc = storstack virtual storage adapter
-[Enum\Root\VMINIPORT\0000\Device Parameters\Target0\Lun0]
-Type = disk
-Backend = ram
-Size = 256M
-ReadOnly = 1
-INI
-    "$bin" serve --config "$tmp/ro.ini" --socket "$tmp/ro.sock" --iscsi-portal 127.0.0.1:0 \
-        >"$tmp/ro.log" 2>&1 &
-    ro_pid=$!
-    for _ in $(seq 100); do
-        grep -q "serving on" "$tmp/ro.log" 2>/dev/null && break
-        sleep 0.1
-    done
-    ro_port=$(sed -n 's/^storstack: iSCSI target .* on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$tmp/ro.log")
-    if [ -n "$ro_port" ]; then
-        saved=("${specs[@]}")
-        specs=(SCSI.ReadOnly)
-        run_suite storstack-ro "iscsi://127.0.0.1:$ro_port/iqn.2026-11.org.storstack:default/0"
-        specs=("${saved[@]}")
-        awk -F'\t' '$1 != "ReadOnly"' "$tmp/storstack.tests" >"$tmp/main.tests"
-        cat "$tmp/main.tests" "$tmp/storstack-ro.tests" >"$tmp/storstack.tests"
+    lu_ini 'ReadOnly = 1' >"$tmp/ro.ini"
+    if run_on_serve storstack-ro "$tmp/ro.ini" SCSI.ReadOnly; then
         ro_note="SCSI.ReadOnly ran against a second \`storstack serve\` whose LU is write-protected (ReadOnly = 1)."
     else
-        cat "$tmp/ro.log"; echo "the write-protected LU's serve did not start" >&2; tool_fail=1
+        tool_fail=1
     fi
-    kill -TERM "$ro_pid" 2>/dev/null; wait "$ro_pid" 2>/dev/null
+fi
+
+# Suites that need a removable medium (RMB=1: PreventAllow, StartStopUnit, NoMedia) and tests
+# that need more than one logical block per physical block ("LBPPB < 2"): a third serve whose LU
+# is removable with 4 KiB physical blocks (Removable = 1, PhysicalBlockSize = 4096); its results
+# stand for those specs. ALL or SCSI runs them all; a narrower spec runs what it names.
+rm_all=(SCSI.PreventAllow SCSI.StartStopUnit SCSI.NoMedia SCSI.CompareAndWrite.InvalidDataOutSize
+    SCSI.WriteSame10.UnmapUnaligned SCSI.WriteSame10.InvalidDataOutSize
+    SCSI.WriteSame16.UnmapUnaligned SCSI.WriteSame16.InvalidDataOutSize)
+rm_specs=()
+for spec in "${specs[@]}"; do
+    case "$spec" in
+    ALL | SCSI) rm_specs=("${rm_all[@]}") ;;
+    SCSI.PreventAllow* | SCSI.StartStopUnit* | SCSI.NoMedia*) rm_specs+=("$spec") ;;
+    esac
+done
+rm_note=
+if [ ${#rm_specs[@]} -gt 0 ]; then
+    lu_ini 'Removable = 1' 'PhysicalBlockSize = 4096' >"$tmp/rm.ini"
+    if run_on_serve storstack-rm "$tmp/rm.ini" "${rm_specs[@]}"; then
+        rm_note="${rm_specs[*]} ran against a third \`storstack serve\` whose LU is removable with 4 KiB physical blocks (Removable = 1, PhysicalBlockSize = 4096)."
+    else
+        tool_fail=1
+    fi
 fi
 
 read -r run passed failed skipped <<<"$(totals "$tmp/storstack.tests")"
@@ -229,6 +269,7 @@ report() {
     echo
     echo "storstack: run $run, passed $passed, failed $failed, skipped $skipped"
     [ -n "$ro_note" ] && echo && echo "$ro_note"
+    [ -n "$rm_note" ] && echo && echo "$rm_note"
     if [ -n "$tgt_url" ]; then
         read -r tr tp tf ts <<<"$(totals "$tmp/tgtd.tests")"
         echo "tgtd (RAM-backed LUN): run $tr, passed $tp, failed $tf, skipped $ts"

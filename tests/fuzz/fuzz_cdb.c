@@ -64,6 +64,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         .max_transfer_blocks = 64,
         .write_cache = !(opt & 0x04),
         .read_only = (opt & 0x10) != 0,
+        /* opt bit 1 (the absent LUN when routed through a target) also makes the disk removable
+         * with 16 KiB physical blocks */
+        .removable = (opt & 0x02) != 0,
+        .physical_block_size = (opt & 0x02) ? 16384 : 0,
     };
     struct scsi_lu *lu = NULL, *lu2 = NULL;
     if (scsi_disk_create(&cfg, &mb->be, &lu) != 0 || scsi_disk_create(NULL, &mb2->be, &lu2) != 0)

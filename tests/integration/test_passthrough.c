@@ -194,7 +194,7 @@ static const struct bad_cdb bad_cdbs[] = {
      0x5,
      0x24,
      0x00,
-     SKS_CDB_BIT(4, 5)},
+     SKS_CDB_BIT(4, 7)}, /* the reserved field's most significant bit */
     {"TEST UNIT READY reserved byte 1 all ones",
      {0x00, 0xFF, 0, 0, 0, 0},
      6,
@@ -239,7 +239,7 @@ static const struct bad_cdb bad_cdbs[] = {
      0x5,
      0x24,
      0x00,
-     SKS_CDB_BIT(1, 5)},
+     SKS_CDB_BIT(1, 7)}, /* RDPROTECT is bits 7..5 */
     {"READ(10) LBA = capacity",
      {0x28, 0, (LAST_LBA + 1) >> 24, (LAST_LBA + 1) >> 16 & 0xFF, (LAST_LBA + 1) >> 8 & 0xFF,
       (LAST_LBA + 1) & 0xFF, 0, 0, 1, 0},

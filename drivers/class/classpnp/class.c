@@ -97,8 +97,16 @@ NTSTATUS ClassCreateDeviceObject(PDRIVER_OBJECT DriverObject, PCSTR ObjectNameBu
 static NTSTATUS ClasspDispatchCreateClose(PDEVICE_OBJECT DeviceObject, PIRP Irp)
 {
     PFUNCTIONAL_DEVICE_EXTENSION fdx = DeviceObject->DeviceExtension;
+    PIO_STACK_LOCATION sp = IoGetCurrentIrpStackLocation(Irp);
     if (fdx->DevInfo->ClassCreateClose)
         return fdx->DevInfo->ClassCreateClose(DeviceObject, Irp);
+    /* The cleanup of a handle that carries an I_T nexus goes down to the port, which tells the
+     * miniport the nexus is gone (storstack: ScsiUnitNexusLoss). */
+    if (sp->MajorFunction == IRP_MJ_CLEANUP && sp->FileObject && sp->FileObject->Caller.Nexus &&
+        fdx->LowerDeviceObject) {
+        IoSkipCurrentIrpStackLocation(Irp);
+        return IoCallDriver(fdx->LowerDeviceObject, Irp);
+    }
     return ClasspCompleteWith(Irp, STATUS_SUCCESS, 0);
 }
 

@@ -149,7 +149,7 @@ static BOOLEAN VmpCreateUnit(PVMP_ADAPTER a, PVOID ext, ULONG t, ULONG l, PCSTR 
          revision[5], serial[64];
     struct scsi_disk_config cfg = {0};
     BOOLEAN ok = TRUE;
-    ULONGLONG size, block, ro, wce, direct, create;
+    ULONGLONG size, block, ro, wce, direct, create, removable, physical;
     const char *detail = NULL;
     int rc;
 
@@ -170,6 +170,9 @@ static BOOLEAN VmpCreateUnit(PVMP_ADAPTER a, PVOID ext, ULONG t, ULONG l, PCSTR 
     wce = VmpReadNumber(ext, subkey, "WriteCache", 1, &ok);
     direct = VmpReadNumber(ext, subkey, "Direct", 0, &ok);
     create = VmpReadNumber(ext, subkey, "Create", 1, &ok);
+    removable = VmpReadNumber(ext, subkey, "Removable", 0, &ok);
+    /* 0: one logical block per physical block */
+    physical = VmpReadNumber(ext, subkey, "PhysicalBlockSize", 0, &ok);
     if (!ok)
         return FALSE;
     if (!strcasecmp(type, "cdrom"))
@@ -181,6 +184,15 @@ static BOOLEAN VmpCreateUnit(PVMP_ADAPTER a, PVOID ext, ULONG t, ULONG l, PCSTR 
     if (block != 512 && block != 4096) {
         StorPortLogErrorText(ext, "%s: BlockSize must be 512 or 4096, not %llu", subkey,
                              (unsigned long long)block);
+        return FALSE;
+    }
+    if (physical == 0)
+        physical = block;
+    if (physical < block || physical > 65536 || (physical & (physical - 1))) {
+        StorPortLogErrorText(ext,
+                             "%s: PhysicalBlockSize must be a power-of-two multiple of "
+                             "BlockSize (%llu) up to 65536, not %llu",
+                             subkey, (unsigned long long)block, (unsigned long long)physical);
         return FALSE;
     }
     if (!strcasecmp(kind, "ram")) {
@@ -245,6 +257,8 @@ static BOOLEAN VmpCreateUnit(PVMP_ADAPTER a, PVOID ext, ULONG t, ULONG l, PCSTR 
     cfg.max_transfer_blocks = (uint32_t)(a->MaxTransferLength / block);
     cfg.write_cache = wce != 0;
     cfg.read_only = ro != 0;
+    cfg.removable = removable != 0;
+    cfg.physical_block_size = (uint32_t)physical;
     rc = scsi_disk_create(&cfg, a->Units[t][l].Backend, &a->Units[t][l].Lu);
     if (rc < 0) {
         StorPortLogErrorText(ext, "%s: cannot create the disk: %s", subkey, strerror(-rc));
@@ -629,6 +643,26 @@ VmpHwAdapterControl(PVOID DeviceExtension, SCSI_ADAPTER_CONTROL_TYPE ControlType
     }
 }
 
+/* HwStorUnitControl: ScsiUnitNexusLoss (a storstack extension) ends what the unit's device keeps
+ * for the I_T nexus (its SPC-2 reservation, its prevention of medium removal). */
+static SCSI_UNIT_CONTROL_STATUS
+VmpHwUnitControl(PVOID DeviceExtension, STOR_UNIT_CONTROL_TYPE ControlType, PVOID Parameters)
+{
+    PVMP_ADAPTER a = DeviceExtension;
+    PSTOR_UNIT_NEXUS_LOSS loss = Parameters;
+    switch (ControlType) {
+    case ScsiUnitNexusLoss:
+        if (!loss || loss->PathId != 0 || loss->TargetId >= VMP_MAX_TARGETS ||
+            loss->Lun >= VMP_MAX_LUNS || !a->Units[loss->TargetId][loss->Lun].Lu)
+            return ScsiUnitControlUnsuccessful;
+        scsi_lu_nexus_loss(a->Units[loss->TargetId][loss->Lun].Lu, loss->Nexus,
+                           loss->TransportId && loss->TransportId[0] ? loss->TransportId : NULL);
+        return ScsiUnitControlSuccess;
+    default:
+        return ScsiUnitControlUnsuccessful;
+    }
+}
+
 NTSTATUS VminiportDriverEntry(PDRIVER_OBJECT DriverObject, PCSTR RegistryPath)
 {
     VIRTUAL_HW_INITIALIZATION_DATA init;
@@ -640,6 +674,7 @@ NTSTATUS VminiportDriverEntry(PDRIVER_OBJECT DriverObject, PCSTR RegistryPath)
     init.HwFindAdapter = VmpHwFindAdapter;
     init.HwResetBus = VmpHwResetBus;
     init.HwAdapterControl = VmpHwAdapterControl;
+    init.HwUnitControl = VmpHwUnitControl;
     init.HwBuildIo = VmpHwBuildIo;
     init.HwFreeAdapterResources = VmpFreeResources;
     init.DeviceExtensionSize = sizeof(VMP_ADAPTER);

@@ -13,6 +13,22 @@
 
 static NTSTATUS StorpDispatchCreateClose(PDEVICE_OBJECT DeviceObject, PIRP Irp)
 {
+    PIO_STACK_LOCATION sp = IoGetCurrentIrpStackLocation(Irp);
+    STORP_COMMON *common = DeviceObject->DeviceExtension;
+    /* storstack: the cleanup of a handle that carries an I_T nexus, at a unit PDO, ends that
+     * nexus for the unit: HwStorUnitControl ScsiUnitNexusLoss. */
+    if (sp->MajorFunction == IRP_MJ_CLEANUP && sp->FileObject && sp->FileObject->Caller.Nexus &&
+        common->Signature == STORP_UNIT_SIGNATURE) {
+        PSTORP_UNIT unit = ((PSTORP_PDO_EXTENSION)common)->Unit;
+        PHW_UNIT_CONTROL control = unit->Adapter->Driver->Init.HwUnitControl;
+        STOR_UNIT_NEXUS_LOSS loss = {.PathId = unit->PathId,
+                                     .TargetId = unit->TargetId,
+                                     .Lun = unit->Lun,
+                                     .Nexus = sp->FileObject->Caller.Nexus,
+                                     .TransportId = sp->FileObject->Caller.TransportId};
+        if (control)
+            control(unit->Adapter->HwDeviceExtension, ScsiUnitNexusLoss, &loss);
+    }
     Irp->IoStatus.Status = STATUS_SUCCESS;
     Irp->IoStatus.Information = 0;
     IoCompleteRequest(Irp, IO_NO_INCREMENT);

@@ -64,8 +64,23 @@ typedef enum _STOR_UNIT_CONTROL_TYPE {
     ScsiUnitPoFxPowerControl,
     ScsiUnitRemove,
     ScsiUnitSurpriseRemoval,
+    /* storstack extension: an I_T nexus ended (Parameters: PSTOR_UNIT_NEXUS_LOSS). */
+    ScsiUnitNexusLoss,
     ScsiUnitControlMax,
 } STOR_UNIT_CONTROL_TYPE;
+
+/*
+ * storstack extension, HwStorUnitControl ScsiUnitNexusLoss: a handle opened with an I_T nexus
+ * identity (storstack_open_ex; the iSCSI target opens one per session and LUN) was cleaned up at
+ * the unit: its I_T nexus is gone (SAM-5 6.3.4, logout or connection loss). A miniport whose
+ * devices keep state per nexus (SPC-2 reservations, prevention of medium removal) ends it.
+ * Called at PASSIVE_LEVEL with no Storport lock held. TransportId may be "".
+ */
+typedef struct _STOR_UNIT_NEXUS_LOSS {
+    UCHAR PathId, TargetId, Lun;
+    ULONGLONG Nexus;
+    PCSTR TransportId;
+} STOR_UNIT_NEXUS_LOSS, *PSTOR_UNIT_NEXUS_LOSS;
 
 typedef enum _SCSI_UNIT_CONTROL_STATUS {
     ScsiUnitControlSuccess = 0,

@@ -149,7 +149,7 @@ static void test_mode_sense_unknown_page_or_subpage_returns_invalid_field(void *
     mode_sense6(f.lu, &t, 0, 0x3F, 0xFF, 255, b); /* all pages and subpages */
     assert_good(&t);
     mode_sense6(f.lu, &t, 0x10, 0x3F, 0, 255, b); /* LLBAA does not exist in MODE SENSE(6) */
-    assert_invalid_cdb_field(&t, 1, 4);
+    assert_invalid_cdb_field(&t, 1, 7);           /* reserved 7..4 in MODE SENSE(6) */
     fx_close(&f);
 }
 
@@ -346,7 +346,7 @@ static void test_mode_select_d_sense_switches_to_descriptor_sense(void **state)
     uint8_t r[512];
     run_cmd(f.lu, &t, c, 10, SCSI_DIR_IN, r, sizeof(r));
     static const uint8_t want[16] = {0x72, 0x05, 0x24, 0x00, 0,    0, 0, 8,
-                                     0x02, 0x06, 0,    0,    0xCE, 0, 1, 0};
+                                     0x02, 0x06, 0,    0,    0xCF, 0, 1, 0};
     assert_int_equal(t.cmd.status, SAM_STAT_CHECK_CONDITION);
     assert_int_equal(t.cmd.sense_len, 16);
     assert_memory_equal(t.cmd.sense, want, 16);

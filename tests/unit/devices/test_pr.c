@@ -640,7 +640,7 @@ static void test_bad_fields_in_cdb_and_parameter_list(void **state)
     /* reserved CDB bytes */
     uint8_t c[10] = {SCSIOP_PERSISTENT_RESERVE_IN, 0, 0x01, 0, 0, 0, 0, 0, 32, 0};
     run_as(f.lu, &t, &A, c, 10, SCSI_DIR_IN, b, 32);
-    assert_invalid_cdb_field(&t, 2, 0);
+    assert_invalid_cdb_field(&t, 2, 7); /* a reserved byte is one field */
     reg(f.lu, &A, 0xA1);
     /* SCOPE other than LU_SCOPE; TYPE 0, 2, 4, 9 */
     prout(f.lu, &t, &A, 0x01, 0x11, 0xA1, 0);

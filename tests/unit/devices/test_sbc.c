@@ -73,7 +73,7 @@ static void test_write6_uses_21_bit_lba(void **state)
     uint8_t bad[6] = {SCSIOP_WRITE6, 0x20, 0, 5, 1, 0};
     struct tcmd t;
     run_cmd(f.lu, &t, bad, 6, SCSI_DIR_OUT, w, sizeof(w));
-    assert_invalid_cdb_field(&t, 1, 5);
+    assert_invalid_cdb_field(&t, 1, 7); /* the reserved field's most significant bit */
     uint8_t c[6] = {SCSIOP_WRITE6, 0x00, 0x02, 0x05, 1, 0}; /* LBA 0x205 */
     run_cmd(f.lu, &t, c, 6, SCSI_DIR_OUT, w, sizeof(w));
     assert_good(&t);
@@ -172,15 +172,15 @@ static void test_read10_rdprotect_and_reserved_bits_return_field_pointer(void **
     cdb10(c, SCSIOP_READ, 0, 1);
     c[1] = 0x60; /* RDPROTECT 011b: no protection information here */
     run_cmd(f.lu, &t, c, 10, SCSI_DIR_IN, r, sizeof(r));
-    assert_invalid_cdb_field(&t, 1, 6);
+    assert_invalid_cdb_field(&t, 1, 7); /* RDPROTECT's most significant bit (SPC-4 4.5.2.4.2) */
     cdb10(c, SCSIOP_WRITE, 0, 1);
     c[1] = 0x04; /* reserved in WRITE(10) */
     run_cmd(f.lu, &t, c, 10, SCSI_DIR_OUT, r, sizeof(r));
     assert_invalid_cdb_field(&t, 1, 2);
     cdb10(c, SCSIOP_READ, 0, 1);
-    c[6] = 0x20; /* GROUP NUMBER is bits 4..0 */
+    c[6] = 0x20; /* GROUP NUMBER is bits 4..0; 7..5 are one reserved field */
     run_cmd(f.lu, &t, c, 10, SCSI_DIR_IN, r, sizeof(r));
-    assert_invalid_cdb_field(&t, 6, 5);
+    assert_invalid_cdb_field(&t, 6, 7);
     cdb10(c, SCSIOP_READ, 0, 1);
     c[1] = 0x18; /* DPO and FUA are accepted */
     run_cmd(f.lu, &t, c, 10, SCSI_DIR_IN, r, sizeof(r));

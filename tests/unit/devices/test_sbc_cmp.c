@@ -106,11 +106,11 @@ static void test_compare_and_write_field_checks(void **state)
     caw_cdb(c, 0, 1);
     c[12] = 1; /* reserved */
     run_cmd(f.lu, &t, c, 16, SCSI_DIR_OUT, d, 2 * 512);
-    assert_invalid_cdb_field(&t, 12, 0);
+    assert_invalid_cdb_field(&t, 12, 7); /* a reserved byte is one field */
     caw_cdb(c, 0, 1);
     c[1] = 0x20; /* WRPROTECT */
     run_cmd(f.lu, &t, c, 16, SCSI_DIR_OUT, d, 2 * 512);
-    assert_invalid_cdb_field(&t, 1, 5);
+    assert_invalid_cdb_field(&t, 1, 7);
     assert_int_equal(f.mb->nreq, 0);
     fx_close(&f);
 
@@ -354,7 +354,7 @@ static void test_orwrite_ors_the_data_into_the_medium_in_chunks(void **state)
     assert_invalid_cdb_field(&t, 10, -1);
     c[1] = 0x20;
     run_cmd(f.lu, &t, c, 16, SCSI_DIR_OUT, d, 1024);
-    assert_invalid_cdb_field(&t, 1, 5);
+    assert_invalid_cdb_field(&t, 1, 7); /* ORPROTECT's most significant bit */
     fx_close(&f);
 }
 
@@ -527,9 +527,9 @@ static void test_read_defect_data_returns_an_empty_list_in_the_format_asked(void
     assert_good(&t);
     assert_int_equal(t.cmd.transferred, 6);
     assert_int_equal(b[1], 0x0C);
-    c[1] = 0x20; /* reserved */
+    c[1] = 0x20; /* reserved 7..5 */
     run_cmd(f.lu, &t, c, 12, SCSI_DIR_IN, b, sizeof(b));
-    assert_invalid_cdb_field(&t, 1, 5);
+    assert_invalid_cdb_field(&t, 1, 7);
     fx_close(&f);
 }
 
@@ -547,9 +547,9 @@ static void test_prevent_allow_and_loej_on_a_non_removable_disk(void **state)
     c[4] = 2; /* obsolete (a medium changer's) */
     run_cmd(f.lu, &t, c, 6, SCSI_DIR_NONE, NULL, 0);
     assert_invalid_cdb_field(&t, 4, 1);
-    c[4] = 0x04; /* reserved */
+    c[4] = 0x04; /* reserved 7..2 */
     run_cmd(f.lu, &t, c, 6, SCSI_DIR_NONE, NULL, 0);
-    assert_invalid_cdb_field(&t, 4, 2);
+    assert_invalid_cdb_field(&t, 4, 7);
     /* START STOP UNIT LOEJ=1: nothing to eject or load */
     uint8_t s[6] = {SCSIOP_START_STOP_UNIT, 0, 0, 0, 0x02, 0};
     run_cmd(f.lu, &t, s, 6, SCSI_DIR_NONE, NULL, 0);

@@ -452,7 +452,7 @@ static void test_write_same_field_checks(void **state)
     assert_invalid_cdb_field(&t, 1, 2);
     c[1] = 0x20;
     run_cmd(f.lu, &t, c, 10, SCSI_DIR_OUT, blk, 512);
-    assert_invalid_cdb_field(&t, 1, 5);
+    assert_invalid_cdb_field(&t, 1, 7); /* WRPROTECT's most significant bit */
     c[1] = 0;
     /* a data-out that is not exactly one block */
     run_cmd(f.lu, &t, c, 10, SCSI_DIR_OUT, blk, 256);
@@ -578,7 +578,7 @@ static void test_get_lba_status_field_checks_and_backend_without_a_map(void **st
     c[1] = SERVICE_ACTION_GET_LBA_STATUS;
     c[14] = 0x01; /* REPORT TYPE: not supported */
     run_cmd(f.lu, &t, c, 16, SCSI_DIR_IN, b, sizeof(b));
-    assert_invalid_cdb_field(&t, 14, 0);
+    assert_invalid_cdb_field(&t, 14, 1); /* REPORT TYPE is bits 1..0 */
     fx_close(&f);
 
     struct be_caps no_map = caps_thin;

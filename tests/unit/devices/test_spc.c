@@ -185,7 +185,7 @@ static void test_vpd_b0_reports_max_transfer_and_granularity(void **state)
     assert_int_equal(t.cmd.transferred, 64);
     assert_int_equal(b[1], 0xB0);
     assert_int_equal(scsi_get_be16(b + 2), 0x3C);
-    assert_int_equal(scsi_get_be16(b + 6), 8);    /* 4 KiB in 512-byte blocks */
+    assert_int_equal(scsi_get_be16(b + 6), 1);    /* one logical block per physical block */
     assert_int_equal(scsi_get_be32(b + 8), 2048); /* MAXIMUM TRANSFER LENGTH */
     fx_close(&f);
 }
@@ -247,9 +247,9 @@ static void test_naca_in_control_byte_returns_invalid_field_bit2(void **state)
     c[5] = 0xC0; /* vendor-specific bits are ignored */
     run_cmd(f.lu, &t, c, 6, SCSI_DIR_NONE, NULL, 0);
     assert_good(&t);
-    c[2] = 0x10; /* reserved byte */
+    c[2] = 0x10; /* reserved byte: the field's most significant bit */
     run_cmd(f.lu, &t, c, 6, SCSI_DIR_NONE, NULL, 0);
-    assert_invalid_cdb_field(&t, 2, 4);
+    assert_invalid_cdb_field(&t, 2, 7);
     fx_close(&f);
 }
 
