@@ -54,7 +54,13 @@ serve_pid=
 tgtd_pid=
 cleanup() {
     [ -n "$serve_pid" ] && kill -TERM "$serve_pid" 2>/dev/null && wait "$serve_pid" 2>/dev/null
-    [ -n "$tgtd_pid" ] && kill -TERM "$tgtd_pid" 2>/dev/null && wait "$tgtd_pid" 2>/dev/null
+    if [ -n "$tgtd_pid" ]; then
+        # tgtd ignores SIGTERM while it has targets: ask it to shut down, then make sure.
+        tgtadm -C "$ctl" --op delete --mode system >/dev/null 2>&1
+        for _ in $(seq 30); do kill -0 "$tgtd_pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$tgtd_pid" 2>/dev/null
+        wait "$tgtd_pid" 2>/dev/null
+    fi
     rm -f "/dev/shm/storstack-conformance-$$.img"
     rm -rf "$tmp"
 }
@@ -237,7 +243,26 @@ if [ ${#rm_specs[@]} -gt 0 ]; then
     fi
 fi
 
+# Documented deviations: tests whose expectation contradicts the standard the device follows.
+# Each fails for the reason given, which docs/conformance.md explains; it is reported as a
+# deviation, not a failure. One that passes is reported too, so the list cannot go stale.
+deviations=$(cat <<'DEV'
+StartStopUnit.PwrCnd	expects GOOD for every POWER CONDITION 1h-Fh; SBC-4 5.25 table 86 reserves 4h, 6h, 8h, 9h, Ch-Fh (INVALID FIELD IN CDB), and IDLE/STANDBY are optional power conditions this LU does not have
+StartStopUnit.NoLoej	expects TEST UNIT READY to be GOOD after START=0; SBC-4 5.25 and 4.20: a stopped LU answers NOT READY, INITIALIZING COMMAND REQUIRED (04h/02h) until started
+DEV
+)
+printf '%s\n' "$deviations" >"$tmp/deviations"
+awk -F'\t' -v OFS='\t' 'FNR == NR { why[$1] = $2; next }
+    { k = $1 "." $2 }
+    k in why && $3 == "FAILED" { $3 = "DEVIATION"; $4 = why[k] }
+    k in why && $3 == "passed" { $4 = "listed as a deviation but passed: take it off the list" }
+    { print }' "$tmp/deviations" "$tmp/storstack.tests" >"$tmp/classified.tests"
+mv "$tmp/classified.tests" "$tmp/storstack.tests"
+ndev=$(awk -F'\t' '$3 == "DEVIATION"' "$tmp/storstack.tests" | wc -l)
+stale=$(awk -F'\t' '$3 == "passed" && $4 ~ /^listed as a deviation/ { print $1 "." $2 }' "$tmp/storstack.tests")
+
 read -r run passed failed skipped <<<"$(totals "$tmp/storstack.tests")"
+skipped=$((skipped - ndev)) # totals counts anything not passed/FAILED as skipped
 report() {
     echo "## iscsi-test-cu per family"
     echo
@@ -267,7 +292,7 @@ report() {
             }
         }' "$tmp/storstack.tests"
     echo
-    echo "storstack: run $run, passed $passed, failed $failed, skipped $skipped"
+    echo "storstack: run $run, passed $passed, failed $failed, skipped $skipped, documented deviations $ndev"
     [ -n "$ro_note" ] && echo && echo "$ro_note"
     [ -n "$rm_note" ] && echo && echo "$rm_note"
     if [ -n "$tgt_url" ]; then
@@ -278,6 +303,11 @@ report() {
     echo "## storstack: skipped tests and the reason the suite gave"
     echo
     awk -F'\t' '$3 == "SKIPPED" { printf "- %s.%s: %s\n", $1, $2, $4 }' "$tmp/storstack.tests"
+    echo
+    echo "## storstack: documented deviations (the suite's expectation contradicts the standard)"
+    echo
+    awk -F'\t' '$3 == "DEVIATION" { printf "- %s.%s: %s\n", $1, $2, $4 }' "$tmp/storstack.tests"
+    for t in $stale; do echo "- $t: listed as a deviation but passed: take it off the list"; done
     echo
     echo "## storstack: failed tests"
     echo
@@ -297,6 +327,7 @@ if [ "$run" -eq 0 ]; then
     exit 1
 fi
 echo "$passed passed, $failed failed, $skipped skipped"
+[ "$ndev" -gt 0 ] && echo "($ndev documented deviations, listed above)"
 [ $tool_fail = 0 ] || { echo "a libiscsi tool failed against the target"; exit 1; }
 [ $allow_fail = 1 ] && exit 0
 [ "$failed" -eq 0 ]

@@ -367,24 +367,14 @@ static void test_open_identity_is_the_peers_unless_root_names_one(void **state)
         assert_string_equal(tid, who.transport_id);
         assert_int_equal(nexus, 0x1234);
         storstack_close(h);
-        /* a client that is not root may not name itself */
+        /* a client that is not root may not name itself: a fresh process (exec, so no thread of
+         * this one is copied into it) opens the socket to everybody, becomes nobody and tries */
         pid_t pid = fork();
         assert_true(pid >= 0);
         if (pid == 0) {
-            char err[256], sub[160];
-            storstack_t *c;
-            /* open the owner-only socket to everybody in this child, then become nobody */
-            snprintf(sub, sizeof(sub), "%s/sub", f->dir);
-            if (chmod(f->dir, 0777) || chmod(sub, 0777) || chmod(f->path, 0777) || setgid(65534) ||
-                setuid(65534))
-                _exit(3);
-            c = storstack_connect(f->path, err, sizeof(err));
-            if (!c)
-                _exit(4);
-            _exit(storstack_open_ex(c, "PhysicalDrive0", STORSTACK_GENERIC_READ, &who, &h) ==
-                          STATUS_ACCESS_DENIED
-                      ? 0
-                      : 5);
+            execl("/proc/self/exe", "test_api_remote", "--open-as-nobody", f->dir, f->path,
+                  (char *)NULL);
+            _exit(6);
         }
         int status;
         waitpid(pid, &status, 0);
@@ -811,8 +801,31 @@ static void test_cancel_by_context_over_the_socket(void **state)
     pthread_cond_destroy(&c.cond);
 }
 
-int main(void)
+/* The child of test_open_identity_is_the_peers_unless_root_names_one, run as nobody: 0 when the
+ * server refuses it an identity of its choosing. */
+static int open_as_nobody(const char *dir, const char *path)
 {
+    char err[256], sub[160];
+    snprintf(sub, sizeof(sub), "%s/sub", dir);
+    if (chmod(dir, 0777) || chmod(sub, 0777) || chmod(path, 0777) || setgid(65534) || setuid(65534))
+        return 3;
+    storstack_handle_t *h;
+    struct storstack_identity who = {.principal = "iqn.2026-11.org.example:host", .nexus = 7};
+    storstack_t *c = storstack_connect(path, err, sizeof(err));
+    if (!c)
+        return 4;
+    int rc = storstack_open_ex(c, "PhysicalDrive0", STORSTACK_GENERIC_READ, &who, &h) ==
+                     STATUS_ACCESS_DENIED
+                 ? 0
+                 : 5;
+    storstack_destroy(c);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 4 && strcmp(argv[1], "--open-as-nobody") == 0)
+        return open_as_nobody(argv[2], argv[3]);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_read_write_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_beyond_end_returns_status_without_data, setup,
