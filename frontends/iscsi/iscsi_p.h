@@ -40,7 +40,7 @@ struct iscsi_sptd {
 /* A mapped LUN, opened for this session (its own I_T nexus). */
 struct iscsi_lu {
     uint32_t lun;
-    storstack_handle_t *h;
+    storstack_handle_t *h; /* NULL when the device's security descriptor denied the initiator */
     uint32_t block_size; /* from IOCTL_DISK_GET_DRIVE_GEOMETRY, 0 unknown */
     uint32_t max_xfer;   /* the adapter's MaximumTransferLength: larger READ/WRITE are split */
 };

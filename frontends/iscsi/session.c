@@ -125,9 +125,19 @@ int iscsi_session_open(struct iscsi_conn *c)
     for (unsigned i = 0; i < def->nluns; i++) {
         struct iscsi_lu *lu = &c->lus[i];
         lu->lun = def->luns[i].lun;
-        if (storstack_open_ex(t->stack, def->luns[i].device,
-                              STORSTACK_GENERIC_READ | STORSTACK_GENERIC_WRITE, &who,
-                              &lu->h) != STATUS_SUCCESS) {
+        storstack_status_t st =
+            storstack_open_ex(t->stack, def->luns[i].device,
+                              STORSTACK_GENERIC_READ | STORSTACK_GENERIC_WRITE, &who, &lu->h);
+        if (st == STATUS_ACCESS_DENIED) {
+            /* The device's security descriptor refuses this initiator: the LUN stays in the map
+             * and every command to it says so (ACCESS DENIED), the other LUNs work. */
+            lu->h = NULL;
+            c->nlus = i + 1;
+            fprintf(stderr, "storstack: iSCSI: %s: LUN %u (%s) denied to %s\n", def->iqn,
+                    (unsigned)lu->lun, def->luns[i].device, c->params.initiator_name);
+            continue;
+        }
+        if (st != STATUS_SUCCESS) {
             lu->h = NULL;
             iscsi_session_close(c);
             return -ENODEV;
@@ -145,7 +155,8 @@ void iscsi_session_close(struct iscsi_conn *c)
     /* Cancel what is in flight and wait: the callbacks point into this connection. */
     if (c->running)
         for (unsigned i = 0; i < c->nlus; i++)
-            storstack_cancel(c->lus[i].h, NULL, NULL);
+            if (c->lus[i].h)
+                storstack_cancel(c->lus[i].h, NULL, NULL);
     while (c->running) {
         struct pollfd pfd = {.fd = c->efd, .events = POLLIN};
         uint64_t v;
@@ -612,6 +623,8 @@ int iscsi_session_scsi_cmd(struct iscsi_conn *c, const struct iscsi_pdu *p, cons
         /* LOGICAL UNIT NOT SUPPORTED */
         return iscsi_check_condition(c, cmd.itt, cmd.edtl, SENSE_ILLEGAL, 0x25, 0x00, -1);
     }
+    if (!lu->h) /* ACCESS DENIED - NO ACCESS RIGHTS (SPC-4 table 28, 20h/02h) */
+        return iscsi_check_condition(c, cmd.itt, cmd.edtl, SENSE_ILLEGAL, 0x20, 0x02, -1);
     if (cmd.edtl > ISCSI_MAX_CMD) /* over VPD B0h's MAXIMUM TRANSFER LENGTH as we report it */
         return iscsi_check_condition(c, cmd.itt, cmd.edtl, SENSE_ILLEGAL, 0x24, 0x00, -1);
     for (unsigned i = 0; i < ISCSI_TASKS && !t; i++)
@@ -804,7 +817,7 @@ int iscsi_session_tmf(struct iscsi_conn *c, const struct iscsi_pdu *p)
         iscsi_abort_all(c, lu);
         break;
     case ISCSI_TMF_LUN_RESET:
-        if (!lu) {
+        if (!lu || !lu->h) {
             response = ISCSI_TMF_RSP_NO_LUN;
             break;
         }
@@ -821,6 +834,8 @@ int iscsi_session_tmf(struct iscsi_conn *c, const struct iscsi_pdu *p)
     case ISCSI_TMF_TARGET_COLD_RESET:
         for (unsigned i = 0; i < c->nlus; i++) {
             uint8_t path = 0; /* STORAGE_BUS_RESET_REQUEST.PathId */
+            if (!c->lus[i].h)
+                continue;
             st = storstack_ioctl(c->lus[i].h, IOCTL_STORAGE_RESET_BUS, &path, sizeof(path), NULL, 0,
                                  NULL);
             if (iscsi_tmf_result(st) != ISCSI_TMF_RSP_COMPLETE) {

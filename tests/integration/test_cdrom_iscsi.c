@@ -3,7 +3,8 @@
  * made by xorriso, the target (frontends/iscsi) serving CdRom0 as LUN 0 on a free port, and
  * libiscsi's initiators as outside tools: `iscsi-inq` sees an MMC device (peripheral type 05h,
  * removable), and `qemu-img` (its libiscsi block driver) reports the ISO's size and copies the
- * disc back byte for byte.
+ * disc back byte for byte; the drive's security descriptor admits libiscsi's and QEMU's initiator
+ * names only, and another initiator gets ACCESS DENIED for every command to the drive.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -36,7 +37,11 @@ static int setup(void **state)
     snprintf(text, sizeof(text),
              "[Enum\\Root\\VMINIPORT\\0000]\nHardwareID = multi:ROOT\\VMINIPORT\n"
              "[Enum\\Root\\VMINIPORT\\0000\\Device Parameters\\Target0\\Lun0]\n"
-             "Type = cdrom\nImage = %s\n",
+             "Type = cdrom\nImage = %s\n"
+             /* the drive's ACL: this process and libiscsi's tools, no other initiator */
+             "[Control\\Class\\{4d36e965-e325-11ce-bfc1-08002be10318}]\n"
+             "Security = allow uid:* rwp; allow iqn.2007-10.com.github:sahlberg:* rwp; allow "
+             "iqn.2008-11.org.linux-kvm* rwp; deny *\n",
              iso);
     stack = integ_boot(text);
     struct iscsi_target_config cfg = {.portal = "127.0.0.1:0", .device = "CdRom0"};
@@ -88,11 +93,28 @@ static void test_qemu_img_reads_the_disc_back_byte_for_byte(void **state)
     free(out);
 }
 
+/* The security descriptor is checked against the initiator name: another initiator logs in, but
+ * every command to the drive's LUN ends ACCESS DENIED - NO ACCESS RIGHTS (20h/02h). */
+static void test_an_initiator_the_acl_denies_gets_access_denied(void **state)
+{
+    char *out = NULL;
+    (void)state;
+    assert_int_not_equal(
+        integ_sh(&out, "iscsi-inq -i iqn.2026-11.org.example:stranger '%s' 2>&1", url), 0);
+    if (!strstr(out, "0x2002"))
+        fail_msg("iscsi-inq as a stranger: %s", out);
+    free(out);
+    /* the tools' own name is allowed, in the same run */
+    assert_int_equal(integ_sh(&out, "iscsi-inq '%s'", url), 0);
+    free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_iscsi_inq_sees_a_removable_mmc_device),
         cmocka_unit_test(test_qemu_img_reads_the_disc_back_byte_for_byte),
+        cmocka_unit_test(test_an_initiator_the_acl_denies_gets_access_denied),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
