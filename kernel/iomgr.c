@@ -237,6 +237,7 @@ NTSTATUS IoCreateDevice(PDRIVER_OBJECT DriverObject, ULONG DeviceExtensionSize, 
     dev->Flags = DO_DEVICE_INITIALIZING | (Exclusive ? DO_EXCLUSIVE : 0);
     dev->DeviceExtension = DeviceExtensionSize ? (PUCHAR)dev + sizeof(DEVICE_OBJECT) : NULL;
     atomic_init(&dev->DeviceObjectExtension.ReferenceCount, 1);
+    atomic_init(&dev->DeviceObjectExtension.PowerState, PowerDeviceD0); /* created working */
     if (DeviceName && DeviceName[0]) {
         if (strlen(DeviceName) >= sizeof(dev->Name)) {
             free(dev);

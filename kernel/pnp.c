@@ -965,6 +965,11 @@ static void PnpJsonNode(PEXECUTIVE ex, struct PnpJson *j, PDEVICE_NODE dn)
     PnpJsonRaw(j, ",");
     PnpJsonField(j, "location", dn->Location, TRUE);
     PnpJsonField(j, "problem", dn->ProblemText, TRUE);
+    if (dn->PhysicalDeviceObject) {
+        static const char *const power[] = {"", "D0", "D1", "D2", "D3"};
+        int d = atomic_load(&dn->PhysicalDeviceObject->DeviceObjectExtension.PowerState);
+        PnpJsonField(j, "power", d > 0 && d < PowerDeviceMaximum ? power[d] : "", TRUE);
+    }
     PnpJsonMultiSz(j, "names", dn->UserNames);
     PnpJsonRaw(j, ",\"stack\":[");
     if (dn->PhysicalDeviceObject) {

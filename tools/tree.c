@@ -1,8 +1,9 @@
 /*
  * `storstack tree`: the PnP device tree of a stack (storstack_get_tree), as an indented text tree
  * or, with --json, the JSON exactly as the stack produced it. Each devnode shows its instance
- * path and state, then description, service, hardware and compatible IDs, location, Windows names
- * and its device stack from top (upper filters) to bottom (PDO).
+ * path and state, then description, service, hardware and compatible IDs, location, device
+ * power state (D0..D3, from the PDO), Windows names and its device stack from top (upper
+ * filters) to bottom (PDO).
  */
 #include <getopt.h>
 #include <stdlib.h>
@@ -49,6 +50,8 @@ static void tree_node(FILE *out, const struct cli_json *node, const char *indent
     tree_list(out, body, "compatible", cli_json_get(node, "compatible_ids"));
     if ((s = cli_json_str(node, "location", NULL)) && *s)
         fprintf(out, "%s%-12s%s\n", body, "location", s);
+    if ((s = cli_json_str(node, "power", NULL)) && *s)
+        fprintf(out, "%s%-12s%s\n", body, "power", s); /* the PDO's device power state */
     tree_list(out, body, "names", cli_json_get(node, "names"));
     stack = cli_json_get(node, "stack");
     if (stack && stack->type == CLI_JSON_ARRAY && stack->child) {

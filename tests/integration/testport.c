@@ -57,6 +57,8 @@ void testport_reset_faults(void)
     atomic_store(&testport_faults.reset_completed, 0);
     atomic_store(&testport_faults.max_transfer, 0);
     atomic_store(&testport_faults.srbs_seen, 0);
+    atomic_store(&testport_faults.stops_seen, 0);
+    atomic_store(&testport_faults.starts_seen, 0);
     atomic_store(&testport_faults.hold_ios, 0);
     atomic_store(&testport_faults.aborts_seen, 0);
     atomic_store(&testport_faults.aborts_found, 0);
@@ -405,6 +407,9 @@ static BOOLEAN TpHwBuildIo(PVOID DeviceExtension, PSCSI_REQUEST_BLOCK Srb)
     }
     memset(cmd, 0, offsetof(struct scsi_cmd, status));
     x->Overrun = FALSE;
+    if (Srb->Cdb[0] == SCSIOP_START_STOP_UNIT)
+        atomic_fetch_add(
+            (Srb->Cdb[4] & 1) ? &testport_faults.starts_seen : &testport_faults.stops_seen, 1);
     if (TpIsRead(Srb)) {
         atomic_fetch_add(&testport_faults.reads_seen, 1);
         if (TpTake(&testport_faults.drop_reads))

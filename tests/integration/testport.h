@@ -28,6 +28,8 @@ struct testport_faults {
     atomic_int reset_completed; /* dropped SRBs completed by the reset */
     atomic_uint max_transfer;   /* largest DataTransferLength of any SRB */
     atomic_int srbs_seen;
+    atomic_int stops_seen;  /* START STOP UNIT with START=0 received (idle power-down) */
+    atomic_int starts_seen; /* ... with START=1 */
 
     /* Hold mode: while hold_ios is set, every SCSI command is kept by the miniport (not
      * completed) until testport_release_held(), an ABORT_COMMAND naming it, or a LUN, target or

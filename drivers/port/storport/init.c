@@ -35,7 +35,7 @@ static NTSTATUS StorpDispatchCreateClose(PDEVICE_OBJECT DeviceObject, PIRP Irp)
     return STATUS_SUCCESS;
 }
 
-/* IRP_MJ_FLUSH_BUFFERS / IRP_MJ_SHUTDOWN / IRP_MJ_POWER reaching the port: nothing is cached
+/* IRP_MJ_FLUSH_BUFFERS / IRP_MJ_SHUTDOWN reaching the port: nothing is cached
  * at this level; the class driver sends SYNCHRONIZE CACHE itself. */
 static NTSTATUS StorpDispatchSucceed(PDEVICE_OBJECT DeviceObject, PIRP Irp)
 {
@@ -247,6 +247,7 @@ static PSTORP_UNIT StorpNewUnit(PSTORP_ADAPTER adapter, UCHAR path, UCHAR target
     KeInitializeSpinLock(&unit->Lock);
     InitializeListHead(&unit->Pending);
     InitializeListHead(&unit->OutstandingList);
+    StorpInitializeUnitPower(unit);
     return unit;
 }
 
@@ -623,6 +624,6 @@ ULONG StorPortInitialize(PVOID Argument1, PVOID Argument2, PVOID HwInitializatio
     drv->MajorFunction[IRP_MJ_DEVICE_CONTROL] = StorpDispatchDeviceControl;
     drv->MajorFunction[IRP_MJ_FLUSH_BUFFERS] = StorpDispatchSucceed;
     drv->MajorFunction[IRP_MJ_SHUTDOWN] = StorpDispatchSucceed;
-    drv->MajorFunction[IRP_MJ_POWER] = StorpDispatchSucceed;
+    drv->MajorFunction[IRP_MJ_POWER] = StorpDispatchPower;
     return STATUS_SUCCESS;
 }

@@ -121,6 +121,8 @@ static void StorpStartRequest(PSTORP_REQUEST req)
 static BOOLEAN StorpMayStart(PSTORP_UNIT unit, PSCSI_REQUEST_BLOCK srb, ULONGLONG now)
 {
     PSTORP_ADAPTER adapter = unit->Adapter;
+    if (unit->PowerLocked && srb != &unit->Power.Srb)
+        return FALSE; /* held while the unit is powered down (power.c) */
     if (unit->Frozen && !(srb->SrbFlags & SRB_FLAGS_BYPASS_FROZEN_QUEUE))
         return FALSE;
     if (unit->Locked && !(srb->SrbFlags & SRB_FLAGS_BYPASS_LOCKED_QUEUE))
@@ -154,7 +156,7 @@ static BOOLEAN StorpTakeSlot(PSTORP_UNIT unit, PSTORP_REQUEST req)
 
 /* Starts pending requests while slots are free. Not re-entered for the same unit on a thread:
  * a request that completes inside the loop leaves the next one to the loop. */
-static void StorpStartPending(PSTORP_UNIT unit)
+void StorpStartPending(PSTORP_UNIT unit)
 {
     PSTORP_UNIT previous = StorpDispatching;
     if (previous == unit)
@@ -334,6 +336,7 @@ static void StorpFinishRequest(PSTORP_REQUEST req)
         KeAcquireSpinLock(&unit->Lock, NULL);
         RemoveEntryList(&req->Link);
         unit->Outstanding--;
+        unit->Completions++; /* the idle timer's activity count */
         if (unit->BusyCount)
             unit->BusyCount--;
         if (StorpFreezes(srb)) {
@@ -496,7 +499,7 @@ NTSTATUS StorpExecuteSrb(PSTORP_UNIT Unit, PIRP Irp, PSCSI_REQUEST_BLOCK Srb)
 {
     PSTORP_ADAPTER adapter = Unit->Adapter;
     PSTORP_REQUEST req;
-    BOOLEAN start = FALSE, cancelled = FALSE;
+    BOOLEAN start = FALSE, cancelled = FALSE, wake = FALSE;
 
     if (Srb->Length != sizeof(SCSI_REQUEST_BLOCK)) {
         StorpCompleteIrpWithSrbStatus(Irp, Srb, SRB_STATUS_BAD_SRB_BLOCK_LENGTH);
@@ -561,16 +564,25 @@ NTSTATUS StorpExecuteSrb(PSTORP_UNIT Unit, PIRP Irp, PSCSI_REQUEST_BLOCK Srb)
         atomic_store(&req->Refs, 1);
         atomic_store(&req->State, StorpRequestCompleted);
         cancelled = TRUE;
-    } else if ((IsListEmpty(&Unit->Pending) || (Srb->SrbFlags & (SRB_FLAGS_BYPASS_FROZEN_QUEUE |
-                                                                 SRB_FLAGS_BYPASS_LOCKED_QUEUE))) &&
+    } else if ((IsListEmpty(&Unit->Pending) || Srb == &Unit->Power.Srb ||
+                (Srb->SrbFlags &
+                 (SRB_FLAGS_BYPASS_FROZEN_QUEUE | SRB_FLAGS_BYPASS_LOCKED_QUEUE))) &&
                StorpMayStart(Unit, Srb, KeQueryInterruptTime()) && StorpTakeSlot(Unit, req)) {
         atomic_store(&req->State, StorpRequestAtMiniport);
         start = TRUE;
     } else {
         atomic_store(&req->State, StorpRequestQueued);
         InsertTailList(&Unit->Pending, &Irp->Tail.Overlay.ListEntry);
+        /* held by a powered-down unit: ask for D0 unless a transition is under way (its end
+         * looks at the queue and powers up) */
+        if (Unit->PowerLocked && !Unit->PowerBusy) {
+            Unit->PowerBusy = TRUE;
+            wake = TRUE;
+        }
     }
     KeReleaseSpinLock(&Unit->Lock, 0);
+    if (wake)
+        StorpWake(Unit);
     if (cancelled)
         StorpCompleteQueued(req, SRB_STATUS_ABORTED);
     else if (start)
@@ -723,7 +735,7 @@ static void StorpTick(PKDPC Dpc, PVOID Context, PVOID A1, PVOID A2)
 {
     PSTORP_ADAPTER adapter = Context;
     ULONGLONG now = KeQueryInterruptTime();
-    BOOLEAN recover = FALSE;
+    BOOLEAN recover = FALSE, idle = FALSE;
 
     KeAcquireSpinLock(&adapter->UnitLock, NULL);
     for (ULONG i = 0; i < adapter->UnitTableSize; i++) {
@@ -744,9 +756,12 @@ static void StorpTick(PKDPC Dpc, PVOID Context, PVOID A1, PVOID A2)
             }
             recover |= req->TimedOut;
         }
+        idle |= StorpIdleTick(unit);
         KeReleaseSpinLock(&unit->Lock, 0);
     }
     KeReleaseSpinLock(&adapter->UnitLock, 0);
+    if (idle)
+        StorpIdlePowerDown(adapter);
     /* Error recovery (recovery.c) runs on a worker thread: its tiers wait for the miniport. */
     if (recover)
         StorpStartRecovery(adapter);

@@ -201,6 +201,22 @@ typedef struct _STORP_UNIT {
     ULONGLONG PausedUntil;
     ULONG BusyCount;
     ULONG Freezes; /* times the queue froze (statistics) */
+
+    /* Idle power management (power.c), under the unit lock. PowerLocked holds every request but
+     * the power SRB in the queue while the unit is in D3 or on its way there or back. */
+    ULONG IdleTimeout;             /* seconds; 0 = off (IdleTimeoutSeconds) */
+    ULONG IdleSeconds;             /* ticks with nothing done */
+    ULONG Completions, IdleMark;   /* requests completed; the count at the last tick */
+    DEVICE_POWER_STATE PowerState; /* D0 or D3, as the last START STOP UNIT left it */
+    BOOLEAN PowerLocked;
+    BOOLEAN PowerBusy; /* a set-power IRP is in flight */
+    BOOLEAN PowerDue;  /* the tick found it idle: power down after the tick */
+    struct {
+        SCSI_REQUEST_BLOCK Srb; /* START STOP UNIT */
+        UCHAR Sense[18];
+        PIRP PowerIrp;
+        DEVICE_POWER_STATE Target;
+    } Power;
 } STORP_UNIT, *PSTORP_UNIT;
 
 /* The PDO's device extension points at its unit, which can outlive the PDO during scans. */
@@ -238,7 +254,14 @@ ULONG StorpInquiry(PSTORP_UNIT Unit, BOOLEAN Evpd, UCHAR Page, PUCHAR Buffer, UL
 NTSTATUS StorpUnitDispatchPnp(PSTORP_UNIT Unit, PIRP Irp);
 NTSTATUS StorpCreateUnitPdo(PSTORP_UNIT Unit);
 void StorpDeleteUnit(PSTORP_UNIT Unit);
+/* power.c */
+void StorpInitializeUnitPower(PSTORP_UNIT Unit);
+NTSTATUS StorpDispatchPower(PDEVICE_OBJECT DeviceObject, PIRP Irp);
+BOOLEAN StorpIdleTick(PSTORP_UNIT Unit);
+void StorpIdlePowerDown(PSTORP_ADAPTER Adapter);
+void StorpWake(PSTORP_UNIT Unit);
 /* io.c */
+void StorpStartPending(PSTORP_UNIT Unit);
 NTSTATUS StorpDispatchScsi(PDEVICE_OBJECT DeviceObject, PIRP Irp);
 NTSTATUS StorpExecuteSrb(PSTORP_UNIT Unit, PIRP Irp, PSCSI_REQUEST_BLOCK Srb);
 NTSTATUS StorpSendSrbSynchronous(PSTORP_UNIT Unit, PSCSI_REQUEST_BLOCK Srb);

@@ -263,6 +263,7 @@ typedef struct _DEVOBJ_EXTENSION {
     PDEVICE_NODE DeviceNode; /* for a PDO: its devnode */
     struct _DEVICE_OBJECT *AttachedTo;
     atomic_int ReferenceCount;
+    atomic_int PowerState; /* storstack: the DEVICE_POWER_STATE PoSetPowerState last recorded */
 } DEVOBJ_EXTENSION, *PDEVOBJ_EXTENSION;
 
 typedef struct _DEVICE_OBJECT {
@@ -378,6 +379,39 @@ typedef enum _DEVICE_TEXT_TYPE {
     DeviceTextLocationInformation = 1
 } DEVICE_TEXT_TYPE;
 
+/* The power model's minimum (wdm.h): device power states, IRP_MJ_POWER's minor functions. */
+typedef enum _SYSTEM_POWER_STATE {
+    PowerSystemUnspecified = 0,
+    PowerSystemWorking = 1,
+    PowerSystemSleeping1 = 2,
+    PowerSystemSleeping2 = 3,
+    PowerSystemSleeping3 = 4,
+    PowerSystemHibernate = 5,
+    PowerSystemShutdown = 6,
+    PowerSystemMaximum = 7
+} SYSTEM_POWER_STATE;
+
+typedef enum _DEVICE_POWER_STATE {
+    PowerDeviceUnspecified = 0,
+    PowerDeviceD0 = 1,
+    PowerDeviceD1 = 2,
+    PowerDeviceD2 = 3,
+    PowerDeviceD3 = 4,
+    PowerDeviceMaximum = 5
+} DEVICE_POWER_STATE;
+
+typedef union _POWER_STATE {
+    SYSTEM_POWER_STATE SystemState;
+    DEVICE_POWER_STATE DeviceState;
+} POWER_STATE;
+
+typedef enum _POWER_STATE_TYPE { SystemPowerState = 0, DevicePowerState = 1 } POWER_STATE_TYPE;
+
+#define IRP_MN_WAIT_WAKE      0x00
+#define IRP_MN_POWER_SEQUENCE 0x01
+#define IRP_MN_SET_POWER      0x02
+#define IRP_MN_QUERY_POWER    0x03
+
 typedef struct _IO_STACK_LOCATION {
     UCHAR MajorFunction;
     UCHAR MinorFunction;
@@ -415,6 +449,12 @@ typedef struct _IO_STACK_LOCATION {
         struct {
             ULONG DesiredAccess;
         } Create;
+        struct {
+            ULONG SystemContext;
+            POWER_STATE_TYPE Type;
+            POWER_STATE State;
+            ULONG ShutdownType;
+        } Power;
         struct {
             PVOID Argument1;
             PVOID Argument2;
@@ -553,6 +593,23 @@ void IoInitializeIrp(PIRP Irp, USHORT PacketSize, CCHAR StackSize);
 #define IoSizeOfIrp(StackSize) ((USHORT)(sizeof(IRP) + (StackSize) * sizeof(IO_STACK_LOCATION)))
 
 NTSTATUS IoCallDriver(PDEVICE_OBJECT DeviceObject, PIRP Irp);
+
+/* ---- Power manager (kernel/power.c) -------------------------------------------------------------
+ * PoRequestPowerIrp allocates an IRP_MJ_POWER IRP, sends it to the top of the device's stack and
+ * calls CompletionFunction when it comes back (then frees it). PoSetPowerState records a device's
+ * power state (what `storstack tree` shows). Power IRPs are dispatched like any other here:
+ * PoCallDriver is IoCallDriver, and PoStartNextPowerIrp has no power queue to release. */
+typedef void REQUEST_POWER_COMPLETE(PDEVICE_OBJECT DeviceObject, UCHAR MinorFunction,
+                                    POWER_STATE PowerState, PVOID Context,
+                                    PIO_STATUS_BLOCK IoStatus);
+typedef REQUEST_POWER_COMPLETE *PREQUEST_POWER_COMPLETE;
+NTSTATUS PoRequestPowerIrp(PDEVICE_OBJECT DeviceObject, UCHAR MinorFunction, POWER_STATE PowerState,
+                           PREQUEST_POWER_COMPLETE CompletionFunction, PVOID Context,
+                           struct _IRP **Irp);
+POWER_STATE PoSetPowerState(PDEVICE_OBJECT DeviceObject, POWER_STATE_TYPE Type, POWER_STATE State);
+DEVICE_POWER_STATE PoGetDevicePowerState(PDEVICE_OBJECT DeviceObject); /* storstack */
+void PoStartNextPowerIrp(struct _IRP *Irp);
+#define PoCallDriver IoCallDriver
 void IoCompleteRequest(PIRP Irp, CCHAR PriorityBoost);
 
 PMDL IoAllocateMdl(PVOID VirtualAddress, ULONG Length, BOOLEAN SecondaryBuffer, BOOLEAN ChargeQuota,

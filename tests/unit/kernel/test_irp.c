@@ -1025,6 +1025,100 @@ static void test_attach_reports_stack_size_and_lowest_device(void **state)
     ObDereferenceObject(ref);
 }
 
+/* ---- Power manager (kernel/power.c)
+           ------------------------------------------------------- */
+
+struct power_seen {
+    int calls;
+    PDEVICE_OBJECT dev;
+    UCHAR minor;
+    POWER_STATE state;
+    NTSTATUS status;
+};
+
+static void power_done(PDEVICE_OBJECT DeviceObject, UCHAR MinorFunction, POWER_STATE PowerState,
+                       PVOID Context, PIO_STATUS_BLOCK IoStatus)
+{
+    struct power_seen *p = Context;
+    p->calls++;
+    p->dev = DeviceObject;
+    p->minor = MinorFunction;
+    p->state = PowerState;
+    p->status = IoStatus->Status;
+}
+
+static void test_po_request_power_irp_goes_to_the_stack_top_and_calls_back(void **state)
+{
+    struct fixture *f = *state;
+    struct power_seen seen = {0};
+    POWER_STATE d3 = {.DeviceState = PowerDeviceD3};
+    PIRP irp = NULL;
+    X(f->top)->Mode = MODE_SKIP;
+    X(f->middle)->Mode = MODE_SKIP;
+    X(f->bottom)->Mode = MODE_PEND;
+
+    /* asked for the bottom device (a PDO), sent to the top of its stack */
+    assert_int_equal(PoRequestPowerIrp(f->bottom, IRP_MN_SET_POWER, d3, power_done, &seen, &irp),
+                     STATUS_PENDING);
+    assert_non_null(irp);
+    assert_int_equal(X(f->top)->Dispatched, 1);
+    assert_int_equal(X(f->bottom)->Seen.MajorFunction, IRP_MJ_POWER);
+    assert_int_equal(X(f->bottom)->Seen.MinorFunction, IRP_MN_SET_POWER);
+    assert_int_equal(X(f->bottom)->Seen.Parameters.Power.Type, DevicePowerState);
+    assert_int_equal(X(f->bottom)->Seen.Parameters.Power.State.DeviceState, PowerDeviceD3);
+    assert_int_equal(seen.calls, 0); /* not before the IRP completes */
+
+    PoStartNextPowerIrp(X(f->bottom)->Kept);
+    X(f->bottom)->Kept->IoStatus.Status = STATUS_SUCCESS;
+    IoCompleteRequest(X(f->bottom)->Kept, IO_NO_INCREMENT);
+    assert_int_equal(seen.calls, 1);
+    assert_ptr_equal(seen.dev, f->bottom);
+    assert_int_equal(seen.minor, IRP_MN_SET_POWER);
+    assert_int_equal(seen.state.DeviceState, PowerDeviceD3);
+    assert_int_equal(seen.status, STATUS_SUCCESS);
+    /* the IRP is freed after the callback (the teardown counts IRPs) */
+}
+
+static void test_po_request_power_irp_reports_a_failure_and_refuses_bad_requests(void **state)
+{
+    struct fixture *f = *state;
+    struct power_seen seen = {0};
+    POWER_STATE d0 = {.DeviceState = PowerDeviceD0}, bad = {.DeviceState = PowerDeviceMaximum};
+    X(f->top)->Mode = MODE_COMPLETE;
+    X(f->top)->Status = STATUS_DEVICE_BUSY;
+    assert_int_equal(PoRequestPowerIrp(f->bottom, IRP_MN_QUERY_POWER, d0, power_done, &seen, NULL),
+                     STATUS_PENDING);
+    assert_int_equal(seen.calls, 1);
+    assert_int_equal(seen.minor, IRP_MN_QUERY_POWER);
+    assert_int_equal(seen.status, STATUS_DEVICE_BUSY);
+
+    assert_int_equal(PoRequestPowerIrp(f->bottom, IRP_MN_WAIT_WAKE, d0, power_done, &seen, NULL),
+                     STATUS_INVALID_PARAMETER);
+    assert_int_equal(PoRequestPowerIrp(f->bottom, IRP_MN_SET_POWER, bad, power_done, &seen, NULL),
+                     STATUS_INVALID_PARAMETER);
+    bad.DeviceState = PowerDeviceUnspecified;
+    assert_int_equal(PoRequestPowerIrp(f->bottom, IRP_MN_SET_POWER, bad, power_done, &seen, NULL),
+                     STATUS_INVALID_PARAMETER);
+    assert_int_equal(seen.calls, 1);
+    assert_int_equal(X(f->top)->Dispatched, 1);
+}
+
+static void test_po_set_power_state_records_device_states_only(void **state)
+{
+    struct fixture *f = *state;
+    POWER_STATE d3 = {.DeviceState = PowerDeviceD3}, s3 = {.SystemState = PowerSystemSleeping3};
+    POWER_STATE bad = {.DeviceState = PowerDeviceMaximum};
+    assert_int_equal(PoGetDevicePowerState(f->bottom), PowerDeviceD0); /* created working */
+    assert_int_equal(PoSetPowerState(f->bottom, DevicePowerState, d3).DeviceState, PowerDeviceD0);
+    assert_int_equal(PoGetDevicePowerState(f->bottom), PowerDeviceD3);
+    assert_int_equal(PoGetDevicePowerState(f->top), PowerDeviceD0); /* per device */
+    assert_int_equal(PoSetPowerState(f->bottom, SystemPowerState, s3).DeviceState,
+                     PowerDeviceUnspecified);
+    assert_int_equal(PoSetPowerState(f->bottom, DevicePowerState, bad).DeviceState,
+                     PowerDeviceUnspecified);
+    assert_int_equal(PoGetDevicePowerState(f->bottom), PowerDeviceD3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1057,6 +1151,9 @@ int main(void)
         T(test_deleted_device_name_is_free_and_referenced_device_outlives_delete),
         T(test_deleted_device_stays_valid_until_the_device_above_detaches),
         T(test_attach_reports_stack_size_and_lowest_device),
+        T(test_po_request_power_irp_goes_to_the_stack_top_and_calls_back),
+        T(test_po_request_power_irp_reports_a_failure_and_refuses_bad_requests),
+        T(test_po_set_power_state_records_device_states_only),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -251,7 +251,8 @@ static void test_json_reader_and_tree_render(void **state)
         "\"\\\\Device\\\\RaidPort0\", \"role\": \"FDO\"}], \"children\": [{\"instance_path\": "
         "\"SCSI\\\\Disk&Ven_STORSTAK\\\\1&0&0\", \"description\": \"Disk \\u00e9\", "
         "\"service\": \"disk\", \"state\": \"started\", \"compatible_ids\": [\"GenDisk\"], "
-        "\"location\": \"Bus 0, Target 0, LUN 0\", \"names\": [\"PhysicalDrive0\", "
+        "\"location\": \"Bus 0, Target 0, LUN 0\", \"power\": \"D3\", "
+        "\"names\": [\"PhysicalDrive0\", "
         "\"\\\\Device\\\\Harddisk0\\\\DR0\"], \"stack\": [{\"driver\": \"partmgr\", \"device\": "
         "\"\", \"role\": \"UpperFilter\"}, {\"driver\": \"disk\", \"device\": "
         "\"\\\\Device\\\\Harddisk0\\\\DR0\", \"role\": \"FDO\"}, {\"driver\": \"storport\", "
@@ -266,6 +267,7 @@ static void test_json_reader_and_tree_render(void **state)
     assert_non_null(strstr(text, "    `-- SCSI\\Disk&Ven_STORSTAK\\1&0&0 [started]"));
     assert_non_null(strstr(text, "names       PhysicalDrive0, \\Device\\Harddisk0\\DR0"));
     assert_non_null(strstr(text, "stack       UpperFilter partmgr"));
+    assert_non_null(strstr(text, "power       D3"));
     assert_non_null(strstr(text, "FDO         disk         \\Device\\Harddisk0\\DR0"));
     assert_non_null(strstr(text, "PDO         storport"));
     assert_non_null(strstr(text, "Disk \xc3\xa9"));
