@@ -50,6 +50,7 @@ static const char *events_code_name(uint32_t code)
         {STORP_EVENT_ADAPTER_RESTART, "ADAPTER_RESTART"},
         {STORP_EVENT_RECOVERY_FAILED, "RECOVERY_FAILED"},
         {STORP_EVENT_STATE_CHANGE, "STATE_CHANGE"},
+        {STORP_EVENT_POWER, "POWER"},
         {STORP_EVENT_VERIFIER, "VERIFIER"},
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)

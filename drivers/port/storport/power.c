@@ -135,13 +135,21 @@ static NTSTATUS StorpPowerSrbDone(PDEVICE_OBJECT DeviceObject, PIRP Irp, PVOID C
     NTSTATUS status = Irp->IoStatus.Status;
     POWER_STATE ps = {.DeviceState = target};
 
+    BOOLEAN restart = FALSE;
+
     IoFreeIrp(Irp);
-    if (NT_SUCCESS(status)) {
-        KeAcquireSpinLock(&unit->Lock, NULL);
+    KeAcquireSpinLock(&unit->Lock, NULL);
+    if (NT_SUCCESS(status))
         unit->PowerState = target;
-        KeReleaseSpinLock(&unit->Lock, 0);
-        PoSetPowerState(unit->DeviceObject, DevicePowerState, ps);
+    /* A transition someone else asked for (no Storport request in flight) ends here: the queue
+     * opens again unless the unit is now in D3, where the first request held wakes it. */
+    if (!unit->PowerBusy && unit->PowerState == PowerDeviceD0 && unit->PowerLocked) {
+        unit->PowerLocked = FALSE;
+        restart = TRUE;
     }
+    KeReleaseSpinLock(&unit->Lock, 0);
+    if (NT_SUCCESS(status))
+        PoSetPowerState(unit->DeviceObject, DevicePowerState, ps);
     if (NT_SUCCESS(status))
         StorpLogEvent(unit->Adapter, unit->PathId, unit->TargetId, unit->Lun, STORP_EVENT_POWER,
                       (ULONG)target, NULL, "storport", "unit powered %s: D%u",
@@ -157,6 +165,8 @@ static NTSTATUS StorpPowerSrbDone(PDEVICE_OBJECT DeviceObject, PIRP Irp, PVOID C
     power->IoStatus.Status = status;
     power->IoStatus.Information = 0;
     IoCompleteRequest(power, IO_NO_INCREMENT);
+    if (restart)
+        StorpStartPending(unit);
     return STATUS_MORE_PROCESSING_REQUIRED;
 }
 
@@ -190,6 +200,12 @@ static NTSTATUS StorpSetUnitPower(PSTORP_UNIT Unit, PIRP Irp, DEVICE_POWER_STATE
     srb->TimeOutValue = STORP_DEFAULT_TIMEOUT;
     Unit->Power.PowerIrp = Irp;
     Unit->Power.Target = State;
+    if (State == PowerDeviceD3) {
+        /* from now on requests wait (Storport's own power-down has locked already) */
+        KeAcquireSpinLock(&Unit->Lock, NULL);
+        Unit->PowerLocked = TRUE;
+        KeReleaseSpinLock(&Unit->Lock, 0);
+    }
     IoMarkIrpPending(Irp);
     IoSetNextIrpStackLocation(irp);
     IoSetCompletionRoutine(irp, StorpPowerSrbDone, Unit, TRUE, TRUE, TRUE);

@@ -24,9 +24,8 @@
 #define STORP_EVENT_ADAPTER_RESTART 0x0105 /* UniqueId: the NTSTATUS */
 #define STORP_EVENT_RECOVERY_FAILED 0x0106 /* every tier failed; requests stay at the miniport */
 #define STORP_EVENT_STATE_CHANGE    0x0107 /* StorPortStateChangeDetected; UniqueId: flags */
-#define STORP_EVENT_POWER                                                                          \
-    0x0108 /* idle power: a unit went to D3 or back to D0; UniqueId: the state */
-#define STORP_EVENT_VERIFIER 0x0110 /* a miniport broke a rule; Text names it */
+#define STORP_EVENT_POWER           0x0108 /* idle power transition; UniqueId: 1 D0, 4 D3 */
+#define STORP_EVENT_VERIFIER        0x0110 /* a miniport broke a rule; Text names it */
 
 typedef struct _STORSTACK_EVENT {
     ULONGLONG Sequence;  /* 1, 2, ... per adapter */
