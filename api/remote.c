@@ -497,7 +497,9 @@ static storstack_status_t remote_ioctl_raw(storstack_handle_t *handle, uint32_t 
  */
 struct remote_sptd {
     /* two owners, the caller in remote_submit (the request may still be in sendmsg when the
-     * response arrives) and the callback; the last to let go frees */
+     * response arrives) and the callback; the last to let go frees. buf holds the response
+     * (total bytes), then the request (send_length bytes) in a region of its own, so the
+     * receiver never writes where sendmsg reads. */
     atomic_int refs;
     SCSI_PASS_THROUGH_DIRECT d;
     void *out;
@@ -564,7 +566,10 @@ static storstack_status_t remote_ioctl_sptd_async(storstack_handle_t *handle, co
     if (d.DataTransferLength > WIRE_MAX_PAYLOAD - data_at)
         return STATUS_INVALID_PARAMETER;
     total = data_at + d.DataTransferLength;
-    x = calloc(1, sizeof(*x) + total);
+    send_length = data_at;
+    if (d.DataIn != SCSI_IOCTL_DATA_IN && d.DataTransferLength)
+        send_length = total;
+    x = calloc(1, sizeof(*x) + (size_t)total + send_length);
     if (!x)
         return STATUS_INSUFFICIENT_RESOURCES;
     x->d = d;
@@ -588,14 +593,10 @@ static storstack_status_t remote_ioctl_sptd_async(storstack_handle_t *handle, co
     s.DataBufferOffset = data_at;
     s.SenseInfoOffset = sense_at;
     memcpy(s.Cdb, d.Cdb, sizeof(s.Cdb));
-    memcpy(x->buf, &s, sizeof(s));
-    send_length = data_at;
-    if (d.DataIn != SCSI_IOCTL_DATA_IN && d.DataTransferLength) {
-        memcpy(x->buf + data_at, d.DataBuffer, d.DataTransferLength);
-        send_length = total;
-    }
-    /* The response lands in x->buf after the request has left it: the server answers only
-     * once it has read the whole request. */
+    uint8_t *request = x->buf + total;
+    memcpy(request, &s, sizeof(s));
+    if (send_length == total)
+        memcpy(request + data_at, d.DataBuffer, d.DataTransferLength);
     struct remote_pending t = {
         .buf = x->buf, .cap = total, .callback = remote_sptd_done, .context = x, .user = context};
     struct wire_request req = {.op = WIRE_OP_IOCTL,
@@ -604,7 +605,7 @@ static storstack_status_t remote_ioctl_sptd_async(storstack_handle_t *handle, co
                                .arg1 = total,
                                .payload_length = send_length};
     atomic_init(&x->refs, 2);
-    st = remote_submit(remote_of(handle->stack), &req, x->buf, &t);
+    st = remote_submit(remote_of(handle->stack), &req, request, &t);
     if (st != STATUS_PENDING || atomic_fetch_sub(&x->refs, 1) == 1)
         free(x); /* not issued (no callback), or the callback has let go already */
     return st;

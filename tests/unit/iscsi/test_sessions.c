@@ -651,7 +651,13 @@ static void test_discovery_lists_targets_and_idle_sessions_are_small(void **stat
     long after = rss_kib();
     print_message("%d idle sessions: RSS %ld -> %ld KiB (%ld KiB each, target and test)\n", N,
                   before, after, (after - before) / N);
+#if defined(__SANITIZE_THREAD__)
+    /* ThreadSanitizer's shadow memory grows with every page touched: the bound is for real builds
+     */
+    print_message("ThreadSanitizer build: the 1 MiB per session bound is not checked\n");
+#else
     assert_true(before > 0 && (after - before) / N < 1024);
+#endif
     for (int i = 0; i < N; i++)
         close(s[i].fd);
 }
