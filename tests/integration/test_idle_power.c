@@ -3,6 +3,8 @@
  * without I/O the unit is in D3 (the tree shows it, and Storport's event log has the power-down,
  * START STOP UNIT START=0 sent through its own SRB path); a read then is held, not failed: it wakes
  * the unit (START STOP UNIT START=1), succeeds with the data written before, and the unit is D0.
+ * With testport: the miniport counts the START=0 and START=1 it gets; a read arriving while the
+ * power-down is held at the miniport waits and succeeds; a set-power IRP from above works too.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -10,7 +12,10 @@
 
 #include <storstack/storage/storevents.h>
 
+#include <storstack/wdm/io.h>
+
 #include "integ.h"
+#include "kernel/executive.h"
 #include "testport.h"
 
 static const char tp_config[] = "[Enum\\Root\\TESTPORT\\0000]\n"
@@ -199,6 +204,64 @@ static void test_read_during_power_down_is_held(void **state)
     storstack_destroy(s);
 }
 
+struct power_done {
+    atomic_int calls;
+    NTSTATUS status;
+};
+
+static void power_done(PDEVICE_OBJECT DeviceObject, UCHAR MinorFunction, POWER_STATE PowerState,
+                       PVOID Context, PIO_STATUS_BLOCK IoStatus)
+{
+    struct power_done *p = Context;
+    p->status = IoStatus->Status;
+    atomic_fetch_add(&p->calls, 1);
+}
+
+/* Sends a power IRP down the PDO's stack and waits for its callback; returns its status. */
+static NTSTATUS request_power(PDEVICE_OBJECT pdo, UCHAR minor, POWER_STATE ps,
+                              struct power_done *done)
+{
+    int before = atomic_load(&done->calls);
+    assert_status(PoRequestPowerIrp(pdo, minor, ps, power_done, done, NULL), STATUS_PENDING);
+    for (int i = 0; i < 100 && atomic_load(&done->calls) == before; i++)
+        usleep(10000);
+    assert_int_equal(atomic_load(&done->calls), before + 1);
+    return done->status;
+}
+
+/* A D3 set-power IRP from above (not Storport's idle timer) goes down the unit's stack, stops the
+ * unit and holds the next read, which powers it up; QUERY_POWER for D2 is refused. */
+static void test_set_power_from_above(void **state)
+{
+    static const char config[] = "[Enum\\Root\\TESTPORT\\0000]\n"
+                                 "HardwareID = multi:ROOT\\TESTPORT\n";
+    struct power_done done = {0};
+    POWER_STATE d3 = {.DeviceState = PowerDeviceD3}, d2 = {.DeviceState = PowerDeviceD2};
+    PDEVICE_OBJECT pdo = NULL;
+    storstack_t *s;
+    storstack_handle_t *h;
+    char power[3];
+
+    testport_reset_faults();
+    s = integ_boot_ex(config, &testport_package, 1);
+    h = integ_open(s, "PhysicalDrive0", INTEG_RW);
+    integ_write_pattern(h, 0, 8 * KIB, 3);
+    assert_status(
+        IoGetDeviceObjectPointer(storstack_local_executive(s), "\\Device\\RaidPort0\\P0T0L0", &pdo),
+        STATUS_SUCCESS);
+    assert_status(request_power(pdo, IRP_MN_QUERY_POWER, d2, &done), STATUS_INVALID_PARAMETER);
+    assert_status(request_power(pdo, IRP_MN_SET_POWER, d3, &done), STATUS_SUCCESS);
+    assert_int_equal(atomic_load(&testport_faults.stops_seen), 1);
+    assert_string_equal(unit_power(s, power), "D3");
+
+    integ_verify_pattern(h, 0, 8 * KIB, 3);
+    assert_int_equal(atomic_load(&testport_faults.starts_seen), 1);
+    assert_string_equal(unit_power(s, power), "D0");
+    ObDereferenceObject(pdo);
+    storstack_close(h);
+    storstack_destroy(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -206,6 +269,7 @@ int main(void)
         cmocka_unit_test(test_idle_timeout_zero_keeps_d0),
         cmocka_unit_test(test_device_sees_stop_then_start),
         cmocka_unit_test(test_read_during_power_down_is_held),
+        cmocka_unit_test(test_set_power_from_above),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
