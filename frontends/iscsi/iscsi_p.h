@@ -41,8 +41,8 @@ struct iscsi_sptd {
 struct iscsi_lu {
     uint32_t lun;
     storstack_handle_t *h; /* NULL when the device's security descriptor denied the initiator */
-    uint32_t block_size; /* from IOCTL_DISK_GET_DRIVE_GEOMETRY, 0 unknown */
-    uint32_t max_xfer;   /* the adapter's MaximumTransferLength: larger READ/WRITE are split */
+    uint32_t block_size;   /* from IOCTL_DISK_GET_DRIVE_GEOMETRY, 0 unknown */
+    uint32_t max_xfer;     /* the adapter's MaximumTransferLength: larger READ/WRITE are split */
 };
 
 enum iscsi_task_state {
