@@ -595,7 +595,7 @@ static storstack_status_t remote_ioctl_sptd_async(storstack_handle_t *handle, co
     memcpy(s.Cdb, d.Cdb, sizeof(s.Cdb));
     uint8_t *request = x->buf + total;
     memcpy(request, &s, sizeof(s));
-    if (send_length == total)
+    if (d.DataIn != SCSI_IOCTL_DATA_IN && d.DataTransferLength)
         memcpy(request + data_at, d.DataBuffer, d.DataTransferLength);
     struct remote_pending t = {
         .buf = x->buf, .cap = total, .callback = remote_sptd_done, .context = x, .user = context};
