@@ -70,17 +70,33 @@ free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-# ---- storstack serve (port 0: the kernel picks a free port, which serve prints) ----
-"$bin" serve --socket "$tmp/storstack.sock" --iscsi-portal 127.0.0.1:0 >"$tmp/serve.log" 2>&1 &
-serve_pid=$!
-for _ in $(seq 100); do
-    grep -q "serving on" "$tmp/serve.log" 2>/dev/null && break
-    kill -0 "$serve_pid" 2>/dev/null || break
-    sleep 0.1
-done
-grep -q "serving on" "$tmp/serve.log" || { cat "$tmp/serve.log"; echo "storstack serve did not start" >&2; exit 1; }
-port=$(sed -n 's/^storstack: iSCSI target .* on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$tmp/serve.log")
-[ -n "$port" ] || { cat "$tmp/serve.log"; echo "no iSCSI portal in serve's output" >&2; exit 1; }
+# start_serve WHO [ARG...]: starts `storstack serve ARG...` on a private socket and port 0 (the
+# kernel picks a free port, which serve prints); sets started_pid and started_port, or prints the
+# log and returns 1 (started_pid still names the process, for the caller to stop).
+start_serve() {
+    local who=$1
+    shift
+    "$bin" serve "$@" --socket "$tmp/$who.sock" --iscsi-portal 127.0.0.1:0 >"$tmp/$who.log" 2>&1 &
+    started_pid=$!
+    for _ in $(seq 100); do
+        grep -q "serving on" "$tmp/$who.log" 2>/dev/null && break
+        kill -0 "$started_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    started_port=$(sed -n 's/^storstack: iSCSI target .* on 127\.0\.0\.1:\([0-9]*\)$/\1/p' \
+        "$tmp/$who.log")
+    grep -q "serving on" "$tmp/$who.log" && [ -n "$started_port" ] && return 0
+    cat "$tmp/$who.log"
+    echo "storstack serve ($who) did not start, or printed no iSCSI portal" >&2
+    return 1
+}
+
+# ---- storstack serve with its built-in default ----
+start_serve storstack
+rc=$?
+serve_pid=$started_pid
+[ $rc = 0 ] || exit 1
+port=$started_port
 ss_url="iscsi://127.0.0.1:$port/iqn.2026-11.org.storstack:default/0"
 
 # ---- tgtd with a RAM-backed LUN 1 (LUN 0 is tgtd's controller) on its own control port ----
@@ -183,19 +199,12 @@ lu_ini() {
 run_on_serve() {
     local who=$1 ini=$2 pid port saved
     shift 2
-    "$bin" serve --config "$ini" --socket "$tmp/$who.sock" --iscsi-portal 127.0.0.1:0 \
-        >"$tmp/$who.log" 2>&1 &
-    pid=$!
-    for _ in $(seq 100); do
-        grep -q "serving on" "$tmp/$who.log" 2>/dev/null && break
-        sleep 0.1
-    done
-    port=$(sed -n 's/^storstack: iSCSI target .* on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$tmp/$who.log")
-    if [ -z "$port" ]; then
-        cat "$tmp/$who.log"; echo "the $who serve did not start" >&2
-        kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+    if ! start_serve "$who" --config "$ini"; then
+        kill -TERM "$started_pid" 2>/dev/null; wait "$started_pid" 2>/dev/null
         return 1
     fi
+    pid=$started_pid
+    port=$started_port
     saved=("${specs[@]}")
     specs=("$@")
     run_suite "$who" "iscsi://127.0.0.1:$port/iqn.2026-11.org.storstack:default/0"
