@@ -216,12 +216,19 @@ int mmc_cue_parse(const char *text, size_t len, struct mmc_cue *cue, char *err, 
                 return fail(err, errlen, "line %u: INDEX number must be 0..99", no);
             if (!next_word(&l, b, sizeof(b)) || !parse_msf(b, &frames))
                 return fail(err, errlen, "line %u: INDEX time must be mm:ss:ff", no);
+            if (cur->nindex && idx <= cur->last_index)
+                return fail(err, errlen, "line %u: INDEX %02u after INDEX %02u (numbers ascend)",
+                            no, idx, cur->last_index);
+            if (cur->nindex && frames < cur->last_frame)
+                return fail(err, errlen, "line %u: INDEX %02u before INDEX %02u in time", no, idx,
+                            cur->last_index);
+            cur->nindex++;
+            cur->last_index = (uint8_t)idx;
+            cur->last_frame = frames;
             if (idx == 0) {
                 cur->has_index0 = true;
                 cur->index0 = frames;
             } else if (idx == 1) {
-                if (cur->has_index0 && frames < cur->index0)
-                    return fail(err, errlen, "line %u: INDEX 01 before INDEX 00", no);
                 cur->has_index1 = true;
                 cur->index1 = frames;
             }

@@ -49,8 +49,11 @@ struct mmc_cue_track {
     uint8_t file;
     bool has_index0;
     bool has_index1;
-    uint32_t index0; /* frames */
-    uint32_t index1; /* frames */
+    uint8_t nindex;      /* INDEX lines seen in this track */
+    uint8_t last_index;  /* the last INDEX number seen: numbers ascend */
+    uint32_t last_frame; /* and so do their times */
+    uint32_t index0;     /* frames */
+    uint32_t index1;     /* frames */
 };
 
 struct mmc_cue {

@@ -695,6 +695,11 @@ static void test_cue_parser_rejects_bad_sheets(void **state)
         "FILE \"a.bin BINARY\nTRACK 01 AUDIO\n",
         "FILE \"a.bin\" BINARY\nTRACK 01 AUDIO\nINDEX 01 00:00:00 junk\n",
         "FILE \"a.bin\" BINARY\nBOGUS\n",
+        /* INDEX numbers and times ascend within a track (the fuzzer's INDEX 00 after 01) */
+        "FILE \"a.bin\" BINARY\nTRACK 01 AUDIO\nINDEX 01 00:02:50\nINDEX 00 00:02:60\n",
+        "FILE \"a.bin\" BINARY\nTRACK 01 AUDIO\nINDEX 00 00:02:00\nINDEX 01 00:01:00\n",
+        "FILE \"a.bin\" BINARY\nTRACK 01 AUDIO\nINDEX 01 00:00:00\nINDEX 01 00:00:10\n",
+        "FILE \"a.bin\" BINARY\nTRACK 01 AUDIO\nINDEX 01 00:00:10\nINDEX 02 00:00:05\n",
     };
     struct mmc_cue *cue = malloc(sizeof(*cue));
     char err[192];
