@@ -152,6 +152,14 @@ static inline void be_destroy(struct backend *be)
 /* A sparse RAM store: pages are allocated on first write, unwritten ranges read as zeros. */
 int be_ram_create(uint64_t size, struct backend **out);
 
+/*
+ * The null store (Linux null_blk without memory_backed, fio's null engine): every request
+ * completes inline and successfully and no data moves. A READ leaves the caller's buffer as it
+ * was, so it serves to measure the stack's own cost per I/O, never to hold data or to be exported
+ * to an initiator that should not see what its buffers held before.
+ */
+int be_null_create(uint64_t size, struct backend **out);
+
 #define BE_FILE_CREATE   0x1u /* create the file if missing (sparse, at `size`) */
 #define BE_FILE_DIRECT   0x2u /* O_DIRECT */
 #define BE_FILE_READONLY 0x4u

@@ -380,6 +380,39 @@ static void test_whole_64m_disk_written_then_verified(void **state)
     assert_status(storstack_read(f->h, b, 512, f->capacity, &n), STATUS_INVALID_PARAMETER);
 }
 
+/* ---- the null device: the whole stack, no data kept ----------------------------------------- */
+
+static int setup_null(void **state)
+{
+    struct disk_fixture *f = calloc(1, sizeof(*f));
+    char *cfg = integ_config(NULL, "Backend = null\nSize = 1T\n");
+    f->stack = integ_boot(cfg);
+    free(cfg);
+    f->h = integ_open(f->stack, "PhysicalDrive0", INTEG_RW);
+    f->capacity = 1ull << 40;
+    *state = f;
+    return 0;
+}
+
+static void test_null_disk_completes_every_transfer_and_keeps_no_data(void **state)
+{
+    struct disk_fixture *f = *state;
+    uint8_t *buf = integ_alloc(64 * KIB, 0);
+    uint32_t n = 0;
+    memset(buf, 0xA5, 64 * KIB);
+    assert_status(storstack_write(f->h, buf, 64 * KIB, f->capacity - 64 * KIB, &n), STATUS_SUCCESS);
+    assert_int_equal(n, 64 * KIB);
+    /* a read moves nothing: the caller's bytes stay as they were */
+    memset(buf, 0x3C, 64 * KIB);
+    assert_status(storstack_read(f->h, buf, 64 * KIB, f->capacity - 64 * KIB, &n), STATUS_SUCCESS);
+    assert_int_equal(n, 64 * KIB);
+    for (uint32_t i = 0; i < 64 * KIB; i++)
+        assert_int_equal(buf[i], 0x3C);
+    /* the bounds are the device's, as for any disk */
+    assert_status(storstack_read(f->h, buf, 4096, f->capacity, &n), STATUS_INVALID_PARAMETER);
+    integ_free(buf);
+}
+
 /* ---- 4096-byte blocks ------------------------------------------------------------------------ */
 
 static int setup_4k(void **state)
@@ -495,6 +528,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             test_4k_block_disk_round_trips_and_rejects_512_byte_alignment, setup_4k, teardown),
         cmocka_unit_test_setup_teardown(test_4k_block_disk_async_32_in_flight, setup_4k, teardown),
+        cmocka_unit_test_setup_teardown(test_null_disk_completes_every_transfer_and_keeps_no_data,
+                                        setup_null, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -204,6 +204,16 @@ static BOOLEAN VmpCreateUnit(PVMP_ADAPTER a, PVOID ext, ULONG t, ULONG l, PCSTR 
             return FALSE;
         }
         rc = be_ram_create(size, &a->Units[t][l].Backend);
+    } else if (!strcasecmp(kind, "null")) {
+        /* no data kept or moved: the stack's own cost per I/O (docs/benchmarks.md) */
+        if (size == 0 || size % block) {
+            StorPortLogErrorText(ext,
+                                 "%s: a null disk needs a Size that is a nonzero "
+                                 "multiple of %llu bytes",
+                                 subkey, (unsigned long long)block);
+            return FALSE;
+        }
+        rc = be_null_create(size, &a->Units[t][l].Backend);
     } else if (!strcasecmp(kind, "file")) {
         if (!path[0]) {
             StorPortLogErrorText(ext, "%s: Backend file needs a Path", subkey);
@@ -238,7 +248,8 @@ static BOOLEAN VmpCreateUnit(PVMP_ADAPTER a, PVOID ext, ULONG t, ULONG l, PCSTR 
         return FALSE;
 #endif
     } else {
-        StorPortLogErrorText(ext, "%s: Backend '%s' is not known (ram, file, nbd)", subkey, kind);
+        StorPortLogErrorText(ext, "%s: Backend '%s' is not known (ram, file, nbd, null)", subkey,
+                             kind);
         return FALSE;
     }
     if (rc < 0) {
