@@ -45,11 +45,13 @@ memlimit_run() {
         "build/bench/memlimit --seconds $RUNTIME --threads $t --repeat 1"
 }
 
-# callgrind_ir OUTFILE CMD...: runs CMD under callgrind; prints the instructions it executed
+# callgrind_ir LOG CMD...: runs CMD under callgrind; prints the instructions it executed
+# (CG_KEEP: where to keep callgrind's profile, else none is kept)
 callgrind_ir() {
     local log=$1
     shift
-    valgrind --tool=callgrind --callgrind-out-file=/dev/null "$@" >"$WORK/cg.out" 2>"$log" ||
+    valgrind --tool=callgrind --callgrind-out-file="${CG_KEEP:-/dev/null}" "$@" >"$WORK/cg.out" \
+        2>"$log" ||
         die "callgrind failed: $*: $(tail -5 "$log")"
     sed -n 's/^==[0-9]*== Collected : \([0-9]*\)$/\1/p' "$log"
 }
@@ -64,8 +66,9 @@ instr_storstack() {
     ir1=$(callgrind_ir "$WORK/cg1.log" "$STORSTACK" bench "$DEVICE" --config "$WORK/null.ini" \
         --rw "$rw" --bs 4K --qd "$qd" --seconds $short --json)
     n1=$(jq -r '.ios' "$WORK/cg.out")
-    ir2=$(callgrind_ir "$WORK/cg2.log" "$STORSTACK" bench "$DEVICE" --config "$WORK/null.ini" \
-        --rw "$rw" --bs 4K --qd "$qd" --seconds $long --json)
+    # the long run's profile is kept for the report (bench/profile.sh)
+    ir2=$(CG_KEEP=$WORK/cg-null-qd$qd.out callgrind_ir "$WORK/cg2.log" "$STORSTACK" bench \
+        "$DEVICE" --config "$WORK/null.ini" --rw "$rw" --bs 4K --qd "$qd" --seconds $long --json)
     n2=$(jq -r '.ios' "$WORK/cg.out")
     ((n2 > n1)) || die "$label: the long run did no more I/O ($n2) than the short one ($n1)"
     add_sample instr "$label" "" "" "" "" "" \
@@ -115,4 +118,5 @@ section_inproc() {
         log "instructions/IO round $r/$REPEAT"
         instr_round
     done
+    profile_inproc
 }

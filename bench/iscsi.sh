@@ -87,6 +87,7 @@ section_iscsi() {
     log "section iSCSI: iscsi-perf against storstack serve and tgtd"
     [[ -f $WORK/ram.ini ]] || write_config "$WORK/ram.ini" ram Size=1G
     start_serve serve-iscsi ram.ini "$ISCSI_PORT"
+    local serve_pid=$SERVE_PID
     # fill the RAM LUN with random data through the management socket (1 MiB writes)
     "$STORSTACK" bench "$DEVICE" --server "$WORK/serve-iscsi.sock" --rw read --bs 1M --qd 8 \
         --seconds 1 --prefill --json >/dev/null || die "cannot fill the served RAM disk"
@@ -99,6 +100,12 @@ section_iscsi() {
         log "iSCSI round $r/$REPEAT"
         iscsi_round
     done
+    log "profile: storstack serve under iscsi-perf 4K randread QD32 (perf)"
+    timeout -s INT "$((NET_RUNTIME + 2))" iscsi-perf -m 32 -b 8 -r "$SERVE_URL" >/dev/null 2>&1 &
+    local perf_load=$!
+    sleep 1
+    profile_perf_pid iscsi-serve "$serve_pid" "$NET_RUNTIME"
+    wait "$perf_load" || true
     stop_all_servers
     rm -f "$SHM_PREFIX-tgtd.img"
 }

@@ -17,6 +17,7 @@ start_nbd() {
     local pid=$!
     register_pid "$pid"
     wait_port "$port" "$pid" "$name"
+    STARTED_PID=$pid
 }
 
 nbd_port_of() {
@@ -60,6 +61,7 @@ section_nbd() {
     make_random_file "$img"
     start_nbd "nbdkit-plugin" "$(nbd_port_of "nbdkit+storstack")" nbdkit --exit-with-parent -f \
         -i 127.0.0.1 -p "$(nbd_port_of "nbdkit+storstack")" "$PLUGIN" config="$WORK/ram.ini"
+    local plugin_pid=$STARTED_PID
     start_nbd "nbdkit-memory" "$(nbd_port_of "nbdkit memory")" nbdkit --exit-with-parent -f \
         -i 127.0.0.1 -p "$(nbd_port_of "nbdkit memory")" memory 1G
     start_nbd "qemu-nbd" "$(nbd_port_of qemu-nbd)" qemu-nbd -b 127.0.0.1 \
@@ -75,6 +77,14 @@ section_nbd() {
         log "NBD round $r/$REPEAT"
         nbd_round
     done
+    log "profile: nbdkit + storstack plugin under fio nbd randread QD32 (perf)"
+    fio --name=nbd --ioengine=nbd --uri="nbd://127.0.0.1:$(nbd_port_of "nbdkit+storstack")" \
+        --size=1G --bs=4k --rw=randread --iodepth=32 --time_based --runtime="$((NET_RUNTIME + 2))" \
+        --norandommap --randrepeat=0 --output=/dev/null >/dev/null 2>&1 &
+    local perf_load=$!
+    sleep 1
+    profile_perf_pid nbd-plugin "$plugin_pid" "$NET_RUNTIME"
+    wait "$perf_load" || true
     stop_all_servers
     rm -f "$img"
 }

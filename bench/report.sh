@@ -97,6 +97,25 @@ fmt_mib() {
     awk -v v="$1" 'BEGIN { printf "%.1f MiB", v / 1024 }'
 }
 
+# write_profile NAME TITLE perf|callgrind: one profile's table, or a line saying it is absent
+write_profile() {
+    local name=$1 title=$2 kind=$3
+    echo "### $title"
+    echo
+    if [[ -z ${PROFILE[$name]:-} ]]; then
+        echo "(not profiled in this run)"
+    elif [[ $kind == perf ]]; then
+        echo "| self | object | symbol |"
+        echo "|-----:|--------|--------|"
+        echo "${PROFILE[$name]}"
+    else
+        echo "| self | function |"
+        echo "|-----:|----------|"
+        echo "${PROFILE[$name]}"
+    fi
+    echo
+}
+
 # The hand-written analysis of the previous report, or a heading for one.
 previous_analysis() {
     if [[ -f "$DOC" ]] && grep -q '^<!-- analysis -->' "$DOC"; then
@@ -314,6 +333,16 @@ write_report() {
             fi
         done < <(rows memory)
         echo
+        echo "## Where the time goes (profiles of this run)"
+        echo
+        echo "Self time per symbol, top $PROFILE_TOP; \`perf record -e cpu-clock -F 2999\` (sampling;"
+        echo "hardware counters are often absent in VMs) and callgrind's self instructions. These are"
+        echo "the automatic part; the analysis below reads them."
+        echo
+        write_profile ram-qd32 "storstack bench, RAM disk, 4K randread QD32 1T (perf, after the prefill)" perf
+        write_profile null-callgrind "storstack bench, null device, 4K randread QD32 1T (callgrind, self instructions)" callgrind
+        write_profile iscsi-serve "storstack serve under iscsi-perf 4K randread QD32 (perf -p, ${NET_RUNTIME} s)" perf
+        write_profile nbd-plugin "nbdkit + storstack plugin under fio nbd 4K randread QD32 (perf -p, ${NET_RUNTIME} s)" perf
         echo "## Commands"
         echo
         echo "\`ram.ini\`, \`null.ini\`, \`file0.ini\`/\`file1.ini\`, \`tib.ini\`: one virtual adapter"

@@ -44,12 +44,14 @@ source "$HERE/iscsi.sh"
 source "$HERE/nbd.sh"
 # shellcheck source=bench/memory.sh
 source "$HERE/memory.sh"
+# shellcheck source=bench/profile.sh
+source "$HERE/profile.sh"
 # shellcheck source=bench/report.sh
 source "$HERE/report.sh"
 
 readonly ALL_SECTIONS=(inproc scaling file iscsi nbd memory)
-readonly TOOLS=(fio jq cc pkg-config valgrind gnuplot iscsi-perf tgtd tgtadm nbdkit nbdcopy
-    qemu-nbd timeout mkfifo)
+readonly TOOLS=(fio jq cc pkg-config valgrind callgrind_annotate perf gnuplot iscsi-perf tgtd tgtadm
+    nbdkit nbdcopy qemu-nbd timeout mkfifo)
 
 check_prerequisites() {
     [[ $RUNTIME =~ ^[1-9][0-9]*$ ]] || die "BENCH_SECONDS must be a whole number above 0, got '$RUNTIME'"

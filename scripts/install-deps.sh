@@ -9,9 +9,10 @@ build_pkgs=(gcc make cmake pkg-config liburing-dev libinih-dev libssl-dev libnbd
 # nbdkit, qemu-utils, libnbd-bin, tgt: the peers of tests/remote
 test_pkgs=(libcmocka-dev clang libclang-rt-dev libiscsi-bin xorriso qemu-utils qemu-block-extra nbdkit
     libnbd-bin tgt)
-# valgrind: instructions/IO (callgrind); gnuplot-nox: the scaling plot. bench/run.sh's peers
+# valgrind: instructions/IO (callgrind); gnuplot-nox: the scaling plot; linux-perf: the profiles
+# of the report. bench/run.sh's peers
 # (tgt, nbdkit, qemu-utils, libnbd-bin, libiscsi-bin) and libiscsi-dev come from the sets above.
-bench_pkgs=(fio jq gcc valgrind gnuplot-nox)
+bench_pkgs=(fio jq gcc valgrind gnuplot-nox linux-perf)
 want=("${build_pkgs[@]}")
 case "$set_name" in
 build) ;;
