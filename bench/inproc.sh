@@ -56,41 +56,59 @@ callgrind_ir() {
     sed -n 's/^==[0-9]*== Collected : \([0-9]*\)$/\1/p' "$log"
 }
 
-# instr_storstack RW QD: instructions per I/O of the null device. `storstack bench` has no
-# fixed I/O count, so it runs twice under callgrind (short and long --seconds); the difference
-# of the instructions divided by the difference of the I/Os its JSON reports is the cost of one
-# I/O, with the boot and teardown (the same in both runs) cancelled out.
+# instr_storstack RW QD: instructions per I/O of the null device, from one callgrind run of
+# `storstack bench` (it has no fixed I/O count; callgrind's counts do not depend on how many
+# I/Os a run does): the inclusive instructions of the submitting thread's function
+# (tools/bench.c bench_thread: submission, the stack, and completions that run inline) divided
+# by the I/Os of its JSON; and, as an upper bound, every instruction of the process (boot,
+# teardown and any other thread included) divided by the same I/Os.
 instr_storstack() {
-    local rw=$1 qd=$2 ir1 ir2 n1 n2 short=1 long=3
-    local label="storstack null $rw QD$qd 1T (callgrind)"
-    ir1=$(callgrind_ir "$WORK/cg1.log" "$STORSTACK" bench "$DEVICE" --config "$WORK/null.ini" \
-        --rw "$rw" --bs 4K --qd "$qd" --seconds $short --json)
-    n1=$(jq -r '.ios' "$WORK/cg.out")
-    # the long run's profile is kept for the report (bench/profile.sh)
-    ir2=$(CG_KEEP=$WORK/cg-null-qd$qd.out callgrind_ir "$WORK/cg2.log" "$STORSTACK" bench \
-        "$DEVICE" --config "$WORK/null.ini" --rw "$rw" --bs 4K --qd "$qd" --seconds $long --json)
-    n2=$(jq -r '.ios' "$WORK/cg.out")
+    local rw=$1 qd=$2 ir n incl secs=2
+    local cg=$WORK/cg-null-qd$qd.out
+    local -a cmd=("$STORSTACK" bench "$DEVICE" --config "$WORK/null.ini" --rw "$rw" --bs 4K
+        --qd "$qd" --seconds "$secs" --json)
+    ir=$(CG_KEEP=$cg callgrind_ir "$WORK/cg.log" "${cmd[@]}")
+    n=$(jq -r '.ios' "$WORK/cg.out")
+    incl=$(callgrind_annotate --inclusive=yes "$cg" 2>/dev/null |
+        sed -n 's/^ *\([0-9,]*\) .*:bench_thread \[.*$/\1/p' | head -1 | tr -d ,)
+    [[ $ir =~ ^[0-9]+$ && $incl =~ ^[0-9]+$ ]] || die "storstack null $rw QD$qd: no instruction counts from callgrind ($ir, $incl)"
+    [[ $n =~ ^[0-9]+$ ]] && ((n > 0)) || die "storstack null $rw QD$qd: no I/Os under callgrind"
+    local shown="valgrind --tool=callgrind build/storstack bench $DEVICE --config null.ini --rw $rw --bs 4K --qd $qd --seconds $secs --json"
+    add_sample instr "storstack null $rw QD$qd 1T: submitting thread (bench_thread inclusive)" \
+        "" "" "" "" "" "$shown" "$(awk -v a="$incl" -v n="$n" 'BEGIN { printf "%.0f", a / n }')"
+    add_sample instr "storstack null $rw QD$qd 1T: whole process incl. boot" "" "" "" "" "" \
+        "$shown" "$(awk -v a="$ir" -v n="$n" 'BEGIN { printf "%.0f", a / n }')"
+}
+
+# instr_record LABEL IR1 IOS1 IR2 IOS2 COMMAND: one instructions/IO figure from a short and a
+# long run: (IR2 - IR1) / (IOS2 - IOS1)
+instr_record() {
+    local label=$1 ir1=$2 n1=$3 ir2=$4 n2=$5
+    [[ $ir1 =~ ^[0-9]+$ && $ir2 =~ ^[0-9]+$ ]] || die "$label: callgrind printed no instruction count"
     ((n2 > n1)) || die "$label: the long run did no more I/O ($n2) than the short one ($n1)"
-    add_sample instr "$label" "" "" "" "" "" \
-        "valgrind --tool=callgrind build/storstack bench $DEVICE --config null.ini --rw $rw --bs 4K --qd $qd --seconds $short|$long --json" \
+    add_sample instr "$label" "" "" "" "" "" "$6" \
         "$(awk -v a="$ir1" -v b="$ir2" -v m="$n1" -v n="$n2" 'BEGIN { printf "%.0f", (b - a) / (n - m) }')"
 }
 
-# instr_fio RW QD: the same for fio's null engine, which has a fixed I/O count (--number_ios)
+# instr_fio RW QD: fio's null engine, which has a fixed I/O count (--number_ios) but no symbols
+# (Debian strips it): two runs, Δinstructions ÷ ΔI/Os of the whole process (fio's startup and
+# teardown cancel out; its helper thread is counted); and the long run's instructions ÷ I/Os,
+# the upper bound like storstack's "whole process" row.
 instr_fio() {
     local rw=$1 qd=$2 ir1 ir2 n1 n2 few=50000 many=150000 dir
     dir=$(dir_of "$rw")
-    local label="fio null $rw QD$qd 1T (callgrind)"
+    local label="fio null $rw QD$qd 1T: Δ of two runs"
     local -a args=(fio --name=null --ioengine=null --size=16G --bs=4k --rw="$rw" --iodepth="$qd"
         --thread --norandommap --randrepeat=0 --output-format=json)
     ir1=$(callgrind_ir "$WORK/cg1.log" "${args[@]}" --number_ios=$few)
     n1=$(jq -r ".jobs[0].$dir.total_ios" "$WORK/cg.out")
     ir2=$(callgrind_ir "$WORK/cg2.log" "${args[@]}" --number_ios=$many)
     n2=$(jq -r ".jobs[0].$dir.total_ios" "$WORK/cg.out")
-    ((n2 > n1)) || die "$label: the long run did no more I/O ($n2) than the short one ($n1)"
-    add_sample instr "$label" "" "" "" "" "" \
-        "valgrind --tool=callgrind ${args[*]} --number_ios=$few|$many" \
-        "$(awk -v a="$ir1" -v b="$ir2" -v m="$n1" -v n="$n2" 'BEGIN { printf "%.0f", (b - a) / (n - m) }')"
+    instr_record "$label" "$ir1" "$n1" "$ir2" "$n2" \
+        "valgrind --tool=callgrind ${args[*]} --number_ios=$few|$many"
+    add_sample instr "fio null $rw QD$qd 1T: whole process incl. startup" "" "" "" "" "" \
+        "valgrind --tool=callgrind ${args[*]} --number_ios=$many" \
+        "$(awk -v a="$ir2" -v n="$n2" 'BEGIN { printf "%.0f", a / n }')"
 }
 
 # 4 KiB random reads at QD 1 and 32 (writes on the null device cost the same: nothing moves)

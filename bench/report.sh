@@ -48,6 +48,19 @@ ratio_row() {
     printf '| %s | %s |\n' "$1" "$(ratio "$(med "$field" "$2")" "$(med "$field" "$3")")"
 }
 
+# ratio_grid ROWS PEERS PEER_NAME: the IOPS ratios of "ROWS rw QDq nT" to "PEERS rw QDq nT" over
+# randread/randwrite, QD 1/32, 1/2 threads
+ratio_grid() {
+    local rw qd t
+    for rw in randread randwrite; do
+        for qd in 1 32; do
+            for t in 1 2; do
+                ratio_row "$1 $rw QD$qd ${t}T ÷ $3" "$1 $rw QD$qd ${t}T" "$2 $rw QD$qd ${t}T"
+            done
+        done
+    done
+}
+
 GOALS=""
 # goal TEXT VALUE OP(>=|<) LIMIT SHOWN_VALUE SHOWN_LIMIT: one row of the goal table
 goal() {
@@ -201,14 +214,7 @@ write_report() {
         echo
         echo "| ratio (IOPS) | value |"
         echo "|--------------|------:|"
-        local rw
-        for rw in randread randwrite; do
-            for qd in 1 32; do
-                for t in 1 2; do
-                    ratio_row "storstack $rw QD$qd ${t}T ÷ fio io_uring" "storstack ram $rw QD$qd ${t}T" "fio io_uring /dev/shm $rw QD$qd ${t}T"
-                done
-            done
-        done
+        ratio_grid "storstack ram" "fio io_uring /dev/shm" "fio io_uring"
         for t in 1 2; do
             ratio_row "storstack randread QD32 ${t}T ÷ memlimit ${t}T" "storstack ram randread QD32 ${t}T" "memlimit (random 4 KiB memcpy, 1 GiB buffer) ${t}T"
         done
@@ -221,21 +227,17 @@ write_report() {
         echo
         echo "| ratio (IOPS) | value |"
         echo "|--------------|------:|"
-        for rw in randread randwrite; do
-            for qd in 1 32; do
-                for t in 1 2; do
-                    ratio_row "storstack null $rw QD$qd ${t}T ÷ fio null" "storstack null $rw QD$qd ${t}T" "fio null $rw QD$qd ${t}T"
-                done
-            done
-        done
+        ratio_grid "storstack null" "fio null" "fio null"
         echo
         echo "### Instructions per I/O (valgrind --tool=callgrind)"
         echo
-        echo "\`storstack bench\` has no fixed I/O count: it runs twice under callgrind (1 s and 3 s of"
-        echo "valgrind's time) and the figure is Δinstructions ÷ ΔI/Os (the I/Os from its JSON), which"
-        echo "cancels the boot and teardown. fio's null engine is measured the same way with"
-        echo "\`--number_ios\` 50000 and 150000. Both count every thread of the process (storstack's"
-        echo "completion paths, fio's helper thread)."
+        echo "storstack: one callgrind run of \`storstack bench\` on the null device; the submitting"
+        echo "thread's row is the inclusive count of tools/bench.c \`bench_thread\` (submission, the"
+        echo "whole stack, and the completions that run inline) ÷ the I/Os of its JSON; the"
+        echo "whole-process row divides every instruction (boot, teardown, other threads) by the same"
+        echo "I/Os, an upper bound. fio (stripped, no per-function counts): Δinstructions ÷ ΔI/Os of"
+        echo "two runs with \`--number_ios\` 50000 and 150000 (startup cancels, its helper thread"
+        echo "counts), and the long run's total ÷ I/Os."
         echo
         echo "| figure | instructions/IO | runs |"
         echo "|--------|----------------:|------|"
@@ -244,7 +246,7 @@ write_report() {
         done < <(rows instr)
         echo
         for qd in 1 32; do
-            echo "- QD$qd: storstack null ÷ fio null instructions/IO = $(ratio "$(med EXTRA "storstack null randread QD$qd 1T (callgrind)")" "$(med EXTRA "fio null randread QD$qd 1T (callgrind)")")"
+            echo "- QD$qd: storstack null (submitting thread) ÷ fio null (Δ of two runs) instructions/IO = $(ratio "$(med EXTRA "storstack null randread QD$qd 1T: submitting thread (bench_thread inclusive)")" "$(med EXTRA "fio null randread QD$qd 1T: Δ of two runs")")"
         done
         echo
         echo "## Scaling: 4 KiB random read IOPS against queue depth and threads"
@@ -309,6 +311,7 @@ write_report() {
         echo
         echo "| ratio | value |"
         echo "|-------|------:|"
+        local rw
         for rw in randread randwrite; do
             ratio_row "fio $rw IOPS: nbdkit+storstack ÷ nbdkit memory" "fio nbd $rw QD32 → nbdkit+storstack" "fio nbd $rw QD32 → nbdkit memory"
             ratio_row "fio $rw IOPS: nbdkit+storstack ÷ qemu-nbd" "fio nbd $rw QD32 → nbdkit+storstack" "fio nbd $rw QD32 → qemu-nbd"
