@@ -7,19 +7,11 @@
 #    writes of random data, 8 in flight, then 1 s of reads of that range);
 #  - per idle iSCSI session: the RSS growth of the default serve while bench/sessions holds 100
 #    logged-in sessions, divided by 100; beside tgtd measured the same way.
-# Each figure: the median of REPEAT samples. Sourced by bench/run.sh.
+# Each figure: the median of REPEAT rounds, each round in fresh processes (memory a process
+# has freed is not given back at once, so a second measurement in the same process would read
+# less). Sourced by bench/run.sh.
 
 readonly SESSIONS=100
-
-# rss_samples PID: REPEAT samples of VmRSS (KiB) 0.3 s apart
-rss_samples() {
-    local r out=""
-    for ((r = 1; r <= REPEAT; r++)); do
-        out+="$(vmrss_kib "$1") "
-        sleep 0.3
-    done
-    echo "$out"
-}
 
 # hold_sessions NAME PORT IQN LUN: starts bench/sessions with SESSIONS sessions; sets HOLD_PID,
 # returns once all are logged in
@@ -45,65 +37,61 @@ release_sessions() {
     stop_pid "$HOLD_PID"
 }
 
-# kib_samples SECTION LABEL COMMAND KIB...: a memory figure (stored in EXTRA, KiB)
-kib_samples() {
-    local section=$1 label=$2 cmd=$3 v
-    shift 3
-    for v in "$@"; do
-        add_sample "$section" "$label" "" "" "" "" "" "$cmd" "$v"
-    done
-}
-
-# per_session SECTION LABEL PID NAME PORT IQN LUN
+# per_session LABEL PID NAME PORT IQN LUN: one figure: the RSS growth of PID while SESSIONS idle
+# sessions are logged in, per session (KiB)
 per_session() {
-    local section=$1 label=$2 pid=$3 name=$4 port=$5 iqn=$6 lun=$7 before after
-    local -a b a
-    read -r -a b <<<"$(rss_samples "$pid")"
-    before=$(median "${b[@]}")
+    local label=$1 pid=$2 name=$3 port=$4 iqn=$5 lun=$6 before after
+    before=$(vmrss_kib "$pid")
     hold_sessions "$name" "$port" "$iqn" "$lun"
     sleep 1
-    read -r -a a <<<"$(rss_samples "$pid")"
+    after=$(vmrss_kib "$pid")
     release_sessions
-    local v
-    for v in "${a[@]}"; do
-        add_sample "$section" "$label" "" "" "" "" "" \
-            "build/bench/sessions --portal 127.0.0.1:PORT --target $iqn --lun $lun --count $SESSIONS" \
-            "$(awk -v a="$v" -v b="$before" -v n="$SESSIONS" 'BEGIN { printf "%.1f", (a - b) / n }')"
-    done
-    log "$label: RSS $before KiB idle, $(median "${a[@]}") KiB with $SESSIONS sessions"
+    add_sample memory "$label" "" "" "" "" "" \
+        "build/bench/sessions --portal 127.0.0.1:PORT --target $iqn --lun $lun --count $SESSIONS" \
+        "$(awk -v a="$after" -v b="$before" -v n="$SESSIONS" 'BEGIN { printf "%.1f", (a - b) / n }')"
+    log "$label: RSS $before KiB idle, $after KiB with $SESSIONS sessions"
 }
 
-section_memory() {
-    log "section memory: idle serve, 1 TiB sparse RAM disk, per iSCSI session"
-    local port=$((ISCSI_PORT + 2))
+# memory_round: every figure once, each in a fresh process
+memory_round() {
+    local port=$((ISCSI_PORT + 2)) pid
     start_serve serve-default "" "$port"
-    local pid=$SERVE_PID
+    pid=$SERVE_PID
     sleep 1
-    # shellcheck disable=SC2046 # the samples are words on purpose
-    kib_samples memory "storstack serve (built-in default) idle RSS" \
-        "build/storstack serve --socket S --iscsi-portal 127.0.0.1:PORT" $(rss_samples "$pid")
-    per_session memory "storstack serve: RSS per idle iSCSI session" "$pid" hold-serve "$port" \
+    add_sample memory "storstack serve (built-in default) idle RSS" "" "" "" "" "" \
+        "build/storstack serve --socket S --iscsi-portal 127.0.0.1:PORT" "$(vmrss_kib "$pid")"
+    per_session "storstack serve: RSS per idle iSCSI session" "$pid" hold-serve "$port" \
         "$SERVE_IQN" 0
     stop_all_servers
 
-    write_config "$WORK/tib.ini" ram Size=1T
     start_serve serve-tib tib.ini "$port"
     pid=$SERVE_PID
     "$STORSTACK" bench "$DEVICE" --server "$WORK/serve-tib.sock" --rw read --bs 1M --qd 8 \
         --size 1G --seconds 1 --prefill --json >"$WORK/tib.json" ||
         die "cannot write 1 GiB to the 1 TiB RAM disk"
-    # shellcheck disable=SC2046
-    kib_samples memory "storstack serve, 1 TiB sparse RAM disk, 1 GiB written: RSS" \
+    add_sample memory "storstack serve, 1 TiB sparse RAM disk, 1 GiB written: RSS" "" "" "" "" "" \
         "build/storstack serve --config tib.ini ...; build/storstack bench $DEVICE --server S --rw read --bs 1M --qd 8 --size 1G --seconds 1 --prefill" \
-        $(rss_samples "$pid")
+        "$(vmrss_kib "$pid")"
     stop_all_servers
 
     local img=$SHM_PREFIX-tgtd-idle.img
     truncate -s 1G "$img"
     start_tgtd "$((ISCSI_PORT + 3))" "$img"
-    local tpid=${SERVER_PIDS[-1]}
-    per_session memory "tgtd: RSS per idle iSCSI session" "$tpid" hold-tgtd "$((ISCSI_PORT + 3))" \
+    pid=${SERVER_PIDS[-1]}
+    add_sample memory "tgtd idle RSS (one target, a 1 GiB LUN)" "" "" "" "" "" \
+        "tgtd -f -C CTL --iscsi portal=127.0.0.1:PORT; tgtadm ... --bstype rdwr" "$(vmrss_kib "$pid")"
+    per_session "tgtd: RSS per idle iSCSI session" "$pid" hold-tgtd "$((ISCSI_PORT + 3))" \
         "$TGTD_IQN" 1
     stop_all_servers
     rm -f "$img"
+}
+
+section_memory() {
+    log "section memory: idle serve, 1 TiB sparse RAM disk, per iSCSI session"
+    write_config "$WORK/tib.ini" ram Size=1T
+    local r
+    for ((r = 1; r <= REPEAT; r++)); do
+        log "memory round $r/$REPEAT"
+        memory_round
+    done
 }

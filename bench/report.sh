@@ -259,8 +259,8 @@ write_report() {
             printf '| %s |' "$qd"
             for t in 1 2; do
                 local a b
-                a=$(med IOPS "storstack ram randread QD$qd ${t}T")
-                b=$(med IOPS "fio io_uring /dev/shm randread QD$qd ${t}T")
+                a=$(med IOPS "scaling: storstack ram randread QD$qd ${t}T")
+                b=$(med IOPS "scaling: fio io_uring /dev/shm randread QD$qd ${t}T")
                 printf ' %s | %s | %s |' "$(fmt0 "$a")" "$(fmt0 "$b")" "$(ratio "$a" "$b")"
             done
             echo
@@ -324,7 +324,7 @@ write_report() {
         echo "The 1 GiB written to the 1 TiB disk: sequential 1 MiB writes of random data through the"
         echo "management socket (\`storstack bench --server ... --size 1G --prefill\`, 8 in flight). Per"
         echo "session: (RSS with $SESSIONS idle logged-in sessions − RSS before) ÷ $SESSIONS, the sessions"
-        echo "held by bench/sessions.c (libiscsi, one connection each)."
+        echo "held by bench/sessions.c (libiscsi, one connection each). Each run in fresh processes."
         echo
         echo "| figure | median | runs (KiB) |"
         echo "|--------|-------:|------------|"
