@@ -18,12 +18,13 @@ start_serve() {
     "${cmd[@]}" >"$WORK/$name.log" 2>&1 &
     SERVE_PID=$!
     register_pid "$SERVE_PID"
-    for ((i = 0; i < 100; i++)); do
+    for ((i = 0; i < 300; i++)); do
         grep -q "serving on" "$WORK/$name.log" 2>/dev/null && break
         kill -0 "$SERVE_PID" 2>/dev/null || die "storstack serve ($name) exited: $(tail -5 "$WORK/$name.log")"
         sleep 0.1
     done
-    grep -q "serving on" "$WORK/$name.log" || die "storstack serve ($name) did not start in 10 s"
+    grep -q "serving on" "$WORK/$name.log" ||
+        die "storstack serve ($name) did not start in 30 s: $(tail -3 "$WORK/$name.log")"
     wait_port "$port" "$SERVE_PID" "$name"
 }
 

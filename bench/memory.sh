@@ -64,7 +64,7 @@ memory_round() {
         "$SERVE_IQN" 0
     stop_all_servers
 
-    start_serve serve-tib tib.ini "$port"
+    start_serve serve-tib tib.ini "$((ISCSI_PORT + 4))"
     pid=$SERVE_PID
     "$STORSTACK" bench "$DEVICE" --server "$WORK/serve-tib.sock" --rw read --bs 1M --qd 8 \
         --size 1G --seconds 1 --prefill --json >"$WORK/tib.json" ||

@@ -21,7 +21,7 @@
 #                      unless BENCH_QUICK)
 #   BENCH_SECTIONS     which sections, e.g. "inproc memory" (default: all; the report leaves
 #                      the others' figures empty and their goals NOT MEASURED)
-#   BENCH_ISCSI_PORT   first of 4 loopback ports for the iSCSI servers (default 3360)
+#   BENCH_ISCSI_PORT   first of 5 loopback ports for the iSCSI servers (default 3360)
 #   BENCH_NBD_PORT     first of 3 loopback ports for the NBD servers (default 10850)
 #   STORSTACK, STORSTACK_NBDKIT   the binaries (default build/storstack, build/storstack-nbdkit.so;
 #                      not built here: `make bench` builds them first)
