@@ -178,7 +178,7 @@ write_report() {
         echo "analysis markers at the end, which reruns keep."
         echo
         echo "- Machine: $(machine_line)"
-        echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC'), storstack $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo ' (with uncommitted changes)')"
+        echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC'), storstack $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD -- . ':!docs/benchmarks.md' ':!docs/benchmarks-scaling.png' 2>/dev/null || echo ' (with uncommitted changes)')"
         echo "- Load average (1 min) at start / end: $LOAD_START / $(cut -d' ' -f1 /proc/loadavg)"
         echo "  (other processes may share this machine; every figure and its peer ran alternately"
         echo "  in the same run, so compare ratios, not figures across reports)"
