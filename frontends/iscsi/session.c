@@ -59,13 +59,17 @@ static void iscsi_task_done(void *context, storstack_status_t status, uint64_t i
         c->local_head = t;
         return;
     }
+    /* The eventfd is signalled only when the list was empty (the loop takes the whole list at
+     * each wakeup), and under the lock: once the loop has taken this task off, the connection
+     * may end and be freed, so nothing here may touch it after the unlock. */
     pthread_mutex_lock(&c->cq_lock);
+    bool wake = c->cq_head == NULL;
     t->next_done = c->cq_head;
     c->cq_head = t;
-    pthread_mutex_unlock(&c->cq_lock);
-    if (write(c->efd, &one, sizeof(one)) < 0) {
+    if (wake && write(c->efd, &one, sizeof(one)) < 0) {
         /* the counter cannot overflow with at most ISCSI_TASKS signals outstanding */
     }
+    pthread_mutex_unlock(&c->cq_lock);
 }
 
 static void iscsi_lu_limits(struct iscsi_lu *lu)
