@@ -1,11 +1,15 @@
 /*
  * An iSCSI connection (RFC 7143 6, 7): its thread runs the login (login.c), then an event loop
- * that polls the socket and an eventfd. A readable socket gives one PDU (header checked by
- * iscsi_pdu_parse and, when negotiated, its CRC32C header digest before anything after it is
- * read; then the data segment and its digest), dispatched to NOP-Out, Text (SendTargets), Logout
- * here or to session.c for SCSI Command, Data-Out and Task Management. The eventfd says that
- * pass-throughs completed: their tasks are taken off cq_head and answered. Sends are gathered
- * writes (sendmsg of header, digests, data and padding), from this thread only.
+ * that polls the socket and an eventfd. A readable socket gives one recv of whatever has arrived
+ * into rxbuf, and every whole PDU in it is taken in order (header checked by iscsi_pdu_parse and,
+ * when negotiated, its CRC32C header digest before anything after it is trusted; then the data
+ * digest), dispatched with its data segment where it lies to NOP-Out, Text (SendTargets),
+ * Logout here or to session.c for SCSI Command, Data-Out and Task Management. Pass-throughs the
+ * stack completes inline (within storstack_ioctl_async) are on local_head; those completed on
+ * other threads on cq_head, with the eventfd signalled. Both are answered after the PDUs of the
+ * turn, and every response of the turn is queued (tx) and goes out in one sendmsg before the loop
+ * polls again: header, digests and padding from the queue, Data-In straight from the task's
+ * buffer. Only this thread touches the socket, the queue and the tasks.
  *
  * Target pings (11.19): after NopInterval seconds without a PDU from the initiator the target
  * sends a NOP-In with a Target Transfer Tag; no NOP-Out answering it within NopTimeout drops the

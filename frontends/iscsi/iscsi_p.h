@@ -4,10 +4,11 @@
  * pool (session.c).
  *
  * Threads: one per connection runs an event loop over two descriptors, the socket and an
- * eventfd. Commands go down with storstack_ioctl_async; their callbacks (on whichever thread
- * completes the IRP) only queue the task on cq_head and signal the eventfd, and the connection's
- * thread does everything else: it alone reads and writes the socket and touches the tasks, so
- * neither needs a lock. The portal's lock guards only its list of connections.
+ * eventfd. Commands go down with storstack_ioctl_async; their callbacks only queue the task: on
+ * local_head when they run on the connection's own thread (an inline completion: no lock, no
+ * wakeup), else on cq_head under cq_lock, signalling the eventfd when the list was empty. The
+ * connection's thread does everything else: it alone reads and writes the socket and touches the
+ * tasks. The portal's lock guards only its list of connections.
  */
 #ifndef STORSTACK_FRONTENDS_ISCSI_ISCSI_P_H
 #define STORSTACK_FRONTENDS_ISCSI_ISCSI_P_H
