@@ -83,8 +83,8 @@ int iscsi_conn_flush(struct iscsi_conn *c)
 /*
  * Queues one PDU: the header (and its digest) in the queue entry; a data segment of at most
  * ISCSI_TX_INLINE bytes is copied after it (one iovec for the whole PDU), a larger one is
- * referenced (ref: the caller keeps it until the flush) or, when it may not be, sent now after
- * what is queued. The queue is flushed when full, so order is always the order of the calls.
+ * referenced (ref: the caller keeps it until the flush) or, when it may not be, referenced and
+ * flushed at once. The queue is flushed when full, so order is always the order of the calls.
  */
 static int iscsi_conn_queue(struct iscsi_conn *c, uint8_t bhs[ISCSI_BHS_LEN], const void *data,
                             uint32_t len, bool ref)
@@ -93,30 +93,11 @@ static int iscsi_conn_queue(struct iscsi_conn *c, uint8_t bhs[ISCSI_BHS_LEN], co
     uint32_t pad = iscsi_pad4(len), hlen = ISCSI_BHS_LEN, crc;
     bool copy = len <= ISCSI_TX_INLINE;
 
-    if (!copy && !ref) {
-        /* A large segment the caller does not keep (NOP-In echo, Text): send it now. */
-        uint8_t hdig[4], tail[8];
-        struct iovec iov[4];
-        size_t n = 0, tlen = pad;
-        if (iscsi_conn_flush(c))
-            return -EPIPE;
-        iov[n++] = (struct iovec){bhs, ISCSI_BHS_LEN};
-        if (c->params.header_digest) {
-            crc = iscsi_crc32c(0, bhs, ISCSI_BHS_LEN);
-            memcpy(hdig, &crc, 4); /* 11.1: the digest goes out least significant byte first */
-            iov[n++] = (struct iovec){hdig, 4};
-        }
-        iov[n++] = (struct iovec){(void *)data, len};
-        memset(tail, 0, sizeof(tail));
-        if (c->params.data_digest) {
-            crc = iscsi_crc32c(iscsi_crc32c(0, data, len), zeros, pad);
-            memcpy(tail + pad, &crc, 4);
-            tlen += 4;
-        }
-        if (tlen)
-            iov[n++] = (struct iovec){tail, tlen};
-        return iscsi_sendv(c->fd, iov, n);
-    }
+    /* A large segment the caller does not keep (NOP-In echo, Text): queued by pointer and sent
+     * at once, after what was queued before it. */
+    bool now = !copy && !ref;
+    if (now && iscsi_conn_flush(c))
+        return -EPIPE;
     if (c->ntx == ISCSI_TXQ && iscsi_conn_flush(c))
         return -EPIPE;
     struct iscsi_tx *e = &c->tx[c->ntx++];
@@ -151,7 +132,7 @@ static int iscsi_conn_queue(struct iscsi_conn *c, uint8_t bhs[ISCSI_BHS_LEN], co
     c->txiov[c->niov++] = (struct iovec){(void *)data, len};
     if (tlen)
         c->txiov[c->niov++] = (struct iovec){e->tail, tlen};
-    return 0;
+    return now ? iscsi_conn_flush(c) : 0;
 }
 
 int iscsi_conn_send(struct iscsi_conn *c, uint8_t bhs[ISCSI_BHS_LEN], const void *data,
