@@ -508,6 +508,8 @@ static int iscsi_conn_read(struct iscsi_conn *c)
         c->rx_end -= c->rx_start;
         c->rx_start = 0;
     }
+    if (c->rx_end == ISCSI_RX_CAP)
+        return -EPROTO; /* cannot be: a whole PDU always fits (iscsi_conn_pdu) */
     ssize_t n = recv(c->fd, c->rxbuf + c->rx_end, ISCSI_RX_CAP - c->rx_end, MSG_DONTWAIT);
     if (n == 0)
         return -EPIPE;
