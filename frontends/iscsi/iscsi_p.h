@@ -35,7 +35,8 @@
 #define ISCSI_TRIM_MS       1000  /* ms idle before a session gives its task buffers back */
 /* The receive buffer holds the largest PDU whole: BHS, AHS (at most 1020), header digest, our
  * MaxRecvDataSegmentLength, padding and data digest. */
-#define ISCSI_RX_CAP    (ISCSI_OUR_MRDSL + 2048)
+#define ISCSI_RX_CAP (ISCSI_OUR_MRDSL + 2048)
+_Static_assert(ISCSI_RX_CAP >= 48 + 1020 + 4 + ISCSI_OUR_MRDSL + 3 + 4, "a whole PDU fits");
 #define ISCSI_TXQ       64  /* PDUs queued for one gathered send */
 #define ISCSI_TX_INLINE 160 /* data up to this is copied into the queue (sense, REPORT LUNS) */
 #define ISCSI_TXQ_IOV   (ISCSI_TXQ * 3)
