@@ -87,8 +87,16 @@ struct bench_slot {
     struct bench_slot *next;
     uint8_t *buf;
     uint64_t start_ns;
+    uint64_t lat_ns;           /* set by the completion */
+    storstack_status_t status; /* set by the completion; STATUS_DATA_OVERRUN for a short one */
 };
 
+/*
+ * One submitting worker. Everything but the atomics belongs to whoever holds `kick` (the
+ * trampoline): the free list, the random state, the histogram and the counters. Completions, on
+ * any thread, only stamp their slot and push it on `done` (a lock-free list that only the holder
+ * empties, all at once, so there is no ABA); the holder accounts for them as it takes them back.
+ */
 struct bench_worker {
     storstack_handle_t *h;
     int write, random;
@@ -97,8 +105,7 @@ struct bench_worker {
     atomic_int stop;
     atomic_int inflight;
     atomic_int kick;
-    pthread_mutex_t lock; /* free slots, histogram and counters (completions race) */
-    pthread_cond_t idle;
+    _Atomic(struct bench_slot *) done;
     struct bench_slot *free_slots;
     struct bench_slot *slots;
     struct cli_hist hist;
@@ -122,7 +129,8 @@ static uint64_t bench_next_offset(struct bench_worker *w)
         x ^= x >> 7;
         x ^= x << 17;
         w->rng = x;
-        return (x % w->blocks) * w->bs;
+        /* x * blocks / 2^64: uniform over the blocks without a division */
+        return (uint64_t)(((unsigned __int128)x * w->blocks) >> 64) * w->bs;
     }
     uint64_t off = w->seq_next;
     w->seq_next += w->bs;
@@ -131,34 +139,52 @@ static uint64_t bench_next_offset(struct bench_worker *w)
     return off;
 }
 
+static void bench_count(struct bench_worker *w, storstack_status_t status)
+{
+    if (!w->errors++)
+        w->first_error = status;
+}
+
+/* The holder takes back every completed slot: histogram and counters, then the free list. */
+static void bench_reap(struct bench_worker *w)
+{
+    struct bench_slot *s = atomic_exchange_explicit(&w->done, NULL, memory_order_acquire);
+    while (s) {
+        struct bench_slot *next = s->next;
+        if (NT_SUCCESS(s->status)) {
+            cli_hist_add(&w->hist, s->lat_ns);
+            w->ios++;
+        } else {
+            bench_count(w, s->status);
+        }
+        s->next = w->free_slots;
+        w->free_slots = s;
+        s = next;
+    }
+}
+
 static void bench_submit_loop(struct bench_worker *w);
 
 /*
  * Completion of one request, in whatever thread completed it (possibly inside the submit call).
- * Main waits for inflight to reach zero under w->lock before it frees the worker.
+ * The in-flight count drops last: main frees the worker once it reads zero, so nothing here
+ * touches the worker after that.
  */
 static void bench_done(void *context, storstack_status_t status, uint64_t information)
 {
     struct bench_slot *s = context;
     struct bench_worker *w = s->w;
-    uint64_t lat = now_ns() - s->start_ns;
 
-    pthread_mutex_lock(&w->lock);
-    if (NT_SUCCESS(status) && information == w->bs) {
-        cli_hist_add(&w->hist, lat);
-        w->ios++;
-    } else if (!w->errors++) {
-        w->first_error = NT_SUCCESS(status) ? STATUS_DATA_OVERRUN : status;
-    }
-    s->next = w->free_slots;
-    w->free_slots = s;
-    pthread_mutex_unlock(&w->lock);
+    s->lat_ns = now_ns() - s->start_ns;
+    s->status = NT_SUCCESS(status) && information != w->bs ? STATUS_DATA_OVERRUN : status;
+    struct bench_slot *head = atomic_load_explicit(&w->done, memory_order_relaxed);
+    do {
+        s->next = head;
+    } while (!atomic_compare_exchange_weak_explicit(&w->done, &head, s, memory_order_release,
+                                                    memory_order_relaxed));
     /* refill first: our own in-flight count keeps the worker alive until the very end */
     bench_submit_loop(w);
-    pthread_mutex_lock(&w->lock);
-    if (atomic_fetch_sub(&w->inflight, 1) == 1)
-        pthread_cond_broadcast(&w->idle);
-    pthread_mutex_unlock(&w->lock);
+    atomic_fetch_sub_explicit(&w->inflight, 1, memory_order_release);
 }
 
 /* The trampoline: whoever raises kick from 0 submits; others just leave a kick behind. */
@@ -167,33 +193,26 @@ static void bench_submit_loop(struct bench_worker *w)
     if (atomic_fetch_add(&w->kick, 1) != 0)
         return;
     do {
-        for (;;) {
-            struct bench_slot *s;
-            if (atomic_load(&w->stop))
-                break;
-            pthread_mutex_lock(&w->lock);
-            s = w->free_slots;
-            if (s)
-                w->free_slots = s->next;
-            pthread_mutex_unlock(&w->lock);
+        while (!atomic_load_explicit(&w->stop, memory_order_relaxed)) {
+            if (!w->free_slots)
+                bench_reap(w);
+            struct bench_slot *s = w->free_slots;
             if (!s)
                 break;
+            w->free_slots = s->next;
             uint64_t off = bench_next_offset(w);
-            atomic_fetch_add(&w->inflight, 1);
+            atomic_fetch_add_explicit(&w->inflight, 1, memory_order_relaxed);
             s->start_ns = now_ns();
             storstack_status_t st =
                 w->write ? storstack_write_async(w->h, s->buf, w->bs, off, bench_done, s)
                          : storstack_read_async(w->h, s->buf, w->bs, off, bench_done, s);
             if (st != STATUS_PENDING) {
                 /* not issued: count it, stop this worker (errors would spin) */
-                pthread_mutex_lock(&w->lock);
-                if (!w->errors++)
-                    w->first_error = st;
+                bench_count(w, st);
                 s->next = w->free_slots;
                 w->free_slots = s;
-                pthread_mutex_unlock(&w->lock);
                 atomic_store(&w->stop, 1);
-                atomic_fetch_sub(&w->inflight, 1);
+                atomic_fetch_sub_explicit(&w->inflight, 1, memory_order_relaxed);
                 break;
             }
         }
@@ -455,8 +474,6 @@ int cli_bench(int argc, char **argv)
         k->seq_first = k->seq_next = i * slice;
         k->seq_end = k->seq_first + slice;
         k->rng = 0x9E3779B97F4A7C15ull * (i + 1) ^ (uint64_t)now_ns();
-        pthread_mutex_init(&k->lock, NULL);
-        pthread_cond_init(&k->idle, NULL);
         k->slots = calloc(qd, sizeof(*k->slots));
         for (uint64_t j = 0; k->slots && j < qd; j++) {
             struct bench_slot *s = &k->slots[j];
@@ -494,11 +511,12 @@ int cli_bench(int argc, char **argv)
             atomic_store(&w[i].stop, 1);
         for (uint64_t i = 0; i < threads; i++)
             pthread_join(w[i].thread, NULL);
+        /* the last completions may run on other threads: they touch nothing after their
+         * in-flight decrement, so polling it is enough */
         for (uint64_t i = 0; i < threads; i++) {
-            pthread_mutex_lock(&w[i].lock);
-            while (atomic_load(&w[i].inflight))
-                pthread_cond_wait(&w[i].idle, &w[i].lock);
-            pthread_mutex_unlock(&w[i].lock);
+            while (atomic_load_explicit(&w[i].inflight, memory_order_acquire))
+                usleep(100);
+            bench_reap(&w[i]);
         }
         t1 = now_ns();
 
@@ -547,8 +565,6 @@ int cli_bench(int argc, char **argv)
         for (uint64_t j = 0; w[i].slots && j < qd; j++)
             free(w[i].slots[j].buf);
         free(w[i].slots);
-        pthread_mutex_destroy(&w[i].lock);
-        pthread_cond_destroy(&w[i].idle);
     }
     free(w);
     storstack_close(h);
