@@ -21,6 +21,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#if defined(__x86_64__)
+#include <x86intrin.h>
+#endif
 
 #include <storstack/nt/ntstatus.h>
 #include <storstack/storage/ntdddisk.h>
@@ -86,7 +89,7 @@ struct bench_slot {
     struct bench_worker *w;
     struct bench_slot *next;
     uint8_t *buf;
-    uint64_t start_ns;
+    uint64_t start_ns;         /* bench_stamp() at submission (TSC ticks or ns) */
     uint64_t lat_ns;           /* set by the completion */
     storstack_status_t status; /* set by the completion; STATUS_DATA_OVERRUN for a short one */
 };
@@ -111,6 +114,7 @@ struct bench_worker {
     struct cli_hist hist;
     uint64_t ios, errors;
     storstack_status_t first_error;
+    uint64_t tsc_mult; /* nanoseconds per TSC tick << 32; 0: stamps are CLOCK_MONOTONIC ns */
     pthread_t thread;
 };
 
@@ -119,6 +123,54 @@ static uint64_t now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * Per-I/O time stamps: the invariant TSC where the CPU has one (as fio's default clocksource
+ * does), calibrated against CLOCK_MONOTONIC before the run; otherwise CLOCK_MONOTONIC. Two
+ * clock_gettime calls per I/O would cost more than some whole stacks measured here.
+ */
+static uint64_t bench_tsc_calibrate(void)
+{
+#if defined(__x86_64__)
+    FILE *cpuinfo = fopen("/proc/cpuinfo", "r");
+    char line[4096];
+    bool constant = false, nonstop = false;
+    while (cpuinfo && fgets(line, sizeof(line), cpuinfo) && !(constant && nonstop)) {
+        if (!strncmp(line, "flags", 5)) {
+            constant = strstr(line, " constant_tsc") != NULL;
+            nonstop = strstr(line, " nonstop_tsc") != NULL;
+        }
+    }
+    if (cpuinfo)
+        fclose(cpuinfo);
+    if (!constant || !nonstop)
+        return 0;
+    uint64_t t0 = now_ns(), c0 = __rdtsc();
+    usleep(20000);
+    uint64_t t1 = now_ns(), c1 = __rdtsc();
+    if (c1 <= c0 || t1 <= t0)
+        return 0;
+    return (uint64_t)((((unsigned __int128)(t1 - t0)) << 32) / (c1 - c0));
+#else
+    return 0;
+#endif
+}
+
+static inline uint64_t bench_stamp(const struct bench_worker *w)
+{
+#if defined(__x86_64__)
+    if (w->tsc_mult)
+        return __rdtsc();
+#endif
+    return now_ns();
+}
+
+static inline uint64_t bench_elapsed_ns(const struct bench_worker *w, uint64_t start, uint64_t end)
+{
+    if (!w->tsc_mult)
+        return end - start;
+    return (uint64_t)(((unsigned __int128)(end - start) * w->tsc_mult) >> 32);
 }
 
 static uint64_t bench_next_offset(struct bench_worker *w)
@@ -175,7 +227,7 @@ static void bench_done(void *context, storstack_status_t status, uint64_t inform
     struct bench_slot *s = context;
     struct bench_worker *w = s->w;
 
-    s->lat_ns = now_ns() - s->start_ns;
+    s->lat_ns = bench_elapsed_ns(w, s->start_ns, bench_stamp(w));
     s->status = NT_SUCCESS(status) && information != w->bs ? STATUS_DATA_OVERRUN : status;
     struct bench_slot *head = atomic_load_explicit(&w->done, memory_order_relaxed);
     do {
@@ -202,7 +254,7 @@ static void bench_submit_loop(struct bench_worker *w)
             w->free_slots = s->next;
             uint64_t off = bench_next_offset(w);
             atomic_fetch_add_explicit(&w->inflight, 1, memory_order_relaxed);
-            s->start_ns = now_ns();
+            s->start_ns = bench_stamp(w);
             storstack_status_t st =
                 w->write ? storstack_write_async(w->h, s->buf, w->bs, off, bench_done, s)
                          : storstack_read_async(w->h, s->buf, w->bs, off, bench_done, s);
@@ -462,6 +514,7 @@ int cli_bench(int argc, char **argv)
     }
 
     struct bench_worker *w = calloc(threads, sizeof(*w));
+    uint64_t tsc_mult = bench_tsc_calibrate();
     int rc = CLI_EXIT_OK;
     for (uint64_t i = 0; i < threads && w; i++) {
         struct bench_worker *k = &w[i];
@@ -470,6 +523,7 @@ int cli_bench(int argc, char **argv)
         k->write = write;
         k->random = random;
         k->bs = (uint32_t)bs;
+        k->tsc_mult = tsc_mult;
         k->blocks = size / bs;
         k->seq_first = k->seq_next = i * slice;
         k->seq_end = k->seq_first + slice;
