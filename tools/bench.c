@@ -519,7 +519,20 @@ int cli_bench(int argc, char **argv)
     for (uint64_t i = 0; i < threads && w; i++) {
         struct bench_worker *k = &w[i];
         uint64_t slice = size / threads / bs * bs;
+        /* Worker 0 uses the handle already open; the others open their own, as fio's jobs each
+         * open the file: a handle's list of outstanding IRPs (for cancel) is then not shared. */
         k->h = h;
+        if (i > 0) {
+            st = storstack_open(
+                stack, device,
+                STORSTACK_GENERIC_READ | (write || prefill ? STORSTACK_GENERIC_WRITE : 0), &k->h);
+            if (!NT_SUCCESS(st)) {
+                k->h = NULL;
+                rc = cli_fail("bench", "cannot open %s for thread %" PRIu64 ": %s", device, i + 1,
+                              storstack_status_name(st));
+                break;
+            }
+        }
         k->write = write;
         k->random = random;
         k->bs = (uint32_t)bs;
@@ -619,6 +632,8 @@ int cli_bench(int argc, char **argv)
         for (uint64_t j = 0; w[i].slots && j < qd; j++)
             free(w[i].slots[j].buf);
         free(w[i].slots);
+        if (i > 0 && w[i].h)
+            storstack_close(w[i].h);
     }
     free(w);
     storstack_close(h);
