@@ -3,9 +3,10 @@
  * the storage behind the virtual miniport's file-backed LUNs. Each backend owns one ring and one
  * reaper thread. Any thread may submit; the submission queue has a single producer, so submitters
  * take a short mutex around preparing and submitting one SQE (the model is Storport's StartIo
- * lock: held only while handing the request to the "hardware"). Requests that callbacks issue on
- * the reaper only get an SQE; the reaper submits them all at once after its batch of completions
- * (one system call per batch at a steady queue depth). The reaper waits on the
+ * lock: held only while handing the request to the "hardware"). On a buffered file, requests
+ * that callbacks issue on the reaper only get an SQE; the reaper submits them all at once after
+ * its batch of completions (one system call per batch at a steady queue depth); with O_DIRECT
+ * they go to the device at once. The reaper waits on the
  * completion queue and runs the callbacks, the way a DPC completes requests after the ISR: every
  * request completes exactly once, on the reaper thread, except for requests refused before they
  * reach the kernel (bad range or alignment, read-only, shutting down), which complete inline.
@@ -141,10 +142,10 @@ static void be_file_submit_locked(struct be_file *f)
 
 /*
  * Prepares one request (or the remainder of one) for the kernel. Called with f->lock held. With
- * `submit`, it goes to the kernel now (a submitter's thread); without, it waits in the SQ for the
- * reaper's one io_uring_submit after its batch of completions (requests that callbacks on the
- * reaper issue: at a steady queue depth, nearly all of them, so one system call carries a whole
- * batch). A missing SQE only happens when the SQ is full; submitting makes room.
+ * `submit`, it goes to the kernel now (a submitter's thread, or O_DIRECT); without, it waits in
+ * the SQ for the reaper's one io_uring_submit after its batch of completions (requests that
+ * callbacks on the reaper issue: at a steady queue depth, nearly all of them, so one system call
+ * carries a whole batch). A missing SQE only happens when the SQ is full; submitting makes room.
  */
 static void be_file_queue_locked(struct be_file *f, struct be_io *io, bool submit)
 {
@@ -219,7 +220,9 @@ static void be_file_submit(struct backend *be, struct be_io *io)
         return;
     }
     f->inflight++;
-    be_file_queue_locked(f, io, !on_reaper);
+    /* O_DIRECT: to the device at once (measured: deferring costs ~18% at QD 32, the reaper then
+     * enters the kernel less often to reap); buffered: deferred to the batch's one submit. */
+    be_file_queue_locked(f, io, !on_reaper || f->direct);
     pthread_mutex_unlock(&f->lock);
 }
 
