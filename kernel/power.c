@@ -92,8 +92,10 @@ DEVICE_POWER_STATE PoGetDevicePowerState(PDEVICE_OBJECT DeviceObject)
     return (DEVICE_POWER_STATE)atomic_load(&DeviceObject->DeviceObjectExtension.PowerState);
 }
 
-/* Windows serializes power IRPs per device until the driver calls this; storstack dispatches
- * power IRPs like any other IRP, so there is no queue to release. */
+/* Since Windows Vista the power manager no longer holds power IRPs per device until the driver
+ * calls this, and the routine does nothing; drivers written for older systems still call it.
+ * storstack follows Vista: power IRPs are dispatched like any other IRP (Storport itself keeps
+ * one device-power transition per unit at a time, storport/power.c). */
 void PoStartNextPowerIrp(PIRP Irp)
 {
     (void)Irp;

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <storstack/storage/storevents.h>
+#include <storstack/storage/storport.h>
 
 #include <storstack/wdm/io.h>
 
@@ -125,28 +126,40 @@ static void wait_for_power(storstack_t *s, const char *want)
     assert_string_equal(power, want);
 }
 
-/* The miniport sees START STOP UNIT START=0 at the power-down, START=1 before the held read. */
+/* The miniport sees START STOP UNIT START=0 at the power-down, START=1 before the held read,
+ * and after each transition HwStorUnitControl ScsiUnitPower with the new state; the unit's
+ * ScsiUnitStart came at boot and its ScsiUnitRemove comes at teardown. */
 static void test_device_sees_stop_then_start(void **state)
 {
     storstack_t *s;
     storstack_handle_t *h;
     int reads;
+    int starts = atomic_load(&testport_faults.unit_starts);
+    int powers = atomic_load(&testport_faults.unit_powers);
+    int removes = atomic_load(&testport_faults.unit_removes);
 
     testport_reset_faults();
     s = integ_boot_ex(tp_config, &testport_package, 1);
+    assert_int_equal(atomic_load(&testport_faults.unit_starts), starts + 1);
     h = integ_open(s, "PhysicalDrive0", INTEG_RW);
     integ_write_pattern(h, 0, 32 * KIB, 5);
     wait_for_power(s, "D3");
     assert_int_equal(atomic_load(&testport_faults.stops_seen), 1);
     assert_int_equal(atomic_load(&testport_faults.starts_seen), 0);
+    assert_int_equal(atomic_load(&testport_faults.unit_powers), powers + 1);
+    assert_int_equal(atomic_load(&testport_faults.unit_power_state), StorPowerDeviceD3);
     reads = atomic_load(&testport_faults.reads_seen);
     integ_verify_pattern(h, 0, 32 * KIB, 5);
     assert_int_equal(atomic_load(&testport_faults.starts_seen), 1);
     assert_int_equal(atomic_load(&testport_faults.reads_seen), reads + 1);
+    assert_int_equal(atomic_load(&testport_faults.unit_powers), powers + 2);
+    assert_int_equal(atomic_load(&testport_faults.unit_power_state), StorPowerDeviceD0);
     char power[3];
     assert_string_equal(unit_power(s, power), "D0");
     storstack_close(h);
     storstack_destroy(s);
+    assert_int_equal(atomic_load(&testport_faults.unit_removes), removes + 1);
+    assert_int_equal(atomic_load(&testport_faults.unit_address_bad), 0);
 }
 
 struct async_read {

@@ -20,6 +20,7 @@
 #include <storstack/wdm/io.h>
 
 #include "integ.h"
+#include "drivers/port/storport/storport_p.h" /* STORP_RESET_WAIT_MS */
 #include "kernel/executive.h"
 #include "testport.h"
 
@@ -101,8 +102,8 @@ static int rc_event_codes(struct rc_fixture *f, ULONG *codes, int max, STORSTACK
     for (ULONG i = 0; i < out->Count && n < max; i++) {
         assert_int_equal(out->Events[i].Sequence, i + 1);
         codes[n++] = out->Events[i].ErrorCode;
-        if (out->Events[i].ErrorCode == SP_REQUEST_TIMEOUT && timeout)
-            *timeout = out->Events[i];
+        if (out->Events[i].ErrorCode == SP_REQUEST_TIMEOUT && timeout && !timeout->Sequence)
+            *timeout = out->Events[i]; /* the first: the request's, not an abandoned reset's */
     }
     free(out);
     return n;
@@ -129,8 +130,9 @@ static void rc_async_done(void *context, storstack_status_t status, uint64_t inf
 }
 
 /* Refuses the tiers below `tier` (0 abort .. 4 restart), holds a 1 s pass-through, a 60 s one
- * and a class read, and checks the outcome. */
-static void rc_recover_at(struct rc_fixture *f, int tier, ULONG event)
+ * and a class read, and checks the outcome. With hang_lun, the LUN reset (tier 1) is not
+ * refused but never completed by the miniport: Storport abandons it after STORP_RESET_WAIT_MS. */
+static void rc_recover_at_ex(struct rc_fixture *f, int tier, ULONG event, BOOLEAN hang_lun)
 {
     struct integ_irp *t = calloc(2, sizeof(*t));
     struct rc_async a = {0};
@@ -147,6 +149,10 @@ static void rc_recover_at(struct rc_fixture *f, int tier, ULONG event)
 
     for (int i = 0; i < tier; i++)
         atomic_store(refusals[i], 1);
+    if (hang_lun) {
+        atomic_store(&testport_faults.refuse_lun_reset, 0);
+        atomic_store(&testport_faults.hang_lun_reset, 1);
+    }
     atomic_store(&testport_faults.hold_ios, 1);
     integ_irp_read(f->exec, f->top, &t[0], 8, 1);
     integ_irp_read(f->exec, f->top, &t[1], 16, 60);
@@ -159,7 +165,7 @@ static void rc_recover_at(struct rc_fixture *f, int tier, ULONG event)
     rc_wait(&t[0].completions, 1, 10.0, "the timed-out request");
     double took = now_seconds() - start;
     assert_status(t[0].status, STATUS_IO_TIMEOUT);
-    if (took < 0.9 || took > 6.0)
+    if (took < 0.9 || took > (hang_lun ? 6.0 + STORP_RESET_WAIT_MS / 1000.0 : 6.0))
         fail_msg("recovery at tier %d ended the request after %.2f s", tier, took);
     for (int i = 0; i <= tier; i++)
         if (atomic_load(counters[i]) < 1)
@@ -202,6 +208,11 @@ static void rc_recover_at(struct rc_fixture *f, int tier, ULONG event)
     free(t);
 }
 
+static void rc_recover_at(struct rc_fixture *f, int tier, ULONG event)
+{
+    rc_recover_at_ex(f, tier, event, FALSE);
+}
+
 static void test_timeout_is_recovered_by_an_abort(void **state)
 {
     rc_recover_at(*state, 0, STORP_EVENT_ABORT);
@@ -225,6 +236,51 @@ static void test_a_failed_target_reset_escalates_to_a_bus_reset(void **state)
 static void test_a_failed_bus_reset_escalates_to_an_adapter_restart(void **state)
 {
     rc_recover_at(*state, 4, STORP_EVENT_ADAPTER_RESTART);
+}
+
+/* Counts the events whose text contains `what`. */
+static int rc_count_text(struct rc_fixture *f, const char *what)
+{
+    STORSTACK_GET_EVENTS in = {0};
+    size_t len = sizeof(STORSTACK_EVENTS) + 64 * sizeof(STORSTACK_EVENT);
+    PSTORSTACK_EVENTS out = calloc(1, len);
+    uint32_t returned = 0;
+    int n = 0;
+    assert_status(storstack_ioctl(f->adapter, IOCTL_STORSTACK_GET_EVENTS, &in, sizeof(in), out,
+                                  (uint32_t)len, &returned),
+                  STATUS_SUCCESS);
+    for (ULONG i = 0; i < out->Count; i++)
+        n += strstr(out->Events[i].Text, what) != NULL;
+    free(out);
+    return n;
+}
+
+/* A LUN reset the miniport never completes does not stall recovery: after STORP_RESET_WAIT_MS
+ * it counts as failed, the target reset recovers, and the hung reset SRB is completed once, by
+ * the miniport's target reset (ASan would see its context leak otherwise). */
+static void test_a_hung_lun_reset_is_abandoned_and_a_target_reset_recovers(void **state)
+{
+    struct rc_fixture *f = *state;
+    rc_recover_at_ex(f, 2, STORP_EVENT_TARGET_RESET, TRUE);
+    assert_int_equal(atomic_load(&testport_faults.lun_resets), 1);
+    assert_int_equal(atomic_load(&testport_faults.hung_reset_completed), 1);
+    assert_int_equal(rc_count_text(f, "abandoned"), 1);
+}
+
+/* The same hung LUN reset with the target and bus resets refused: the adapter restart forgets
+ * it and Storport ends it; every unit gets HwStorUnitControl ScsiUnitStart again. */
+static void test_a_hung_lun_reset_is_ended_by_the_adapter_restart_which_restarts_units(void **state)
+{
+    struct rc_fixture *f = *state;
+    int starts = atomic_load(&testport_faults.unit_starts);
+    rc_recover_at_ex(f, 4, STORP_EVENT_ADAPTER_RESTART, TRUE);
+    assert_int_equal(atomic_load(&testport_faults.hung_reset_completed), 0);
+    assert_int_equal(rc_count_text(f, "abandoned"), 1);
+    assert_int_equal(atomic_load(&testport_faults.unit_starts), starts + 1);
+    assert_int_equal(rc_count_text(f, "ScsiUnitStart after the adapter restart"), 1);
+    assert_int_equal(atomic_load(&testport_faults.unit_address_bad), 0);
+    /* the unit works after its restart */
+    integ_verify_pattern(f->disk, 0, 64 * KIB, 13);
 }
 
 static void test_recovery_failing_everywhere_is_logged_and_leaves_the_request(void **state)
@@ -291,6 +347,11 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_recovery_failing_everywhere_is_logged_and_leaves_the_request, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_hung_lun_reset_is_abandoned_and_a_target_reset_recovers, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_hung_lun_reset_is_ended_by_the_adapter_restart_which_restarts_units, setup,
+            teardown),
         cmocka_unit_test_setup_teardown(test_get_events_checks_its_buffers, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

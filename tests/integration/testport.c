@@ -74,6 +74,8 @@ void testport_reset_faults(void)
     atomic_store(&testport_faults.refuse_bus_reset, 0);
     atomic_store(&testport_faults.refuse_restart, 0);
     atomic_store(&testport_faults.adapter_restarts, 0);
+    atomic_store(&testport_faults.hang_lun_reset, 0);
+    atomic_store(&testport_faults.hung_reset_completed, 0);
     atomic_store(&testport_faults.break_rule, 0);
 }
 
@@ -502,6 +504,20 @@ int testport_release_held(void)
     return n;
 }
 
+/* The LUN reset kept by hang_lun_reset, until a larger reset completes it or a restart forgets
+ * it. */
+static _Atomic(PSCSI_REQUEST_BLOCK) TpHungReset;
+
+static void TpCompleteHungReset(PVOID a)
+{
+    PSCSI_REQUEST_BLOCK hung = atomic_exchange(&TpHungReset, NULL);
+    if (hung) {
+        hung->SrbStatus = SRB_STATUS_BUS_RESET;
+        atomic_fetch_add(&testport_faults.hung_reset_completed, 1);
+        TpComplete(a, hung);
+    }
+}
+
 /* Completes the held SRBs of a reset's scope with SRB_STATUS_BUS_RESET. */
 static void TpResetHeld(int target, int lun)
 {
@@ -545,12 +561,18 @@ static BOOLEAN TpHwStartIo(PVOID DeviceExtension, PSCSI_REQUEST_BLOCK Srb)
     case SRB_FUNCTION_RESET_DEVICE: {
         BOOLEAN lu = Srb->Function == SRB_FUNCTION_RESET_LOGICAL_UNIT;
         atomic_fetch_add(lu ? &testport_faults.lun_resets : &testport_faults.target_resets, 1);
+        if (lu && atomic_exchange(&testport_faults.hang_lun_reset, 0)) {
+            atomic_store(&TpHungReset, Srb);
+            return TRUE; /* never completed by this call */
+        }
         if (atomic_load(lu ? &testport_faults.refuse_lun_reset
                            : &testport_faults.refuse_target_reset)) {
             Srb->SrbStatus = SRB_STATUS_ERROR;
             break;
         }
         TpResetHeld(Srb->TargetId, lu ? Srb->Lun : -1);
+        if (!lu)
+            TpCompleteHungReset(a); /* the target reset covers the hung LUN reset */
         if (atomic_load(&testport_faults.attention_on_reset))
             scsi_lu_set_unit_attention(a->Lu, 0x29, 0x03); /* BUS DEVICE RESET FUNCTION OCCURRED */
         Srb->SrbStatus = SRB_STATUS_SUCCESS;
@@ -572,6 +594,7 @@ static BOOLEAN TpHwResetBus(PVOID DeviceExtension, ULONG PathId)
     if (atomic_load(&testport_faults.refuse_bus_reset))
         return FALSE;
     TpResetHeld(-1, -1);
+    TpCompleteHungReset(a);
     if (atomic_load(&testport_faults.attention_on_reset))
         scsi_lu_set_unit_attention(a->Lu, 0x29, 0x02); /* SCSI BUS RESET OCCURRED */
     StorPortCompleteRequest(DeviceExtension, (UCHAR)PathId, 0xFF, 0xFF, SRB_STATUS_BUS_RESET);
@@ -600,10 +623,45 @@ TpHwAdapterControl(PVOID DeviceExtension, SCSI_ADAPTER_CONTROL_TYPE ControlType,
             return ScsiAdapterControlUnsuccessful;
         while (TpUnhold(NULL, -1, -1, &held_by))
             ;
+        atomic_store(&TpHungReset, NULL);
         return ScsiAdapterControlSuccess;
     }
     default:
         return ScsiAdapterControlUnsuccessful;
+    }
+}
+
+/* HwStorUnitControl: counts unit start, power and removal; the one unit is 0/0/0. */
+static SCSI_UNIT_CONTROL_STATUS
+TpHwUnitControl(PVOID DeviceExtension, STOR_UNIT_CONTROL_TYPE ControlType, PVOID Parameters)
+{
+    PSCSI_SUPPORTED_CONTROL_TYPE_LIST list = Parameters;
+    PSTOR_ADDRESS address = Parameters;
+    PSTOR_UNIT_CONTROL_POWER power = Parameters;
+    switch (ControlType) {
+    case ScsiQuerySupportedUnitControlTypes:
+        for (ULONG i = 0; i < list->MaxControlType && i < STOR_MAX_CONTROL_TYPES; i++)
+            list->SupportedTypeList[i] = i == ScsiQuerySupportedUnitControlTypes ||
+                                         i == ScsiUnitStart || i == ScsiUnitPower ||
+                                         i == ScsiUnitRemove;
+        return ScsiUnitControlSuccess;
+    case ScsiUnitStart:
+    case ScsiUnitRemove:
+        if (!address || address->Type != STOR_ADDRESS_TYPE_BTL8 || address->Path != 0 ||
+            address->Target != 0 || address->Lun != 0)
+            atomic_fetch_add(&testport_faults.unit_address_bad, 1);
+        atomic_fetch_add(ControlType == ScsiUnitStart ? &testport_faults.unit_starts
+                                                      : &testport_faults.unit_removes,
+                         1);
+        return ScsiUnitControlSuccess;
+    case ScsiUnitPower:
+        if (!power || !power->Address || power->Address->Lun != 0)
+            atomic_fetch_add(&testport_faults.unit_address_bad, 1);
+        atomic_store(&testport_faults.unit_power_state, power ? (int)power->PowerState : -1);
+        atomic_fetch_add(&testport_faults.unit_powers, 1);
+        return ScsiUnitControlSuccess;
+    default:
+        return ScsiUnitControlUnsuccessful;
     }
 }
 
@@ -618,6 +676,7 @@ static NTSTATUS TestportDriverEntry(PDRIVER_OBJECT DriverObject, PCSTR RegistryP
     init.HwFindAdapter = TpHwFindAdapter;
     init.HwResetBus = TpHwResetBus;
     init.HwAdapterControl = TpHwAdapterControl;
+    init.HwUnitControl = TpHwUnitControl;
     init.HwBuildIo = TpHwBuildIo;
     init.HwFreeAdapterResources = TpFreeResources;
     init.DeviceExtensionSize = sizeof(TP_ADAPTER);

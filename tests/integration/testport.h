@@ -56,6 +56,17 @@ struct testport_faults {
     atomic_int refuse_bus_reset;
     atomic_int refuse_restart;
     atomic_int adapter_restarts; /* ScsiRestartAdapter received */
+    /* hang_lun_reset: keep the next LUN reset SRB without completing it; a target or bus reset
+     * completes it (SRB_STATUS_BUS_RESET), an adapter restart forgets it (Storport ends it). */
+    atomic_int hang_lun_reset;
+    atomic_int hung_reset_completed; /* ... the miniport completed the hung reset itself */
+
+    /* HwStorUnitControl calls received (never cleared: they count from boot). */
+    atomic_int unit_starts;
+    atomic_int unit_powers;
+    atomic_int unit_power_state; /* the last ScsiUnitPower's STOR_DEVICE_POWER_STATE */
+    atomic_int unit_removes;
+    atomic_int unit_address_bad; /* a unit control call with a wrong address */
 
     /* Verifier: the next read breaks this Storport rule (verifier.c numbering; 9 is
      * NextLuRequest for an address with no unit); timer_in_find_adapter makes

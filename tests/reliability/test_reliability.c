@@ -11,6 +11,7 @@
  * STORSTACK_RELIABILITY_IOS (default 1500: a few seconds per kind, the bounded CI variant).
  */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -175,9 +176,15 @@ static void rl_check_events(storstack_t *stack, const struct rl_kind *k)
         int found = 0;
         for (ULONG i = 0; i < out->Count; i++)
             found |= out->Events[i].ErrorCode == k->events[e];
-        if (!found)
+        if (!found) {
+            /* what did happen, for the report */
+            for (ULONG i = 0; i < out->Count; i++)
+                fprintf(stderr, "  event %llu: 0x%04X %s\n",
+                        (unsigned long long)out->Events[i].Sequence,
+                        (unsigned)out->Events[i].ErrorCode, out->Events[i].Text);
             fail_msg("%s: no event 0x%04X in the event log: the fault never happened", k->name,
                      k->events[e]);
+        }
     }
     storstack_close(adapter);
     free(out);

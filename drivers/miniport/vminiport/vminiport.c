@@ -661,7 +661,14 @@ VmpHwUnitControl(PVOID DeviceExtension, STOR_UNIT_CONTROL_TYPE ControlType, PVOI
 {
     PVMP_ADAPTER a = DeviceExtension;
     PSTOR_UNIT_NEXUS_LOSS loss = Parameters;
+    PSCSI_SUPPORTED_CONTROL_TYPE_LIST list = Parameters;
     switch (ControlType) {
+    case ScsiQuerySupportedUnitControlTypes:
+        /* the devices keep no state that unit start, power or removal would change */
+        for (ULONG i = 0; i < list->MaxControlType && i < STOR_MAX_CONTROL_TYPES; i++)
+            list->SupportedTypeList[i] =
+                i == ScsiQuerySupportedUnitControlTypes || i == ScsiUnitNexusLoss;
+        return ScsiUnitControlSuccess;
     case ScsiUnitNexusLoss:
         if (!loss || loss->PathId != 0 || loss->TargetId >= VMP_MAX_TARGETS ||
             loss->Lun >= VMP_MAX_LUNS || !a->Units[loss->TargetId][loss->Lun].Lu)

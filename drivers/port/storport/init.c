@@ -20,14 +20,12 @@ static NTSTATUS StorpDispatchCreateClose(PDEVICE_OBJECT DeviceObject, PIRP Irp)
     if (sp->MajorFunction == IRP_MJ_CLEANUP && sp->FileObject && sp->FileObject->Caller.Nexus &&
         common->Signature == STORP_UNIT_SIGNATURE) {
         PSTORP_UNIT unit = ((PSTORP_PDO_EXTENSION)common)->Unit;
-        PHW_UNIT_CONTROL control = unit->Adapter->Driver->Init.HwUnitControl;
         STOR_UNIT_NEXUS_LOSS loss = {.PathId = unit->PathId,
                                      .TargetId = unit->TargetId,
                                      .Lun = unit->Lun,
                                      .Nexus = sp->FileObject->Caller.Nexus,
                                      .TransportId = sp->FileObject->Caller.TransportId};
-        if (control)
-            control(unit->Adapter->HwDeviceExtension, ScsiUnitNexusLoss, &loss);
+        StorpUnitControl(unit, ScsiUnitNexusLoss, &loss);
     }
     Irp->IoStatus.Status = STATUS_SUCCESS;
     Irp->IoStatus.Information = 0;
@@ -85,6 +83,8 @@ static NTSTATUS StorpAddDevice(PDRIVER_OBJECT DriverObject, PDEVICE_OBJECT Physi
     KeInitializeSpinLock(&adapter->UnitLock);
     KeInitializeEvent(&adapter->ResetDone, NotificationEvent, TRUE);
     KeInitializeSpinLock(&adapter->EventLock);
+    KeInitializeSpinLock(&adapter->AbandonedLock);
+    InitializeListHead(&adapter->AbandonedResets);
     adapter->LowerDevice = IoAttachDeviceToDeviceStack(fdo, PhysicalDeviceObject);
     fdo->Flags |= DO_DIRECT_IO;
     fdo->Flags &= ~DO_DEVICE_INITIALIZING;
@@ -221,6 +221,7 @@ static NTSTATUS StorpStartAdapter(PSTORP_ADAPTER adapter)
         return STATUS_ADAPTER_HARDWARE_ERROR;
     }
     adapter->Started = TRUE;
+    StorpQueryUnitControl(adapter);
     IoCreateSymbolicLink(ex, adapter->LinkName, adapter->DeviceName);
     IoSetDeviceUserName(adapter->DeviceObject, adapter->LinkName);
     StorpInitializeRecovery(adapter);
@@ -487,6 +488,8 @@ static void StorpStopAdapter(PSTORP_ADAPTER adapter)
                 StorpLeaveLock();
             }
         }
+        /* a stopped adapter completes nothing more: Storport ends what it never completed */
+        StorpEndAbandonedResets(adapter);
     }
     adapter->Started = FALSE;
     if (init->HwFreeAdapterResources)

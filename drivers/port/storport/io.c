@@ -894,27 +894,7 @@ void StorpCompleteOutstanding(PSTORP_ADAPTER adapter, UCHAR PathId, UCHAR Target
  * StorpCompleteSrb), so every request in flight completes exactly once and the class driver
  * retries it. */
 
-/* SRB_FUNCTION_RESET_LOGICAL_UNIT for the unit, or SRB_FUNCTION_RESET_DEVICE for its target;
- * waits for the miniport, then ends what is left in the scope. */
-NTSTATUS StorpResetUnit(PSTORP_UNIT Unit, UCHAR Function)
-{
-    BOOLEAN lun = Function == SRB_FUNCTION_RESET_LOGICAL_UNIT;
-    SCSI_REQUEST_BLOCK srb;
-    NTSTATUS status;
-
-    memset(&srb, 0, sizeof(srb));
-    srb.Length = sizeof(srb);
-    srb.Function = Function;
-    srb.TimeOutValue = STORP_DEFAULT_TIMEOUT;
-    status = StorpSendSrbSynchronous(Unit, &srb);
-    StorpLogEvent(Unit->Adapter, Unit->PathId, Unit->TargetId, lun ? Unit->Lun : 0xFF,
-                  lun ? STORP_EVENT_LUN_RESET : STORP_EVENT_TARGET_RESET, (ULONG)status, NULL,
-                  "storport", "%s reset: 0x%08X", lun ? "LUN" : "target", (unsigned)status);
-    if (NT_SUCCESS(status))
-        StorpCompleteOutstanding(Unit->Adapter, Unit->PathId, Unit->TargetId,
-                                 lun ? Unit->Lun : 0xFF, SRB_STATUS_BUS_RESET);
-    return status;
-}
+/* StorpResetUnit (LUN and target reset SRBs, with their own time limit) is in recovery.c. */
 
 /* HwStorResetBus for one path, under the StartIo lock. */
 NTSTATUS StorpResetBus(PSTORP_ADAPTER Adapter, UCHAR PathId)

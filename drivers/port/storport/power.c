@@ -148,8 +148,14 @@ static NTSTATUS StorpPowerSrbDone(PDEVICE_OBJECT DeviceObject, PIRP Irp, PVOID C
         restart = TRUE;
     }
     KeReleaseSpinLock(&unit->Lock, 0);
-    if (NT_SUCCESS(status))
+    if (NT_SUCCESS(status)) {
+        STOR_UNIT_CONTROL_POWER up = {.PowerAction = StorPowerActionNone,
+                                      .PowerState = target == PowerDeviceD0 ? StorPowerDeviceD0
+                                                                            : StorPowerDeviceD3};
         PoSetPowerState(unit->DeviceObject, DevicePowerState, ps);
+        /* the miniport learns the unit's new device power state (HwStorUnitControl) */
+        StorpUnitControl(unit, ScsiUnitPower, &up);
+    }
     if (NT_SUCCESS(status))
         StorpLogEvent(unit->Adapter, unit->PathId, unit->TargetId, unit->Lun, STORP_EVENT_POWER,
                       (ULONG)target, NULL, "storport", "unit powered %s: D%u",

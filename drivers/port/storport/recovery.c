@@ -4,19 +4,165 @@
  * tier by tier until no timed-out request is left at the miniport:
  *   1. SRB_FUNCTION_ABORT_COMMAND for each timed-out request, then up to STORP_RECOVERY_WAIT_MS;
  *   2. SRB_FUNCTION_RESET_LOGICAL_UNIT for each unit still holding one;
- *   3. SRB_FUNCTION_RESET_DEVICE (target reset) for each target still holding one;
+ *   3. SRB_FUNCTION_RESET_DEVICE (target reset) for each target still holding one
+ *      (a reset SRB the miniport does not complete in STORP_RESET_WAIT_MS counts as failed);
  *   4. HwStorResetBus for each path still holding one;
  *   5. adapter restart: HwStorAdapterControl ScsiStopAdapter, ScsiSetRunningConfig (when
- *      supported), ScsiRestartAdapter.
+ *      supported), ScsiRestartAdapter; then HwStorUnitControl ScsiUnitStart for each unit, when
+ *      the miniport handles it.
  * A tier that succeeds completes what is left in its scope (StorpCompleteOutstanding: the state
  * check makes each completion happen once); timed-out requests end SRB_STATUS_TIMEOUT, the
  * others SRB_STATUS_BUS_RESET, and the class driver retries both. A tier that fails, or leaves a
  * timed-out request behind, hands over to the next. Each step goes to the event log. The worker
  * runs on a system worker thread (it waits for the miniport), one per adapter at a time.
  */
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "drivers/port/storport/storport_p.h"
+
+/* ---- Reset SRBs with a time limit -------------------------------------------------------------
+ * Storport's own LUN and target reset SRBs (recovery tiers 2 and 3, IOCTL_STORAGE_RESET_DEVICE,
+ * a task-management LUN RESET) wait at most STORP_RESET_WAIT_MS for the miniport. A reset the
+ * miniport does not complete in time fails (STATUS_IO_TIMEOUT: recovery goes on to the next
+ * tier) and is abandoned: its SRB, IRP and this context stay alive, on the adapter's
+ * AbandonedResets list, until the miniport completes it late or Storport ends it with
+ * SRB_STATUS_BUS_RESET when the adapter is restarted or stopped (the miniport has then forgotten
+ * it). The context is freed by whichever of the waiter and the completion lets go last. */
+typedef struct _STORP_RESET_CONTEXT {
+    SCSI_REQUEST_BLOCK Srb;
+    KEVENT Event;
+    PSTORP_ADAPTER Adapter;
+    NTSTATUS Status;
+    BOOLEAN Done;      /* the IRP completed (under AbandonedLock) */
+    BOOLEAN Abandoned; /* on AbandonedResets (under AbandonedLock) */
+    BOOLEAN Ending;    /* Storport is ending it (StorpEndAbandonedResets) */
+    LIST_ENTRY Link;
+    atomic_int Refs; /* the waiter's and the completion's */
+} STORP_RESET_CONTEXT, *PSTORP_RESET_CONTEXT;
+
+static void StorpReleaseReset(PSTORP_RESET_CONTEXT ctx)
+{
+    if (atomic_fetch_sub(&ctx->Refs, 1) == 1) {
+        KeDeleteEvent(&ctx->Event);
+        free(ctx);
+    }
+}
+
+/* The I/O manager's completion callback of the reset IRP (after the IRP is freed). */
+static void StorpResetDone(PVOID *Context, NTSTATUS Status, ULONG_PTR Information)
+{
+    PSTORP_RESET_CONTEXT ctx = Context[0];
+    PSTORP_ADAPTER adapter = ctx->Adapter;
+
+    KeAcquireSpinLock(&adapter->AbandonedLock, NULL);
+    ctx->Status = Status;
+    ctx->Done = TRUE;
+    if (ctx->Abandoned) {
+        RemoveEntryList(&ctx->Link);
+        ctx->Abandoned = FALSE;
+    }
+    KeReleaseSpinLock(&adapter->AbandonedLock, 0);
+    KeSetEvent(&ctx->Event, 0, FALSE);
+    StorpReleaseReset(ctx);
+}
+
+/* Sends a LUN or target reset SRB to the unit and waits at most STORP_RESET_WAIT_MS. */
+static NTSTATUS StorpSendReset(PSTORP_UNIT Unit, UCHAR Function)
+{
+    PSTORP_ADAPTER adapter = Unit->Adapter;
+    PSTORP_RESET_CONTEXT ctx = calloc(1, sizeof(*ctx));
+    LARGE_INTEGER wait = {.QuadPart = -(LONGLONG)STORP_RESET_WAIT_MS * 10000};
+    NTSTATUS status;
+    PIRP irp;
+
+    if (!ctx)
+        return STATUS_INSUFFICIENT_RESOURCES;
+    irp = IoAllocateIrpEx(adapter->Executive, 1, FALSE);
+    if (!irp) {
+        free(ctx);
+        return STATUS_INSUFFICIENT_RESOURCES;
+    }
+    KeInitializeEvent(&ctx->Event, NotificationEvent, FALSE);
+    ctx->Adapter = adapter;
+    atomic_init(&ctx->Refs, 2);
+    ctx->Srb.Length = sizeof(ctx->Srb);
+    ctx->Srb.Function = Function;
+    ctx->Srb.TimeOutValue = STORP_RESET_WAIT_MS / 1000;
+    irp->Flags |= IRP_IO_MANAGER_OWNED;
+    irp->UserCompletion.Routine = StorpResetDone;
+    irp->UserCompletion.Context[0] = ctx;
+    IoSetNextIrpStackLocation(irp);
+    PIO_STACK_LOCATION sp = IoGetCurrentIrpStackLocation(irp);
+    sp->MajorFunction = IRP_MJ_SCSI;
+    sp->Parameters.Scsi.Srb = &ctx->Srb;
+    sp->DeviceObject = Unit->DeviceObject ? Unit->DeviceObject : adapter->DeviceObject;
+    StorpExecuteSrb(Unit, irp, &ctx->Srb);
+
+    BOOLEAN abandoned = FALSE;
+    if (KeWaitForSingleObject(&ctx->Event, Executive, KernelMode, FALSE, &wait) == STATUS_TIMEOUT) {
+        KeAcquireSpinLock(&adapter->AbandonedLock, NULL);
+        if (!ctx->Done) {
+            ctx->Abandoned = TRUE;
+            InsertTailList(&adapter->AbandonedResets, &ctx->Link);
+            abandoned = TRUE;
+        }
+        KeReleaseSpinLock(&adapter->AbandonedLock, 0);
+    }
+    status = abandoned ? STATUS_IO_TIMEOUT : ctx->Status;
+    if (abandoned)
+        StorpLogEvent(adapter, Unit->PathId, Unit->TargetId,
+                      Function == SRB_FUNCTION_RESET_LOGICAL_UNIT ? Unit->Lun : 0xFF,
+                      SP_REQUEST_TIMEOUT, STORP_RESET_WAIT_MS, &ctx->Srb, "storport",
+                      "%s reset not completed by the miniport in %u ms: abandoned",
+                      Function == SRB_FUNCTION_RESET_LOGICAL_UNIT ? "LUN" : "target",
+                      STORP_RESET_WAIT_MS);
+    StorpReleaseReset(ctx);
+    return status;
+}
+
+void StorpEndAbandonedResets(PSTORP_ADAPTER Adapter)
+{
+    for (;;) {
+        PSTORP_RESET_CONTEXT ctx = NULL;
+        KeAcquireSpinLock(&Adapter->AbandonedLock, NULL);
+        for (PLIST_ENTRY e = Adapter->AbandonedResets.Flink; e != &Adapter->AbandonedResets;
+             e = e->Flink) {
+            PSTORP_RESET_CONTEXT c = CONTAINING_RECORD(e, STORP_RESET_CONTEXT, Link);
+            if (!c->Ending) {
+                c->Ending = TRUE;
+                atomic_fetch_add(&c->Refs, 1); /* alive even if the miniport completes it now */
+                ctx = c;
+                break;
+            }
+        }
+        KeReleaseSpinLock(&Adapter->AbandonedLock, 0);
+        if (!ctx)
+            return;
+        PSTORP_REQUEST req = StorpRequestFromSrb(&ctx->Srb);
+        if (atomic_load(&req->State) == StorpRequestAtMiniport) {
+            ctx->Srb.SrbStatus = SRB_STATUS_BUS_RESET;
+            StorpCompleteSrb(Adapter, &ctx->Srb);
+        }
+        StorpReleaseReset(ctx);
+    }
+}
+
+/* SRB_FUNCTION_RESET_LOGICAL_UNIT for the unit, or SRB_FUNCTION_RESET_DEVICE for its target;
+ * waits for the miniport (at most STORP_RESET_WAIT_MS), then ends what is left in the scope. */
+NTSTATUS StorpResetUnit(PSTORP_UNIT Unit, UCHAR Function)
+{
+    BOOLEAN lun = Function == SRB_FUNCTION_RESET_LOGICAL_UNIT;
+    NTSTATUS status = StorpSendReset(Unit, Function);
+
+    StorpLogEvent(Unit->Adapter, Unit->PathId, Unit->TargetId, lun ? Unit->Lun : 0xFF,
+                  lun ? STORP_EVENT_LUN_RESET : STORP_EVENT_TARGET_RESET, (ULONG)status, NULL,
+                  "storport", "%s reset: 0x%08X", lun ? "LUN" : "target", (unsigned)status);
+    if (NT_SUCCESS(status))
+        StorpCompleteOutstanding(Unit->Adapter, Unit->PathId, Unit->TargetId,
+                                 lun ? Unit->Lun : 0xFF, SRB_STATUS_BUS_RESET);
+    return status;
+}
 
 typedef struct _STORP_SCOPE {
     int PathId, TargetId, Lun; /* -1: any */
@@ -127,8 +273,12 @@ NTSTATUS StorpRestartAdapter(PSTORP_ADAPTER Adapter)
     }
     StorpLogEvent(Adapter, 0xFF, 0xFF, 0xFF, STORP_EVENT_ADAPTER_RESTART, (ULONG)status, NULL,
                   "storport", "adapter restart: 0x%08X", (unsigned)status);
-    if (NT_SUCCESS(status))
+    if (NT_SUCCESS(status)) {
         StorpCompleteOutstanding(Adapter, 0xFF, 0xFF, 0xFF, SRB_STATUS_BUS_RESET);
+        StorpEndAbandonedResets(Adapter);
+        /* the restarted adapter has lost its per-unit state: start each unit again */
+        StorpRestartUnits(Adapter);
+    }
     return status;
 }
 

@@ -25,6 +25,7 @@
 #define STORP_SENSE_LENGTH        255u
 #define STORP_EVENT_RING          256u    /* events kept per adapter */
 #define STORP_RECOVERY_WAIT_MS    1000u   /* how long a recovery tier waits before the next */
+#define STORP_RESET_WAIT_MS       2000u   /* how long a reset SRB may take before it is abandoned */
 #define STORP_BUSY_RETRIES        3u      /* Storport's own requeues of a BUSY / QUEUE FULL SRB */
 #define STORP_BUSY_DELAY          100000u /* 10 ms (100 ns units) before a requeued SRB goes again */
 
@@ -158,6 +159,14 @@ typedef struct _STORP_ADAPTER {
     atomic_int RecoveryActive;
     atomic_uint Recoveries[5]; /* tiers used: abort, LUN, target, bus, adapter (statistics) */
 
+    /* Storport's own reset SRBs the miniport did not complete within STORP_RESET_WAIT_MS
+     * (recovery.c): ended by an adapter restart or stop, or by the miniport's late completion. */
+    KSPIN_LOCK AbandonedLock;
+    LIST_ENTRY AbandonedResets;
+
+    /* HwStorUnitControl types the miniport handles (ScsiQuerySupportedUnitControlTypes). */
+    BOOLEAN UnitControl[STOR_MAX_CONTROL_TYPES];
+
     ULONG ConcurrentChannels; /* StorPortInitializePerfOpts: >1, StartIo without its lock */
     BOOLEAN Verifier;         /* Control\Storport\Verifier (verifier.c) */
     atomic_uint Violations;   /* rule breaks the verifier caught */
@@ -285,6 +294,16 @@ void StorpInitializeRecovery(PSTORP_ADAPTER Adapter);
 void StorpStartRecovery(PSTORP_ADAPTER Adapter);
 void StorpStopRecovery(PSTORP_ADAPTER Adapter);
 NTSTATUS StorpRestartAdapter(PSTORP_ADAPTER Adapter);
+/* Ends the reset SRBs the miniport never completed (adapter restart, stop): SRB_STATUS_BUS_RESET.
+ */
+void StorpEndAbandonedResets(PSTORP_ADAPTER Adapter);
+/* HwStorUnitControl (unit.c): asks once which types the miniport handles; sends one to a unit
+ * when the miniport handles it (no Storport lock held). */
+void StorpQueryUnitControl(PSTORP_ADAPTER Adapter);
+SCSI_UNIT_CONTROL_STATUS StorpUnitControl(PSTORP_UNIT Unit, STOR_UNIT_CONTROL_TYPE Type,
+                                          PVOID Parameters);
+/* ScsiUnitStart for every present, started unit (after an adapter restart). */
+void StorpRestartUnits(PSTORP_ADAPTER Adapter);
 /* deferred.c */
 void StorpInitializeDpc(PSTORP_ADAPTER Adapter, PSTOR_DPC Dpc, PHW_DPC_ROUTINE Routine);
 BOOLEAN StorpIssueDpc(PSTORP_ADAPTER Adapter, PSTOR_DPC Dpc, PVOID A1, PVOID A2);

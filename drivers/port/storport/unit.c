@@ -214,6 +214,61 @@ void StorpDeleteUnit(PSTORP_UNIT Unit)
     free(Unit);
 }
 
+/* ---- HwStorUnitControl ---------------------------------------------------------------------- */
+
+void StorpQueryUnitControl(PSTORP_ADAPTER Adapter)
+{
+    PHW_UNIT_CONTROL control = Adapter->Driver->Init.HwUnitControl;
+    SCSI_SUPPORTED_CONTROL_TYPE_LIST list = {.MaxControlType = ScsiUnitControlMax};
+
+    memset(Adapter->UnitControl, 0, sizeof(Adapter->UnitControl));
+    if (!control || control(Adapter->HwDeviceExtension, ScsiQuerySupportedUnitControlTypes,
+                            &list) != ScsiUnitControlSuccess)
+        return;
+    for (ULONG i = 0; i < ScsiUnitControlMax; i++)
+        Adapter->UnitControl[i] = list.SupportedTypeList[i];
+}
+
+SCSI_UNIT_CONTROL_STATUS StorpUnitControl(PSTORP_UNIT Unit, STOR_UNIT_CONTROL_TYPE Type,
+                                          PVOID Parameters)
+{
+    PSTORP_ADAPTER adapter = Unit->Adapter;
+    PHW_UNIT_CONTROL control = adapter->Driver->Init.HwUnitControl;
+    STOR_ADDRESS address = {.Type = STOR_ADDRESS_TYPE_BTL8,
+                            .AddressLength = STOR_ADDR_BTL8_ADDRESS_LENGTH,
+                            .Path = Unit->PathId,
+                            .Target = Unit->TargetId,
+                            .Lun = Unit->Lun};
+    STOR_UNIT_CONTROL_POWER *power = Parameters;
+
+    if (!control || (ULONG)Type >= ScsiUnitControlMax || !adapter->UnitControl[Type] ||
+        !adapter->HwDeviceExtension)
+        return ScsiUnitControlUnsuccessful;
+    /* the address parameters point at the unit's address for the length of the call */
+    if (Type == ScsiUnitStart || Type == ScsiUnitRemove || Type == ScsiUnitSurpriseRemoval)
+        Parameters = &address;
+    else if (Type == ScsiUnitPower && power && !power->Address)
+        power->Address = &address;
+    SCSI_UNIT_CONTROL_STATUS st = control(adapter->HwDeviceExtension, Type, Parameters);
+    if (Type == ScsiUnitPower && power && power->Address == &address)
+        power->Address = NULL;
+    return st;
+}
+
+void StorpRestartUnits(PSTORP_ADAPTER Adapter)
+{
+    for (ULONG i = 0; i < Adapter->UnitTableSize; i++) {
+        KeAcquireSpinLock(&Adapter->UnitLock, NULL);
+        PSTORP_UNIT unit = Adapter->UnitTable[i];
+        BOOLEAN started = unit && unit->Present && unit->Started && !unit->Removed;
+        KeReleaseSpinLock(&Adapter->UnitLock, 0);
+        if (started && StorpUnitControl(unit, ScsiUnitStart, NULL) == ScsiUnitControlSuccess)
+            StorpLogEvent(Adapter, unit->PathId, unit->TargetId, unit->Lun,
+                          STORP_EVENT_ADAPTER_RESTART, 0, NULL, "storport",
+                          "HwStorUnitControl ScsiUnitStart after the adapter restart");
+    }
+}
+
 NTSTATUS StorpUnitDispatchPnp(PSTORP_UNIT Unit, PIRP Irp)
 {
     PIO_STACK_LOCATION sp = IoGetCurrentIrpStackLocation(Irp);
@@ -224,6 +279,7 @@ NTSTATUS StorpUnitDispatchPnp(PSTORP_UNIT Unit, PIRP Irp)
     case IRP_MN_START_DEVICE:
         Unit->Started = TRUE;
         Unit->Removed = FALSE;
+        StorpUnitControl(Unit, ScsiUnitStart, NULL);
         status = STATUS_SUCCESS;
         break;
     case IRP_MN_QUERY_ID:
@@ -236,12 +292,17 @@ NTSTATUS StorpUnitDispatchPnp(PSTORP_UNIT Unit, PIRP Irp)
         if (status == STATUS_NOT_SUPPORTED)
             status = Irp->IoStatus.Status;
         break;
+    case IRP_MN_SURPRISE_REMOVAL:
+        StorpUnitControl(Unit, ScsiUnitSurpriseRemoval, NULL);
+        status = STATUS_SUCCESS;
+        break;
     case IRP_MN_QUERY_REMOVE_DEVICE:
     case IRP_MN_CANCEL_REMOVE_DEVICE:
-    case IRP_MN_SURPRISE_REMOVAL:
         status = STATUS_SUCCESS;
         break;
     case IRP_MN_REMOVE_DEVICE:
+        if (Unit->Started)
+            StorpUnitControl(Unit, ScsiUnitRemove, NULL);
         Unit->Started = FALSE;
         Unit->ClaimedBy = NULL;
         status = STATUS_SUCCESS;

@@ -47,9 +47,14 @@ typedef enum _SCSI_ADAPTER_CONTROL_STATUS {
     ScsiAdapterControlUnsuccessful
 } SCSI_ADAPTER_CONTROL_STATUS;
 
+/* The answer to ScsiQuerySupportedControlTypes (HwStorAdapterControl) and, with the unit types,
+ * ScsiQuerySupportedUnitControlTypes (HwStorUnitControl): Storport sets MaxControlType to the
+ * number of types it asks about; the miniport marks the ones it handles, up to MaxControlType.
+ * (Windows declares the array open-ended; here it holds the larger of the two type counts.) */
+#define STOR_MAX_CONTROL_TYPES 16
 typedef struct _SCSI_SUPPORTED_CONTROL_TYPE_LIST {
     ULONG MaxControlType;
-    BOOLEAN SupportedTypeList[ScsiAdapterControlMax];
+    BOOLEAN SupportedTypeList[STOR_MAX_CONTROL_TYPES];
 } SCSI_SUPPORTED_CONTROL_TYPE_LIST, *PSCSI_SUPPORTED_CONTROL_TYPE_LIST;
 
 typedef enum _STOR_UNIT_CONTROL_TYPE {
@@ -81,6 +86,10 @@ typedef struct _STOR_UNIT_NEXUS_LOSS {
     ULONGLONG Nexus;
     PCSTR TransportId;
 } STOR_UNIT_NEXUS_LOSS, *PSTOR_UNIT_NEXUS_LOSS;
+
+_Static_assert(ScsiUnitControlMax <= STOR_MAX_CONTROL_TYPES &&
+                   ScsiAdapterControlMax <= STOR_MAX_CONTROL_TYPES,
+               "SCSI_SUPPORTED_CONTROL_TYPE_LIST holds every control type");
 
 typedef enum _SCSI_UNIT_CONTROL_STATUS {
     ScsiUnitControlSuccess = 0,
@@ -431,6 +440,46 @@ typedef struct _STOR_ADDR_BTL8 {
     ULONG AddressLength;
     UCHAR Path, Target, Lun, Reserved;
 } STOR_ADDR_BTL8, *PSTOR_ADDR_BTL8;
+#define STOR_ADDRESS_TYPE_BTL8        0
+#define STOR_ADDR_BTL8_ADDRESS_LENGTH 4
+typedef STOR_ADDR_BTL8 STOR_ADDRESS, *PSTOR_ADDRESS;
+
+/*
+ * HwStorUnitControl's parameters. ScsiUnitStart, ScsiUnitRemove and ScsiUnitSurpriseRemoval pass
+ * the unit's PSTOR_ADDRESS; ScsiUnitPower a PSTOR_UNIT_CONTROL_POWER. Storport asks
+ * ScsiQuerySupportedUnitControlTypes once, when the adapter has started, and sends only what the
+ * miniport marked. It sends ScsiUnitStart when a unit's PDO starts and again for every present
+ * unit after an adapter restart in error recovery (the restarted adapter has lost its per-unit
+ * state); ScsiUnitPower after each D0/D3 transition of a unit (idle power management);
+ * ScsiUnitRemove when a unit's PDO is removed; ScsiUnitSurpriseRemoval on surprise removal.
+ * Called at PASSIVE_LEVEL with no Storport lock held.
+ */
+typedef enum _STOR_POWER_ACTION {
+    StorPowerActionNone = 0,
+    StorPowerActionReserved,
+    StorPowerActionSleep,
+    StorPowerActionHibernate,
+    StorPowerActionShutdown,
+    StorPowerActionShutdownReset,
+    StorPowerActionShutdownOff,
+    StorPowerActionWarmEject
+} STOR_POWER_ACTION;
+
+typedef enum _STOR_DEVICE_POWER_STATE {
+    StorPowerDeviceUnspecified = 0,
+    StorPowerDeviceD0,
+    StorPowerDeviceD1,
+    StorPowerDeviceD2,
+    StorPowerDeviceD3,
+    StorPowerDeviceMaximum
+} STOR_DEVICE_POWER_STATE;
+
+typedef struct _STOR_UNIT_CONTROL_POWER {
+    PSTOR_ADDRESS Address;
+    STOR_POWER_ACTION PowerAction;
+    STOR_DEVICE_POWER_STATE PowerState;
+} STOR_UNIT_CONTROL_POWER, *PSTOR_UNIT_CONTROL_POWER;
+
 BOOLEAN StorPortStateChangeDetected(PVOID HwDeviceExtension, ULONG ChangedEntity,
                                     PSTOR_ADDR_BTL8 Address, ULONG Attributes,
                                     PVOID HwStateChangeDetectedCallback, PVOID CallbackContext);
