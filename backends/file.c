@@ -3,7 +3,10 @@
  * the storage behind the virtual miniport's file-backed LUNs. Each backend owns one ring and one
  * reaper thread. Any thread may submit; the submission queue has a single producer, so submitters
  * take a short mutex around preparing and submitting one SQE (the model is Storport's StartIo
- * lock: held only while handing the request to the "hardware"). The reaper waits on the
+ * lock: held only while handing the request to the "hardware"). On a buffered file, requests
+ * that callbacks issue on the reaper only get an SQE; the reaper submits them all at once after
+ * its batch of completions (one system call per batch at a steady queue depth); with O_DIRECT
+ * they go to the device at once. The reaper waits on the
  * completion queue and runs the callbacks, the way a DPC completes requests after the ISR: every
  * request completes exactly once, on the reaper thread, except for requests refused before they
  * reach the kernel (bad range or alignment, read-only, shutting down), which complete inline.
@@ -125,12 +128,26 @@ static void be_file_prep(struct be_file *f, struct be_io *io, struct io_uring_sq
     io_uring_sqe_set_data(sqe, io);
 }
 
+/* Submits every prepared SQE. Called with f->lock held. A failed submit leaves the SQEs in the
+ * ring for the next submit: never dropped. */
+static void be_file_submit_locked(struct be_file *f)
+{
+    for (int tries = 0; tries < 100; tries++) {
+        int ret = io_uring_submit(&f->ring);
+        if (ret >= 0 || (ret != -EINTR && ret != -EAGAIN && ret != -EBUSY))
+            break;
+        usleep(50);
+    }
+}
+
 /*
- * Hands one request (or the remainder of one) to the kernel. Called with f->lock held. The SQ is
- * emptied by every submit, so a missing SQE only happens if an earlier submit failed; submitting
- * again makes room. A failed submit leaves the SQEs in the ring for the next submit: never dropped.
+ * Prepares one request (or the remainder of one) for the kernel. Called with f->lock held. With
+ * `submit`, it goes to the kernel now (a submitter's thread, or O_DIRECT); without, it waits in
+ * the SQ for the reaper's one io_uring_submit after its batch of completions (requests that
+ * callbacks on the reaper issue: at a steady queue depth, nearly all of them, so one system call
+ * carries a whole batch). A missing SQE only happens when the SQ is full; submitting makes room.
  */
-static void be_file_queue_locked(struct be_file *f, struct be_io *io)
+static void be_file_queue_locked(struct be_file *f, struct be_io *io, bool submit)
 {
     struct io_uring_sqe *sqe;
     for (int tries = 0; !(sqe = io_uring_get_sqe(&f->ring)); tries++) {
@@ -139,12 +156,8 @@ static void be_file_queue_locked(struct be_file *f, struct be_io *io)
             usleep(50);
     }
     be_file_prep(f, io, sqe);
-    for (int tries = 0; tries < 100; tries++) {
-        int ret = io_uring_submit(&f->ring);
-        if (ret >= 0 || (ret != -EINTR && ret != -EAGAIN && ret != -EBUSY))
-            break;
-        usleep(50);
-    }
+    if (submit)
+        be_file_submit_locked(f);
 }
 
 static int be_file_check(const struct be_file *f, const struct be_io *io)
@@ -207,14 +220,17 @@ static void be_file_submit(struct backend *be, struct be_io *io)
         return;
     }
     f->inflight++;
-    be_file_queue_locked(f, io);
+    /* O_DIRECT: to the device at once (measured: deferring costs ~18% at QD 32, the reaper then
+     * enters the kernel less often to reap); buffered: deferred to the batch's one submit. */
+    be_file_queue_locked(f, io, !on_reaper || f->direct);
     pthread_mutex_unlock(&f->lock);
 }
 
+/* The next step of a short or interrupted transfer, from the reaper: submitted with its batch. */
 static void be_file_resubmit(struct be_file *f, struct be_io *io)
 {
     pthread_mutex_lock(&f->lock);
-    be_file_queue_locked(f, io);
+    be_file_queue_locked(f, io, false);
     pthread_mutex_unlock(&f->lock);
 }
 
@@ -308,14 +324,17 @@ static void *be_file_reaper(void *arg)
             else if (be_file_handle_cqe(f, batch[i].io, batch[i].res))
                 finished++;
         }
+        /* What the callbacks issued (and the resubmitted remainders): one submit for the batch. */
+        pthread_mutex_lock(&f->lock);
+        if (io_uring_sq_ready(&f->ring))
+            be_file_submit_locked(f);
         if (finished) {
-            pthread_mutex_lock(&f->lock);
             f->inflight -= finished;
             pthread_cond_broadcast(&f->space);
             if (f->inflight == 0)
                 pthread_cond_broadcast(&f->drained);
-            pthread_mutex_unlock(&f->lock);
         }
+        pthread_mutex_unlock(&f->lock);
     }
     return NULL;
 }

@@ -1,52 +1,68 @@
 /*
  * The sparse RAM byte store (be_ram_create): the storage behind the virtual miniport's RAM disks.
- * The address space is cut into 4 KiB pages held in a two-level table: a top-level array of leaf
- * pointers sized at create time, and leaves of 512 page pointers (2 MiB each) allocated on first
- * write. A page is allocated on its first write; reads of pages never written return zeros and
- * allocate nothing, so a 1 TiB disk costs a 4 MiB (mostly untouched) top-level array until used.
- * Every request completes inline, before be_submit() returns, with 0 or a negative errno;
- * -EINVAL for a range beyond the size or an iov that does not add up to the length, -ENOMEM when a
- * first-write page cannot be allocated. FLUSH and FUA are no-ops (nothing is volatile beyond the
- * process), DISCARD and WRITE_ZEROES free whole pages and zero partial ones (trim_zeroes). The
- * allocation map (can_extents) is the page table itself: a page is allocated or a hole.
+ * The whole disk is one private anonymous mapping reserved at create (MAP_NORESERVE: address
+ * space only), so a byte's address is base + offset and the MMU does the lookup. The kernel
+ * supplies a zeroed page on the first write to it; a bitmap (one bit per 4 KiB page) records
+ * which pages were written, so reads of pages never written are answered with zeros without
+ * touching (and faulting in) the mapping, and a 1 TiB disk costs its bitmap (32 MiB of address
+ * space) and region array (4 MiB) until used, both resident only where touched. Every request
+ * completes inline, before be_submit() returns, with 0 or a negative errno; -EINVAL for a range
+ * beyond the size or an iov that does not add up to the length. FLUSH and FUA are no-ops (nothing
+ * is volatile beyond the process), DISCARD and WRITE_ZEROES give whole pages back to the kernel
+ * (madvise MADV_DONTNEED: they read as zeros and hold no memory afterwards) and zero partial ones
+ * in place (trim_zeroes). The allocation map (can_extents) is the bitmap.
  *
- * Concurrency: leaves and pages are installed with compare-and-swap, so two first writes racing to
- * the same leaf or page agree on one and free the other. Leaves are never freed before destroy, so
- * a leaf pointer read without a lock stays valid. Pages, though, are freed by DISCARD while another
- * thread may be reading them; each leaf therefore carries a reader-writer lock that READ and WRITE
- * take shared (many at once, one leaf at a time) and DISCARD/WRITE_ZEROES take exclusive, and a
- * page pointer is only followed while its leaf's lock is held. The lock is per 2 MiB leaf, not
- * global: requests on different leaves never touch the same lock, and a discard stalls only the
- * I/O on the leaf it is freeing. The locks prefer writers, so a steady read load cannot starve a
- * discard. Overlapping concurrent writes are unordered byte by byte, as on real media.
+ * Concurrency: the disk is cut into 2 MiB regions, each with one 32-bit lock word: READ and
+ * WRITE hold it shared (an atomic add and subtract, no syscall), DISCARD and WRITE_ZEROES
+ * exclusive, writer-preferring, so a discard is atomic with respect to the I/O on its region and
+ * a steady read load cannot starve it. The invariant it keeps: a page whose bit is clear holds
+ * zeros in the mapping (never touched, or given back by a discard that also cleared the bit), so
+ * a partial first write needs no zeroing of its own. The mapping itself never goes away before
+ * destroy, so no pointer is ever freed under a reader. Requests on different regions touch no
+ * common lock; overlapping concurrent writes are unordered byte by byte, as on real media.
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "backends/backend.h"
 #include "backends/ram.h"
 
-#define BE_RAM_PAGE_SHIFT 12
-#define BE_RAM_LEAF_SHIFT 9 /* 512 pages, 2 MiB per leaf */
-#define BE_RAM_LEAF_PAGES (1u << BE_RAM_LEAF_SHIFT)
-#define BE_RAM_LEAF_BYTES ((uint64_t)BE_RAM_PAGE_SIZE << BE_RAM_LEAF_SHIFT)
+#define BE_RAM_PAGE_SHIFT   12
+#define BE_RAM_REGION_SHIFT 9 /* 512 pages, 2 MiB per region */
+#define BE_RAM_REGION_PAGES (1u << BE_RAM_REGION_SHIFT)
+#define BE_RAM_WORD_PAGES   64u                    /* pages per bitmap word */
+#define BE_RAM_EXCLUSIVE    0x80000000u            /* lock word: a discard holds or waits for it */
+#define BE_RAM_SHARED_MASK  (BE_RAM_EXCLUSIVE - 1) /* lock word: READ/WRITE holders */
+#ifdef MADV_COLLAPSE
+#define BE_RAM_MADV_COLLAPSE MADV_COLLAPSE
+#else
+#define BE_RAM_MADV_COLLAPSE 25 /* Linux 6.1 uapi value, for older C library headers */
+#endif
 
 _Static_assert(BE_RAM_PAGE_SIZE == 1u << BE_RAM_PAGE_SHIFT, "page size and shift disagree");
+_Static_assert(BE_RAM_REGION_PAGES % BE_RAM_WORD_PAGES == 0, "a region is whole bitmap words");
 
-struct be_ram_leaf {
-    pthread_rwlock_t lock; /* shared: READ/WRITE; exclusive: freeing or zeroing pages */
-    _Atomic(uint8_t *) pages[BE_RAM_LEAF_PAGES];
+struct be_ram_region {
+    atomic_uint lock;  /* BE_RAM_EXCLUSIVE | number of shared holders */
+    atomic_uint pages; /* bits set in this region's part of the bitmap */
 };
 
 struct be_ram {
     struct backend be;
-    uint64_t nleaves;
-    _Atomic(struct be_ram_leaf *) *leaves;
+    uint8_t *base; /* the disk: base[offset], map_len bytes */
+    size_t map_len;
+    uint64_t npages;
+    uint64_t nregions;
+    _Atomic uint64_t *bitmap; /* bit p: page p was written and not discarded since */
+    struct be_ram_region *regions;
     atomic_uint_fast64_t allocated_pages;
-    pthread_rwlockattr_t lock_attr;
+    atomic_bool collapse; /* MADV_COLLAPSE works here (cleared at its first EINVAL) */
+    void *map;            /* what mmap returned; base is it rounded up to 2 MiB */
 
     /* Metadata blobs (backend.h meta_load/meta_store): in memory, as long as the store. */
     pthread_mutex_t meta_lock;
@@ -70,6 +86,108 @@ static struct be_ram *be_ram_from(struct backend *be)
 {
     return (struct be_ram *)be;
 }
+
+/* ---- region locks ----------------------------------------------------------------------- */
+
+static void be_ram_backoff(unsigned *spins)
+{
+    if (++*spins < 64) {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+    } else {
+        sched_yield();
+    }
+}
+
+/* READ/WRITE: one atomic add when no discard holds or waits for the region. */
+static void be_ram_lock_shared(struct be_ram_region *g)
+{
+    unsigned spins = 0;
+    for (;;) {
+        unsigned v = atomic_fetch_add_explicit(&g->lock, 1, memory_order_acquire);
+        if (!(v & BE_RAM_EXCLUSIVE))
+            return;
+        /* A discard holds it or waits for it (writer preference): step back until it is done. */
+        atomic_fetch_sub_explicit(&g->lock, 1, memory_order_relaxed);
+        while (atomic_load_explicit(&g->lock, memory_order_relaxed) & BE_RAM_EXCLUSIVE)
+            be_ram_backoff(&spins);
+    }
+}
+
+static void be_ram_unlock_shared(struct be_ram_region *g)
+{
+    atomic_fetch_sub_explicit(&g->lock, 1, memory_order_release);
+}
+
+/* DISCARD/WRITE_ZEROES: claim the exclusive bit (new shared holders then step back), then wait
+ * for the shared holders already inside to leave. */
+static void be_ram_lock_exclusive(struct be_ram_region *g)
+{
+    unsigned spins = 0;
+    unsigned v = atomic_load_explicit(&g->lock, memory_order_relaxed);
+    for (;;) {
+        if (v & BE_RAM_EXCLUSIVE) {
+            be_ram_backoff(&spins);
+            v = atomic_load_explicit(&g->lock, memory_order_relaxed);
+        } else if (atomic_compare_exchange_weak_explicit(&g->lock, &v, v | BE_RAM_EXCLUSIVE,
+                                                         memory_order_acquire,
+                                                         memory_order_relaxed)) {
+            break;
+        }
+    }
+    while (atomic_load_explicit(&g->lock, memory_order_acquire) & BE_RAM_SHARED_MASK)
+        be_ram_backoff(&spins);
+}
+
+static void be_ram_unlock_exclusive(struct be_ram_region *g)
+{
+    atomic_fetch_and_explicit(&g->lock, ~BE_RAM_EXCLUSIVE, memory_order_release);
+}
+
+/* ---- the bitmap ------------------------------------------------------------------------- */
+
+static bool be_ram_page_written(const struct be_ram *r, uint64_t page)
+{
+    uint64_t word =
+        atomic_load_explicit(&r->bitmap[page / BE_RAM_WORD_PAGES], memory_order_relaxed);
+    return (word >> (page % BE_RAM_WORD_PAGES)) & 1;
+}
+
+/*
+ * A region whose 512 pages are all written becomes one 2 MiB huge page (MADV_COLLAPSE, Linux 6.1;
+ * once per region, about a quarter of a millisecond): reads of a filled disk then cost one TLB
+ * entry per 2 MiB instead of one per 4 KiB, which is most of a random 4 KiB read's cost. Only
+ * full regions, so a sparse disk stays sparse; a later discard inside it splits it again. Where
+ * the kernel cannot (no THP, an older kernel), the region simply stays in 4 KiB pages.
+ */
+static void be_ram_collapse(struct be_ram *r, uint64_t region)
+{
+    if (!atomic_load_explicit(&r->collapse, memory_order_relaxed))
+        return;
+    const size_t region_bytes = (size_t)BE_RAM_PAGE_SIZE << BE_RAM_REGION_SHIFT;
+    if (madvise(r->base + region * region_bytes, region_bytes, BE_RAM_MADV_COLLAPSE) != 0 &&
+        (errno == EINVAL || errno == ENOSYS))
+        atomic_store_explicit(&r->collapse, false, memory_order_relaxed); /* not here: stop */
+}
+
+/* Called with the page's region held shared by a WRITE; racing writers agree on one setter. */
+static void be_ram_mark_written(struct be_ram *r, uint64_t page)
+{
+    uint64_t bit = 1ull << (page % BE_RAM_WORD_PAGES);
+    _Atomic uint64_t *word = &r->bitmap[page / BE_RAM_WORD_PAGES];
+    if (atomic_load_explicit(word, memory_order_relaxed) & bit)
+        return;
+    if (atomic_fetch_or_explicit(word, bit, memory_order_relaxed) & bit)
+        return;
+    uint64_t region = page >> BE_RAM_REGION_SHIFT;
+    unsigned before = atomic_fetch_add_explicit(&r->regions[region].pages, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&r->allocated_pages, 1, memory_order_relaxed);
+    if (before == BE_RAM_REGION_PAGES - 1)
+        be_ram_collapse(r, region);
+}
+
+/* ---- READ and WRITE ----------------------------------------------------------------------- */
 
 static void be_ram_copy_out(struct be_ram_cursor *c, const uint8_t *src, size_t count)
 {
@@ -110,141 +228,103 @@ static void be_ram_copy_in(struct be_ram_cursor *c, uint8_t *dst, size_t count)
     }
 }
 
-static struct be_ram_leaf *be_ram_get_leaf(struct be_ram *r, uint64_t leaf_idx, bool create)
-{
-    struct be_ram_leaf *leaf = atomic_load_explicit(&r->leaves[leaf_idx], memory_order_acquire);
-    if (leaf || !create)
-        return leaf;
-
-    struct be_ram_leaf *fresh = calloc(1, sizeof(*fresh));
-    if (!fresh)
-        return NULL;
-    if (pthread_rwlock_init(&fresh->lock, &r->lock_attr) != 0) {
-        free(fresh);
-        return NULL;
-    }
-    struct be_ram_leaf *expected = NULL;
-    if (atomic_compare_exchange_strong_explicit(&r->leaves[leaf_idx], &expected, fresh,
-                                                memory_order_acq_rel, memory_order_acquire))
-        return fresh;
-    /* Another first write installed this leaf first; use theirs. */
-    pthread_rwlock_destroy(&fresh->lock);
-    free(fresh);
-    return expected;
-}
-
-/* Called with the leaf's lock held shared. */
-static uint8_t *be_ram_install_page(struct be_ram *r, struct be_ram_leaf *leaf, uint32_t slot)
-{
-    uint8_t *fresh = calloc(1, BE_RAM_PAGE_SIZE);
-    if (!fresh)
-        return NULL;
-    uint8_t *expected = NULL;
-    if (atomic_compare_exchange_strong_explicit(&leaf->pages[slot], &expected, fresh,
-                                                memory_order_acq_rel, memory_order_acquire)) {
-        atomic_fetch_add_explicit(&r->allocated_pages, 1, memory_order_relaxed);
-        return fresh;
-    }
-    free(fresh);
-    return expected;
-}
-
+/*
+ * READ and WRITE, page by page under each region's lock held shared. A read copies the written
+ * pages out of the mapping and zeros for the others (without touching their part of the
+ * mapping); a write copies into the mapping (the kernel faults a zeroed page in on first touch)
+ * and then marks the page written.
+ */
 static int be_ram_rw(struct be_ram *r, struct be_io *io)
 {
     bool write = io->op == BE_OP_WRITE;
     struct be_ram_cursor cur = {.iov = io->iov};
-    struct be_ram_leaf *held = NULL;
+    struct be_ram_region *held = NULL;
     uint64_t pos = io->offset;
     uint64_t left = io->length;
-    int ret = 0;
 
     while (left) {
-        uint64_t page_idx = pos >> BE_RAM_PAGE_SHIFT;
-        size_t in_page = pos & (BE_RAM_PAGE_SIZE - 1);
-        size_t chunk = BE_RAM_PAGE_SIZE - in_page;
+        uint64_t page = pos >> BE_RAM_PAGE_SHIFT;
+        size_t chunk = BE_RAM_PAGE_SIZE - (pos & (BE_RAM_PAGE_SIZE - 1));
         if (chunk > left)
             chunk = left;
-
-        struct be_ram_leaf *leaf = be_ram_get_leaf(r, page_idx >> BE_RAM_LEAF_SHIFT, write);
-        if (!leaf) {
-            if (write) {
-                ret = -ENOMEM;
-                break;
-            }
-            be_ram_copy_out(&cur, NULL, chunk);
-            pos += chunk;
-            left -= chunk;
-            continue;
-        }
-        if (leaf != held) {
+        struct be_ram_region *g = &r->regions[page >> BE_RAM_REGION_SHIFT];
+        if (g != held) {
             if (held)
-                pthread_rwlock_unlock(&held->lock);
-            pthread_rwlock_rdlock(&leaf->lock);
-            held = leaf;
+                be_ram_unlock_shared(held);
+            be_ram_lock_shared(g);
+            held = g;
         }
-
-        uint32_t slot = page_idx & (BE_RAM_LEAF_PAGES - 1);
-        uint8_t *page = atomic_load_explicit(&leaf->pages[slot], memory_order_acquire);
         if (write) {
-            if (!page)
-                page = be_ram_install_page(r, leaf, slot);
-            if (!page) {
-                ret = -ENOMEM;
-                break;
-            }
-            be_ram_copy_in(&cur, page + in_page, chunk);
+            be_ram_copy_in(&cur, r->base + pos, chunk);
+            be_ram_mark_written(r, page);
         } else {
-            be_ram_copy_out(&cur, page ? page + in_page : NULL, chunk);
+            be_ram_copy_out(&cur, be_ram_page_written(r, page) ? r->base + pos : NULL, chunk);
         }
         pos += chunk;
         left -= chunk;
     }
     if (held)
-        pthread_rwlock_unlock(&held->lock);
-    return ret;
+        be_ram_unlock_shared(held);
+    return 0;
 }
 
 /*
- * DISCARD and WRITE_ZEROES: both leave the range reading as zeros; whole pages are freed, partial
- * ones zeroed in place. Each leaf's lock is taken exclusive while its pages go, so no reader is
- * inside a page being freed.
+ * DISCARD and WRITE_ZEROES: both leave the range reading as zeros. Whole written pages go back to
+ * the kernel (one madvise per run) and their bits are cleared; written pages only partly inside
+ * are zeroed in place and stay allocated. Each region's lock is held exclusive while its pages
+ * go; regions without a written page are skipped without taking it.
  */
 static int be_ram_deallocate(struct be_ram *r, uint64_t offset, uint64_t length)
 {
+    const uint64_t region_bytes = (uint64_t)BE_RAM_PAGE_SIZE << BE_RAM_REGION_SHIFT;
     uint64_t pos = offset;
     uint64_t end = offset + length;
+    int ret = 0;
 
     while (pos < end) {
-        uint64_t leaf_idx = pos / BE_RAM_LEAF_BYTES;
-        uint64_t leaf_end = (leaf_idx + 1) * BE_RAM_LEAF_BYTES;
-        if (leaf_end > end)
-            leaf_end = end;
-        struct be_ram_leaf *leaf = be_ram_get_leaf(r, leaf_idx, false);
-        if (!leaf) {
-            pos = leaf_end;
+        uint64_t region = pos / region_bytes;
+        uint64_t region_end = (region + 1) * region_bytes;
+        if (region_end > end)
+            region_end = end;
+        struct be_ram_region *g = &r->regions[region];
+        if (atomic_load_explicit(&g->pages, memory_order_relaxed) == 0) {
+            pos = region_end; /* nothing written here: already reads as zeros */
             continue;
         }
 
-        pthread_rwlock_wrlock(&leaf->lock);
-        while (pos < leaf_end) {
-            uint32_t slot = (pos >> BE_RAM_PAGE_SHIFT) & (BE_RAM_LEAF_PAGES - 1);
-            size_t in_page = pos & (BE_RAM_PAGE_SIZE - 1);
-            size_t chunk = BE_RAM_PAGE_SIZE - in_page;
-            if (chunk > leaf_end - pos)
-                chunk = leaf_end - pos;
-            uint8_t *page = atomic_load_explicit(&leaf->pages[slot], memory_order_relaxed);
-            if (page && chunk == BE_RAM_PAGE_SIZE) {
-                atomic_store_explicit(&leaf->pages[slot], NULL, memory_order_relaxed);
-                free(page);
-                atomic_fetch_sub_explicit(&r->allocated_pages, 1, memory_order_relaxed);
-            } else if (page) {
-                memset(page + in_page, 0, chunk);
+        be_ram_lock_exclusive(g);
+        uint64_t run_start = 0, run_len = 0; /* whole written pages to give back */
+        while (pos < region_end) {
+            uint64_t page = pos >> BE_RAM_PAGE_SHIFT;
+            size_t chunk = BE_RAM_PAGE_SIZE - (pos & (BE_RAM_PAGE_SIZE - 1));
+            if (chunk > region_end - pos)
+                chunk = region_end - pos;
+            if (be_ram_page_written(r, page)) {
+                if (chunk == BE_RAM_PAGE_SIZE) {
+                    atomic_fetch_and_explicit(&r->bitmap[page / BE_RAM_WORD_PAGES],
+                                              ~(1ull << (page % BE_RAM_WORD_PAGES)),
+                                              memory_order_relaxed);
+                    atomic_fetch_sub_explicit(&g->pages, 1, memory_order_relaxed);
+                    atomic_fetch_sub_explicit(&r->allocated_pages, 1, memory_order_relaxed);
+                    if (run_len && run_start + run_len == pos) {
+                        run_len += chunk;
+                    } else {
+                        if (run_len && madvise(r->base + run_start, run_len, MADV_DONTNEED))
+                            ret = -errno;
+                        run_start = pos;
+                        run_len = chunk;
+                    }
+                } else {
+                    memset(r->base + pos, 0, chunk);
+                }
             }
             pos += chunk;
         }
-        pthread_rwlock_unlock(&leaf->lock);
+        if (run_len && madvise(r->base + run_start, run_len, MADV_DONTNEED))
+            ret = -errno;
+        be_ram_unlock_exclusive(g);
     }
-    return 0;
+    return ret;
 }
 
 static int be_ram_check(const struct be_ram *r, const struct be_io *io)
@@ -291,7 +371,6 @@ static void be_ram_submit(struct backend *be, struct be_io *io)
     }
     io->complete(io, ret);
 }
-
 /* ---- metadata blobs --------------------------------------------------------------------- */
 
 static struct be_ram_meta *be_ram_meta_find(struct be_ram *r, const char *name)
@@ -363,31 +442,30 @@ static void be_ram_meta_free(struct be_ram *r)
 }
 
 /*
- * The allocation map from the page table: an absent leaf is a 2 MiB hole, an absent page a 4 KiB
- * one. Only pointers are compared with NULL, never followed, so no leaf lock is needed: the
- * answer is a snapshot that holds every request completed before the call.
+ * The allocation map from the bitmap: a region with no written page is a 2 MiB hole, otherwise
+ * page by page. Bits are only read, so no lock is needed: the answer is a snapshot that holds
+ * every request completed before the call.
  */
 static int be_ram_extents(struct backend *be, uint64_t offset, uint64_t length,
                           struct be_extent *ext, uint32_t max)
 {
     struct be_ram *r = be_ram_from(be);
+    const uint64_t region_bytes = (uint64_t)BE_RAM_PAGE_SIZE << BE_RAM_REGION_SHIFT;
     uint64_t pos = offset;
     uint64_t end = offset + length;
     uint32_t count = 0;
 
     while (pos < end) {
-        uint64_t leaf_idx = pos / BE_RAM_LEAF_BYTES;
-        struct be_ram_leaf *leaf = be_ram_get_leaf(r, leaf_idx, false);
+        uint64_t region = pos / region_bytes;
         uint64_t step_end;
         uint32_t flags;
-        if (!leaf) {
-            step_end = (leaf_idx + 1) * BE_RAM_LEAF_BYTES;
+        if (atomic_load_explicit(&r->regions[region].pages, memory_order_relaxed) == 0) {
+            step_end = (region + 1) * region_bytes;
             flags = BE_EXTENT_HOLE;
         } else {
-            uint32_t slot = (pos >> BE_RAM_PAGE_SHIFT) & (BE_RAM_LEAF_PAGES - 1);
-            step_end = ((pos >> BE_RAM_PAGE_SHIFT) + 1) << BE_RAM_PAGE_SHIFT;
-            flags =
-                atomic_load_explicit(&leaf->pages[slot], memory_order_acquire) ? 0 : BE_EXTENT_HOLE;
+            uint64_t page = pos >> BE_RAM_PAGE_SHIFT;
+            step_end = (page + 1) << BE_RAM_PAGE_SHIFT;
+            flags = be_ram_page_written(r, page) ? 0 : BE_EXTENT_HOLE;
         }
         if (step_end > end)
             step_end = end;
@@ -403,18 +481,9 @@ static void be_ram_destroy(struct backend *be)
     struct be_ram *r = be_ram_from(be);
 
     be_ram_meta_free(r);
-
-    for (uint64_t i = 0; i < r->nleaves; i++) {
-        struct be_ram_leaf *leaf = atomic_load_explicit(&r->leaves[i], memory_order_acquire);
-        if (!leaf)
-            continue;
-        for (uint32_t j = 0; j < BE_RAM_LEAF_PAGES; j++)
-            free(atomic_load_explicit(&leaf->pages[j], memory_order_relaxed));
-        pthread_rwlock_destroy(&leaf->lock);
-        free(leaf);
-    }
-    pthread_rwlockattr_destroy(&r->lock_attr);
-    free(r->leaves);
+    munmap(r->map, r->map_len + ((size_t)BE_RAM_PAGE_SIZE << BE_RAM_REGION_SHIFT));
+    free(r->bitmap);
+    free(r->regions);
     free(r);
 }
 
@@ -433,22 +502,45 @@ int be_ram_create(uint64_t size, struct backend **out)
         return -EINVAL;
     *out = NULL;
 
-    uint64_t nleaves = size / BE_RAM_LEAF_BYTES + (size % BE_RAM_LEAF_BYTES != 0);
-    if (nleaves > SIZE_MAX / sizeof(struct be_ram_leaf *))
+    /* Whole regions, so the bitmap is whole words and every page has its region. */
+    const uint64_t region_bytes = (uint64_t)BE_RAM_PAGE_SIZE << BE_RAM_REGION_SHIFT;
+    if (size > UINT64_MAX - region_bytes)
+        return -ENOMEM;
+    uint64_t nregions = (size + region_bytes - 1) / region_bytes;
+    uint64_t npages = nregions * BE_RAM_REGION_PAGES;
+    if (nregions * region_bytes > SIZE_MAX)
         return -ENOMEM;
 
     struct be_ram *r = calloc(1, sizeof(*r));
     if (!r)
         return -ENOMEM;
     /* calloc of a large array maps fresh zero pages: untouched parts of it cost no memory. */
-    r->leaves = calloc(nleaves, sizeof(*r->leaves));
-    if (!r->leaves) {
+    r->bitmap = calloc(npages / BE_RAM_WORD_PAGES, sizeof(*r->bitmap));
+    r->regions = calloc(nregions, sizeof(*r->regions));
+    /* Address space only: pages become resident when written (and stop being on discard). One
+     * region more than needed, so that regions can start on 2 MiB boundaries (huge pages). */
+    r->map_len = (size_t)(nregions * region_bytes);
+    if (r->map_len > SIZE_MAX - region_bytes) {
+        free(r->bitmap);
+        free(r->regions);
         free(r);
         return -ENOMEM;
     }
-    pthread_rwlockattr_init(&r->lock_attr);
-    pthread_rwlockattr_setkind_np(&r->lock_attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-    r->nleaves = nleaves;
+    void *base = mmap(NULL, r->map_len + region_bytes, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (!r->bitmap || !r->regions || base == MAP_FAILED) {
+        if (base != MAP_FAILED)
+            munmap(base, r->map_len + region_bytes);
+        free(r->bitmap);
+        free(r->regions);
+        free(r);
+        return -ENOMEM;
+    }
+    r->map = base;
+    r->base = (uint8_t *)(((uintptr_t)base + region_bytes - 1) & ~(uintptr_t)(region_bytes - 1));
+    atomic_init(&r->collapse, true);
+    r->npages = npages;
+    r->nregions = nregions;
     pthread_mutex_init(&r->meta_lock, NULL);
     atomic_init(&r->allocated_pages, 0);
     r->be.ops = &be_ram_ops;

@@ -24,6 +24,12 @@ NTSTATUS ExCreateExecutive(PEXECUTIVE *Executive)
     KeInitializeEvent(&ex->EnumerationIdle, NotificationEvent, TRUE);
     ExInitializeNPagedLookasideList(&ex->IrpLookaside, NULL, NULL, 0,
                                     IoSizeOfIrp(IO_MAX_FAST_STACK), 0x53497270 /* 'SIrp' */, 1024);
+    ExInitializeNPagedLookasideList(&ex->SystemBufferSmall, NULL, NULL, 0,
+                                    IOP_SYSTEM_BUFFER_HEADER + IOP_SYSTEM_BUFFER_SMALL,
+                                    0x53427573 /* 'SBus' */, 256);
+    ExInitializeNPagedLookasideList(&ex->SystemBufferLarge, NULL, NULL, 0,
+                                    IOP_SYSTEM_BUFFER_HEADER + IOP_SYSTEM_BUFFER_LARGE,
+                                    0x4C427573 /* 'LBus' */, 32);
     KipStartThreads(ex);
     status = PnpCreateRootDriver(ex);
     if (!NT_SUCCESS(status)) {
@@ -85,6 +91,8 @@ void ExDestroyExecutive(PEXECUTIVE ex)
     IopFreeNames(ex);
     CmpFreeRegistry(ex);
     ExDeleteNPagedLookasideList(&ex->IrpLookaside);
+    ExDeleteNPagedLookasideList(&ex->SystemBufferSmall);
+    ExDeleteNPagedLookasideList(&ex->SystemBufferLarge);
     KeDeleteEvent(&ex->EnumerationIdle);
     pthread_mutex_destroy(&ex->Lock);
     pthread_mutex_destroy(&ex->RegistryLock);

@@ -2,6 +2,12 @@
 #ifndef STORSTACK_KERNEL_EXECUTIVE_P_H
 #define STORSTACK_KERNEL_EXECUTIVE_P_H
 
+/* METHOD_BUFFERED system buffers: the two lookaside sizes (data bytes after the header), and the
+ * header before each buffer that says which list it returns to (NULL: malloc'd, larger). */
+#define IOP_SYSTEM_BUFFER_SMALL  (8u * 1024u)
+#define IOP_SYSTEM_BUFFER_LARGE  (132u * 1024u)
+#define IOP_SYSTEM_BUFFER_HEADER 16u
+
 #include "kernel/executive.h"
 
 typedef struct _REG_KEY REG_KEY, *PREG_KEY;
@@ -96,6 +102,10 @@ struct _EXECUTIVE {
     atomic_bool Stopping; /* read by the DPC, timer and worker threads under their own locks */
 
     NPAGED_LOOKASIDE_LIST IrpLookaside; /* IRPs of IO_MAX_FAST_STACK locations */
+    /* METHOD_BUFFERED system buffers (IoBuildDeviceIoControlRequest) up to these sizes: a SCSI
+     * pass-through of 4 KiB or of 128 KiB with its header and sense, without a malloc. */
+    NPAGED_LOOKASIDE_LIST SystemBufferSmall;
+    NPAGED_LOOKASIDE_LIST SystemBufferLarge;
 
     atomic_int DeviceCount;
     atomic_int IrpCount;

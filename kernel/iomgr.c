@@ -441,6 +441,40 @@ NTSTATUS IoCallDriver(PDEVICE_OBJECT DeviceObject, PIRP Irp)
     return DeviceObject->DriverObject->MajorFunction[sp->MajorFunction](DeviceObject, Irp);
 }
 
+/*
+ * A METHOD_BUFFERED system buffer of `len` bytes: from the executive's small or large lookaside
+ * list when it fits (no malloc per IOCTL: every SCSI pass-through takes this path), else from the
+ * heap. The `input` bytes are copied in and the rest is zeroed, as calloc did, so a driver that
+ * reports more output than it wrote returns zeros, never an earlier request's bytes.
+ */
+static PVOID IopAllocateSystemBuffer(PEXECUTIVE ex, const void *input, ULONG input_len, ULONG len)
+{
+    PNPAGED_LOOKASIDE_LIST list = len <= IOP_SYSTEM_BUFFER_SMALL   ? &ex->SystemBufferSmall
+                                  : len <= IOP_SYSTEM_BUFFER_LARGE ? &ex->SystemBufferLarge
+                                                                   : NULL;
+    uint8_t *header = list ? ExAllocateFromNPagedLookasideList(list)
+                           : malloc((size_t)IOP_SYSTEM_BUFFER_HEADER + len);
+    if (!header)
+        return NULL;
+    memcpy(header, &list, sizeof(list));
+    uint8_t *buf = header + IOP_SYSTEM_BUFFER_HEADER;
+    if (input_len)
+        memcpy(buf, input, input_len);
+    memset(buf + input_len, 0, len - input_len);
+    return buf;
+}
+
+static void IopFreeSystemBuffer(PVOID Buffer)
+{
+    uint8_t *header = (uint8_t *)Buffer - IOP_SYSTEM_BUFFER_HEADER;
+    PNPAGED_LOOKASIDE_LIST list;
+    memcpy(&list, header, sizeof(list));
+    if (list)
+        ExFreeToNPagedLookasideList(list, header);
+    else
+        free(header);
+}
+
 /* The I/O manager's completion of an IRP it owns: copy buffered output back, report status,
  * signal the waiter or run the caller's callback, free what it allocated. */
 static void IopCompleteOwnedIrp(PIRP Irp)
@@ -472,7 +506,7 @@ static void IopCompleteOwnedIrp(PIRP Irp)
         pthread_mutex_unlock(&file->IrpListLock);
     }
     if (Irp->Flags & IRP_DEALLOCATE_BUFFER)
-        free(Irp->AssociatedIrp.SystemBuffer);
+        IopFreeSystemBuffer(Irp->AssociatedIrp.SystemBuffer);
     if ((Irp->Flags & IRP_FREE_MDL) && Irp->MdlAddress)
         IoFreeMdl(Irp->MdlAddress);
     if (Irp->UserIosb)
@@ -695,13 +729,12 @@ PIRP IoBuildDeviceIoControlRequest(ULONG IoControlCode, PDEVICE_OBJECT DeviceObj
     case METHOD_BUFFERED: {
         ULONG len = InputBufferLength > OutputBufferLength ? InputBufferLength : OutputBufferLength;
         if (len) {
-            irp->AssociatedIrp.SystemBuffer = calloc(1, len);
+            irp->AssociatedIrp.SystemBuffer =
+                IopAllocateSystemBuffer(irp->Executive, InputBuffer, InputBufferLength, len);
             if (!irp->AssociatedIrp.SystemBuffer) {
                 IoFreeIrp(irp);
                 return NULL;
             }
-            if (InputBufferLength)
-                memcpy(irp->AssociatedIrp.SystemBuffer, InputBuffer, InputBufferLength);
             irp->Flags |= IRP_BUFFERED_IO | IRP_DEALLOCATE_BUFFER;
             if (OutputBuffer && OutputBufferLength) {
                 irp->Flags |= IRP_INPUT_OPERATION;

@@ -5,38 +5,76 @@
  * run on system worker threads (PASSIVE_LEVEL). Thread counts are fixed at executive creation.
  */
 #include <errno.h>
+#include <linux/futex.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "kernel/executive_p.h"
 
+/*
+ * Spin locks: a three-state futex lock (free, held, held with sleepers). Uncontended, acquire is
+ * one compare-and-swap and release one atomic decrement, with no call into the C library; a
+ * waiter spins a little (the holder is usually on another CPU and about to release) and then
+ * sleeps in the kernel, because a user-space holder can be descheduled mid-hold. A zeroed lock
+ * is a free one.
+ */
+#define KIP_SPIN_TRIES 100
+
+static void KipFutex(atomic_uint *word, int op, unsigned value)
+{
+    syscall(SYS_futex, (unsigned *)word, op | FUTEX_PRIVATE_FLAG, value, NULL, NULL, 0);
+}
+
 void KeInitializeSpinLock(PKSPIN_LOCK SpinLock)
 {
-    pthread_mutexattr_t attr;
-    pthread_mutexattr_init(&attr);
-    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ADAPTIVE_NP);
-    pthread_mutex_init(&SpinLock->Mutex, &attr);
-    pthread_mutexattr_destroy(&attr);
+    atomic_init(&SpinLock->State, 0);
+}
+
+static void KipAcquireSpinLockContended(PKSPIN_LOCK SpinLock)
+{
+    unsigned expected;
+    for (int i = 0; i < KIP_SPIN_TRIES; i++) {
+        expected = 0;
+        if (atomic_load_explicit(&SpinLock->State, memory_order_relaxed) == 0 &&
+            atomic_compare_exchange_weak_explicit(&SpinLock->State, &expected, 1,
+                                                  memory_order_acquire, memory_order_relaxed))
+            return;
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+    }
+    /* Mark sleepers present (2) and sleep until a release; whoever takes it from here leaves 2
+     * behind, so its release wakes the next sleeper. */
+    while (atomic_exchange_explicit(&SpinLock->State, 2, memory_order_acquire) != 0)
+        KipFutex(&SpinLock->State, FUTEX_WAIT, 2);
 }
 
 void KeAcquireSpinLock(PKSPIN_LOCK SpinLock, PKIRQL OldIrql)
 {
-    pthread_mutex_lock(&SpinLock->Mutex);
+    unsigned expected = 0;
+    if (!atomic_compare_exchange_strong_explicit(&SpinLock->State, &expected, 1,
+                                                 memory_order_acquire, memory_order_relaxed))
+        KipAcquireSpinLockContended(SpinLock);
     if (OldIrql)
         *OldIrql = PASSIVE_LEVEL;
 }
 
 void KeReleaseSpinLock(PKSPIN_LOCK SpinLock, KIRQL NewIrql)
 {
-    pthread_mutex_unlock(&SpinLock->Mutex);
+    (void)NewIrql;
+    if (atomic_fetch_sub_explicit(&SpinLock->State, 1, memory_order_release) != 1) {
+        atomic_store_explicit(&SpinLock->State, 0, memory_order_release);
+        KipFutex(&SpinLock->State, FUTEX_WAKE, 1);
+    }
 }
 
 void KeDeleteSpinLock(PKSPIN_LOCK SpinLock)
 {
-    pthread_mutex_destroy(&SpinLock->Mutex);
+    (void)SpinLock;
 }
 
 void KeInitializeEvent(PKEVENT Event, EVENT_TYPE Type, BOOLEAN State)

@@ -21,6 +21,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#if defined(__x86_64__)
+#include <x86intrin.h>
+#endif
 
 #include <storstack/nt/ntstatus.h>
 #include <storstack/storage/ntdddisk.h>
@@ -86,9 +89,17 @@ struct bench_slot {
     struct bench_worker *w;
     struct bench_slot *next;
     uint8_t *buf;
-    uint64_t start_ns;
+    uint64_t start_ns;         /* bench_stamp() at submission (TSC ticks or ns) */
+    uint64_t lat_ns;           /* set by the completion */
+    storstack_status_t status; /* set by the completion; STATUS_DATA_OVERRUN for a short one */
 };
 
+/*
+ * One submitting worker. Everything but the atomics belongs to whoever holds `kick` (the
+ * trampoline): the free list, the random state, the histogram and the counters. Completions, on
+ * any thread, only stamp their slot and push it on `done` (a lock-free list that only the holder
+ * empties, all at once, so there is no ABA); the holder accounts for them as it takes them back.
+ */
 struct bench_worker {
     storstack_handle_t *h;
     int write, random;
@@ -97,13 +108,13 @@ struct bench_worker {
     atomic_int stop;
     atomic_int inflight;
     atomic_int kick;
-    pthread_mutex_t lock; /* free slots, histogram and counters (completions race) */
-    pthread_cond_t idle;
+    _Atomic(struct bench_slot *) done;
     struct bench_slot *free_slots;
     struct bench_slot *slots;
     struct cli_hist hist;
     uint64_t ios, errors;
     storstack_status_t first_error;
+    uint64_t tsc_mult; /* nanoseconds per TSC tick << 32; 0: stamps are CLOCK_MONOTONIC ns */
     pthread_t thread;
 };
 
@@ -114,6 +125,54 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/*
+ * Per-I/O time stamps: the invariant TSC where the CPU has one (as fio's default clocksource
+ * does), calibrated against CLOCK_MONOTONIC before the run; otherwise CLOCK_MONOTONIC. Two
+ * clock_gettime calls per I/O would cost more than some whole stacks measured here.
+ */
+static uint64_t bench_tsc_calibrate(void)
+{
+#if defined(__x86_64__)
+    FILE *cpuinfo = fopen("/proc/cpuinfo", "r");
+    char line[4096];
+    bool constant = false, nonstop = false;
+    while (cpuinfo && fgets(line, sizeof(line), cpuinfo) && !(constant && nonstop)) {
+        if (!strncmp(line, "flags", 5)) {
+            constant = strstr(line, " constant_tsc") != NULL;
+            nonstop = strstr(line, " nonstop_tsc") != NULL;
+        }
+    }
+    if (cpuinfo)
+        fclose(cpuinfo);
+    if (!constant || !nonstop)
+        return 0;
+    uint64_t t0 = now_ns(), c0 = __rdtsc();
+    usleep(20000);
+    uint64_t t1 = now_ns(), c1 = __rdtsc();
+    if (c1 <= c0 || t1 <= t0)
+        return 0;
+    return (uint64_t)((((unsigned __int128)(t1 - t0)) << 32) / (c1 - c0));
+#else
+    return 0;
+#endif
+}
+
+static inline uint64_t bench_stamp(const struct bench_worker *w)
+{
+#if defined(__x86_64__)
+    if (w->tsc_mult)
+        return __rdtsc();
+#endif
+    return now_ns();
+}
+
+static inline uint64_t bench_elapsed_ns(const struct bench_worker *w, uint64_t start, uint64_t end)
+{
+    if (!w->tsc_mult)
+        return end - start;
+    return (uint64_t)(((unsigned __int128)(end - start) * w->tsc_mult) >> 32);
+}
+
 static uint64_t bench_next_offset(struct bench_worker *w)
 {
     if (w->random) {
@@ -122,7 +181,8 @@ static uint64_t bench_next_offset(struct bench_worker *w)
         x ^= x >> 7;
         x ^= x << 17;
         w->rng = x;
-        return (x % w->blocks) * w->bs;
+        /* x * blocks / 2^64: uniform over the blocks without a division */
+        return (uint64_t)(((unsigned __int128)x * w->blocks) >> 64) * w->bs;
     }
     uint64_t off = w->seq_next;
     w->seq_next += w->bs;
@@ -131,34 +191,52 @@ static uint64_t bench_next_offset(struct bench_worker *w)
     return off;
 }
 
+static void bench_count(struct bench_worker *w, storstack_status_t status)
+{
+    if (!w->errors++)
+        w->first_error = status;
+}
+
+/* The holder takes back every completed slot: histogram and counters, then the free list. */
+static void bench_reap(struct bench_worker *w)
+{
+    struct bench_slot *s = atomic_exchange_explicit(&w->done, NULL, memory_order_acquire);
+    while (s) {
+        struct bench_slot *next = s->next;
+        if (NT_SUCCESS(s->status)) {
+            cli_hist_add(&w->hist, s->lat_ns);
+            w->ios++;
+        } else {
+            bench_count(w, s->status);
+        }
+        s->next = w->free_slots;
+        w->free_slots = s;
+        s = next;
+    }
+}
+
 static void bench_submit_loop(struct bench_worker *w);
 
 /*
  * Completion of one request, in whatever thread completed it (possibly inside the submit call).
- * Main waits for inflight to reach zero under w->lock before it frees the worker.
+ * The in-flight count drops last: main frees the worker once it reads zero, so nothing here
+ * touches the worker after that.
  */
 static void bench_done(void *context, storstack_status_t status, uint64_t information)
 {
     struct bench_slot *s = context;
     struct bench_worker *w = s->w;
-    uint64_t lat = now_ns() - s->start_ns;
 
-    pthread_mutex_lock(&w->lock);
-    if (NT_SUCCESS(status) && information == w->bs) {
-        cli_hist_add(&w->hist, lat);
-        w->ios++;
-    } else if (!w->errors++) {
-        w->first_error = NT_SUCCESS(status) ? STATUS_DATA_OVERRUN : status;
-    }
-    s->next = w->free_slots;
-    w->free_slots = s;
-    pthread_mutex_unlock(&w->lock);
+    s->lat_ns = bench_elapsed_ns(w, s->start_ns, bench_stamp(w));
+    s->status = NT_SUCCESS(status) && information != w->bs ? STATUS_DATA_OVERRUN : status;
+    struct bench_slot *head = atomic_load_explicit(&w->done, memory_order_relaxed);
+    do {
+        s->next = head;
+    } while (!atomic_compare_exchange_weak_explicit(&w->done, &head, s, memory_order_release,
+                                                    memory_order_relaxed));
     /* refill first: our own in-flight count keeps the worker alive until the very end */
     bench_submit_loop(w);
-    pthread_mutex_lock(&w->lock);
-    if (atomic_fetch_sub(&w->inflight, 1) == 1)
-        pthread_cond_broadcast(&w->idle);
-    pthread_mutex_unlock(&w->lock);
+    atomic_fetch_sub_explicit(&w->inflight, 1, memory_order_release);
 }
 
 /* The trampoline: whoever raises kick from 0 submits; others just leave a kick behind. */
@@ -167,33 +245,26 @@ static void bench_submit_loop(struct bench_worker *w)
     if (atomic_fetch_add(&w->kick, 1) != 0)
         return;
     do {
-        for (;;) {
-            struct bench_slot *s;
-            if (atomic_load(&w->stop))
-                break;
-            pthread_mutex_lock(&w->lock);
-            s = w->free_slots;
-            if (s)
-                w->free_slots = s->next;
-            pthread_mutex_unlock(&w->lock);
+        while (!atomic_load_explicit(&w->stop, memory_order_relaxed)) {
+            if (!w->free_slots)
+                bench_reap(w);
+            struct bench_slot *s = w->free_slots;
             if (!s)
                 break;
+            w->free_slots = s->next;
             uint64_t off = bench_next_offset(w);
-            atomic_fetch_add(&w->inflight, 1);
-            s->start_ns = now_ns();
+            atomic_fetch_add_explicit(&w->inflight, 1, memory_order_relaxed);
+            s->start_ns = bench_stamp(w);
             storstack_status_t st =
                 w->write ? storstack_write_async(w->h, s->buf, w->bs, off, bench_done, s)
                          : storstack_read_async(w->h, s->buf, w->bs, off, bench_done, s);
             if (st != STATUS_PENDING) {
                 /* not issued: count it, stop this worker (errors would spin) */
-                pthread_mutex_lock(&w->lock);
-                if (!w->errors++)
-                    w->first_error = st;
+                bench_count(w, st);
                 s->next = w->free_slots;
                 w->free_slots = s;
-                pthread_mutex_unlock(&w->lock);
                 atomic_store(&w->stop, 1);
-                atomic_fetch_sub(&w->inflight, 1);
+                atomic_fetch_sub_explicit(&w->inflight, 1, memory_order_relaxed);
                 break;
             }
         }
@@ -443,20 +514,33 @@ int cli_bench(int argc, char **argv)
     }
 
     struct bench_worker *w = calloc(threads, sizeof(*w));
+    uint64_t tsc_mult = bench_tsc_calibrate();
     int rc = CLI_EXIT_OK;
     for (uint64_t i = 0; i < threads && w; i++) {
         struct bench_worker *k = &w[i];
         uint64_t slice = size / threads / bs * bs;
+        /* Worker 0 uses the handle already open; the others open their own, as fio's jobs each
+         * open the file: a handle's list of outstanding IRPs (for cancel) is then not shared. */
         k->h = h;
+        if (i > 0) {
+            st = storstack_open(
+                stack, device,
+                STORSTACK_GENERIC_READ | (write || prefill ? STORSTACK_GENERIC_WRITE : 0), &k->h);
+            if (!NT_SUCCESS(st)) {
+                k->h = NULL;
+                rc = cli_fail("bench", "cannot open %s for thread %" PRIu64 ": %s", device, i + 1,
+                              storstack_status_name(st));
+                break;
+            }
+        }
         k->write = write;
         k->random = random;
         k->bs = (uint32_t)bs;
+        k->tsc_mult = tsc_mult;
         k->blocks = size / bs;
         k->seq_first = k->seq_next = i * slice;
         k->seq_end = k->seq_first + slice;
         k->rng = 0x9E3779B97F4A7C15ull * (i + 1) ^ (uint64_t)now_ns();
-        pthread_mutex_init(&k->lock, NULL);
-        pthread_cond_init(&k->idle, NULL);
         k->slots = calloc(qd, sizeof(*k->slots));
         for (uint64_t j = 0; k->slots && j < qd; j++) {
             struct bench_slot *s = &k->slots[j];
@@ -494,11 +578,12 @@ int cli_bench(int argc, char **argv)
             atomic_store(&w[i].stop, 1);
         for (uint64_t i = 0; i < threads; i++)
             pthread_join(w[i].thread, NULL);
+        /* the last completions may run on other threads: they touch nothing after their
+         * in-flight decrement, so polling it is enough */
         for (uint64_t i = 0; i < threads; i++) {
-            pthread_mutex_lock(&w[i].lock);
-            while (atomic_load(&w[i].inflight))
-                pthread_cond_wait(&w[i].idle, &w[i].lock);
-            pthread_mutex_unlock(&w[i].lock);
+            while (atomic_load_explicit(&w[i].inflight, memory_order_acquire))
+                usleep(100);
+            bench_reap(&w[i]);
         }
         t1 = now_ns();
 
@@ -547,8 +632,8 @@ int cli_bench(int argc, char **argv)
         for (uint64_t j = 0; w[i].slots && j < qd; j++)
             free(w[i].slots[j].buf);
         free(w[i].slots);
-        pthread_mutex_destroy(&w[i].lock);
-        pthread_cond_destroy(&w[i].idle);
+        if (i > 0 && w[i].h)
+            storstack_close(w[i].h);
     }
     free(w);
     storstack_close(h);

@@ -1,11 +1,15 @@
 /*
  * An iSCSI connection (RFC 7143 6, 7): its thread runs the login (login.c), then an event loop
- * that polls the socket and an eventfd. A readable socket gives one PDU (header checked by
- * iscsi_pdu_parse and, when negotiated, its CRC32C header digest before anything after it is
- * read; then the data segment and its digest), dispatched to NOP-Out, Text (SendTargets), Logout
- * here or to session.c for SCSI Command, Data-Out and Task Management. The eventfd says that
- * pass-throughs completed: their tasks are taken off cq_head and answered. Sends are gathered
- * writes (sendmsg of header, digests, data and padding), from this thread only.
+ * that polls the socket and an eventfd. A readable socket gives one recv of whatever has arrived
+ * into rxbuf, and every whole PDU in it is taken in order (header checked by iscsi_pdu_parse and,
+ * when negotiated, its CRC32C header digest before anything after it is trusted; then the data
+ * digest), dispatched with its data segment where it lies to NOP-Out, Text (SendTargets),
+ * Logout here or to session.c for SCSI Command, Data-Out and Task Management. Pass-throughs the
+ * stack completes inline (within storstack_ioctl_async) are on local_head; those completed on
+ * other threads on cq_head, with the eventfd signalled. Both are answered after the PDUs of the
+ * turn, and every response of the turn is queued (tx) and goes out in one sendmsg before the loop
+ * polls again: header, digests and padding from the queue, Data-In straight from the task's
+ * buffer. Only this thread touches the socket, the queue and the tasks.
  *
  * Target pings (11.19): after NopInterval seconds without a PDU from the initiator the target
  * sends a NOP-In with a Target Transfer Tag; no NOP-Out answering it within NopTimeout drops the
@@ -40,42 +44,21 @@ static int iscsi_recv_all(int fd, void *buf, size_t len)
     return 0;
 }
 
-int iscsi_conn_send(struct iscsi_conn *c, uint8_t bhs[ISCSI_BHS_LEN], const void *data,
-                    uint32_t len)
+/* Writes every iovec whole (a short send moves on past what went); 0 or -EPIPE. */
+static int iscsi_sendv(int fd, struct iovec *iov, size_t iovcnt)
 {
-    static const uint8_t zeros[4];
-    uint8_t hdig[4], ddig[4];
-    struct iovec iov[5];
-    struct msghdr msg = {.msg_iov = iov};
+    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = iovcnt};
     size_t left = 0;
-    uint32_t pad = iscsi_pad4(len);
 
-    iov[msg.msg_iovlen++] = (struct iovec){bhs, ISCSI_BHS_LEN};
-    if (c->params.header_digest) {
-        uint32_t crc = iscsi_crc32c(0, bhs, ISCSI_BHS_LEN);
-        memcpy(hdig, &crc, 4); /* 11.1: the digest goes out least significant byte first */
-        iov[msg.msg_iovlen++] = (struct iovec){hdig, 4};
-    }
-    if (len) {
-        iov[msg.msg_iovlen++] = (struct iovec){(void *)data, len};
-        if (pad)
-            iov[msg.msg_iovlen++] = (struct iovec){(void *)zeros, pad};
-        if (c->params.data_digest) {
-            uint32_t crc = iscsi_crc32c(iscsi_crc32c(0, data, len), zeros, pad);
-            memcpy(ddig, &crc, 4);
-            iov[msg.msg_iovlen++] = (struct iovec){ddig, 4};
-        }
-    }
-    for (size_t i = 0; i < msg.msg_iovlen; i++)
+    for (size_t i = 0; i < iovcnt; i++)
         left += iov[i].iov_len;
     while (left) {
-        ssize_t n = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
+        ssize_t n = sendmsg(fd, &msg, MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
-            return -EPIPE;
+            return -EPIPE; /* closed, or no progress for ISCSI_RECV_TIMEOUT (SO_SNDTIMEO) */
         left -= (size_t)n;
-        /* A short send: move the iovecs past what went. */
         while (msg.msg_iovlen && (size_t)n >= msg.msg_iov->iov_len) {
             n -= (ssize_t)msg.msg_iov->iov_len;
             msg.msg_iov++;
@@ -87,6 +70,81 @@ int iscsi_conn_send(struct iscsi_conn *c, uint8_t bhs[ISCSI_BHS_LEN], const void
         }
     }
     return 0;
+}
+
+int iscsi_conn_flush(struct iscsi_conn *c)
+{
+    int rc = c->niov ? iscsi_sendv(c->fd, c->txiov, c->niov) : 0;
+
+    c->ntx = c->niov = 0;
+    return rc;
+}
+
+/*
+ * Queues one PDU: the header (and its digest) in the queue entry; a data segment of at most
+ * ISCSI_TX_INLINE bytes is copied after it (one iovec for the whole PDU), a larger one is
+ * referenced (ref: the caller keeps it until the flush) or, when it may not be, referenced and
+ * flushed at once. The queue is flushed when full, so order is always the order of the calls.
+ */
+static int iscsi_conn_queue(struct iscsi_conn *c, uint8_t bhs[ISCSI_BHS_LEN], const void *data,
+                            uint32_t len, bool ref)
+{
+    static const uint8_t zeros[4];
+    uint32_t pad = iscsi_pad4(len), hlen = ISCSI_BHS_LEN, crc;
+    bool copy = len <= ISCSI_TX_INLINE;
+
+    /* A large segment the caller does not keep (NOP-In echo, Text): queued by pointer and sent
+     * at once, after what was queued before it. */
+    bool now = !copy && !ref;
+    if (now && iscsi_conn_flush(c))
+        return -EPIPE;
+    if (c->ntx == ISCSI_TXQ && iscsi_conn_flush(c))
+        return -EPIPE;
+    struct iscsi_tx *e = &c->tx[c->ntx++];
+    memcpy(e->head, bhs, ISCSI_BHS_LEN);
+    if (c->params.header_digest) {
+        crc = iscsi_crc32c(0, bhs, ISCSI_BHS_LEN);
+        memcpy(e->head + hlen, &crc, 4);
+        hlen += 4;
+    }
+    if (copy) {
+        if (len) {
+            memcpy(e->head + hlen, data, len);
+            memset(e->head + hlen + len, 0, pad);
+            if (c->params.data_digest) {
+                crc = iscsi_crc32c(0, e->head + hlen, len + pad);
+                memcpy(e->head + hlen + len + pad, &crc, 4);
+                hlen += 4;
+            }
+            hlen += len + pad;
+        }
+        c->txiov[c->niov++] = (struct iovec){e->head, hlen};
+        return 0;
+    }
+    uint32_t tlen = pad;
+    memset(e->tail, 0, sizeof(e->tail));
+    if (c->params.data_digest) {
+        crc = iscsi_crc32c(iscsi_crc32c(0, data, len), zeros, pad);
+        memcpy(e->tail + pad, &crc, 4);
+        tlen += 4;
+    }
+    c->txiov[c->niov++] = (struct iovec){e->head, hlen};
+    c->txiov[c->niov++] = (struct iovec){(void *)data, len};
+    if (tlen)
+        c->txiov[c->niov++] = (struct iovec){e->tail, tlen};
+    return now ? iscsi_conn_flush(c) : 0;
+}
+
+int iscsi_conn_send(struct iscsi_conn *c, uint8_t bhs[ISCSI_BHS_LEN], const void *data,
+                    uint32_t len)
+{
+    return iscsi_conn_queue(c, bhs, data, len, false);
+}
+
+int iscsi_conn_send_ref(struct iscsi_conn *c, uint8_t bhs[ISCSI_BHS_LEN], const void *data,
+                        uint32_t len)
+{
+    return iscsi_conn_queue(c, bhs, data, len, true);
 }
 
 uint32_t iscsi_conn_max_cmdsn(const struct iscsi_conn *c)
@@ -101,7 +159,14 @@ int iscsi_conn_send_status(struct iscsi_conn *c, uint8_t bhs[ISCSI_BHS_LEN], con
                            uint32_t len)
 {
     iscsi_bhs_set_sn(bhs, c->statsn++, c->exp_cmdsn, iscsi_conn_max_cmdsn(c));
-    return iscsi_conn_send(c, bhs, data, len);
+    return iscsi_conn_queue(c, bhs, data, len, false);
+}
+
+int iscsi_conn_send_status_ref(struct iscsi_conn *c, uint8_t bhs[ISCSI_BHS_LEN], const void *data,
+                               uint32_t len)
+{
+    iscsi_bhs_set_sn(bhs, c->statsn++, c->exp_cmdsn, iscsi_conn_max_cmdsn(c));
+    return iscsi_conn_queue(c, bhs, data, len, true);
 }
 
 int iscsi_conn_reject(struct iscsi_conn *c, const uint8_t *bad_bhs, uint8_t reason)
@@ -113,39 +178,18 @@ int iscsi_conn_reject(struct iscsi_conn *c, const uint8_t *bad_bhs, uint8_t reas
     return iscsi_conn_send_status(c, bhs, bad_bhs, ISCSI_BHS_LEN);
 }
 
-/*
- * Reads the rest of a PDU whose header is in bhs: the AHS, the header digest (checked), the data
- * segment with padding into c->rx and its digest. Returns 0; -EBADMSG for a data digest error
- * (the PDU was read whole: the stream is still in step); any other negative value closes.
- */
-static int iscsi_conn_read_tail(struct iscsi_conn *c, const uint8_t *bhs, const struct iscsi_pdu *p,
-                                bool digests)
+/* Reads the rest of a Login Request whose header is in bhs: its AHS, and its data segment with
+ * padding into c->rx (digests start after the login, 13.1). 0, or negative to close. */
+static int iscsi_conn_read_login_tail(struct iscsi_conn *c, const struct iscsi_pdu *p)
 {
     uint32_t dlen = p->data_len + iscsi_pad4(p->data_len);
-    uint8_t dig[4];
 
     if (p->ahs_len > sizeof(c->ahs))
         return -EPROTO; /* TotalAHSLength is 8 bits of words: never over 1020 */
     if (p->ahs_len && iscsi_recv_all(c->fd, c->ahs, p->ahs_len))
         return -EPIPE;
-    if (digests && c->params.header_digest) {
-        uint32_t crc = iscsi_crc32c(iscsi_crc32c(0, bhs, ISCSI_BHS_LEN), c->ahs, p->ahs_len), got;
-        if (iscsi_recv_all(c->fd, dig, 4))
-            return -EPIPE;
-        memcpy(&got, dig, 4);
-        if (got != crc)
-            return -EPROTO; /* 7.8: a header digest error at ERL 0 closes the connection */
-    }
     if (dlen && iscsi_recv_all(c->fd, c->rx, dlen))
         return -EPIPE;
-    if (digests && c->params.data_digest && p->data_len) {
-        uint32_t got;
-        if (iscsi_recv_all(c->fd, dig, 4))
-            return -EPIPE;
-        memcpy(&got, dig, 4);
-        if (got != iscsi_crc32c(0, c->rx, dlen))
-            return -EBADMSG;
-    }
     return 0;
 }
 
@@ -172,7 +216,7 @@ static int iscsi_conn_login(struct iscsi_conn *c)
         /* 6.3: anything but a Login Request before full feature phase ends the connection. */
         if (iscsi_pdu_parse(bhs, ISCSI_LOGIN_MAX_DSL, &p) || p.opcode != ISCSI_OP_LOGIN_REQ)
             break;
-        if (iscsi_conn_read_tail(c, bhs, &p, false))
+        if (iscsi_conn_read_login_tail(c, &p))
             break;
         if (!l->started) {
             /* The first response's StatSN is ours to choose; take the one expected. */
@@ -197,7 +241,7 @@ static int iscsi_conn_login(struct iscsi_conn *c)
                 r = ISCSI_LOGIN_FAIL;
             }
         }
-        if (iscsi_conn_send_status(c, rsp, c->txt, (uint32_t)out.len))
+        if (iscsi_conn_send_status(c, rsp, c->txt, (uint32_t)out.len) || iscsi_conn_flush(c))
             break;
         if (r == ISCSI_LOGIN_FAIL)
             break;
@@ -340,20 +384,15 @@ static int iscsi_conn_dispatch(struct iscsi_conn *c, const struct iscsi_pdu *p)
     }
 }
 
-/* Answers the pass-throughs that completed since the last look. */
-static int iscsi_conn_completions(struct iscsi_conn *c)
+_Thread_local struct iscsi_conn *iscsi_conn_self;
+
+/* Answers a list of completed tasks, queued newest first, in completion order. */
+static int iscsi_conn_answer(struct iscsi_conn *c, struct iscsi_task *list)
 {
-    struct iscsi_task *list, *rev = NULL;
-    uint64_t v;
+    struct iscsi_task *rev = NULL;
     int rc = 0;
 
-    if (read(c->efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-        return -EIO;
-    pthread_mutex_lock(&c->cq_lock);
-    list = c->cq_head;
-    c->cq_head = NULL;
-    pthread_mutex_unlock(&c->cq_lock);
-    while (list) { /* queued newest first: answer in completion order */
+    while (list) {
         struct iscsi_task *t = list;
         list = t->next_done;
         t->next_done = rev;
@@ -369,16 +408,52 @@ static int iscsi_conn_completions(struct iscsi_conn *c)
     return rc;
 }
 
-/* One PDU from the socket; 0, or negative to close. */
-static int iscsi_conn_read_pdu(struct iscsi_conn *c)
+/* Answers what completed on this thread (answering may issue the next piece of a split command,
+ * which may complete inline again). */
+static int iscsi_conn_local_completions(struct iscsi_conn *c)
 {
-    uint8_t bhs[ISCSI_BHS_LEN];
+    int rc = 0;
+
+    while (c->local_head) {
+        struct iscsi_task *list = c->local_head;
+        c->local_head = NULL;
+        int r = iscsi_conn_answer(c, list);
+        if (r && !rc)
+            rc = r;
+    }
+    return rc;
+}
+
+/* Answers the pass-throughs other threads completed since the last look. */
+static int iscsi_conn_completions(struct iscsi_conn *c)
+{
+    struct iscsi_task *list;
+    uint64_t v;
+
+    if (read(c->efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+        return -EIO;
+    pthread_mutex_lock(&c->cq_lock);
+    list = c->cq_head;
+    c->cq_head = NULL;
+    pthread_mutex_unlock(&c->cq_lock);
+    return iscsi_conn_answer(c, list);
+}
+
+/*
+ * One whole PDU at the front of rxbuf, of *used bytes: header digest checked, data digest checked,
+ * then dispatched with its data segment where it lies in rxbuf. Returns 0 with *used 0 when the
+ * PDU has not all arrived yet; negative to close.
+ */
+static int iscsi_conn_pdu(struct iscsi_conn *c, uint32_t *used)
+{
+    const uint8_t *bhs = c->rxbuf + c->rx_start;
+    uint32_t avail = c->rx_end - c->rx_start, hd = c->params.header_digest ? 4 : 0, total;
     struct iscsi_pdu p;
     int rc;
 
-    if (iscsi_recv_all(c->fd, bhs, sizeof(bhs)))
-        return -EPIPE;
-    clock_gettime(CLOCK_MONOTONIC, &c->last_rx);
+    *used = 0;
+    if (avail < ISCSI_BHS_LEN)
+        return 0;
     rc = iscsi_pdu_parse(bhs, c->params.max_recv_dsl, &p);
     if (rc == -EMSGSIZE) {
         /* 13.12: over our MaxRecvDataSegmentLength; skipping it would read an
@@ -386,18 +461,78 @@ static int iscsi_conn_read_pdu(struct iscsi_conn *c)
         iscsi_conn_reject(c, bhs, ISCSI_REJECT_PROTOCOL_ERROR);
         return -EMSGSIZE;
     }
-    int tail = iscsi_conn_read_tail(c, bhs, &p, true);
-    if (tail == -EBADMSG) {
-        /* 7.8: a data digest error; Reject 02h. The PDU's data is lost: a command or its data
-         * cannot go on at ERL 0, anything else is simply dropped. */
-        iscsi_conn_reject(c, bhs, 0x02);
-        return p.opcode == ISCSI_OP_SCSI_CMD || p.opcode == ISCSI_OP_DATA_OUT ? -EBADMSG : 0;
+    /* max_recv_dsl is at most ISCSI_OUR_MRDSL and TotalAHSLength at most 1020, so a whole PDU
+     * always fits in ISCSI_RX_CAP. */
+    uint32_t dlen = p.data_len + iscsi_pad4(p.data_len);
+    uint32_t dd = c->params.data_digest && p.data_len ? 4 : 0;
+    total = ISCSI_BHS_LEN + p.ahs_len + hd + dlen + dd;
+    if (avail < total)
+        return 0;
+    *used = total;
+    const uint8_t *data = bhs + ISCSI_BHS_LEN + p.ahs_len + hd;
+    uint32_t got;
+    if (hd) {
+        memcpy(&got, bhs + ISCSI_BHS_LEN + p.ahs_len, 4);
+        if (got != iscsi_crc32c(0, bhs, ISCSI_BHS_LEN + p.ahs_len))
+            return -EPROTO; /* 7.8: a header digest error at ERL 0 closes the connection */
     }
-    if (tail)
-        return tail;
+    if (dd) {
+        memcpy(&got, data + dlen, 4);
+        if (got != iscsi_crc32c(0, data, dlen)) {
+            /* 7.8: a data digest error; Reject 02h. The PDU's data is lost: a command or its
+             * data cannot go on at ERL 0, anything else is simply dropped. */
+            iscsi_conn_reject(c, bhs, 0x02);
+            return p.opcode == ISCSI_OP_SCSI_CMD || p.opcode == ISCSI_OP_DATA_OUT ? -EBADMSG : 0;
+        }
+    }
     if (rc == -EOPNOTSUPP)
         return iscsi_conn_reject(c, bhs, ISCSI_REJECT_CMD_NOT_SUPPORTED);
+    c->rx = (uint8_t *)data;
     return iscsi_conn_dispatch(c, &p);
+}
+
+/*
+ * The socket is readable: one recv of whatever has arrived (up to the room in rxbuf), then every
+ * whole PDU in it, in order. A PDU cut by the end of the buffer is moved to its front first, so
+ * it is moved at most once. 0, or negative to close.
+ */
+static int iscsi_conn_read(struct iscsi_conn *c)
+{
+    bool progress = false;
+    int rc = 0;
+
+    if (c->rx_start == c->rx_end) {
+        c->rx_start = c->rx_end = 0;
+    } else if (c->rx_start) {
+        memmove(c->rxbuf, c->rxbuf + c->rx_start, c->rx_end - c->rx_start);
+        c->rx_end -= c->rx_start;
+        c->rx_start = 0;
+    }
+    if (c->rx_end == ISCSI_RX_CAP)
+        return -EPROTO; /* cannot be: a whole PDU always fits (iscsi_conn_pdu) */
+    ssize_t n = recv(c->fd, c->rxbuf + c->rx_end, ISCSI_RX_CAP - c->rx_end, MSG_DONTWAIT);
+    if (n == 0)
+        return -EPIPE;
+    if (n < 0)
+        return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : -EPIPE;
+    c->rx_end += (uint32_t)n;
+    clock_gettime(CLOCK_MONOTONIC, &c->last_rx);
+    while (!rc) {
+        uint32_t used;
+        rc = iscsi_conn_pdu(c, &used);
+        if (!used)
+            break;
+        c->rx_start += used;
+        progress = true;
+    }
+    /* A PDU begun must end within ISCSI_RECV_TIMEOUT s (the timer in the loop checks). */
+    if (c->rx_start == c->rx_end)
+        c->rx_partial = false;
+    else if (progress || !c->rx_partial) {
+        c->rx_partial = true;
+        c->rx_partial_since = c->last_rx;
+    }
+    return rc;
 }
 
 static int64_t iscsi_ms_since(const struct timespec *t)
@@ -414,6 +549,13 @@ static int iscsi_conn_ping_timer(struct iscsi_conn *c, int *timeout)
     int64_t wait;
 
     *timeout = -1;
+    if (c->rx_partial) {
+        /* A PDU begun must arrive whole within ISCSI_RECV_TIMEOUT s. */
+        wait = (int64_t)ISCSI_RECV_TIMEOUT * 1000 - iscsi_ms_since(&c->rx_partial_since);
+        if (wait <= 0)
+            return -ETIMEDOUT;
+        *timeout = (int)wait;
+    }
     if (!cfg->nop_interval)
         return 0;
     if (c->ping_out) {
@@ -428,7 +570,10 @@ static int iscsi_conn_ping_timer(struct iscsi_conn *c, int *timeout)
             wait = (int64_t)cfg->nop_timeout * 1000;
         }
     }
-    *timeout = wait > 60000 ? 60000 : (int)wait;
+    if (wait > 60000)
+        wait = 60000;
+    if (*timeout < 0 || wait < *timeout)
+        *timeout = (int)wait;
     return 0;
 }
 
@@ -437,13 +582,14 @@ static void iscsi_conn_run(struct iscsi_conn *c)
     struct timeval tv = {.tv_sec = ISCSI_RECV_TIMEOUT};
     int rc = 0;
 
-    /* A PDU half received, or a send that makes no progress (an initiator that stops reading),
-     * for ISCSI_RECV_TIMEOUT seconds ends the connection: a hostile peer holds only its own. */
+    /* During login a PDU half received, and always a send that makes no progress (an initiator
+     * that stops reading), for ISCSI_RECV_TIMEOUT seconds ends the connection: a hostile peer
+     * holds only its own. In full feature phase the loop times a PDU half received. */
     setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    /* the data segment, its padding and its digest */
-    c->rx = malloc(ISCSI_OUR_MRDSL + 8);
-    if (!c->rx || iscsi_conn_login(c))
+    c->rxbuf = malloc(ISCSI_RX_CAP);
+    c->rx = c->rxbuf; /* the login reads each data segment here */
+    if (!c->rxbuf || iscsi_conn_login(c))
         return;
     clock_gettime(CLOCK_MONOTONIC, &c->last_rx);
     while (!rc) {
@@ -451,33 +597,55 @@ static void iscsi_conn_run(struct iscsi_conn *c)
         int timeout;
         if ((rc = iscsi_conn_ping_timer(c, &timeout)))
             break;
+        /* Everything answered so far goes out in one gathered write before the loop waits (or
+         * gives buffers back: queued Data-In points into them). */
+        if ((rc = iscsi_conn_flush(c)))
+            break;
         if (!c->used && !c->trimmed) {
-            iscsi_session_trim(c); /* idle: give the task buffers back */
-            c->trimmed = true;
+            /* Idle for ISCSI_TRIM_MS: give the task buffers back. Not at once: a session at
+             * full queue depth whose commands complete inline is idle between batches, and
+             * would allocate its buffers again for every one. */
+            int64_t left = ISCSI_TRIM_MS - iscsi_ms_since(&c->last_rx);
+            if (left <= 0) {
+                iscsi_session_trim(c);
+                c->trimmed = true;
+            } else if (timeout < 0 || left < timeout) {
+                timeout = (int)left;
+            }
         }
         int n = poll(pfd, 2, timeout);
         if (n < 0 && errno != EINTR)
             break;
         if (n <= 0)
             continue;
-        /* One PDU, then every completion: a TMF behind a batch of commands is read before
-         * their data goes out, and completions never wait for more than one PDU. */
+        /* Every whole PDU that has arrived, then every completion: commands the stack completes
+         * inline are answered together, and a TMF behind a batch of commands is read before
+         * the data of those still down the stack goes out. */
         if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR))
-            rc = iscsi_conn_read_pdu(c);
+            rc = iscsi_conn_read(c);
+        int r = iscsi_conn_local_completions(c);
+        if (!rc)
+            rc = r;
         if (!rc && pfd[1].revents)
             rc = iscsi_conn_completions(c);
+        r = iscsi_conn_local_completions(c);
+        if (!rc)
+            rc = r;
     }
+    iscsi_conn_flush(c); /* a Logout Response or a Reject before the close */
 }
 
 void *iscsi_conn_main(void *arg)
 {
     struct iscsi_conn *c = arg;
 
+    iscsi_conn_self = c;
     iscsi_conn_run(c);
     shutdown(c->fd, SHUT_RDWR);
     iscsi_session_close(c); /* cancels and waits for what is in flight */
-    free(c->rx);
-    c->rx = NULL;
+    iscsi_conn_self = NULL;
+    free(c->rxbuf);
+    c->rxbuf = c->rx = NULL;
     pthread_mutex_lock(&c->target->lock);
     c->done = true;
     pthread_mutex_unlock(&c->target->lock);

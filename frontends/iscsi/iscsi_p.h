@@ -4,16 +4,18 @@
  * pool (session.c).
  *
  * Threads: one per connection runs an event loop over two descriptors, the socket and an
- * eventfd. Commands go down with storstack_ioctl_async; their callbacks (on whichever thread
- * completes the IRP) only queue the task on cq_head and signal the eventfd, and the connection's
- * thread does everything else: it alone reads and writes the socket and touches the tasks, so
- * neither needs a lock. The portal's lock guards only its list of connections.
+ * eventfd. Commands go down with storstack_ioctl_async; their callbacks only queue the task: on
+ * local_head when they run on the connection's own thread (an inline completion: no lock, no
+ * wakeup), else on cq_head under cq_lock, signalling the eventfd when the list was empty. The
+ * connection's thread does everything else: it alone reads and writes the socket and touches the
+ * tasks. The portal's lock guards only its list of connections.
  */
 #ifndef STORSTACK_FRONTENDS_ISCSI_ISCSI_P_H
 #define STORSTACK_FRONTENDS_ISCSI_ISCSI_P_H
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <sys/uio.h>
 #include <time.h>
 
 #include <storstack/storage/ntddscsi.h>
@@ -30,6 +32,14 @@
 #define ISCSI_SENSE_MAX     96
 #define ISCSI_BUF_MIN       65536 /* a task buffer's smallest size */
 #define ISCSI_RECV_TIMEOUT  30    /* s a PDU may take to arrive, or a send to make progress */
+#define ISCSI_TRIM_MS       1000  /* ms idle before a session gives its task buffers back */
+/* The receive buffer holds the largest PDU whole: BHS, AHS (at most 1020), header digest, our
+ * MaxRecvDataSegmentLength, padding and data digest. */
+#define ISCSI_RX_CAP (ISCSI_OUR_MRDSL + 2048)
+_Static_assert(ISCSI_RX_CAP >= 48 + 1020 + 4 + ISCSI_OUR_MRDSL + 3 + 4, "a whole PDU fits");
+#define ISCSI_TXQ       64  /* PDUs queued for one gathered send */
+#define ISCSI_TX_INLINE 160 /* data up to this is copied into the queue (sense, REPORT LUNS) */
+#define ISCSI_TXQ_IOV   (ISCSI_TXQ * 3)
 
 struct iscsi_sptd {
     SCSI_PASS_THROUGH_DIRECT sptd;
@@ -85,6 +95,14 @@ struct iscsi_task {
     struct iscsi_conn *conn;
 };
 
+/* A PDU queued for the next gathered send: header and header digest, then either a copy of a
+ * small data segment (with its padding and digest, all one iovec) or a pointer to a task buffer
+ * (which stays put until the queue is flushed) and a tail of padding and data digest. */
+struct iscsi_tx {
+    uint8_t head[ISCSI_BHS_LEN + 4 + ISCSI_TX_INLINE + 8];
+    uint8_t tail[8];
+};
+
 /* A task management request waiting for the tasks it aborted to come back. */
 struct iscsi_tmf_wait {
     bool active;
@@ -104,6 +122,9 @@ struct iscsi_conn {
 
     pthread_mutex_t cq_lock; /* cq_head only */
     struct iscsi_task *cq_head;
+    /* Completions that ran on this connection's own thread (the stack completed the IRP inline,
+     * within storstack_ioctl_async or storstack_cancel): no lock, no eventfd. */
+    struct iscsi_task *local_head;
 
     struct iscsi_params params;
     const struct iscsi_target_def *tdef; /* NULL for a discovery session */
@@ -122,8 +143,17 @@ struct iscsi_conn {
     struct timespec last_rx, ping_sent;
     bool trimmed;       /* task buffers released since the last command */
     uint64_t buf_bytes; /* task buffers allocated, at most ISCSI_SESSION_BUF */
-    uint8_t *rx;        /* one data segment + padding + digest */
+    uint8_t *rx;        /* the login's data segment + padding + digest (in rxbuf) */
     uint8_t ahs[1024];
+    /* Full feature phase: bytes received, rxbuf[rx_start, rx_end), parsed as whole PDUs. */
+    uint8_t *rxbuf; /* ISCSI_RX_CAP */
+    uint32_t rx_start, rx_end;
+    bool rx_partial; /* a PDU has started to arrive, since rx_partial_since */
+    struct timespec rx_partial_since;
+    /* Responses queued for one sendmsg, flushed before the loop waits again. */
+    unsigned ntx, niov;
+    struct iscsi_tx tx[ISCSI_TXQ];
+    struct iovec txiov[ISCSI_TXQ_IOV];
     struct iscsi_task tasks[ISCSI_TASKS];
     uint8_t txt[ISCSI_LOGIN_TEXT_MAX];
 };
@@ -148,11 +178,21 @@ struct iscsi_target {
 int iscsi_config_check(const struct iscsi_target_config *cfg, char *err, size_t errlen);
 
 /* conn.c */
+/* The connection whose loop runs on this thread (NULL on any other thread). */
+extern _Thread_local struct iscsi_conn *iscsi_conn_self;
 void *iscsi_conn_main(void *arg);
 int iscsi_conn_send(struct iscsi_conn *c, uint8_t bhs[ISCSI_BHS_LEN], const void *data,
                     uint32_t len);
 int iscsi_conn_send_status(struct iscsi_conn *c, uint8_t bhs[ISCSI_BHS_LEN], const void *data,
                            uint32_t len);
+/* As iscsi_conn_send(_status), but data is referenced, not copied: a task buffer, which stays
+ * as it is until iscsi_conn_flush() (the loop flushes before it reads or reuses any task). */
+int iscsi_conn_send_ref(struct iscsi_conn *c, uint8_t bhs[ISCSI_BHS_LEN], const void *data,
+                        uint32_t len);
+int iscsi_conn_send_status_ref(struct iscsi_conn *c, uint8_t bhs[ISCSI_BHS_LEN], const void *data,
+                               uint32_t len);
+/* Sends every queued PDU in one gathered write: 0, or -EPIPE. */
+int iscsi_conn_flush(struct iscsi_conn *c);
 int iscsi_conn_reject(struct iscsi_conn *c, const uint8_t *bad_bhs, uint8_t reason);
 uint32_t iscsi_conn_max_cmdsn(const struct iscsi_conn *c);
 /* TARGET COLD RESET: ends every other connection to the same target. */

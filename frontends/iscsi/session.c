@@ -43,7 +43,9 @@
 
 /* ---- Session open/close, task slots and buffers ------------------------------------------- */
 
-/* The completion callback, on whichever thread completed the IRP: queue and wake the loop. */
+/* The completion callback, on whichever thread completed the IRP: queue and wake the loop. On the
+ * connection's own thread (the stack completed it inline) the task only goes on local_head, which
+ * that thread alone touches: no lock, no eventfd, no wakeup. */
 static void iscsi_task_done(void *context, storstack_status_t status, uint64_t information)
 {
     struct iscsi_task *t = context;
@@ -52,13 +54,22 @@ static void iscsi_task_done(void *context, storstack_status_t status, uint64_t i
 
     (void)information;
     t->status = status;
+    if (iscsi_conn_self == c) {
+        t->next_done = c->local_head;
+        c->local_head = t;
+        return;
+    }
+    /* The eventfd is signalled only when the list was empty (the loop takes the whole list at
+     * each wakeup), and under the lock: once the loop has taken this task off, the connection
+     * may end and be freed, so nothing here may touch it after the unlock. */
     pthread_mutex_lock(&c->cq_lock);
+    bool wake = c->cq_head == NULL;
     t->next_done = c->cq_head;
     c->cq_head = t;
-    pthread_mutex_unlock(&c->cq_lock);
-    if (write(c->efd, &one, sizeof(one)) < 0) {
+    if (wake && write(c->efd, &one, sizeof(one)) < 0) {
         /* the counter cannot overflow with at most ISCSI_TASKS signals outstanding */
     }
+    pthread_mutex_unlock(&c->cq_lock);
 }
 
 static void iscsi_lu_limits(struct iscsi_lu *lu)
@@ -157,6 +168,8 @@ void iscsi_session_close(struct iscsi_conn *c)
         for (unsigned i = 0; i < c->nlus; i++)
             if (c->lus[i].h)
                 storstack_cancel(c->lus[i].h, NULL, NULL);
+    for (; c->local_head; c->local_head = c->local_head->next_done)
+        c->running--; /* completed inline, not answered */
     while (c->running) {
         struct pollfd pfd = {.fd = c->efd, .events = POLLIN};
         uint64_t v;
@@ -283,7 +296,7 @@ static int iscsi_check_condition(struct iscsi_conn *c, uint32_t itt, uint32_t ed
 
 /* Data-In for moved bytes of buf (11.7), then the status in the last PDU or a response. */
 static int iscsi_send_data_in(struct iscsi_conn *c, uint32_t itt, const uint8_t lun[8],
-                              const uint8_t *buf, uint32_t moved, uint8_t status,
+                              const uint8_t *buf, bool task_buf, uint32_t moved, uint8_t status,
                               const uint8_t *sense, uint32_t sense_len, uint32_t edtl,
                               uint32_t wanted)
 {
@@ -301,10 +314,14 @@ static int iscsi_send_data_in(struct iscsi_conn *c, uint32_t itt, const uint8_t 
         iscsi_build_data_in(bhs, itt, lun, datasn++, off, n, last || n == to_burst);
         if (last && collapse) {
             iscsi_data_in_set_status(bhs, status, edtl, wanted, moved);
-            return iscsi_conn_send_status(c, bhs, buf + off, n) ? -EPIPE : 0;
+            int rc = task_buf ? iscsi_conn_send_status_ref(c, bhs, buf + off, n)
+                              : iscsi_conn_send_status(c, bhs, buf + off, n);
+            return rc ? -EPIPE : 0;
         }
         iscsi_bhs_set_sn(bhs, 0, c->exp_cmdsn, iscsi_conn_max_cmdsn(c));
-        if (iscsi_conn_send(c, bhs, buf + off, n))
+        /* A task's buffer is sent from where the pass-through read into it, no copy. */
+        if (task_buf ? iscsi_conn_send_ref(c, bhs, buf + off, n)
+                     : iscsi_conn_send(c, bhs, buf + off, n))
             return -EPIPE;
         off += n;
     }
@@ -519,8 +536,8 @@ int iscsi_session_complete(struct iscsi_conn *c, struct iscsi_task *t)
     uint32_t wanted = t->wanted == UINT32_MAX ? t->moved : t->wanted;
     if (t->dir == SCSI_IOCTL_DATA_IN && t->moved) {
         iscsi_clamp_block_limits(t->lu, t->cdb, t->buf, t->moved);
-        rc = iscsi_send_data_in(c, t->itt, t->lun, t->buf, t->moved, status, t->s.sense, sense_len,
-                                t->edtl, wanted);
+        rc = iscsi_send_data_in(c, t->itt, t->lun, t->buf, true, t->moved, status, t->s.sense,
+                                sense_len, t->edtl, wanted);
     } else {
         rc = iscsi_send_scsi_rsp(c, t->itt, ISCSI_RESPONSE_COMPLETED, status, t->s.sense, sense_len,
                                  t->edtl, wanted, t->moved);
@@ -541,8 +558,8 @@ static int iscsi_inquiry_no_lun(struct iscsi_conn *c, const struct iscsi_scsi_cm
         n = alloc;
     if (n > cmd->edtl)
         n = cmd->edtl;
-    return iscsi_send_data_in(c, cmd->itt, cmd->lun, data, n, ISCSI_STATUS_GOOD, NULL, 0, cmd->edtl,
-                              n);
+    return iscsi_send_data_in(c, cmd->itt, cmd->lun, data, false, n, ISCSI_STATUS_GOOD, NULL, 0,
+                              cmd->edtl, n);
 }
 
 /* REPORT LUNS (SPC-4 6.33) from the target's map, at whatever LUN it is addressed to. */
@@ -571,7 +588,7 @@ static int iscsi_report_luns(struct iscsi_conn *c, const struct iscsi_scsi_cmd *
         len = alloc;
     if (len > cmd->edtl)
         len = cmd->edtl;
-    return iscsi_send_data_in(c, cmd->itt, cmd->lun, data, len, ISCSI_STATUS_GOOD, NULL, 0,
+    return iscsi_send_data_in(c, cmd->itt, cmd->lun, data, false, len, ISCSI_STATUS_GOOD, NULL, 0,
                               cmd->edtl, total < alloc ? total : alloc);
 }
 

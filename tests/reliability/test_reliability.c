@@ -308,7 +308,10 @@ static const struct rl_kind kinds[] = {
      NULL,
      0,
      0,
-     {STORP_EVENT_TARGET_RESET, STORP_EVENT_BUS_RESET}},
+     /* one timed-out request: abort, LUN and target reset fail, the bus reset recovers; under
+      * heavy load a second request may time out too and use up a failure on its abort, so the
+      * proof is the escalation through the LUN to the target reset, not the bus reset */
+     {STORP_EVENT_LUN_RESET, STORP_EVENT_TARGET_RESET}},
     {"lost-conn",
      "FaultDisconnectNth = 400\nFaultDisconnectMs = 1500\n",
      NULL,

@@ -28,15 +28,16 @@ typedef CHAR KPROCESSOR_MODE;
 
 /* ---- Synchronization ---------------------------------------------------------------------- */
 
-/* A spin lock; a short-held mutex here, since user-space threads can be descheduled mid-hold. */
+/* A spin lock; a short-held lock that spins briefly and then sleeps on a futex, since user-space
+ * threads can be descheduled mid-hold. State: 0 free, 1 held, 2 held with sleepers (ke.c). */
 typedef struct _KSPIN_LOCK {
-    pthread_mutex_t Mutex;
+    atomic_uint State;
 } KSPIN_LOCK, *PKSPIN_LOCK;
 
 void KeInitializeSpinLock(PKSPIN_LOCK SpinLock);
 void KeAcquireSpinLock(PKSPIN_LOCK SpinLock, PKIRQL OldIrql);
 void KeReleaseSpinLock(PKSPIN_LOCK SpinLock, KIRQL NewIrql);
-void KeDeleteSpinLock(PKSPIN_LOCK SpinLock); /* storstack: frees the host mutex */
+void KeDeleteSpinLock(PKSPIN_LOCK SpinLock); /* storstack: nothing to free, kept for symmetry */
 
 typedef enum _EVENT_TYPE { NotificationEvent, SynchronizationEvent } EVENT_TYPE;
 

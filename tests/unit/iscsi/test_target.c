@@ -2,8 +2,9 @@
  * The iSCSI target in process (frontends/iscsi) on an ephemeral loopback port, against the
  * built-in default stack (a 1 GiB RAM disk as PhysicalDrive0), driven by a small initiator written
  * here: login, INQUIRY, a WRITE(10)/READ(10) round trip larger than FirstBurstLength (so R2Ts),
- * residuals, sense, task management, discovery, logout, and malformed PDUs that must end in a
- * Reject or a closed connection without disturbing another session.
+ * residuals, sense, task management, discovery, logout, malformed PDUs that must end in a
+ * Reject or a closed connection without disturbing another session, and PDUs pipelined in one
+ * send or arriving in pieces.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -515,6 +516,106 @@ static void test_malformed_pdus_reject_or_close_without_hurting_another_session(
     cli_logout(&good);
 }
 
+/*
+ * The receive side reads whatever has arrived and takes every whole PDU in it; the send side
+ * answers a turn's commands in one gathered write. Here: 32 READ(10) and a NOP-Out with 1000
+ * bytes of ping data (sent outside the queue, after what is queued) in one TCP send, each answer
+ * checked by its tag and data, StatSN advancing by one for each status; then a WRITE(10) with
+ * immediate data arriving 7 bytes at a time, and a READ(10) whose header arrives in two pieces
+ * a moment apart, both answered once whole.
+ */
+static void test_pipelined_pdus_in_one_send_and_a_pdu_in_pieces(void **state)
+{
+    enum { N = 32, BLK = 4096, LBA = 2000, PING = 1000 };
+    uint8_t *out = malloc(N * BLK), *in = malloc(BLK), *batch = malloc((N + 1) * 48 + PING + BLK);
+    uint8_t cdb[16] = {
+        0x2a, 0, 0, 0, LBA >> 8, LBA & 0xff, 0, (N * BLK / 512) >> 8, (N * BLK / 512) & 0xff};
+    uint8_t bhs[ISCSI_BHS_LEN], data[INIT_MRDSL], ping[PING];
+    bool seen[N + 1] = {false};
+    struct result r;
+    struct cli c;
+    size_t len = 0;
+
+    for (uint32_t i = 0; i < N * BLK; i++)
+        out[i] = (uint8_t)(i * 13 + i / 4096);
+    for (uint32_t i = 0; i < PING; i++)
+        ping[i] = (uint8_t)(i ^ 0x5a);
+    cli_login_ready(&c);
+    cli_cmd(&c, cdb, false, true, N * BLK, NULL, out, &r);
+    assert_int_equal(r.status, 0);
+
+    uint32_t itt0 = c.itt;
+    for (int i = 0; i < N; i++) {
+        cli_hdr(&c, batch + len, ISCSI_OP_SCSI_CMD, ISCSI_FLAG_FINAL | ISCSI_CMD_READ | 1, 0);
+        iscsi_put32(batch + len + 20, BLK);
+        uint8_t rd[16] = {0x28, 0, 0, 0, (LBA + i * 8) >> 8, (LBA + i * 8) & 0xff, 0, 0, 8};
+        memcpy(batch + len + 32, rd, 16);
+        c.cmdsn++;
+        len += 48;
+        if (i == N / 2) { /* the ping in the middle */
+            cli_hdr(&c, batch + len, ISCSI_BHS_IMMEDIATE | ISCSI_OP_NOP_OUT, ISCSI_FLAG_FINAL,
+                    PING);
+            iscsi_put32(batch + len + 20, ISCSI_RESERVED_TAG);
+            memcpy(batch + len + 48, ping, PING);
+            len += 48 + PING;
+        }
+    }
+    assert_int_equal(send(c.fd, batch, len, MSG_NOSIGNAL), (ssize_t)len);
+    uint32_t statsn = c.expstatsn;
+    for (int k = 0; k < N + 1; k++) {
+        int n = cli_recv(&c, bhs, data, sizeof(data));
+        uint32_t itt = iscsi_get32(bhs + 16) - itt0;
+        assert_true(itt <= N && !seen[itt]);
+        seen[itt] = true;
+        assert_int_equal(iscsi_get32(bhs + 24), statsn++);
+        if (itt == N / 2 + 1) {
+            assert_int_equal(bhs[0] & 0x3f, ISCSI_OP_NOP_IN);
+            assert_int_equal(n, PING);
+            assert_memory_equal(data, ping, PING);
+            continue;
+        }
+        int i = itt <= N / 2 ? (int)itt : (int)itt - 1;
+        assert_int_equal(bhs[0] & 0x3f, ISCSI_OP_DATA_IN);
+        assert_true(bhs[1] & ISCSI_DATA_IN_STATUS);
+        assert_int_equal(bhs[3], 0);
+        assert_int_equal(n, BLK);
+        assert_memory_equal(data, out + (size_t)i * BLK, BLK);
+    }
+
+    /* a WRITE(10) with its 4 KiB of immediate data, 7 bytes at a time */
+    uint8_t wr[16] = {0x2a, 0, 0, 0, LBA >> 8, LBA & 0xff, 0, 0, 8};
+    memset(out, 0xc3, BLK);
+    cli_hdr(&c, batch, ISCSI_OP_SCSI_CMD, ISCSI_FLAG_FINAL | ISCSI_CMD_WRITE | 1, BLK);
+    iscsi_put32(batch + 20, BLK);
+    memcpy(batch + 32, wr, 16);
+    memcpy(batch + 48, out, BLK);
+    c.cmdsn++;
+    for (size_t off = 0; off < 48 + BLK; off += 7) {
+        size_t k = 48 + BLK - off < 7 ? 48 + BLK - off : 7;
+        assert_int_equal(send(c.fd, batch + off, k, MSG_NOSIGNAL), (ssize_t)k);
+    }
+    assert_int_equal(cli_recv(&c, bhs, data, sizeof(data)), 0);
+    assert_int_equal(bhs[0] & 0x3f, ISCSI_OP_SCSI_RSP);
+    assert_int_equal(bhs[3], 0);
+
+    /* a READ(10) header in two pieces, 50 ms apart */
+    cli_hdr(&c, batch, ISCSI_OP_SCSI_CMD, ISCSI_FLAG_FINAL | ISCSI_CMD_READ | 1, 0);
+    iscsi_put32(batch + 20, BLK);
+    wr[0] = 0x28;
+    memcpy(batch + 32, wr, 16);
+    c.cmdsn++;
+    assert_int_equal(send(c.fd, batch, 20, MSG_NOSIGNAL), 20);
+    usleep(50000);
+    assert_int_equal(send(c.fd, batch + 20, 28, MSG_NOSIGNAL), 28);
+    assert_int_equal(cli_recv(&c, bhs, in, BLK), BLK);
+    assert_true(bhs[1] & ISCSI_DATA_IN_STATUS);
+    assert_memory_equal(in, out, BLK);
+    cli_logout(&c);
+    free(out);
+    free(in);
+    free(batch);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -524,6 +625,7 @@ int main(void)
         cmocka_unit_test(test_task_management_answers_honestly),
         cmocka_unit_test(test_discovery_send_targets_and_chap_refused),
         cmocka_unit_test(test_malformed_pdus_reject_or_close_without_hurting_another_session),
+        cmocka_unit_test(test_pipelined_pdus_in_one_send_and_a_pdu_in_pieces),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -3,7 +3,8 @@
  * events (who is released, auto-reset, timeouts returning STATUS_TIMEOUT), DPCs (run on the DPC
  * threads with their arguments, not queued twice, removable while queued), timers (one-shot and
  * periodic firing within generous bounds, KeCancelTimer preventing expiry) and work items (run on
- * a worker thread that may wait, the device kept referenced while the item is queued). These run
+ * a worker thread that may wait, the device kept referenced while the item is queued) and spin
+ * locks (mutual exclusion under contention, sleeping waiters woken by the release). These run
  * threads against each other and are meant to be clean under TSan (-DSS_SANITIZE=thread).
  */
 #include <pthread.h>
@@ -586,6 +587,71 @@ static void test_device_stays_referenced_while_its_work_item_is_queued(void **st
     assert_int_equal(setup(state), 0);
 }
 
+/* ---- spin locks ---- */
+
+struct spin_shared {
+    KSPIN_LOCK lock;
+    uint64_t counter; /* plain: only the lock orders the increments */
+    atomic_int inside;
+    atomic_int violations;
+    int iterations;
+};
+
+static void *spin_worker(void *arg)
+{
+    struct spin_shared *s = arg;
+    for (int i = 0; i < s->iterations; i++) {
+        KeAcquireSpinLock(&s->lock, NULL);
+        if (atomic_fetch_add(&s->inside, 1) != 0)
+            atomic_fetch_add(&s->violations, 1);
+        s->counter++;
+        atomic_fetch_sub(&s->inside, 1);
+        KeReleaseSpinLock(&s->lock, 0);
+    }
+    return NULL;
+}
+
+static void test_spin_lock_excludes_under_contention(void **state)
+{
+    (void)state;
+    static struct spin_shared s;
+    memset(&s, 0, sizeof(s));
+    KeInitializeSpinLock(&s.lock);
+    s.iterations = 200000;
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++)
+        pthread_create(&t[i], NULL, spin_worker, &s);
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    assert_int_equal(atomic_load(&s.violations), 0);
+    assert_int_equal(s.counter, 4ull * 200000);
+    KeDeleteSpinLock(&s.lock);
+}
+
+/* Waiters that outlast the spin go to sleep in the kernel; the release must wake each of them. */
+static void test_spin_lock_held_long_wakes_its_sleeping_waiters(void **state)
+{
+    (void)state;
+    static struct spin_shared s;
+    memset(&s, 0, sizeof(s));
+    KeInitializeSpinLock(&s.lock);
+    s.iterations = 1000;
+    KeAcquireSpinLock(&s.lock, NULL);
+    pthread_t t[3];
+    for (int i = 0; i < 3; i++)
+        pthread_create(&t[i], NULL, spin_worker, &s);
+    sleep_ms(100); /* far beyond the spin: they sleep on the futex now */
+    assert_int_equal(s.counter, 0);
+    KeReleaseSpinLock(&s.lock, 0);
+    for (int i = 0; i < 3; i++)
+        pthread_join(t[i], NULL);
+    assert_int_equal(atomic_load(&s.violations), 0);
+    assert_int_equal(s.counter, 3ull * 1000);
+    /* and the lock is free again */
+    KeAcquireSpinLock(&s.lock, NULL);
+    KeReleaseSpinLock(&s.lock, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -604,6 +670,8 @@ int main(void)
         T(test_timer_without_dpc_signals_its_event),
         T(test_work_item_runs_on_a_worker_thread_that_may_wait),
         T(test_device_stays_referenced_while_its_work_item_is_queued),
+        T(test_spin_lock_excludes_under_contention),
+        T(test_spin_lock_held_long_wakes_its_sleeping_waiters),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
