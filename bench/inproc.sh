@@ -32,17 +32,21 @@ inproc_round() {
     for t in 1 2; do
         memlimit_run "$t"
     done
+    memlimit_run 1 --hugepages
 }
 
 # memlimit_run THREADS: one run of the physical limit (random 4 KiB memcpy out of a buffer the
 # size of the disk)
+# (with --hugepages: the buffer in 2 MiB pages, as the RAM backend maps its full regions)
 memlimit_run() {
-    local t=$1 out label="memlimit (random 4 KiB memcpy, 1 GiB buffer) ${1}T"
-    out=$("$BENCH_BIN/memlimit" --seconds "$RUNTIME" --threads "$t" --repeat 1) ||
+    local t=$1 huge=${2:-} out label="memlimit (random 4 KiB memcpy, 1 GiB buffer) ${1}T"
+    [[ -n $huge ]] && label="memlimit (random 4 KiB memcpy, 1 GiB buffer, huge pages) ${1}T"
+    # shellcheck disable=SC2086 # $huge is one word or none
+    out=$("$BENCH_BIN/memlimit" --seconds "$RUNTIME" --threads "$t" --repeat 1 $huge) ||
         die "$label: memlimit failed"
     add_sample ram "$label" "$(jq -r '.copies_per_s' <<<"$out")" \
         "$(jq -r '.copies_per_s * 4096 / 1048576' <<<"$out")" "" "" "" \
-        "build/bench/memlimit --seconds $RUNTIME --threads $t --repeat 1"
+        "build/bench/memlimit --seconds $RUNTIME --threads $t --repeat 1${huge:+ $huge}"
 }
 
 # callgrind_ir LOG CMD...: runs CMD under callgrind; prints the instructions it executed

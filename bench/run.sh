@@ -102,8 +102,11 @@ main() {
     build_helpers
     log "storstack $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'), $REPEAT runs per figure, ${RUNTIME} s in process, ${NET_RUNTIME} s network; load $LOAD_START"
     local s
+    local t0
     for s in $SECTIONS; do
+        t0=$SECONDS
         "section_$s"
+        log "section $s took $((SECONDS - t0)) s"
     done
     [[ " $SECTIONS " == *" scaling "* ]] || log "no scaling section: the plot is not redrawn"
     write_report
