@@ -87,18 +87,25 @@ static void rc_wait(atomic_int *counter, int want, double seconds, const char *w
     }
 }
 
-/* Reads the adapter's event log and returns the error codes in order (up to max). */
-static int rc_event_codes(struct rc_fixture *f, ULONG *codes, int max, STORSTACK_EVENT *timeout)
+/* Reads the adapter's event log (the caller frees it). */
+static PSTORSTACK_EVENTS rc_read_events(struct rc_fixture *f)
 {
     STORSTACK_GET_EVENTS in = {0};
     size_t len = sizeof(STORSTACK_EVENTS) + 64 * sizeof(STORSTACK_EVENT);
     PSTORSTACK_EVENTS out = calloc(1, len);
     uint32_t returned = 0;
-    int n = 0;
     assert_status(storstack_ioctl(f->adapter, IOCTL_STORSTACK_GET_EVENTS, &in, sizeof(in), out,
                                   (uint32_t)len, &returned),
                   STATUS_SUCCESS);
     assert_int_equal(returned, sizeof(STORSTACK_EVENTS) + out->Count * sizeof(STORSTACK_EVENT));
+    return out;
+}
+
+/* Reads the adapter's event log and returns the error codes in order (up to max). */
+static int rc_event_codes(struct rc_fixture *f, ULONG *codes, int max, STORSTACK_EVENT *timeout)
+{
+    PSTORSTACK_EVENTS out = rc_read_events(f);
+    int n = 0;
     for (ULONG i = 0; i < out->Count && n < max; i++) {
         assert_int_equal(out->Events[i].Sequence, i + 1);
         codes[n++] = out->Events[i].ErrorCode;
@@ -241,14 +248,8 @@ static void test_a_failed_bus_reset_escalates_to_an_adapter_restart(void **state
 /* Counts the events whose text contains `what`. */
 static int rc_count_text(struct rc_fixture *f, const char *what)
 {
-    STORSTACK_GET_EVENTS in = {0};
-    size_t len = sizeof(STORSTACK_EVENTS) + 64 * sizeof(STORSTACK_EVENT);
-    PSTORSTACK_EVENTS out = calloc(1, len);
-    uint32_t returned = 0;
+    PSTORSTACK_EVENTS out = rc_read_events(f);
     int n = 0;
-    assert_status(storstack_ioctl(f->adapter, IOCTL_STORSTACK_GET_EVENTS, &in, sizeof(in), out,
-                                  (uint32_t)len, &returned),
-                  STATUS_SUCCESS);
     for (ULONG i = 0; i < out->Count; i++)
         n += strstr(out->Events[i].Text, what) != NULL;
     free(out);

@@ -195,25 +195,18 @@ static BOOLEAN VmpCreateUnit(PVMP_ADAPTER a, PVOID ext, ULONG t, ULONG l, PCSTR 
                              subkey, (unsigned long long)block, (unsigned long long)physical);
         return FALSE;
     }
-    if (!strcasecmp(kind, "ram")) {
+    if (!strcasecmp(kind, "ram") || !strcasecmp(kind, "null")) {
+        BOOLEAN ram = !strcasecmp(kind, "ram");
         if (size == 0 || size % block) {
             StorPortLogErrorText(ext,
-                                 "%s: a RAM disk needs a Size that is a nonzero "
+                                 "%s: a %s disk needs a Size that is a nonzero "
                                  "multiple of %llu bytes",
-                                 subkey, (unsigned long long)block);
+                                 subkey, ram ? "RAM" : "null", (unsigned long long)block);
             return FALSE;
         }
-        rc = be_ram_create(size, &a->Units[t][l].Backend);
-    } else if (!strcasecmp(kind, "null")) {
-        /* no data kept or moved: the stack's own cost per I/O (docs/benchmarks.md) */
-        if (size == 0 || size % block) {
-            StorPortLogErrorText(ext,
-                                 "%s: a null disk needs a Size that is a nonzero "
-                                 "multiple of %llu bytes",
-                                 subkey, (unsigned long long)block);
-            return FALSE;
-        }
-        rc = be_null_create(size, &a->Units[t][l].Backend);
+        /* null: no data kept or moved, the stack's own cost per I/O (docs/benchmarks.md) */
+        rc = ram ? be_ram_create(size, &a->Units[t][l].Backend)
+                 : be_null_create(size, &a->Units[t][l].Backend);
     } else if (!strcasecmp(kind, "file")) {
         if (!path[0]) {
             StorPortLogErrorText(ext, "%s: Backend file needs a Path", subkey);
