@@ -590,29 +590,36 @@ NTSTATUS StorpExecuteSrb(PSTORP_UNIT Unit, PIRP Irp, PSCSI_REQUEST_BLOCK Srb)
     return STATUS_PENDING;
 }
 
-/* Sends an SRB built by Storport itself (bus scan, property queries) and waits for it. */
-NTSTATUS StorpSendSrbSynchronous(PSTORP_UNIT Unit, PSCSI_REQUEST_BLOCK Srb)
+/* An IRP for an SRB Storport sends itself, owned by the I/O manager (freed at completion), with
+ * Storport's stack location set up for IRP_MJ_SCSI at the unit. The caller says how it learns of
+ * the completion (UserEvent/UserIosb or UserCompletion), then calls StorpExecuteSrb. */
+PIRP StorpAllocateSrbIrp(PSTORP_UNIT Unit, PSCSI_REQUEST_BLOCK Srb)
 {
     PSTORP_ADAPTER adapter = Unit->Adapter;
-    KEVENT event;
-    IO_STATUS_BLOCK iosb;
-    PIRP irp;
-    PIO_STACK_LOCATION sp;
-
-    KeInitializeEvent(&event, NotificationEvent, FALSE);
-    irp = IoAllocateIrpEx(adapter->Executive, 1, FALSE);
-    if (!irp) {
-        KeDeleteEvent(&event);
-        return STATUS_INSUFFICIENT_RESOURCES;
-    }
+    PIRP irp = IoAllocateIrpEx(adapter->Executive, 1, FALSE);
+    if (!irp)
+        return NULL;
     irp->Flags |= IRP_IO_MANAGER_OWNED;
-    irp->UserEvent = &event;
-    irp->UserIosb = &iosb;
     IoSetNextIrpStackLocation(irp);
-    sp = IoGetCurrentIrpStackLocation(irp);
+    PIO_STACK_LOCATION sp = IoGetCurrentIrpStackLocation(irp);
     sp->MajorFunction = IRP_MJ_SCSI;
     sp->Parameters.Scsi.Srb = Srb;
     sp->DeviceObject = Unit->DeviceObject ? Unit->DeviceObject : adapter->DeviceObject;
+    return irp;
+}
+
+/* Sends an SRB built by Storport itself (bus scan, property queries) and waits for it. */
+NTSTATUS StorpSendSrbSynchronous(PSTORP_UNIT Unit, PSCSI_REQUEST_BLOCK Srb)
+{
+    KEVENT event;
+    IO_STATUS_BLOCK iosb;
+    PIRP irp = StorpAllocateSrbIrp(Unit, Srb);
+
+    if (!irp)
+        return STATUS_INSUFFICIENT_RESOURCES;
+    KeInitializeEvent(&event, NotificationEvent, FALSE);
+    irp->UserEvent = &event;
+    irp->UserIosb = &iosb;
     StorpExecuteSrb(Unit, irp, Srb);
     KeWaitForSingleObject(&event, Executive, KernelMode, FALSE, NULL);
     KeDeleteEvent(&event);

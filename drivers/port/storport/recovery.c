@@ -74,11 +74,8 @@ static NTSTATUS StorpSendReset(PSTORP_UNIT Unit, UCHAR Function)
     PSTORP_RESET_CONTEXT ctx = calloc(1, sizeof(*ctx));
     LARGE_INTEGER wait = {.QuadPart = -(LONGLONG)STORP_RESET_WAIT_MS * 10000};
     NTSTATUS status;
-    PIRP irp;
+    PIRP irp = ctx ? StorpAllocateSrbIrp(Unit, &ctx->Srb) : NULL;
 
-    if (!ctx)
-        return STATUS_INSUFFICIENT_RESOURCES;
-    irp = IoAllocateIrpEx(adapter->Executive, 1, FALSE);
     if (!irp) {
         free(ctx);
         return STATUS_INSUFFICIENT_RESOURCES;
@@ -89,14 +86,8 @@ static NTSTATUS StorpSendReset(PSTORP_UNIT Unit, UCHAR Function)
     ctx->Srb.Length = sizeof(ctx->Srb);
     ctx->Srb.Function = Function;
     ctx->Srb.TimeOutValue = STORP_RESET_WAIT_MS / 1000;
-    irp->Flags |= IRP_IO_MANAGER_OWNED;
     irp->UserCompletion.Routine = StorpResetDone;
     irp->UserCompletion.Context[0] = ctx;
-    IoSetNextIrpStackLocation(irp);
-    PIO_STACK_LOCATION sp = IoGetCurrentIrpStackLocation(irp);
-    sp->MajorFunction = IRP_MJ_SCSI;
-    sp->Parameters.Scsi.Srb = &ctx->Srb;
-    sp->DeviceObject = Unit->DeviceObject ? Unit->DeviceObject : adapter->DeviceObject;
     StorpExecuteSrb(Unit, irp, &ctx->Srb);
 
     BOOLEAN abandoned = FALSE;

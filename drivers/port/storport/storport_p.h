@@ -273,6 +273,7 @@ void StorpWake(PSTORP_UNIT Unit);
 void StorpStartPending(PSTORP_UNIT Unit);
 NTSTATUS StorpDispatchScsi(PDEVICE_OBJECT DeviceObject, PIRP Irp);
 NTSTATUS StorpExecuteSrb(PSTORP_UNIT Unit, PIRP Irp, PSCSI_REQUEST_BLOCK Srb);
+PIRP StorpAllocateSrbIrp(PSTORP_UNIT Unit, PSCSI_REQUEST_BLOCK Srb);
 NTSTATUS StorpSendSrbSynchronous(PSTORP_UNIT Unit, PSCSI_REQUEST_BLOCK Srb);
 void StorpCompleteSrb(PSTORP_ADAPTER Adapter, PSCSI_REQUEST_BLOCK Srb);
 void StorpStartTick(PSTORP_ADAPTER Adapter);

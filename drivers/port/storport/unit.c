@@ -239,20 +239,17 @@ SCSI_UNIT_CONTROL_STATUS StorpUnitControl(PSTORP_UNIT Unit, STOR_UNIT_CONTROL_TY
                             .Path = Unit->PathId,
                             .Target = Unit->TargetId,
                             .Lun = Unit->Lun};
-    STOR_UNIT_CONTROL_POWER *power = Parameters;
 
     if (!control || (ULONG)Type >= ScsiUnitControlMax || !adapter->UnitControl[Type] ||
         !adapter->HwDeviceExtension)
         return ScsiUnitControlUnsuccessful;
-    /* the address parameters point at the unit's address for the length of the call */
+    /* the unit's address, for the length of the call: the parameters themselves, or the power
+     * parameters' Address */
     if (Type == ScsiUnitStart || Type == ScsiUnitRemove || Type == ScsiUnitSurpriseRemoval)
         Parameters = &address;
-    else if (Type == ScsiUnitPower && power && !power->Address)
-        power->Address = &address;
-    SCSI_UNIT_CONTROL_STATUS st = control(adapter->HwDeviceExtension, Type, Parameters);
-    if (Type == ScsiUnitPower && power && power->Address == &address)
-        power->Address = NULL;
-    return st;
+    else if (Type == ScsiUnitPower)
+        ((PSTOR_UNIT_CONTROL_POWER)Parameters)->Address = &address;
+    return control(adapter->HwDeviceExtension, Type, Parameters);
 }
 
 void StorpRestartUnits(PSTORP_ADAPTER Adapter)
