@@ -1,26 +1,34 @@
 /*
- * An iSCSI connection (RFC 7143 6, 7): its thread runs the login (login.c), then an event loop
- * that polls the socket and an eventfd. A readable socket gives one recv of whatever has arrived
- * into rxbuf, and every whole PDU in it is taken in order (header checked by iscsi_pdu_parse and,
- * when negotiated, its CRC32C header digest before anything after it is trusted; then the data
- * digest), dispatched with its data segment where it lies to NOP-Out, Text (SendTargets),
+ * An iSCSI connection (RFC 7143 6, 7) on one of the portal's event loops (one per CPU). The loop
+ * waits in epoll on its connections' sockets (non-blocking) and completion eventfds. A readable
+ * socket gives one recv of whatever has arrived into rxbuf, and every whole PDU in it is taken in
+ * order (header checked by iscsi_pdu_parse and, when negotiated, its CRC32C header digest before
+ * anything after it is trusted; then the data digest), dispatched with its data segment where it
+ * lies: Login Requests to login.c until full feature phase, then NOP-Out, Text (SendTargets),
  * Logout here or to session.c for SCSI Command, Data-Out and Task Management. Pass-throughs the
  * stack completes inline (within storstack_ioctl_async) are on local_head; those completed on
  * other threads on cq_head, with the eventfd signalled. Both are answered after the PDUs of the
- * turn, and every response of the turn is queued (tx) and goes out in one sendmsg before the loop
- * polls again: header, digests and padding from the queue, Data-In straight from the task's
- * buffer. Only this thread touches the socket, the queue and the tasks.
+ * turn, and every response of the turn is queued (tx) and goes out in one sendmsg: header,
+ * digests and padding from the queue, Data-In straight from the task's buffer.
+ *
+ * Back-pressure: what the socket does not take stays queued and the loop waits for the socket to
+ * be writable; meanwhile it reads no PDU of that connection (a new command could reuse a task
+ * whose Data-In is still queued), and answers completions only while the queue has room
+ * (ISCSI_TXQ_HIGH; a long Data-In sequence goes on where it stopped). A stalled initiator holds
+ * only its own session: the loop serves its other connections, and a queue that makes no
+ * progress for ISCSI_RECV_TIMEOUT seconds ends the connection.
  *
  * Target pings (11.19): after NopInterval seconds without a PDU from the initiator the target
  * sends a NOP-In with a Target Transfer Tag; no NOP-Out answering it within NopTimeout drops the
  * connection. Error recovery level 0 (7.1.5): a protocol error the target cannot resynchronise
  * from (an oversize data segment, a header digest error, Data-Out for a burst that is not open)
- * closes the connection, after a Reject when one helps the initiator.
+ * closes the connection, after a Reject when one helps the initiator. Closing shuts the socket
+ * down, cancels what is down the stack and waits, in the loop, for it to come back.
  */
 #include <errno.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -28,86 +36,113 @@
 
 #include "frontends/iscsi/iscsi_p.h"
 
-static int iscsi_recv_all(int fd, void *buf, size_t len)
-{
-    uint8_t *p = buf;
+_Thread_local struct iscsi_loop *iscsi_loop_self;
 
-    while (len) {
-        ssize_t n = recv(fd, p, len, MSG_WAITALL);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -EPIPE; /* closed, or ISCSI_RECV_TIMEOUT with a PDU half sent */
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
+static void iscsi_tx_release(struct iscsi_tx *e)
+{
+    free(e->own);
+    e->own = NULL;
 }
 
-/* Writes every iovec whole (a short send moves on past what went); 0 or -EPIPE. */
-static int iscsi_sendv(int fd, struct iovec *iov, size_t iovcnt)
+/* Drops what is queued (the connection is closing). */
+static void iscsi_conn_drop_tx(struct iscsi_conn *c)
 {
-    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = iovcnt};
-    size_t left = 0;
-
-    for (size_t i = 0; i < iovcnt; i++)
-        left += iov[i].iov_len;
-    while (left) {
-        ssize_t n = sendmsg(fd, &msg, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -EPIPE; /* closed, or no progress for ISCSI_RECV_TIMEOUT (SO_SNDTIMEO) */
-        left -= (size_t)n;
-        while (msg.msg_iovlen && (size_t)n >= msg.msg_iov->iov_len) {
-            n -= (ssize_t)msg.msg_iov->iov_len;
-            msg.msg_iov++;
-            msg.msg_iovlen--;
-        }
-        if (msg.msg_iovlen) {
-            msg.msg_iov->iov_base = (uint8_t *)msg.msg_iov->iov_base + n;
-            msg.msg_iov->iov_len -= (size_t)n;
-        }
-    }
-    return 0;
+    for (unsigned i = 0; i < c->ntx; i++)
+        iscsi_tx_release(&c->tx[i]);
+    c->ntx = 0;
+    c->tx_off = 0;
 }
 
 int iscsi_conn_flush(struct iscsi_conn *c)
 {
-    int rc = c->niov ? iscsi_sendv(c->fd, c->txiov, c->niov) : 0;
+    bool progress = false;
 
-    c->ntx = c->niov = 0;
-    return rc;
+    while (c->ntx) {
+        struct msghdr msg = {.msg_iov = c->txiov};
+        size_t want = 0, skip = c->tx_off;
+
+        /* The iovecs of every queued PDU, less what has gone of the first. */
+        for (unsigned i = 0; i < c->ntx; i++) {
+            struct iscsi_tx *e = &c->tx[i];
+            struct iovec part[3] = {
+                {e->head, e->hlen}, {(void *)e->data, e->dlen}, {e->tail, e->tlen}};
+            for (unsigned k = 0; k < 3; k++) {
+                if (skip >= part[k].iov_len) {
+                    skip -= part[k].iov_len;
+                    continue;
+                }
+                part[k].iov_base = (uint8_t *)part[k].iov_base + skip;
+                part[k].iov_len -= skip;
+                skip = 0;
+                c->txiov[msg.msg_iovlen++] = part[k];
+                want += part[k].iov_len;
+            }
+        }
+        ssize_t n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        if (n <= 0)
+            return -EPIPE;
+        progress = true;
+        /* Take off the PDUs that went whole. */
+        size_t left = (size_t)n + c->tx_off;
+        unsigned done = 0;
+        while (done < c->ntx) {
+            struct iscsi_tx *e = &c->tx[done];
+            size_t len = (size_t)e->hlen + e->dlen + e->tlen;
+            if (left < len)
+                break;
+            left -= len;
+            iscsi_tx_release(e);
+            done++;
+        }
+        if (done) {
+            memmove(c->tx, c->tx + done, (c->ntx - done) * sizeof(c->tx[0]));
+            c->ntx -= done;
+        }
+        c->tx_off = (uint32_t)left;
+        if ((size_t)n < want)
+            break; /* the socket's buffer is full */
+    }
+    /* The queue is stuck since the last send that moved it (the loop's timer ends the
+     * connection after ISCSI_RECV_TIMEOUT s of that). */
+    if (!c->ntx)
+        c->tx_stuck = false;
+    else if (progress || !c->tx_stuck) {
+        c->tx_stuck = true;
+        clock_gettime(CLOCK_MONOTONIC, &c->tx_since);
+    }
+    return 0;
 }
 
 /*
  * Queues one PDU: the header (and its digest) in the queue entry; a data segment of at most
- * ISCSI_TX_INLINE bytes is copied after it (one iovec for the whole PDU), a larger one is
- * referenced (ref: the caller keeps it until the flush) or, when it may not be, referenced and
- * flushed at once. The queue is flushed when full, so order is always the order of the calls.
+ * ISCSI_TX_INLINE bytes is copied after it, a larger one is referenced (ref: the caller keeps it
+ * until the queue drains) or copied to the heap (a NOP-In echo, a Text or Login response: rare,
+ * never a command's data). The queue keeps the order of the calls.
  */
 static int iscsi_conn_queue(struct iscsi_conn *c, uint8_t bhs[ISCSI_BHS_LEN], const void *data,
                             uint32_t len, bool ref)
 {
     static const uint8_t zeros[4];
     uint32_t pad = iscsi_pad4(len), hlen = ISCSI_BHS_LEN, crc;
-    bool copy = len <= ISCSI_TX_INLINE;
 
-    /* A large segment the caller does not keep (NOP-In echo, Text): queued by pointer and sent
-     * at once, after what was queued before it. */
-    bool now = !copy && !ref;
-    if (now && iscsi_conn_flush(c))
-        return -EPIPE;
-    if (c->ntx == ISCSI_TXQ && iscsi_conn_flush(c))
-        return -EPIPE;
-    struct iscsi_tx *e = &c->tx[c->ntx++];
+    if (c->ntx == ISCSI_TXQ)
+        return -ENOBUFS; /* cannot be: producers stop at ISCSI_TXQ_HIGH, one step past it fits */
+    struct iscsi_tx *e = &c->tx[c->ntx];
+    e->own = NULL;
+    e->data = NULL;
+    e->dlen = 0;
+    e->tlen = 0;
     memcpy(e->head, bhs, ISCSI_BHS_LEN);
     if (c->params.header_digest) {
         crc = iscsi_crc32c(0, bhs, ISCSI_BHS_LEN);
         memcpy(e->head + hlen, &crc, 4);
         hlen += 4;
     }
-    if (copy) {
+    if (len <= ISCSI_TX_INLINE) {
         if (len) {
             memcpy(e->head + hlen, data, len);
             memset(e->head + hlen + len, 0, pad);
@@ -118,8 +153,15 @@ static int iscsi_conn_queue(struct iscsi_conn *c, uint8_t bhs[ISCSI_BHS_LEN], co
             }
             hlen += len + pad;
         }
-        c->txiov[c->niov++] = (struct iovec){e->head, hlen};
+        e->hlen = (uint16_t)hlen;
+        c->ntx++;
         return 0;
+    }
+    if (!ref) {
+        if (!(e->own = malloc(len)))
+            return -ENOMEM;
+        memcpy(e->own, data, len);
+        data = e->own;
     }
     uint32_t tlen = pad;
     memset(e->tail, 0, sizeof(e->tail));
@@ -128,11 +170,12 @@ static int iscsi_conn_queue(struct iscsi_conn *c, uint8_t bhs[ISCSI_BHS_LEN], co
         memcpy(e->tail + pad, &crc, 4);
         tlen += 4;
     }
-    c->txiov[c->niov++] = (struct iovec){e->head, hlen};
-    c->txiov[c->niov++] = (struct iovec){(void *)data, len};
-    if (tlen)
-        c->txiov[c->niov++] = (struct iovec){e->tail, tlen};
-    return now ? iscsi_conn_flush(c) : 0;
+    e->hlen = (uint16_t)hlen;
+    e->data = data;
+    e->dlen = len;
+    e->tlen = (uint8_t)tlen;
+    c->ntx++;
+    return 0;
 }
 
 int iscsi_conn_send(struct iscsi_conn *c, uint8_t bhs[ISCSI_BHS_LEN], const void *data,
@@ -178,83 +221,51 @@ int iscsi_conn_reject(struct iscsi_conn *c, const uint8_t *bad_bhs, uint8_t reas
     return iscsi_conn_send_status(c, bhs, bad_bhs, ISCSI_BHS_LEN);
 }
 
-/* Reads the rest of a Login Request whose header is in bhs: its AHS, and its data segment with
- * padding into c->rx (digests start after the login, 13.1). 0, or negative to close. */
-static int iscsi_conn_read_login_tail(struct iscsi_conn *c, const struct iscsi_pdu *p)
+/* One Login Request (6.3), its data segment in c->rx: the response is queued. 0 (still in login,
+ * or now in full feature phase), or negative to close once the response has gone. */
+static int iscsi_conn_login(struct iscsi_conn *c, const struct iscsi_pdu *p)
 {
-    uint32_t dlen = p->data_len + iscsi_pad4(p->data_len);
-
-    if (p->ahs_len > sizeof(c->ahs))
-        return -EPROTO; /* TotalAHSLength is 8 bits of words: never over 1020 */
-    if (p->ahs_len && iscsi_recv_all(c->fd, c->ahs, p->ahs_len))
-        return -EPIPE;
-    if (dlen && iscsi_recv_all(c->fd, c->rx, dlen))
-        return -EPIPE;
-    return 0;
-}
-
-/* Login phase: returns 0 in full feature phase, negative to close. */
-static int iscsi_conn_login(struct iscsi_conn *c)
-{
-    struct iscsi_target *t = c->target;
-    struct iscsi_login *l = malloc(sizeof(*l));
-    uint8_t bhs[ISCSI_BHS_LEN], rsp[ISCSI_BHS_LEN];
+    struct iscsi_login *l = c->login;
     struct iscsi_text_out out = {.buf = c->txt, .cap = sizeof(c->txt)};
-    struct iscsi_pdu p;
-    uint16_t tsih;
-    int rc = -EPROTO;
+    uint8_t rsp[ISCSI_BHS_LEN];
 
-    if (!l)
-        return -ENOMEM;
-    pthread_mutex_lock(&t->lock);
-    tsih = ++t->next_tsih ? t->next_tsih : ++t->next_tsih; /* 0 is not a TSIH */
-    pthread_mutex_unlock(&t->lock);
-    iscsi_login_init(l, &t->login_cfg, tsih);
-    for (;;) {
-        if (iscsi_recv_all(c->fd, bhs, sizeof(bhs)))
-            break;
-        /* 6.3: anything but a Login Request before full feature phase ends the connection. */
-        if (iscsi_pdu_parse(bhs, ISCSI_LOGIN_MAX_DSL, &p) || p.opcode != ISCSI_OP_LOGIN_REQ)
-            break;
-        if (iscsi_conn_read_login_tail(c, &p))
-            break;
-        if (!l->started) {
-            /* The first response's StatSN is ours to choose; take the one expected. */
-            c->statsn = iscsi_get32(bhs + ISCSI_OFF_EXPSTATSN);
-            c->exp_cmdsn = iscsi_get32(bhs + ISCSI_OFF_CMDSN);
-        }
-        out.len = 0;
-        out.overflow = false;
-        enum iscsi_login_result r = iscsi_login_step(l, &p, c->rx, &out, rsp);
-        if (r == ISCSI_LOGIN_DONE) {
-            c->params = l->params;
-            c->params.header_digest = c->params.data_digest = false; /* after this response */
-            memcpy(c->isid, l->isid, 6); /* for the session's TransportID */
-            if (!c->params.discovery && iscsi_session_open(c)) {
-                /* 11.13.5: service unavailable */
-                rsp[1] &= (uint8_t) ~(ISCSI_LOGIN_TRANSIT | 3);
-                rsp[36] = 0x03;
-                rsp[37] = 0x01;
-                iscsi_put24(rsp + ISCSI_OFF_DSL, 0);
-                iscsi_put16(rsp + 14, 0);
-                out.len = 0;
-                r = ISCSI_LOGIN_FAIL;
-            }
-        }
-        if (iscsi_conn_send_status(c, rsp, c->txt, (uint32_t)out.len) || iscsi_conn_flush(c))
-            break;
-        if (r == ISCSI_LOGIN_FAIL)
-            break;
-        if (r == ISCSI_LOGIN_DONE) {
-            /* 13.1: digests start with the first PDU after the last Login Response. */
-            c->params.header_digest = l->params.header_digest;
-            c->params.data_digest = l->params.data_digest;
-            rc = 0;
-            break;
+    /* 6.3: anything but a Login Request before full feature phase ends the connection. */
+    if (p->opcode != ISCSI_OP_LOGIN_REQ)
+        return -EPROTO;
+    if (!l->started) {
+        /* The first response's StatSN is ours to choose; take the one expected. */
+        c->statsn = iscsi_get32(p->bhs + ISCSI_OFF_EXPSTATSN);
+        c->exp_cmdsn = iscsi_get32(p->bhs + ISCSI_OFF_CMDSN);
+    }
+    enum iscsi_login_result r = iscsi_login_step(l, p, c->rx, &out, rsp);
+    if (r == ISCSI_LOGIN_DONE) {
+        c->params = l->params;
+        c->params.header_digest = c->params.data_digest = false; /* after this response */
+        memcpy(c->isid, l->isid, 6);                             /* for the session's TransportID */
+        if (!c->params.discovery && iscsi_session_open(c)) {
+            /* 11.13.5: service unavailable */
+            rsp[1] &= (uint8_t) ~(ISCSI_LOGIN_TRANSIT | 3);
+            rsp[36] = 0x03;
+            rsp[37] = 0x01;
+            iscsi_put24(rsp + ISCSI_OFF_DSL, 0);
+            iscsi_put16(rsp + 14, 0);
+            out.len = 0;
+            r = ISCSI_LOGIN_FAIL;
         }
     }
-    free(l);
-    return rc;
+    if (iscsi_conn_send_status(c, rsp, c->txt, (uint32_t)out.len))
+        return -EPIPE;
+    if (r == ISCSI_LOGIN_FAIL)
+        return -EACCES;
+    if (r == ISCSI_LOGIN_DONE) {
+        /* 13.1: digests start with the first PDU after the last Login Response. */
+        c->params.header_digest = l->params.header_digest;
+        c->params.data_digest = l->params.data_digest;
+        free(c->login);
+        c->login = NULL;
+        c->phase = ISCSI_CONN_FULL;
+    }
+    return 0;
 }
 
 /*
@@ -384,10 +395,20 @@ static int iscsi_conn_dispatch(struct iscsi_conn *c, const struct iscsi_pdu *p)
     }
 }
 
-_Thread_local struct iscsi_conn *iscsi_conn_self;
+void iscsi_conn_local_done(struct iscsi_conn *c, struct iscsi_task *t)
+{
+    t->next_done = c->local_head;
+    c->local_head = t;
+    if (!c->ready) {
+        c->ready = true;
+        c->ready_next = c->loop->ready;
+        c->loop->ready = c;
+    }
+}
 
-/* Answers a list of completed tasks, queued newest first, in completion order. */
-static int iscsi_conn_answer(struct iscsi_conn *c, struct iscsi_task *list)
+/* Takes a list of completed tasks, queued newest first, in completion order: each goes on the
+ * answer queue, unless nothing is to be said (aborted, or the next piece went down). */
+static int iscsi_conn_take(struct iscsi_conn *c, struct iscsi_task *list)
 {
     struct iscsi_task *rev = NULL;
     int rc = 0;
@@ -401,42 +422,65 @@ static int iscsi_conn_answer(struct iscsi_conn *c, struct iscsi_task *list)
     while (rev) {
         struct iscsi_task *t = rev;
         rev = t->next_done;
+        if (c->phase == ISCSI_CONN_CLOSING) {
+            c->running--; /* cancelled or done: nobody waits for the answer */
+            continue;
+        }
         int r = iscsi_session_complete(c, t);
-        if (r && !rc)
-            rc = r; /* the rest are still taken off: their slots must come back */
+        if (r == 1) {
+            t->next_done = NULL;
+            if (c->answer_tail)
+                c->answer_tail->next_done = t;
+            else
+                c->answer_head = t;
+            c->answer_tail = t;
+        } else if (r && !rc) {
+            rc = r; /* the rest are still taken: their slots must come back */
+        }
     }
     return rc;
 }
 
-/* Answers what completed on this thread (answering may issue the next piece of a split command,
- * which may complete inline again). */
-static int iscsi_conn_local_completions(struct iscsi_conn *c)
+/* What completed on this loop, and (efd) on other threads since the last look. */
+static int iscsi_conn_collect(struct iscsi_conn *c, bool efd)
 {
     int rc = 0;
 
-    while (c->local_head) {
+    if (efd) {
+        uint64_t v;
+        if (read(c->efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+            return -EIO;
+        pthread_mutex_lock(&c->cq_lock);
+        struct iscsi_task *list = c->cq_head;
+        c->cq_head = NULL;
+        pthread_mutex_unlock(&c->cq_lock);
+        rc = iscsi_conn_take(c, list);
+    }
+    while (c->local_head) { /* taking may issue the next piece, which may complete inline */
         struct iscsi_task *list = c->local_head;
         c->local_head = NULL;
-        int r = iscsi_conn_answer(c, list);
+        int r = iscsi_conn_take(c, list);
         if (r && !rc)
             rc = r;
     }
     return rc;
 }
 
-/* Answers the pass-throughs other threads completed since the last look. */
-static int iscsi_conn_completions(struct iscsi_conn *c)
+/* Answers completed tasks while the send queue has room. */
+static int iscsi_conn_answer(struct iscsi_conn *c)
 {
-    struct iscsi_task *list;
-    uint64_t v;
-
-    if (read(c->efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-        return -EIO;
-    pthread_mutex_lock(&c->cq_lock);
-    list = c->cq_head;
-    c->cq_head = NULL;
-    pthread_mutex_unlock(&c->cq_lock);
-    return iscsi_conn_answer(c, list);
+    while (c->answer_head && iscsi_conn_room(c)) {
+        struct iscsi_task *t = c->answer_head;
+        int rc = iscsi_session_answer(c, t);
+        if (rc == ISCSI_AGAIN)
+            return 0;
+        c->answer_head = t->next_done;
+        if (!c->answer_head)
+            c->answer_tail = NULL;
+        if (rc)
+            return rc;
+    }
+    return 0;
 }
 
 /*
@@ -448,13 +492,16 @@ static int iscsi_conn_pdu(struct iscsi_conn *c, uint32_t *used)
 {
     const uint8_t *bhs = c->rxbuf + c->rx_start;
     uint32_t avail = c->rx_end - c->rx_start, hd = c->params.header_digest ? 4 : 0, total;
+    bool login = c->phase == ISCSI_CONN_LOGIN;
     struct iscsi_pdu p;
     int rc;
 
     *used = 0;
     if (avail < ISCSI_BHS_LEN)
         return 0;
-    rc = iscsi_pdu_parse(bhs, c->params.max_recv_dsl, &p);
+    rc = iscsi_pdu_parse(bhs, login ? ISCSI_LOGIN_MAX_DSL : c->params.max_recv_dsl, &p);
+    if (login && rc)
+        return -EPROTO; /* 6.3: a malformed or oversize login ends the connection */
     if (rc == -EMSGSIZE) {
         /* 13.12: over our MaxRecvDataSegmentLength; skipping it would read an
          * initiator-chosen 16 MiB, so reject and close instead. */
@@ -485,22 +532,48 @@ static int iscsi_conn_pdu(struct iscsi_conn *c, uint32_t *used)
             return p.opcode == ISCSI_OP_SCSI_CMD || p.opcode == ISCSI_OP_DATA_OUT ? -EBADMSG : 0;
         }
     }
+    c->rx = (uint8_t *)data;
+    if (login)
+        return iscsi_conn_login(c, &p);
     if (rc == -EOPNOTSUPP)
         return iscsi_conn_reject(c, bhs, ISCSI_REJECT_CMD_NOT_SUPPORTED);
-    c->rx = (uint8_t *)data;
     return iscsi_conn_dispatch(c, &p);
 }
 
-/*
- * The socket is readable: one recv of whatever has arrived (up to the room in rxbuf), then every
- * whole PDU in it, in order. A PDU cut by the end of the buffer is moved to its front first, so
- * it is moved at most once. 0, or negative to close.
- */
-static int iscsi_conn_read(struct iscsi_conn *c)
+/* Every whole PDU in rxbuf while the send queue has room; *took says whether any was. A PDU a
+ * login answers is the last of its turn: the response goes before the next is read. */
+static int iscsi_conn_parse(struct iscsi_conn *c, bool *took)
 {
-    bool progress = false;
     int rc = 0;
 
+    *took = false;
+    while (!rc && iscsi_conn_room(c) && c->phase != ISCSI_CONN_CLOSING) {
+        uint32_t used;
+        bool login = c->phase == ISCSI_CONN_LOGIN;
+        rc = iscsi_conn_pdu(c, &used);
+        if (!used)
+            break;
+        c->rx_start += used;
+        *took = true;
+        if (login)
+            break;
+    }
+    /* A PDU begun must end within ISCSI_RECV_TIMEOUT s (the loop's timer checks). */
+    if (c->rx_start == c->rx_end)
+        c->rx_partial = false;
+    else if (*took || !c->rx_partial) {
+        c->rx_partial = true;
+        c->rx_partial_since = c->last_rx;
+    }
+    return rc;
+}
+
+/* One recv of whatever has arrived, after what is still in rxbuf (a PDU cut by the end of the last
+ * recv is moved to the front first, so it is moved at most once). *got: bytes came. 0, or
+ * negative to close. */
+static int iscsi_conn_recv(struct iscsi_conn *c, bool *got)
+{
+    *got = false;
     if (c->rx_start == c->rx_end) {
         c->rx_start = c->rx_end = 0;
     } else if (c->rx_start) {
@@ -517,138 +590,320 @@ static int iscsi_conn_read(struct iscsi_conn *c)
         return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : -EPIPE;
     c->rx_end += (uint32_t)n;
     clock_gettime(CLOCK_MONOTONIC, &c->last_rx);
-    while (!rc) {
-        uint32_t used;
-        rc = iscsi_conn_pdu(c, &used);
-        if (!used)
-            break;
-        c->rx_start += used;
-        progress = true;
-    }
-    /* A PDU begun must end within ISCSI_RECV_TIMEOUT s (the timer in the loop checks). */
-    if (c->rx_start == c->rx_end)
-        c->rx_partial = false;
-    else if (progress || !c->rx_partial) {
-        c->rx_partial = true;
-        c->rx_partial_since = c->last_rx;
-    }
-    return rc;
-}
-
-static int64_t iscsi_ms_since(const struct timespec *t)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (int64_t)(now.tv_sec - t->tv_sec) * 1000 + (now.tv_nsec - t->tv_nsec) / 1000000;
-}
-
-/* The poll timeout until the next ping event (or -1), sending or timing out pings due now. */
-static int iscsi_conn_ping_timer(struct iscsi_conn *c, int *timeout)
-{
-    const struct iscsi_target_config *cfg = &c->target->cfg;
-    int64_t wait;
-
-    *timeout = -1;
-    if (c->rx_partial) {
-        /* A PDU begun must arrive whole within ISCSI_RECV_TIMEOUT s. */
-        wait = (int64_t)ISCSI_RECV_TIMEOUT * 1000 - iscsi_ms_since(&c->rx_partial_since);
-        if (wait <= 0)
-            return -ETIMEDOUT;
-        *timeout = (int)wait;
-    }
-    if (!cfg->nop_interval)
-        return 0;
-    if (c->ping_out) {
-        wait = (int64_t)cfg->nop_timeout * 1000 - iscsi_ms_since(&c->ping_sent);
-        if (wait <= 0)
-            return -ETIMEDOUT; /* 11.19: no answer, the connection is gone */
-    } else {
-        wait = (int64_t)cfg->nop_interval * 1000 - iscsi_ms_since(&c->last_rx);
-        if (wait <= 0) {
-            if (iscsi_conn_ping(c))
-                return -EPIPE;
-            wait = (int64_t)cfg->nop_timeout * 1000;
-        }
-    }
-    if (wait > 60000)
-        wait = 60000;
-    if (*timeout < 0 || wait < *timeout)
-        *timeout = (int)wait;
+    *got = true;
     return 0;
 }
 
-static void iscsi_conn_run(struct iscsi_conn *c)
+/*
+ * One turn of a connection: what completed is answered while the queue has room; PDUs are read
+ * and taken only with the queue empty (a new command may reuse a task whose Data-In is queued);
+ * then the queue goes out. readable: the socket has something (one recv a turn, so that the
+ * loop's other connections get theirs).
+ */
+static int iscsi_conn_turn(struct iscsi_conn *c, bool readable, bool efd)
 {
-    struct timeval tv = {.tv_sec = ISCSI_RECV_TIMEOUT};
-    int rc = 0;
+    int rc = iscsi_conn_collect(c, efd);
 
-    /* During login a PDU half received, and always a send that makes no progress (an initiator
-     * that stops reading), for ISCSI_RECV_TIMEOUT seconds ends the connection: a hostile peer
-     * holds only its own. In full feature phase the loop times a PDU half received. */
-    setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    c->rxbuf = malloc(ISCSI_RX_CAP);
-    c->rx = c->rxbuf; /* the login reads each data segment here */
-    if (!c->rxbuf || iscsi_conn_login(c))
-        return;
-    clock_gettime(CLOCK_MONOTONIC, &c->last_rx);
     while (!rc) {
-        struct pollfd pfd[2] = {{.fd = c->fd, .events = POLLIN}, {.fd = c->efd, .events = POLLIN}};
-        int timeout;
-        if ((rc = iscsi_conn_ping_timer(c, &timeout)))
+        bool took, got;
+        if ((rc = iscsi_conn_answer(c)))
             break;
-        /* Everything answered so far goes out in one gathered write before the loop waits (or
-         * gives buffers back: queued Data-In points into them). */
-        if ((rc = iscsi_conn_flush(c)))
+        if (c->ntx && (rc = iscsi_conn_flush(c)))
             break;
-        if (!c->used && !c->trimmed) {
-            /* Idle for ISCSI_TRIM_MS: give the task buffers back. Not at once: a session at
-             * full queue depth whose commands complete inline is idle between batches, and
-             * would allocate its buffers again for every one. */
-            int64_t left = ISCSI_TRIM_MS - iscsi_ms_since(&c->last_rx);
-            if (left <= 0) {
-                iscsi_session_trim(c);
-                c->trimmed = true;
-            } else if (timeout < 0 || left < timeout) {
-                timeout = (int)left;
-            }
-        }
-        int n = poll(pfd, 2, timeout);
-        if (n < 0 && errno != EINTR)
+        if (c->ntx)
+            break; /* the socket is full: the rest when it drains */
+        if (c->answer_head)
+            continue; /* it drained: more answers */
+        if ((rc = iscsi_conn_parse(c, &took)))
             break;
-        if (n <= 0)
+        if ((rc = iscsi_conn_collect(c, false)))
+            break;
+        if (took)
             continue;
-        /* Every whole PDU that has arrived, then every completion: commands the stack completes
-         * inline are answered together, and a TMF behind a batch of commands is read before
-         * the data of those still down the stack goes out. */
-        if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR))
-            rc = iscsi_conn_read(c);
-        int r = iscsi_conn_local_completions(c);
-        if (!rc)
-            rc = r;
-        if (!rc && pfd[1].revents)
-            rc = iscsi_conn_completions(c);
-        r = iscsi_conn_local_completions(c);
-        if (!rc)
-            rc = r;
+        if (!readable || c->phase == ISCSI_CONN_CLOSING)
+            break;
+        readable = false;
+        if ((rc = iscsi_conn_recv(c, &got)) || !got)
+            break;
     }
-    iscsi_conn_flush(c); /* a Logout Response or a Reject before the close */
+    if (!rc && c->ntx)
+        rc = iscsi_conn_flush(c);
+    return rc;
 }
 
-void *iscsi_conn_main(void *arg)
+static int64_t iscsi_ms_since(const struct timespec *t, const struct timespec *now)
 {
-    struct iscsi_conn *c = arg;
+    return (int64_t)(now->tv_sec - t->tv_sec) * 1000 + (now->tv_nsec - t->tv_nsec) / 1000000;
+}
 
-    iscsi_conn_self = c;
-    iscsi_conn_run(c);
+/* The connection's timers, at each tick of its loop: a PDU begun, a login, a send queue that do
+ * not move on; pings; giving task buffers back when idle. 0, or negative to close. */
+static int iscsi_conn_timers(struct iscsi_conn *c, const struct timespec *now)
+{
+    const struct iscsi_target_config *cfg = &c->target->cfg;
+
+    if (c->phase == ISCSI_CONN_CLOSING)
+        return 0;
+    if (c->rx_partial && iscsi_ms_since(&c->rx_partial_since, now) >= ISCSI_RECV_TIMEOUT * 1000)
+        return -ETIMEDOUT;
+    if (c->ntx && c->tx_stuck && iscsi_ms_since(&c->tx_since, now) >= ISCSI_RECV_TIMEOUT * 1000)
+        return -ETIMEDOUT; /* an initiator that stopped reading */
+    if (c->phase == ISCSI_CONN_LOGIN) {
+        /* A login request must come within ISCSI_RECV_TIMEOUT s of the last. */
+        return iscsi_ms_since(&c->last_rx, now) >= ISCSI_RECV_TIMEOUT * 1000 ? -ETIMEDOUT : 0;
+    }
+    if (cfg->nop_interval) {
+        if (c->ping_out) {
+            if (iscsi_ms_since(&c->ping_sent, now) >= (int64_t)cfg->nop_timeout * 1000)
+                return -ETIMEDOUT; /* 11.19: no answer, the connection is gone */
+        } else if (iscsi_ms_since(&c->last_rx, now) >= (int64_t)cfg->nop_interval * 1000) {
+            int rc = iscsi_conn_ping(c);
+            if (!rc)
+                rc = iscsi_conn_flush(c);
+            if (rc)
+                return rc;
+        }
+    }
+    if (!c->used && !c->trimmed && !c->ntx && iscsi_ms_since(&c->last_rx, now) >= ISCSI_TRIM_MS) {
+        /* Idle for ISCSI_TRIM_MS: give the task buffers back. Not at once: a session at full
+         * queue depth whose commands complete inline is idle between batches, and would
+         * allocate its buffers again for every one. */
+        iscsi_session_trim(c);
+        c->trimmed = true;
+    }
+    return 0;
+}
+
+/* Waits on the socket for what the connection can use: to write while anything is queued (and
+ * then not to read: back-pressure), else to read. */
+static void iscsi_conn_interest(struct iscsi_conn *c)
+{
+    uint32_t want = c->ntx ? EPOLLOUT : EPOLLIN;
+
+    if (c->phase == ISCSI_CONN_CLOSING || want == c->ev_mask)
+        return;
+    struct epoll_event ev = {.events = want, .data.ptr = &c->ev_sock};
+    if (epoll_ctl(c->loop->epfd, EPOLL_CTL_MOD, c->fd, &ev) == 0)
+        c->ev_mask = want;
+}
+
+/* Ends the connection's socket and session work: what is queued goes if the socket takes it at
+ * once (a Logout Response, a Reject), the socket shuts down, and every command down the stack is
+ * cancelled; the connection stays until they have all come back. */
+static void iscsi_conn_close(struct iscsi_conn *c)
+{
+    if (c->phase == ISCSI_CONN_CLOSING)
+        return;
+    iscsi_conn_flush(c);
+    iscsi_conn_drop_tx(c);
     shutdown(c->fd, SHUT_RDWR);
-    iscsi_session_close(c); /* cancels and waits for what is in flight */
-    iscsi_conn_self = NULL;
+    epoll_ctl(c->loop->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    c->phase = ISCSI_CONN_CLOSING;
+    c->answer_head = c->answer_tail = NULL; /* never answered: their slots go with the session */
+    if (c->running)
+        iscsi_session_cancel(c);
+}
+
+/* A closing connection with nothing down the stack any more: the session ends, and the
+ * connection goes on the loop's ended list, let go of (for the portal to free) once the loop is
+ * done with the events in hand. */
+static void iscsi_conn_end(struct iscsi_conn *c)
+{
+    struct iscsi_loop *lp = c->loop;
+
+    epoll_ctl(lp->epfd, EPOLL_CTL_DEL, c->efd, NULL);
+    if (c->ready) {
+        for (struct iscsi_conn **pp = &lp->ready; *pp; pp = &(*pp)->ready_next)
+            if (*pp == c) {
+                *pp = c->ready_next;
+                break;
+            }
+        c->ready = false;
+    }
+    for (struct iscsi_conn **pp = &lp->conns; *pp; pp = &(*pp)->loop_next)
+        if (*pp == c) {
+            *pp = c->loop_next;
+            break;
+        }
+    iscsi_session_close(c);
+    free(c->login);
+    c->login = NULL;
     free(c->rxbuf);
     c->rxbuf = c->rx = NULL;
-    pthread_mutex_lock(&c->target->lock);
-    c->done = true;
-    pthread_mutex_unlock(&c->target->lock);
+    c->phase = ISCSI_CONN_ENDED;
+    c->loop_next = lp->ended;
+    lp->ended = c;
+}
+
+/* Lets go of the connections that ended: from here on the portal may free them. */
+static void iscsi_loop_release(struct iscsi_loop *lp)
+{
+    if (!lp->ended)
+        return;
+    pthread_mutex_lock(&lp->target->lock);
+    while (lp->ended) {
+        struct iscsi_conn *c = lp->ended;
+        lp->ended = c->loop_next;
+        lp->nconns--;
+        c->done = true;
+    }
+    pthread_mutex_unlock(&lp->target->lock);
+}
+
+/* After a turn or a timer: closes on an error, ends a closed connection once all is back, else
+ * waits on the socket for what it can use. */
+static void iscsi_conn_settle(struct iscsi_conn *c, int rc)
+{
+    if (c->phase == ISCSI_CONN_ENDED)
+        return;
+    if (rc)
+        iscsi_conn_close(c);
+    if (c->phase == ISCSI_CONN_CLOSING) {
+        iscsi_conn_collect(c, true);
+        if (!c->running)
+            iscsi_conn_end(c);
+        return;
+    }
+    iscsi_conn_interest(c);
+}
+
+/* A new connection on this loop: login state, receive buffer, and its descriptors in epoll. */
+static void iscsi_loop_adopt(struct iscsi_loop *lp, struct iscsi_conn *c)
+{
+    struct iscsi_target *t = lp->target;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &c->ev_sock};
+    struct epoll_event eev = {.events = EPOLLIN, .data.ptr = &c->ev_efd};
+    uint16_t tsih;
+
+    c->ev_sock = (struct iscsi_ev){.c = c};
+    c->ev_efd = (struct iscsi_ev){.c = c, .efd = true};
+    c->loop_next = lp->conns;
+    lp->conns = c;
+    clock_gettime(CLOCK_MONOTONIC, &c->last_rx);
+    c->tx_since = c->last_rx;
+    c->rxbuf = malloc(ISCSI_RX_CAP);
+    c->login = malloc(sizeof(*c->login));
+    c->rx = c->rxbuf;
+    c->phase = ISCSI_CONN_LOGIN;
+    c->ev_mask = EPOLLIN;
+    if (!c->rxbuf || !c->login || epoll_ctl(lp->epfd, EPOLL_CTL_ADD, c->efd, &eev) ||
+        epoll_ctl(lp->epfd, EPOLL_CTL_ADD, c->fd, &ev)) {
+        c->phase = ISCSI_CONN_CLOSING;
+        shutdown(c->fd, SHUT_RDWR);
+        iscsi_conn_end(c); /* EPOLL_CTL_DEL of what was not added fails harmlessly */
+        return;
+    }
+    pthread_mutex_lock(&t->lock);
+    tsih = ++t->next_tsih ? t->next_tsih : ++t->next_tsih; /* 0 is not a TSIH */
+    pthread_mutex_unlock(&t->lock);
+    iscsi_login_init(c->login, &t->login_cfg, tsih);
+}
+
+/* The wake eventfd: new connections to adopt; true when the loop is to stop. */
+static bool iscsi_loop_wake(struct iscsi_loop *lp)
+{
+    uint64_t v;
+    bool stop;
+
+    if (read(lp->wake, &v, sizeof(v)) < 0) {
+        /* EAGAIN: nothing new */
+    }
+    pthread_mutex_lock(&lp->lock);
+    struct iscsi_conn *in = lp->incoming;
+    lp->incoming = NULL;
+    stop = lp->stop;
+    pthread_mutex_unlock(&lp->lock);
+    while (in) {
+        struct iscsi_conn *c = in;
+        in = c->loop_next;
+        iscsi_loop_adopt(lp, c);
+    }
+    return stop;
+}
+
+/* Connections with inline completions from another connection's turn (or a timer's cancel). */
+static void iscsi_loop_ready(struct iscsi_loop *lp)
+{
+    while (lp->ready) {
+        struct iscsi_conn *c = lp->ready;
+        lp->ready = c->ready_next;
+        c->ready = false;
+        bool live = c->phase == ISCSI_CONN_LOGIN || c->phase == ISCSI_CONN_FULL;
+        iscsi_conn_settle(c, live ? iscsi_conn_turn(c, false, false) : 0);
+    }
+}
+
+static void iscsi_loop_tick(struct iscsi_loop *lp, const struct timespec *now)
+{
+    for (struct iscsi_conn *c = lp->conns, *next; c; c = next) {
+        next = c->loop_next;
+        iscsi_conn_settle(c, iscsi_conn_timers(c, now));
+    }
+    lp->next_tick = *now;
+    lp->next_tick.tv_nsec += ISCSI_TICK_MS * 1000000L;
+    if (lp->next_tick.tv_nsec >= 1000000000L) {
+        lp->next_tick.tv_sec++;
+        lp->next_tick.tv_nsec -= 1000000000L;
+    }
+}
+
+void *iscsi_loop_main(void *arg)
+{
+    struct iscsi_loop *lp = arg;
+    struct epoll_event evs[64];
+    bool stopping = false;
+
+    iscsi_loop_self = lp;
+    clock_gettime(CLOCK_MONOTONIC, &lp->next_tick);
+    while (!stopping || lp->conns) {
+        struct timespec now;
+        int timeout = -1;
+        if (lp->conns) {
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            int64_t left = -iscsi_ms_since(&lp->next_tick, &now);
+            timeout = left < 0 ? 0 : (int)left + 1;
+        }
+        int n = epoll_wait(lp->epfd, evs, 64, timeout);
+        if (n < 0 && errno != EINTR)
+            break;
+        for (int i = 0; i < n; i++) {
+            struct iscsi_ev *e = evs[i].data.ptr;
+            if (!e) {
+                if (iscsi_loop_wake(lp) && !stopping) {
+                    /* Stop: every connection closes; the loop ends once all have come back. */
+                    stopping = true;
+                    for (struct iscsi_conn *c = lp->conns, *next; c; c = next) {
+                        next = c->loop_next;
+                        iscsi_conn_close(c);
+                        iscsi_conn_settle(c, 0);
+                    }
+                }
+                continue;
+            }
+            struct iscsi_conn *c = e->c;
+            if (c->phase == ISCSI_CONN_CLOSING || c->phase == ISCSI_CONN_ENDED) {
+                iscsi_conn_settle(c, 0); /* its commands coming back */
+                continue;
+            }
+            uint32_t ev = evs[i].events;
+            bool readable = !e->efd && (ev & (EPOLLIN | EPOLLHUP | EPOLLERR));
+            iscsi_conn_settle(c, iscsi_conn_turn(c, readable, e->efd));
+        }
+        iscsi_loop_ready(lp);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (lp->conns && iscsi_ms_since(&lp->next_tick, &now) >= 0)
+            iscsi_loop_tick(lp, &now);
+        if (stopping) /* connections handed over after the stop close at once too */
+            for (struct iscsi_conn *c = lp->conns, *next; c; c = next) {
+                next = c->loop_next;
+                if (c->phase != ISCSI_CONN_CLOSING) {
+                    iscsi_conn_close(c);
+                    iscsi_conn_settle(c, 0);
+                }
+            }
+        iscsi_loop_release(lp);
+    }
+    iscsi_loop_self = NULL;
     return NULL;
 }
 

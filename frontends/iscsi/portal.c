@@ -1,10 +1,11 @@
 /*
- * The iSCSI portal (RFC 7143 4.1, network portal): a listening TCP socket and the thread that
- * accepts connections and starts one connection thread each (conn.c), with a 256 KiB stack (the
- * threads keep little on theirs; 100 idle sessions stay small). Contract: start binds and
- * listens before it returns; stop wakes the acceptor through a pipe, shuts every connection's
- * socket down (which ends its blocking recv), and joins every thread before freeing anything.
- * A connection thread never closes its own socket, so stop never shuts down a reused fd.
+ * The iSCSI portal (RFC 7143 4.1, network portal): a listening TCP socket, the thread that
+ * accepts connections, and the event loops (conn.c), one per CPU: each new connection goes to the
+ * loop with the fewest. Contract: start binds and listens before it returns; stop wakes the
+ * acceptor through a pipe and joins it, then tells every loop to stop (each closes its
+ * connections and waits for their commands to come back) and joins them before freeing
+ * anything. A loop never closes a connection's socket (the portal does, when it frees the
+ * connection), so nothing shuts down a reused fd.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -22,25 +24,42 @@
 
 #include "frontends/iscsi/iscsi_p.h"
 
-/* Joins and frees finished connections; with all true, every connection. Portal lock held. */
-static void iscsi_portal_reap(struct iscsi_target *t, bool all)
+/* Frees the connections their loops have let go of. Portal lock held. */
+static void iscsi_portal_reap(struct iscsi_target *t)
 {
     struct iscsi_conn **pp = &t->conns;
 
     while (*pp) {
         struct iscsi_conn *c = *pp;
-        if (!all && !c->done) {
+        if (!c->done) {
             pp = &c->next;
             continue;
         }
         *pp = c->next;
-        pthread_mutex_unlock(&t->lock);
-        pthread_join(c->thread, NULL);
         close(c->fd);
         close(c->efd);
         pthread_mutex_destroy(&c->cq_lock);
         free(c);
-        pthread_mutex_lock(&t->lock);
+    }
+}
+
+/* Hands a new connection to the loop with the fewest. Portal lock held. */
+static void iscsi_portal_hand_over(struct iscsi_target *t, struct iscsi_conn *c)
+{
+    struct iscsi_loop *lp = &t->loops[0];
+    uint64_t one = 1;
+
+    for (unsigned i = 1; i < t->nloops; i++)
+        if (t->loops[i].nconns < lp->nconns)
+            lp = &t->loops[i];
+    lp->nconns++;
+    c->loop = lp;
+    pthread_mutex_lock(&lp->lock);
+    c->loop_next = lp->incoming;
+    lp->incoming = c;
+    pthread_mutex_unlock(&lp->lock);
+    if (write(lp->wake, &one, sizeof(one)) < 0) {
+        /* the counter cannot overflow */
     }
 }
 
@@ -57,42 +76,97 @@ static void *iscsi_portal_main(void *arg)
         }
         if (pfd[1].revents)
             break;
-        int fd = accept4(t->lfd, NULL, NULL, SOCK_CLOEXEC);
+        int fd = accept4(t->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (fd < 0)
             continue;
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         pthread_mutex_lock(&t->lock);
-        iscsi_portal_reap(t, false);
+        iscsi_portal_reap(t);
         unsigned n = 0;
         for (struct iscsi_conn *c = t->conns; c; c = c->next)
             n++;
         struct iscsi_conn *c = n < ISCSI_MAX_CONNS ? calloc(1, sizeof(*c)) : NULL;
         if (c) {
-            pthread_attr_t attr;
             c->target = t;
             c->fd = fd;
             c->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
             pthread_mutex_init(&c->cq_lock, NULL);
-            pthread_attr_init(&attr);
-            pthread_attr_setstacksize(&attr, 256 << 10);
-            if (c->efd >= 0 && pthread_create(&c->thread, &attr, iscsi_conn_main, c) == 0) {
+            if (c->efd >= 0) {
                 c->next = t->conns;
                 t->conns = c;
+                iscsi_portal_hand_over(t, c);
             } else {
-                if (c->efd >= 0)
-                    close(c->efd);
                 pthread_mutex_destroy(&c->cq_lock);
                 free(c);
                 c = NULL;
             }
-            pthread_attr_destroy(&attr);
         }
         pthread_mutex_unlock(&t->lock);
         if (!c)
             close(fd);
     }
     return NULL;
+}
+
+/* Tells loops [0, n) to stop and joins them (each ends its connections first), then frees them. */
+static void iscsi_loops_join(struct iscsi_target *t, unsigned n)
+{
+    uint64_t one = 1;
+
+    for (unsigned i = 0; i < n; i++) {
+        struct iscsi_loop *lp = &t->loops[i];
+        pthread_mutex_lock(&lp->lock);
+        lp->stop = true;
+        pthread_mutex_unlock(&lp->lock);
+        if (write(lp->wake, &one, sizeof(one)) < 0) {
+            /* the counter cannot overflow */
+        }
+        pthread_join(lp->thread, NULL);
+    }
+    for (unsigned i = 0; i < t->nloops; i++) {
+        struct iscsi_loop *lp = &t->loops[i];
+        if (lp->epfd >= 0)
+            close(lp->epfd);
+        if (lp->wake >= 0)
+            close(lp->wake);
+        pthread_mutex_destroy(&lp->lock);
+    }
+    t->nloops = 0;
+}
+
+static void iscsi_loops_stop(struct iscsi_target *t)
+{
+    iscsi_loops_join(t, t->nloops);
+}
+
+/* One event loop per CPU the process may run on (at most ISCSI_MAX_LOOPS): 0, or -errno. */
+static int iscsi_loops_start(struct iscsi_target *t)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned n = cpus < 1 ? 1 : cpus > ISCSI_MAX_LOOPS ? ISCSI_MAX_LOOPS : (unsigned)cpus;
+    unsigned started = 0;
+    int rc = 0;
+
+    t->nloops = n;
+    for (unsigned i = 0; i < n; i++) {
+        struct iscsi_loop *lp = &t->loops[i];
+        lp->target = t;
+        pthread_mutex_init(&lp->lock, NULL);
+        lp->epfd = epoll_create1(EPOLL_CLOEXEC);
+        lp->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    }
+    for (unsigned i = 0; i < n && !rc; i++) {
+        struct iscsi_loop *lp = &t->loops[i];
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+        if (lp->epfd < 0 || lp->wake < 0 || epoll_ctl(lp->epfd, EPOLL_CTL_ADD, lp->wake, &ev))
+            rc = -errno;
+        else if ((rc = -pthread_create(&lp->thread, NULL, iscsi_loop_main, lp)) == 0)
+            started++;
+    }
+    if (rc)
+        iscsi_loops_join(t, started);
+    return rc;
 }
 
 /* "ADDR:PORT" or "[ADDR6]:PORT" into host and port strings. */
@@ -213,7 +287,13 @@ int iscsi_target_start(storstack_t *stack, const struct iscsi_target_config *cfg
     t->login_cfg.limits.immediate_data = true;
     t->login_cfg.limits.initial_r2t = false;
     pthread_mutex_init(&t->lock, NULL);
+    if ((rc = iscsi_loops_start(t)) != 0) {
+        pthread_mutex_destroy(&t->lock);
+        snprintf(err, errlen, "cannot start the iSCSI event loops: %s", strerror(-rc));
+        goto fail;
+    }
     if ((rc = -pthread_create(&t->thread, NULL, iscsi_portal_main, t)) != 0) {
+        iscsi_loops_stop(t);
         pthread_mutex_destroy(&t->lock);
         snprintf(err, errlen, "cannot start the iSCSI portal thread");
         goto fail;
@@ -257,10 +337,9 @@ void iscsi_target_stop(struct iscsi_target *t)
         /* the pipe cannot be full with one byte; nothing else to do */
     }
     pthread_join(t->thread, NULL);
+    iscsi_loops_stop(t); /* every connection has ended */
     pthread_mutex_lock(&t->lock);
-    for (struct iscsi_conn *c = t->conns; c; c = c->next)
-        shutdown(c->fd, SHUT_RDWR);
-    iscsi_portal_reap(t, true);
+    iscsi_portal_reap(t);
     pthread_mutex_unlock(&t->lock);
     pthread_mutex_destroy(&t->lock);
     close(t->lfd);

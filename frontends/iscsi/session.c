@@ -21,7 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <poll.h>
 #include <unistd.h>
 
 #include <storstack/nt/ntstatus.h>
@@ -44,8 +43,8 @@
 /* ---- Session open/close, task slots and buffers ------------------------------------------- */
 
 /* The completion callback, on whichever thread completed the IRP: queue and wake the loop. On the
- * connection's own thread (the stack completed it inline) the task only goes on local_head, which
- * that thread alone touches: no lock, no eventfd, no wakeup. */
+ * connection's own loop (the stack completed it inline) the task only goes on local_head, which
+ * that loop alone touches: no lock, no eventfd, no wakeup. */
 static void iscsi_task_done(void *context, storstack_status_t status, uint64_t information)
 {
     struct iscsi_task *t = context;
@@ -54,9 +53,8 @@ static void iscsi_task_done(void *context, storstack_status_t status, uint64_t i
 
     (void)information;
     t->status = status;
-    if (iscsi_conn_self == c) {
-        t->next_done = c->local_head;
-        c->local_head = t;
+    if (iscsi_loop_self == c->loop) {
+        iscsi_conn_local_done(c, t);
         return;
     }
     /* The eventfd is signalled only when the list was empty (the loop takes the whole list at
@@ -161,30 +159,15 @@ int iscsi_session_open(struct iscsi_conn *c)
     return 0;
 }
 
+void iscsi_session_cancel(struct iscsi_conn *c)
+{
+    for (unsigned i = 0; i < c->nlus; i++)
+        if (c->lus[i].h)
+            storstack_cancel(c->lus[i].h, NULL, NULL);
+}
+
 void iscsi_session_close(struct iscsi_conn *c)
 {
-    /* Cancel what is in flight and wait: the callbacks point into this connection. */
-    if (c->running)
-        for (unsigned i = 0; i < c->nlus; i++)
-            if (c->lus[i].h)
-                storstack_cancel(c->lus[i].h, NULL, NULL);
-    for (; c->local_head; c->local_head = c->local_head->next_done)
-        c->running--; /* completed inline, not answered */
-    while (c->running) {
-        struct pollfd pfd = {.fd = c->efd, .events = POLLIN};
-        uint64_t v;
-        if (poll(&pfd, 1, -1) < 0)
-            continue;
-        if (read(c->efd, &v, sizeof(v)) < 0) {
-            /* EAGAIN: woken early; look at the list anyway */
-        }
-        pthread_mutex_lock(&c->cq_lock);
-        struct iscsi_task *list = c->cq_head;
-        c->cq_head = NULL;
-        pthread_mutex_unlock(&c->cq_lock);
-        for (; list; list = list->next_done)
-            c->running--;
-    }
     for (unsigned i = 0; i < ISCSI_TASKS; i++) {
         iscsi_task_free_buffer(c, &c->tasks[i]);
         c->tasks[i].state = ISCSI_TASK_FREE;
@@ -294,17 +277,28 @@ static int iscsi_check_condition(struct iscsi_conn *c, uint32_t itt, uint32_t ed
                                sizeof(sense), edtl, 0, 0);
 }
 
-/* Data-In for moved bytes of buf (11.7), then the status in the last PDU or a response. */
-static int iscsi_send_data_in(struct iscsi_conn *c, uint32_t itt, const uint8_t lun[8],
-                              const uint8_t *buf, bool task_buf, uint32_t moved, uint8_t status,
-                              const uint8_t *sense, uint32_t sense_len, uint32_t edtl,
-                              uint32_t wanted)
+/*
+ * Data-In for moved bytes of buf (11.7), then the status in the last PDU or a response. From a
+ * task's buffer (task non-NULL) the PDUs go by reference and stop when the send queue is full:
+ * ISCSI_AGAIN, with how far they got in the task, to go on from there. Other data (a few bytes of
+ * the target's own) goes whole.
+ */
+static int iscsi_send_data_in(struct iscsi_conn *c, struct iscsi_task *task, uint32_t itt,
+                              const uint8_t lun[8], const uint8_t *buf, uint32_t moved,
+                              uint8_t status, const uint8_t *sense, uint32_t sense_len,
+                              uint32_t edtl, uint32_t wanted)
 {
-    bool collapse = status == ISCSI_STATUS_GOOD && sense_len == 0;
-    uint32_t seg = c->params.max_xmit_dsl, burst = c->params.max_burst, off = 0, datasn = 0;
+    bool collapse = status == ISCSI_STATUS_GOOD && sense_len == 0, task_buf = task != NULL;
+    uint32_t seg = c->params.max_xmit_dsl, burst = c->params.max_burst;
+    uint32_t off = task ? task->din_off : 0, datasn = task ? task->din_sn : 0;
     uint8_t bhs[ISCSI_BHS_LEN];
 
     while (off < moved) {
+        if (task && !iscsi_conn_room(c)) {
+            task->din_off = off;
+            task->din_sn = datasn;
+            return ISCSI_AGAIN;
+        }
         uint32_t n = moved - off < seg ? moved - off : seg;
         /* A sequence ends at each MaxBurstLength (11.7.1: F ends a Data-In sequence). */
         uint32_t to_burst = burst - off % burst;
@@ -455,9 +449,9 @@ static int iscsi_task_issue(struct iscsi_conn *c, struct iscsi_task *t)
     c->running++;
     st = storstack_ioctl_async(lu->h, IOCTL_SCSI_PASS_THROUGH_DIRECT, &t->s, sizeof(t->s), &t->s,
                                sizeof(t->s), iscsi_task_done, t);
-    if (st != STATUS_PENDING) { /* not issued: no callback will come */
+    if (st != STATUS_PENDING) { /* not issued: no callback will come; answered as one */
         t->status = st;
-        return iscsi_session_complete(c, t);
+        iscsi_conn_local_done(c, t);
     }
     return 0;
 }
@@ -512,32 +506,42 @@ static int iscsi_execute(struct iscsi_conn *c, struct iscsi_task *t)
 
 int iscsi_session_complete(struct iscsi_conn *c, struct iscsi_task *t)
 {
-    storstack_status_t st = t->status;
-    int rc;
-
     c->running--;
     if (t->aborted)
         return iscsi_task_release(c, t); /* 11.5.1: no response for an aborted task */
-    if (NT_ERROR(st)) {
-        /* 11.4.3: the command did not reach a status; the initiator may retry elsewhere. */
-        rc = iscsi_send_scsi_rsp(c, t->itt, ISCSI_RESPONSE_TARGET_FAILURE, 0, NULL, 0, t->edtl, 0,
-                                 0);
-        int r = iscsi_task_release(c, t);
-        return rc ? rc : r;
-    }
+    t->din_off = t->din_sn = 0;
+    if (NT_ERROR(t->status))
+        return 1;
     uint32_t got =
         t->s.sptd.DataTransferLength < t->piece ? t->s.sptd.DataTransferLength : t->piece;
     t->moved += got;
     if (t->split && t->s.sptd.ScsiStatus == ISCSI_STATUS_GOOD && got == t->piece &&
         t->moved < t->len)
         return iscsi_task_issue(c, t);
+    if (t->dir == SCSI_IOCTL_DATA_IN && t->moved)
+        iscsi_clamp_block_limits(t->lu, t->cdb, t->buf, t->moved);
+    return 1;
+}
+
+int iscsi_session_answer(struct iscsi_conn *c, struct iscsi_task *t)
+{
+    int rc;
+
+    if (NT_ERROR(t->status)) {
+        /* 11.4.3: the command did not reach a status; the initiator may retry elsewhere. */
+        rc = iscsi_send_scsi_rsp(c, t->itt, ISCSI_RESPONSE_TARGET_FAILURE, 0, NULL, 0, t->edtl, 0,
+                                 0);
+        int r = iscsi_task_release(c, t);
+        return rc ? rc : r;
+    }
     uint8_t status = t->s.sptd.ScsiStatus;
     uint32_t sense_len = status == ISCSI_STATUS_GOOD ? 0 : t->s.sptd.SenseInfoLength;
     uint32_t wanted = t->wanted == UINT32_MAX ? t->moved : t->wanted;
     if (t->dir == SCSI_IOCTL_DATA_IN && t->moved) {
-        iscsi_clamp_block_limits(t->lu, t->cdb, t->buf, t->moved);
-        rc = iscsi_send_data_in(c, t->itt, t->lun, t->buf, true, t->moved, status, t->s.sense,
+        rc = iscsi_send_data_in(c, t, t->itt, t->lun, t->buf, t->moved, status, t->s.sense,
                                 sense_len, t->edtl, wanted);
+        if (rc == ISCSI_AGAIN)
+            return rc;
     } else {
         rc = iscsi_send_scsi_rsp(c, t->itt, ISCSI_RESPONSE_COMPLETED, status, t->s.sense, sense_len,
                                  t->edtl, wanted, t->moved);
@@ -558,7 +562,7 @@ static int iscsi_inquiry_no_lun(struct iscsi_conn *c, const struct iscsi_scsi_cm
         n = alloc;
     if (n > cmd->edtl)
         n = cmd->edtl;
-    return iscsi_send_data_in(c, cmd->itt, cmd->lun, data, false, n, ISCSI_STATUS_GOOD, NULL, 0,
+    return iscsi_send_data_in(c, NULL, cmd->itt, cmd->lun, data, n, ISCSI_STATUS_GOOD, NULL, 0,
                               cmd->edtl, n);
 }
 
@@ -588,7 +592,7 @@ static int iscsi_report_luns(struct iscsi_conn *c, const struct iscsi_scsi_cmd *
         len = alloc;
     if (len > cmd->edtl)
         len = cmd->edtl;
-    return iscsi_send_data_in(c, cmd->itt, cmd->lun, data, false, len, ISCSI_STATUS_GOOD, NULL, 0,
+    return iscsi_send_data_in(c, NULL, cmd->itt, cmd->lun, data, len, ISCSI_STATUS_GOOD, NULL, 0,
                               cmd->edtl, total < alloc ? total : alloc);
 }
 
