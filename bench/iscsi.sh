@@ -70,12 +70,43 @@ iscsi_perf() {
         "timeout -s INT $((NET_RUNTIME + 1)) iscsi-perf $* ${url/127.0.0.1:[0-9]*\//127.0.0.1:PORT/}"
 }
 
+# iscsi_perf_pair SECTION LABEL URL ARGS...: two iscsi-perf at once (two sessions, two initiator
+# names), each bounded as in iscsi_perf; the figure is the sum of their "iops average" lines
+iscsi_perf_pair() {
+    local section=$1 label=$2 url=$3 k iops=0 mibs=0 line i m
+    shift 3
+    local -a pids=()
+    for k in 1 2; do
+        timeout -s INT "$((NET_RUNTIME + 1))" iscsi-perf -i "iqn.2026-11.org.storstack:bench-$k" "$@" \
+            "$url" >"$WORK/iscsi-perf-$k.out" 2>&1 &
+        pids+=($!)
+    done
+    for k in 1 2; do
+        local rc=0
+        wait "${pids[k - 1]}" || rc=$?
+        ((rc == 0 || rc == 124)) || die "$label: iscsi-perf $k failed ($rc): $(tail -3 "$WORK/iscsi-perf-$k.out")"
+        line=$(tr '\r' '\n' <"$WORK/iscsi-perf-$k.out" | grep 'iops average' | tail -1)
+        i=$(sed -n 's/.*iops average \([0-9]*\) (\([0-9]*\) MB\/s).*/\1/p' <<<"$line")
+        m=$(sed -n 's/.*iops average \([0-9]*\) (\([0-9]*\) MB\/s).*/\2/p' <<<"$line")
+        [[ -n $i && -n $m ]] || die "$label: cannot parse iscsi-perf $k's line: $line"
+        iops=$((iops + i))
+        mibs=$((mibs + m))
+    done
+    add_sample "$section" "$label" "$iops" "$mibs" "" "" "" \
+        "two at once: timeout -s INT $((NET_RUNTIME + 1)) iscsi-perf -i iqn.2026-11.org.storstack:bench-K $* ${url/127.0.0.1:[0-9]*\//127.0.0.1:PORT/}"
+}
+
 iscsi_round() {
     local who url
     for who in storstack tgtd; do
         url=$SERVE_URL
         [[ $who == tgtd ]] && url=$TGTD_URL
         iscsi_perf iscsi "iscsi-perf 4K randread QD32 → $who" "$url" -m 32 -b 8 -r
+    done
+    for who in storstack tgtd; do
+        url=$SERVE_URL
+        [[ $who == tgtd ]] && url=$TGTD_URL
+        iscsi_perf_pair iscsi "2 × iscsi-perf 4K randread QD32 (two sessions) → $who" "$url" -m 32 -b 8 -r
     done
     for who in storstack tgtd; do
         url=$SERVE_URL

@@ -91,6 +91,8 @@ build_goals() {
     goal "null device 4K randread QD32 1T ÷ fio null engine QD32 1T ($(awk -v i="$v" 'BEGIN { if (i > 0) printf "%.0f ns/IO", 1e9 / i; else print "ns/IO not measured" }'))" "$r" ">=" 0.5 "$r" 0.5
     r=$(ratio "$(med IOPS "iscsi-perf 4K randread QD32 → storstack")" "$(med IOPS "iscsi-perf 4K randread QD32 → tgtd")")
     goal "iSCSI 4K randread QD32: storstack serve ÷ tgtd (IOPS)" "$r" ">=" 4 "$r" 4
+    r=$(ratio "$(med IOPS "2 × iscsi-perf 4K randread QD32 (two sessions) → storstack")" "$(med IOPS "2 × iscsi-perf 4K randread QD32 (two sessions) → tgtd")")
+    goal "(the same with two initiators at once, two sessions: for reference)" "$r" ">=" 4 "$r" 4
     r=$(ratio "$(med MBS "iscsi-perf 128K seq read QD32 → storstack")" "$(med MBS "iscsi-perf 128K seq read QD32 → tgtd")")
     goal "iSCSI 128K sequential read: storstack serve ÷ tgtd (MB/s)" "$r" ">=" 1 "$r" 1
     r=$(ratio "$(med IOPS "fio nbd randread QD32 → nbdkit+storstack")" "$(med IOPS "fio nbd randread QD32 → nbdkit memory")")
@@ -285,7 +287,8 @@ write_report() {
         echo
         echo "storstack serve: a 1 GiB RAM LUN filled with random data through its management socket."
         echo "tgtd: LUN 1 on a 1 GiB /dev/shm file of random data (bstype rdwr). Both on 127.0.0.1,"
-        echo "one session each; iscsi-perf's \"iops average\" of the whole run (login included for both)."
+        echo "one session each (the \"2 ×\" rows: two iscsi-perf at once, two sessions, their sum);"
+        echo "iscsi-perf's \"iops average\" of the whole run (login included for both)."
         echo "MiB/s: iscsi-perf's \"MB/s\", which is MiB/s (IOPS × block ÷ 2²⁰)."
         echo
         io_table iscsi
@@ -293,6 +296,7 @@ write_report() {
         echo "| ratio | value |"
         echo "|-------|------:|"
         ratio_row "4K randread QD32 IOPS: storstack ÷ tgtd" "iscsi-perf 4K randread QD32 → storstack" "iscsi-perf 4K randread QD32 → tgtd"
+        ratio_row "4K randread QD32 IOPS, two initiators at once: storstack ÷ tgtd" "2 × iscsi-perf 4K randread QD32 (two sessions) → storstack" "2 × iscsi-perf 4K randread QD32 (two sessions) → tgtd"
         ratio_row "128K sequential read MiB/s: storstack ÷ tgtd" "iscsi-perf 128K seq read QD32 → storstack" "iscsi-perf 128K seq read QD32 → tgtd" MBS
         echo
         echo "## NBD: nbdkit + storstack plugin vs nbdkit memory vs qemu-nbd"
