@@ -3,7 +3,10 @@
  * disks: two targets (one with a LUN map of LUN 0 and LUN 3, one demanding mutual CHAP), REPORT
  * LUNS from the map, several sessions with many commands in flight at once, ABORT TASK of a
  * command down the stack, a Data-Out DataSN error ending in CHECK CONDITION, CRC32C digests on
- * the wire (and a bad header digest closing only its connection), target NOP-In pings.
+ * the wire (and a bad header digest closing only its connection), target NOP-In pings; and, each
+ * against a target of its own, back-pressure: initiators that stop reading hold only their own
+ * sessions, lose nothing queued for them and get no other command's data, and the target stops
+ * promptly while they are stalled.
  */
 #include <errno.h>
 #include <netinet/in.h>
