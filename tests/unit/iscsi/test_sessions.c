@@ -3,7 +3,10 @@
  * disks: two targets (one with a LUN map of LUN 0 and LUN 3, one demanding mutual CHAP), REPORT
  * LUNS from the map, several sessions with many commands in flight at once, ABORT TASK of a
  * command down the stack, a Data-Out DataSN error ending in CHECK CONDITION, CRC32C digests on
- * the wire (and a bad header digest closing only its connection), target NOP-In pings.
+ * the wire (and a bad header digest closing only its connection), target NOP-In pings; and, each
+ * against a target of its own, back-pressure: initiators that stop reading hold only their own
+ * sessions, lose nothing queued for them and get no other command's data, and the target stops
+ * promptly while they are stalled.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -14,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -129,7 +134,8 @@ static int cli_recv(struct cli *c, uint8_t bhs[ISCSI_BHS_LEN], uint8_t *data, ui
     return (int)len;
 }
 
-static int cli_connect(void)
+/* rcvbuf nonzero: SO_RCVBUF before connect (the window the target sees stays that small). */
+static int cli_connect_ex(int rcvbuf)
 {
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
     struct timeval tv = {.tv_sec = 10};
@@ -137,8 +143,15 @@ static int cli_connect(void)
 
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    if (rcvbuf)
+        assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)), 0);
     assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
     return fd;
+}
+
+static int cli_connect(void)
+{
+    return cli_connect_ex(0);
 }
 
 static uint16_t cli_login_step(struct cli *c, uint8_t flags, const char *text, size_t len,
@@ -170,7 +183,8 @@ static uint16_t cli_login_step(struct cli *c, uint8_t flags, const char *text, s
     return (uint16_t)iscsi_get16(bhs + 36);
 }
 
-static void cli_login(struct cli *c, const char *iqn, const char *extra, size_t extra_len)
+static void cli_login_ex(struct cli *c, const char *iqn, const char *extra, size_t extra_len,
+                         int rcvbuf)
 {
     char text[1024];
     int n = snprintf(text, sizeof(text),
@@ -179,11 +193,16 @@ static void cli_login(struct cli *c, const char *iqn, const char *extra, size_t 
                      0, iqn, 0, 0, 0);
     memcpy(text + n, extra, extra_len);
     memset(c, 0, sizeof(*c));
-    c->fd = cli_connect();
+    c->fd = cli_connect_ex(rcvbuf);
     c->cmdsn = c->itt = 1;
     assert_int_equal(
         cli_login_step(c, ISCSI_LOGIN_TRANSIT | 1 << 2 | 3, text, (size_t)n + extra_len, NULL, 0),
         0);
+}
+
+static void cli_login(struct cli *c, const char *iqn, const char *extra, size_t extra_len)
+{
+    cli_login_ex(c, iqn, extra, extra_len, 0);
 }
 
 /* Sends a SCSI command without waiting; returns its ITT. */
@@ -697,6 +716,497 @@ static void test_registry_values_are_checked(void **state)
     }
 }
 
+/* ---- Back-pressure: initiators that stop reading ---------------------------------------------
+ *
+ * These tests run against a stack and a target of their own (bp_setup, per test): NopInterval 0,
+ * so that no ping of the target's falls due while an initiator does not read; LUN 0 a 64 MiB RAM
+ * disk whose first 32 MiB hold a pattern written through the stack before the target starts;
+ * LUN 1 a small RAM disk on a second adapter that drops every READ/WRITE (the miniport holds it
+ * until an abort completes it), for commands that stay down the stack. Every 32-bit word of a
+ * pattern depends on its byte offset on the disk (and a seed), so a Data-In that carries another
+ * region's bytes, or stale bytes of a reused buffer, does not match.
+ *
+ * A stalled initiator sets a small SO_RCVBUF before it connects and then stops reading: the
+ * target's Data-In for it overflows the socket buffers and stays queued in the target.
+ */
+#define BP_IQN    "iqn.2026-11.org.storstack:bp"
+#define BP_RCVBUF 4096
+#define BP_FILLED (32u << 20) /* LUN 0 bytes holding the seed 0 pattern */
+#define BP_BIG    (256u * 1024)
+#define BP_MIB    (1024u * 1024)
+
+static const char bp_config[] = "[Enum\\Root\\VMINIPORT\\0000]\n"
+                                "HardwareID = multi:ROOT\\VMINIPORT\n"
+                                "[Enum\\Root\\VMINIPORT\\0000\\Device Parameters\\Target0\\Lun0]\n"
+                                "Type = disk\nBackend = ram\nSize = 64M\n"
+                                "[Enum\\Root\\VMINIPORT\\0001]\n"
+                                "HardwareID = multi:ROOT\\VMINIPORT\n"
+                                "[Enum\\Root\\VMINIPORT\\0001\\Device Parameters]\n"
+                                "FaultDropRate = 10000\n"
+                                "[Enum\\Root\\VMINIPORT\\0001\\Device Parameters\\Target0\\Lun0]\n"
+                                "Type = disk\nBackend = ram\nSize = 1M\n"
+                                "[Control\\Storstack\\iSCSI]\nNopInterval = 0\n"
+                                "[Control\\Storstack\\iSCSI\\Target0]\n"
+                                "Name = " BP_IQN "\nLun0 = PhysicalDrive0\nLun1 = PhysicalDrive1\n";
+
+static storstack_t *bp_stack;
+static struct iscsi_target *bp_target;
+static uint16_t bp_saved_port;
+
+static uint32_t bp_word(uint64_t off, uint32_t seed)
+{
+    uint64_t x = (off / 4 + (uint64_t)seed * 0x100000001b3ull) * 0x9e3779b97f4a7c15ull;
+    return (uint32_t)(x >> 29);
+}
+
+static void bp_fill(uint8_t *buf, uint64_t off, uint32_t len, uint32_t seed)
+{
+    for (uint32_t i = 0; i < len; i += 4) {
+        uint32_t w = bp_word(off + i, seed);
+        memcpy(buf + i, &w, 4);
+    }
+}
+
+/* The first byte of buf (len bytes from off on the disk) that is not the pattern, or -1. */
+static long bp_mismatch(const uint8_t *buf, uint64_t off, uint32_t len, uint32_t seed)
+{
+    for (uint32_t i = 0; i < len; i += 4) {
+        uint32_t w = bp_word(off + i, seed);
+        if (memcmp(buf + i, &w, len - i < 4 ? len - i : 4))
+            return (long)i;
+    }
+    return -1;
+}
+
+static double bp_seconds(const struct timespec *since)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - since->tv_sec) + (double)(now.tv_nsec - since->tv_nsec) / 1e9;
+}
+
+static void bp_timeouts(int fd, int seconds)
+{
+    struct timeval tv = {.tv_sec = seconds};
+    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)), 0);
+}
+
+/* A READ(10) or WRITE(10) of LUN 0 as the initiator tracks it. */
+struct bp_cmd {
+    uint32_t itt;
+    bool read;
+    uint64_t off; /* bytes on the disk */
+    uint32_t len;
+    uint32_t seed;   /* the pattern read, or written */
+    uint32_t got;    /* Data-In bytes so far */
+    uint32_t datasn; /* the next Data-In's */
+    bool done;
+};
+
+/* Sends a READ(10) of len bytes at off, or a WRITE(10) of the seed's pattern there (immediate
+ * data, len at most FirstBurstLength), without waiting. */
+static void bp_send(struct cli *c, struct bp_cmd *k, uint32_t lun, bool write, uint64_t off,
+                    uint32_t len, uint32_t seed)
+{
+    static uint8_t out[65536];
+    uint8_t cdb[16] = {write ? 0x2a : 0x28};
+
+    iscsi_put32(cdb + 2, (uint32_t)(off / 512));
+    iscsi_put16(cdb + 7, len / 512);
+    memset(k, 0, sizeof(*k));
+    k->read = !write;
+    k->off = off;
+    k->len = len;
+    k->seed = seed;
+    if (write) {
+        assert_true(len <= sizeof(out));
+        bp_fill(out, off, len, seed);
+    }
+    k->itt = cli_cmd_send(c, cdb, lun, !write, write, len, write ? out : NULL, write ? len : 0);
+}
+
+/*
+ * Reads until each of the n commands has its status, checking every PDU: only Data-In and SCSI
+ * Responses, each for a command still open; a command's Data-In in order (DataSN 0, 1, ..., each
+ * buffer offset where the last one ended, none past the command's length) and carrying exactly
+ * its region's pattern; GOOD status with no residual, after all of its data, F set on a Data-In
+ * with status; StatSN one more at each status; ExpCmdSN never past the commands sent, and at the
+ * last PDU (which comes after every command has arrived) the next CmdSN.
+ */
+static void bp_drain(struct cli *c, struct bp_cmd *cmds, unsigned n, const char *who)
+{
+    static uint8_t data[65536 + 8];
+    uint8_t bhs[ISCSI_BHS_LEN];
+    unsigned left = n;
+    uint32_t expcmdsn = 0;
+
+    while (left) {
+        uint32_t statsn = c->expstatsn;
+        int len = cli_recv(c, bhs, data, sizeof(data));
+        if (len < 0)
+            fail_msg("%s: connection closed, or nothing for 5-10 s, with %u of %u commands "
+                     "unanswered",
+                     who, left, n);
+        uint8_t op = bhs[0] & 0x3f;
+        uint32_t itt = iscsi_get32(bhs + 16);
+        expcmdsn = iscsi_get32(bhs + 28);
+        if (iscsi_sn_lt(c->cmdsn, expcmdsn))
+            fail_msg("%s: ExpCmdSN %u, past the next CmdSN %u", who, expcmdsn, c->cmdsn);
+        struct bp_cmd *k = NULL;
+        for (unsigned i = 0; i < n && !k; i++)
+            if (cmds[i].itt == itt)
+                k = &cmds[i];
+        if (!k || k->done)
+            fail_msg("%s: PDU %02x for ITT %u, which is not open", who, op, itt);
+        bool status = true;
+        if (op == ISCSI_OP_DATA_IN) {
+            uint32_t datasn = iscsi_get32(bhs + 36), off = iscsi_get32(bhs + 40);
+            if (!k->read)
+                fail_msg("%s: Data-In for the WRITE ITT %u", who, itt);
+            if (datasn != k->datasn || off != k->got || (uint32_t)len > k->len - k->got)
+                fail_msg("%s: ITT %u: Data-In DataSN %u offset %u length %d after %u bytes in %u "
+                         "PDUs (of %u bytes)",
+                         who, itt, datasn, off, len, k->got, k->datasn, k->len);
+            long bad = bp_mismatch(data, k->off + off, (uint32_t)len, k->seed);
+            if (bad >= 0)
+                fail_msg("%s: ITT %u: Data-In at offset %u: byte %ld is not its region's "
+                         "(disk offset %llu)",
+                         who, itt, off, bad, (unsigned long long)(k->off + off + (uint64_t)bad));
+            k->got += (uint32_t)len;
+            k->datasn++;
+            status = bhs[1] & 1;
+            if (status && !(bhs[1] & ISCSI_FLAG_FINAL))
+                fail_msg("%s: ITT %u: a Data-In with status lacks F", who, itt);
+        } else if (op == ISCSI_OP_SCSI_RSP) {
+            if (bhs[2] != 0)
+                fail_msg("%s: ITT %u: response %02x", who, itt, bhs[2]);
+        } else {
+            fail_msg("%s: unexpected PDU, opcode %02x", who, op);
+        }
+        if (!status)
+            continue;
+        if (iscsi_get32(bhs + 24) != statsn)
+            fail_msg("%s: ITT %u: StatSN %u, expected %u", who, itt, iscsi_get32(bhs + 24), statsn);
+        if (bhs[3] != 0 || (bhs[1] & 0x06))
+            fail_msg("%s: ITT %u: status %02x, flags %02x", who, itt, bhs[3], bhs[1]);
+        if (k->read && k->got != k->len)
+            fail_msg("%s: ITT %u: status after %u of %u bytes", who, itt, k->got, k->len);
+        k->done = true;
+        left--;
+    }
+    if (expcmdsn != c->cmdsn)
+        fail_msg("%s: ExpCmdSN %u at the end, expected %u", who, expcmdsn, c->cmdsn);
+}
+
+/* One command, sent and answered (checked as bp_drain checks). */
+static void bp_do(struct cli *c, uint32_t lun, bool write, uint64_t off, uint32_t len,
+                  uint32_t seed, const char *who)
+{
+    struct bp_cmd k;
+    bp_send(c, &k, lun, write, off, len, seed);
+    bp_drain(c, &k, 1, who);
+}
+
+/* TEST UNIT READY until GOOD (after the unit attention of a new nexus), failing with a reason. */
+static void bp_ready(struct cli *c, uint32_t lun, const char *who)
+{
+    static const uint8_t tur[16] = {0};
+    uint8_t bhs[ISCSI_BHS_LEN], data[256];
+
+    for (int i = 0; i < 2; i++) {
+        uint32_t itt = cli_cmd_send(c, tur, lun, false, false, 0, NULL, 0);
+        int n = cli_recv(c, bhs, data, sizeof(data));
+        if (n < 0)
+            fail_msg("%s: no answer to TEST UNIT READY", who);
+        if ((bhs[0] & 0x3f) != ISCSI_OP_SCSI_RSP || iscsi_get32(bhs + 16) != itt)
+            fail_msg("%s: PDU %02x for ITT %u, not the TEST UNIT READY's", who, bhs[0] & 0x3f,
+                     iscsi_get32(bhs + 16));
+        if (bhs[3] == 0)
+            return;
+        if (bhs[3] != 2 || n < 2 + 3 || (data[2 + 2] & 0xf) != 6)
+            fail_msg("%s: TEST UNIT READY: status %02x", who, bhs[3]);
+    }
+    fail_msg("%s: TEST UNIT READY: a unit attention again", who);
+}
+
+/* A note when the kernel lets the target's send buffer grow past what a test queues for an
+ * initiator that does not read: then the target may never have to hold anything back. */
+static void bp_note_wmem(uint64_t queued)
+{
+    long lo, def, max;
+    FILE *f = fopen("/proc/sys/net/ipv4/tcp_wmem", "r");
+
+    if (f && fscanf(f, "%ld %ld %ld", &lo, &def, &max) == 3 && (uint64_t)max + BP_MIB > queued)
+        print_message("note: net.ipv4.tcp_wmem lets a send buffer reach %ld bytes, near the %llu "
+                      "queued here: the target may not have to hold anything back\n",
+                      max, (unsigned long long)queued);
+    if (f)
+        fclose(f);
+}
+
+/* Waits (2 s at most) until the target has sent fd something and no more comes: what it has for
+ * fd fills the socket buffers. */
+static void bp_wait_stalled(int fd)
+{
+    int last = -1, now = 0;
+    for (int i = 0; i < 200; i++) {
+        usleep(10000);
+        assert_int_equal(ioctl(fd, FIONREAD, &now), 0);
+        if (now > 0 && now == last)
+            return;
+        last = now;
+    }
+    fail_msg("the target sent nothing, or kept sending, to an initiator that does not read");
+}
+
+/*
+ * Several sessions fill their CmdSN window with READs of 256 KiB and stop reading; at least as
+ * many as this machine has CPUs (4 to 8), so that a target with one event loop per CPU has one of
+ * them on the loop of the session that comes next. That session logs in and does 200 WRITE+READ
+ * round trips of 4 KiB, data checked, within a few seconds (a 5 s receive timeout fails it rather
+ * than hanging). Then the stalled sessions read: each gets every Data-In and GOOD status of its
+ * READs, in order and with the data on the disk, and goes on working.
+ */
+static void test_stalled_initiator_holds_only_its_own_session(void **state)
+{
+    enum { MAXS = 8, WINDOW = 64, ROUNDS = 200 };
+    static struct cli st[MAXS];
+    static struct bp_cmd cmds[MAXS][WINDOW];
+    unsigned window[MAXS];
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned ns = ncpu < 4 ? 4 : ncpu > MAXS ? MAXS : (unsigned)ncpu;
+    char who[64];
+    struct cli a;
+    struct timespec t0;
+
+    for (unsigned s = 0; s < ns; s++) {
+        cli_login_ex(&st[s], BP_IQN, "", 0, BP_RCVBUF);
+        bp_timeouts(st[s].fd, 10);
+        snprintf(who, sizeof(who), "session %u (%u stalled before it)", s, s);
+        bp_ready(&st[s], 0, who);
+        /* the window is the target's free task slots: 64 today */
+        uint32_t w = st[s].maxcmdsn - st[s].cmdsn + 1;
+        assert_true(w >= 16 && w < 0x80000000u);
+        window[s] = w < WINDOW ? w : WINDOW;
+        for (unsigned i = 0; i < window[s]; i++)
+            bp_send(&st[s], &cmds[s][i], 0, false, (uint64_t)((i + 5 * s) % 64) * BP_BIG, BP_BIG,
+                    0);
+    }
+    bp_note_wmem((uint64_t)window[0] * BP_BIG);
+    for (unsigned s = 0; s < ns; s++)
+        bp_wait_stalled(st[s].fd);
+
+    cli_login(&a, BP_IQN, "", 0);
+    bp_timeouts(a.fd, 5);
+    bp_ready(&a, 0, "the active session");
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (unsigned r = 0; r < ROUNDS; r++) {
+        uint64_t off = 40 * BP_MIB + (uint64_t)(r % 64) * 4096;
+        bp_do(&a, 0, true, off, 4096, r + 1, "the active session's WRITE");
+        bp_do(&a, 0, false, off, 4096, r + 1, "the active session's READ");
+    }
+    double secs = bp_seconds(&t0);
+    print_message("%u sessions stalled with %u READs of 256 KiB each: %d round trips of 4 KiB on "
+                  "another in %.3f s\n",
+                  ns, window[0], ROUNDS, secs);
+    assert_true(secs < 5.0);
+
+    for (unsigned s = 0; s < ns; s++) {
+        snprintf(who, sizeof(who), "stalled session %u", s);
+        bp_drain(&st[s], cmds[s], window[s], who);
+        bp_do(&st[s], 0, false, 32768, 4096, 0, who); /* the session goes on */
+        close(st[s].fd);
+    }
+    close(a.fd);
+}
+
+/*
+ * One session stops reading with more than the socket buffers hold answered (31 READs of 256 KiB)
+ * and a READ of 64 KiB behind them, then sends more commands without reading: READs of other
+ * regions and WRITEs with data of their own. A target that gave a task slot whose buffer still
+ * backs queued Data-In to one of these would send the new command's bytes in the old one's
+ * Data-In. Each Data-In must carry exactly its own region, and each WRITE's data must be on the
+ * disk afterwards.
+ */
+static void test_backpressure_keeps_each_data_in_its_own_buffer(void **state)
+{
+    enum { BIG = 31, LATER = 24, N = 1 + BIG + LATER };
+    static struct bp_cmd cmds[N];
+    unsigned n = 0, reads = 0, writes = 0;
+    struct cli c;
+
+    cli_login_ex(&c, BP_IQN, "", 0, BP_RCVBUF);
+    bp_timeouts(c.fd, 10);
+    bp_ready(&c, 0, "the session");
+    assert_true(c.maxcmdsn - c.cmdsn + 1 >= N);
+    /* 7.75 MiB of READs, then the one of 64 KiB, whose Data-In is queued last */
+    for (unsigned i = 0; i < BIG; i++)
+        bp_send(&c, &cmds[n++], 0, false, 17 * BP_MIB + (uint64_t)i * BP_BIG, BP_BIG, 0);
+    bp_send(&c, &cmds[n++], 0, false, 16 * BP_MIB, 65536, 0);
+    bp_note_wmem((uint64_t)BIG * BP_BIG);
+    bp_wait_stalled(c.fd);
+    /* every third a WRITE of 4 KiB at 48 MiB (seeds 0x100...), the others READs of 64 KiB of
+     * [25 MiB, 26 MiB) */
+    for (unsigned i = 0; i < LATER; i++) {
+        if (i % 3 == 1)
+            bp_send(&c, &cmds[n++], 0, true, 48 * BP_MIB + writes * 4096, 4096, 0x100 + writes),
+                writes++;
+        else
+            bp_send(&c, &cmds[n++], 0, false, 25 * BP_MIB + reads++ * 65536, 65536, 0);
+    }
+    bp_drain(&c, cmds, n, "the stalled session");
+    for (unsigned i = 0; i < writes; i++)
+        bp_do(&c, 0, false, 48 * BP_MIB + i * 4096, 4096, 0x100 + i, "reading back a WRITE");
+    close(c.fd);
+}
+
+/* Closed by the peer within 5 s (end of file or reset), reading whatever was still queued. */
+static bool bp_closed(int fd)
+{
+    static uint8_t sink[65536];
+    bp_timeouts(fd, 5);
+    for (;;) {
+        ssize_t n = recv(fd, sink, sizeof(sink), 0);
+        if (n == 0 || (n < 0 && (errno == ECONNRESET || errno == EPIPE)))
+            return true;
+        if (n < 0 && errno != EINTR)
+            return false;
+    }
+}
+
+/*
+ * iscsi_target_stop returns within 10 s, and closes every connection, while one session is
+ * stalled with 8 MiB of Data-In queued, another has READs down the stack (held by the miniport
+ * of LUN 1), a WRITE waiting for the data its R2T asked for and half a Data-Out received, a third
+ * connection has sent half a Login Request, and a fourth nothing at all; storstack_destroy then
+ * returns within 10 s as well.
+ */
+static void test_target_stops_with_a_stalled_session_and_commands_in_flight(void **state)
+{
+    enum { BIG = 32, HELD = 4 };
+    static struct bp_cmd cmds[BIG], held[HELD], w;
+    uint8_t bhs[ISCSI_BHS_LEN], data[256];
+    struct cli s, t;
+    struct timespec t0;
+
+    cli_login_ex(&s, BP_IQN, "", 0, BP_RCVBUF);
+    bp_ready(&s, 0, "the session about to stall");
+    for (unsigned i = 0; i < BIG; i++)
+        bp_send(&s, &cmds[i], 0, false, (uint64_t)i * BP_BIG, BP_BIG, 0);
+    bp_wait_stalled(s.fd);
+
+    cli_login(&t, BP_IQN, "", 0);
+    bp_ready(&t, 0, "the busy session");
+    bp_ready(&t, 1, "the busy session");
+    for (unsigned i = 0; i < HELD; i++)
+        bp_send(&t, &held[i], 1, false, (uint64_t)i * 4096, 4096, 0);
+    /* a WRITE of 64 KiB with 4 KiB of immediate data: an R2T asks for the rest */
+    uint8_t wr[16] = {0x2a, 0, 0, 0, 0x10, 0, 0, 0, 128};
+    static uint8_t imm[4096];
+    w.itt = cli_cmd_send(&t, wr, 0, false, true, 65536, imm, sizeof(imm));
+    bp_timeouts(t.fd, 1);
+    assert_int_equal(cli_recv(&t, bhs, data, sizeof(data)), 0);
+    assert_int_equal(bhs[0] & 0x3f, ISCSI_OP_R2T);
+    assert_int_equal(iscsi_get32(bhs + 16), w.itt);
+    uint32_t ttt = iscsi_get32(bhs + 20);
+    /* nothing else comes: the READs of LUN 1 are down the stack */
+    struct timeval short_wait = {.tv_usec = 300000};
+    setsockopt(t.fd, SOL_SOCKET, SO_RCVTIMEO, &short_wait, sizeof(short_wait));
+    ssize_t got = recv(t.fd, bhs, sizeof(bhs), 0);
+    if (got >= 0)
+        fail_msg("LUN 1 answered (%zd bytes): its READs should be held down the stack", got);
+    /* half of the Data-Out the R2T asked for */
+    iscsi_bhs_init(bhs, ISCSI_OP_DATA_OUT, ISCSI_FLAG_FINAL, 65536 - 4096, w.itt);
+    iscsi_put32(bhs + 20, ttt);
+    iscsi_put32(bhs + 40, 4096);
+    assert_int_equal(send(t.fd, bhs, 24, MSG_NOSIGNAL), 24);
+
+    int login = cli_connect(), idle = cli_connect();
+    iscsi_bhs_init(bhs, ISCSI_BHS_IMMEDIATE | ISCSI_OP_LOGIN_REQ, 0, 0, 1);
+    assert_int_equal(send(login, bhs, 20, MSG_NOSIGNAL), 20);
+    usleep(100000); /* the target has taken both connections */
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    iscsi_target_stop(bp_target);
+    bp_target = NULL;
+    double stop = bp_seconds(&t0);
+    print_message("iscsi_target_stop: %.3f s\n", stop);
+    assert_true(stop < 10.0);
+    assert_true(bp_closed(t.fd));
+    assert_true(bp_closed(login));
+    assert_true(bp_closed(idle));
+    assert_true(bp_closed(s.fd));
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    storstack_destroy(bp_stack);
+    bp_stack = NULL;
+    double destroy = bp_seconds(&t0);
+    print_message("storstack_destroy: %.3f s\n", destroy);
+    assert_true(destroy < 10.0);
+    close(s.fd);
+    close(t.fd);
+    close(login);
+    close(idle);
+}
+
+static int bp_setup(void **state)
+{
+    static struct iscsi_target_config cfg;
+    char err[256], portal[64];
+    storstack_handle_t *h;
+    uint32_t done = 0;
+
+    bp_stack = storstack_create_ex(NULL, bp_config, NULL, 0, err, sizeof(err));
+    if (!bp_stack) {
+        fprintf(stderr, "cannot boot: %s\n", err);
+        return -1;
+    }
+    /* the pattern, written through the stack rather than the target */
+    if (storstack_open(bp_stack, "PhysicalDrive0", STORSTACK_GENERIC_READ | STORSTACK_GENERIC_WRITE,
+                       &h) != STATUS_SUCCESS) {
+        fprintf(stderr, "cannot open PhysicalDrive0\n");
+        return -1;
+    }
+    uint8_t *buf = malloc(BP_BIG);
+    storstack_status_t st = STATUS_SUCCESS;
+    for (uint64_t off = 0; buf && off < BP_FILLED && st == STATUS_SUCCESS; off += BP_BIG) {
+        bp_fill(buf, off, BP_BIG, 0);
+        st = storstack_write(h, buf, BP_BIG, off, &done);
+        if (st == STATUS_SUCCESS && done != BP_BIG)
+            st = STATUS_UNSUCCESSFUL;
+    }
+    free(buf);
+    storstack_close(h);
+    if (!buf || st != STATUS_SUCCESS) {
+        fprintf(stderr, "cannot write the pattern: %08x\n", (unsigned)st);
+        return -1;
+    }
+    iscsi_config_default(&cfg);
+    if (iscsi_config_from_registry(bp_stack, &cfg, portal, sizeof(portal), err, sizeof(err))) {
+        fprintf(stderr, "configuration: %s\n", err);
+        return -1;
+    }
+    cfg.portal = "127.0.0.1:0";
+    if (iscsi_target_start(bp_stack, &cfg, &bp_target, err, sizeof(err))) {
+        fprintf(stderr, "cannot start the target: %s\n", err);
+        return -1;
+    }
+    bp_saved_port = port;
+    port = iscsi_target_port(bp_target);
+    return 0;
+}
+
+static int bp_teardown(void **state)
+{
+    iscsi_target_stop(bp_target);
+    bp_target = NULL;
+    if (bp_stack)
+        storstack_destroy(bp_stack);
+    bp_stack = NULL;
+    port = bp_saved_port;
+    return 0;
+}
+
 static int setup(void **state)
 {
     static struct iscsi_target_config cfg;
@@ -739,6 +1249,12 @@ int main(void)
         cmocka_unit_test(test_target_pings_and_drops_a_silent_initiator),
         cmocka_unit_test(test_discovery_lists_targets_and_idle_sessions_are_small),
         cmocka_unit_test(test_registry_values_are_checked),
+        cmocka_unit_test_setup_teardown(test_stalled_initiator_holds_only_its_own_session, bp_setup,
+                                        bp_teardown),
+        cmocka_unit_test_setup_teardown(test_backpressure_keeps_each_data_in_its_own_buffer,
+                                        bp_setup, bp_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_target_stops_with_a_stalled_session_and_commands_in_flight, bp_setup, bp_teardown),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
