@@ -653,7 +653,13 @@ static int iscsi_conn_timers(struct iscsi_conn *c, const struct timespec *now)
         return iscsi_ms_since(&c->last_rx, now) >= ISCSI_RECV_TIMEOUT * 1000 ? -ETIMEDOUT : 0;
     }
     if (cfg->nop_interval) {
-        if (c->ping_out) {
+        if (c->ntx) {
+            /* Stalled: the initiator is not reading, and nothing is read from it until it does,
+             * so a ping could be neither seen nor answered; the send queue's timer above judges
+             * the connection instead, and a ping outstanding waits from the end of the stall. */
+            if (c->ping_out)
+                c->ping_sent = *now;
+        } else if (c->ping_out) {
             if (iscsi_ms_since(&c->ping_sent, now) >= (int64_t)cfg->nop_timeout * 1000)
                 return -ETIMEDOUT; /* 11.19: no answer, the connection is gone */
         } else if (iscsi_ms_since(&c->last_rx, now) >= (int64_t)cfg->nop_interval * 1000) {
