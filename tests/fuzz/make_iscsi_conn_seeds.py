@@ -7,7 +7,7 @@ the target's first R2T has TTT 0."""
 import os
 import struct
 
-RAW, DIGESTS, FRAME = 0x01, 0x02, 0x04
+RAW, DIGESTS, FRAME, BAD_DD = 0x01, 0x02, 0x04, 0x08
 IQN = b"iqn.2026-11.org.storstack:default"
 
 
@@ -92,6 +92,21 @@ def seeds():
     # INQUIRY then a NOP-Out, the INQUIRY's header cut after 20 bytes (two pieces)
     s["header_cut"] = bytes([pieces(2, 1)]) + scsi_cmd(0xc1, 0x80, 1, 96, inquiry) + pdu(
         0x40, 0x80, b"ping", itt=0x81, f20=0xffffffff, f24=2)
+    # back-pressure: READ(10) of 1 MiB (128 Data-In, past ISCSI_TXQ_HIGH) with 70 INQUIRY behind
+    # it in one send, in four pieces of 100 bytes and the rest
+    big = scsi_cmd(0xc1, 0x90, 1, 1 << 20, bytes([0x28, 0, 0, 0, 0, 0, 0, 8, 0, 0]))
+    big += b"".join(scsi_cmd(0xc1, 0x100 + i, 2 + i, 96, inquiry) for i in range(70))
+    s["read10_1m_and_70_inquiry"] = bytes([pieces(4, 2)]) + big
+    s["tmf_lun_reset"] = bytes([0]) + scsi_cmd(0xc1, 0xa0, 1, 96, inquiry) + pdu(
+        0x42, 0x85, itt=0xa1, f20=0xffffffff, f24=2)
+    # unsolicited Data-Out with DataSN 1 where 0 is expected: DATA PHASE ERROR, session goes on
+    s["write10_bad_datasn"] = bytes([0]) + scsi_cmd(
+        0x21, 0xb0, 1, 8192, bytes([0x2a, 0, 0, 0, 0, 0, 0, 0, 16, 0]), wr[:4096]) + data_out(
+            0xb0, 0xffffffff, 1, 4096, wr[4096:8192]) + scsi_cmd(0xc1, 0xb1, 2, 96, inquiry)
+    # digests: a NOP-Out whose data digest is wrong (Reject 02h), then an INQUIRY
+    s["digest_bad_data_digest"] = bytes([DIGESTS | FRAME | BAD_DD]) + scsi_cmd(
+        0xc1, 0xc0, 1, 96, inquiry) + pdu(0x40, 0x80, b"ping" * 8, itt=0xc1, f20=0xffffffff,
+                                          f24=2)
     return s
 
 
