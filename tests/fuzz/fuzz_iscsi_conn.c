@@ -1,7 +1,8 @@
 /*
  * libFuzzer target for the iSCSI target's whole connection path (frontends/iscsi conn.c,
  * session.c, portal.c): outside bytes over a real loopback TCP connection to a target running in
- * this process on its epoll loops, against a stack with one 4 MiB RAM disk (booted once).
+ * this process on its epoll loops, against a stack booted once: LUN 0 a 4 MiB RAM disk, LUN 1 a
+ * 4 MiB file (io_uring, completions on another thread), unlinked once open.
  *
  * Input: one flag byte, then the bytes the "initiator" sends.
  *   bit 0  raw: every byte from the first Login Request on is the input's (fuzzes login); else
@@ -21,9 +22,10 @@
  * (or anything but a Login Response before full feature phase), an AHS, a data segment over the
  * initiator's MaxRecvDataSegmentLength (8192 during login; after it the largest value the input
  * could have declared), non-zero padding, a header or data digest that does not match when
- * digests were negotiated (as the target's own Login Responses said). A PDU cut at the very end
- * is the target closing in the middle of a send, allowed at ERL 0. Sends in non-blocking pieces
- * while reading, so a large input and a large response never deadlock.
+ * digests were negotiated (as the target's own Login Responses said), a StatSN that is not the
+ * last one's successor on a PDU that carries status, a CmdSN window below empty. A PDU cut at the
+ * very end is the target closing in the middle of a send, allowed at ERL 0. Sends in non-blocking
+ * pieces while reading, so a large input and a large response never deadlock.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -54,6 +56,8 @@ enum {
     FLAG_BAD_DD = 0x08,
 };
 
+/* LUN 0: a RAM disk, completing inline on the connection's loop; LUN 1: a file (io_uring),
+ * completing on another thread (the cross-thread completions, and teardown waiting for them). */
 static const char fuzz_config[] =
     "[Enum\\Root\\VMINIPORT\\0000]\n"
     "HardwareID = multi:ROOT\\VMINIPORT\n"
@@ -61,6 +65,11 @@ static const char fuzz_config[] =
     "[Enum\\Root\\VMINIPORT\\0000\\Device Parameters\\Target0\\Lun0]\n"
     "Type = disk\n"
     "Backend = ram\n"
+    "Size = 4M\n"
+    "[Enum\\Root\\VMINIPORT\\0000\\Device Parameters\\Target0\\Lun1]\n"
+    "Type = disk\n"
+    "Backend = file\n"
+    "Path = %s\n"
     "Size = 4M\n";
 
 static uint16_t fuzz_port;
@@ -119,18 +128,32 @@ static int64_t now_ns(void)
 static void boot(void)
 {
     static struct iscsi_target_config cfg = {.portal = "127.0.0.1:0"}; /* no pings, no CHAP */
+    static char dir[] = "/tmp/fuzz_iscsi_conn.XXXXXX";
     struct iscsi_target *target;
-    char err[512];
+    char err[512], path[64], config[sizeof(fuzz_config) + 64];
 
     fuzz_verbose = getenv("FUZZ_ISCSI_CONN_VERBOSE") != NULL;
     crc32c_init();
     if (crc32c((const uint8_t *)"123456789", 9) != 0xe3069283u)
         fail("CRC32C self-check");
-    storstack_t *stack = storstack_create_ex(NULL, fuzz_config, NULL, 0, err, sizeof(err));
+    if (!mkdtemp(dir))
+        fail("mkdtemp");
+    snprintf(path, sizeof(path), "%s/lun1.img", dir);
+    snprintf(config, sizeof(config), fuzz_config, path);
+    storstack_t *stack = storstack_create_ex(NULL, config, NULL, 0, err, sizeof(err));
     if (!stack) {
         fprintf(stderr, "cannot boot: %s\n", err);
         abort();
     }
+    /* The image stays open; its name and directory need not (a metadata blob beside it, as
+     * PERSISTENT RESERVE OUT with APTPL stores, then fails: an error path worth reaching). */
+    unlink(path);
+    rmdir(dir);
+    cfg.ntargets = 1;
+    snprintf(cfg.targets[0].iqn, sizeof(cfg.targets[0].iqn), "%s", FUZZ_IQN);
+    cfg.targets[0].nluns = 2;
+    cfg.targets[0].luns[0] = (struct iscsi_lun_def){.lun = 0, .device = "PhysicalDrive0"};
+    cfg.targets[0].luns[1] = (struct iscsi_lun_def){.lun = 1, .device = "PhysicalDrive1"};
     if (iscsi_target_start(stack, &cfg, &target, err, sizeof(err))) {
         fprintf(stderr, "cannot start the target: %s\n", err);
         abort();
@@ -149,7 +172,26 @@ struct checker {
     bool ans_hd, ans_dd;  /* as the Login Responses so far answered them */
     uint32_t limit_after; /* MaxRecvDataSegmentLength bound for full feature phase */
     unsigned login_ok;    /* Login Responses that took the connection to full feature phase */
+    bool have_statsn;
+    uint32_t statsn; /* of the last PDU that carried status */
 };
+
+/* A PDU that carries status and so takes the next StatSN (RFC 7143 4.2.2.2): every response but
+ * Data-In without status, R2T, Async Message and a target ping (NOP-In with the reserved ITT). */
+static bool carries_status(const struct iscsi_pdu *p)
+{
+    switch (p->opcode) {
+    case ISCSI_OP_DATA_IN:
+        return (p->bhs[1] & ISCSI_DATA_IN_STATUS) != 0;
+    case ISCSI_OP_NOP_IN:
+        return p->itt != ISCSI_RESERVED_TAG;
+    case ISCSI_OP_R2T:
+    case ISCSI_OP_ASYNC_MSG:
+        return false;
+    default:
+        return true;
+    }
+}
 
 /* A digest key's answer in a Login Response's text. */
 static void note_digest_answers(struct checker *k, const uint8_t *text, size_t len)
@@ -234,6 +276,24 @@ static unsigned check_pdus(struct checker *k)
         if (fuzz_verbose)
             fprintf(stderr, "  <- %02x %02x %02x %02x itt %08x dsl %u sn %u\n", bhs[0], bhs[1],
                     bhs[2], bhs[3], p.itt, p.data_len, iscsi_get32(bhs + ISCSI_OFF_CMDSN));
+        if (carries_status(&p)) {
+            uint32_t sn = iscsi_get32(bhs + ISCSI_OFF_CMDSN);
+            uint32_t exp = iscsi_get32(bhs + ISCSI_OFF_EXPSTATSN);
+            uint32_t max = iscsi_get32(bhs + ISCSI_OFF_MAXCMDSN);
+            if (k->have_statsn && sn != k->statsn + 1) {
+                snprintf(msg, sizeof(msg), "opcode %02xh: StatSN %u after %u", p.opcode, sn,
+                         k->statsn);
+                fail(msg);
+            }
+            k->have_statsn = true;
+            k->statsn = sn;
+            /* 4.2.2.1: MaxCmdSN - ExpCmdSN + 1 is a window of 0 .. 2^31 - 1 commands */
+            if (p.opcode != ISCSI_OP_LOGIN_RSP && (int32_t)(max - exp + 1) < 0) {
+                snprintf(msg, sizeof(msg), "opcode %02xh: ExpCmdSN %u, MaxCmdSN %u", p.opcode, exp,
+                         max);
+                fail(msg);
+            }
+        }
         if (p.opcode == ISCSI_OP_LOGIN_RSP) {
             note_digest_answers(k, data, p.data_len);
             /* T=1, NSG=3 and Status-Class 0: full feature phase, digests from the next PDU */
@@ -388,13 +448,12 @@ static void harness_login(int fd, struct checker *k, bool digests)
 
 /* ---- the input -------------------------------------------------------------------------- */
 
-/* The largest MaxRecvDataSegmentLength the input could have declared anywhere (in a Login or a
- * Text Request), at least the harness's 8192: the bound for the target's data segments. */
-static uint32_t declared_mrdsl(const uint8_t *p, size_t len)
+/* The largest MaxRecvDataSegmentLength=<n> in p[0..len) (decimal, or hex with 0x; within the
+ * 24-bit range a target accepts), or best if none is larger. */
+static uint32_t scan_mrdsl(const uint8_t *p, size_t len, uint32_t best)
 {
     static const char key[] = "MaxRecvDataSegmentLength=";
     const size_t klen = sizeof(key) - 1;
-    uint32_t best = FUZZ_INIT_MRDSL;
 
     for (const uint8_t *q = p; len >= klen && (q = memmem(q, len - (size_t)(q - p), key, klen));
          q += klen) {
@@ -415,6 +474,37 @@ static uint32_t declared_mrdsl(const uint8_t *p, size_t len)
         if (n <= ISCSI_MAX_DSL && n > best)
             best = (uint32_t)n;
     }
+    return best;
+}
+
+/*
+ * The largest MaxRecvDataSegmentLength the input could have declared (in a Login or a Text
+ * Request), at least the harness's 8192: the bound for the target's data segments in full
+ * feature phase. Anywhere in the input as it is, and in the text of its leading Login Requests
+ * joined (login text under the C bit is gathered across PDUs, so a key may straddle a header).
+ */
+static uint32_t declared_mrdsl(const uint8_t *in, size_t len)
+{
+    uint32_t best = scan_mrdsl(in, len, FUZZ_INIT_MRDSL);
+    uint8_t *text = malloc(len ? len : 1);
+    size_t i = 0, tlen = 0;
+
+    if (!text)
+        fail("out of memory");
+    while (len - i >= ISCSI_BHS_LEN && (in[i] & ISCSI_BHS_OPCODE) == ISCSI_OP_LOGIN_REQ) {
+        size_t head = ISCSI_BHS_LEN + (size_t)in[i + ISCSI_OFF_AHS_LEN] * 4;
+        uint32_t dlen = iscsi_get24(in + i + ISCSI_OFF_DSL);
+        if (len - i < head)
+            break;
+        size_t take = len - i - head < dlen ? len - i - head : dlen;
+        memcpy(text + tlen, in + i + head, take);
+        tlen += take;
+        i += head + dlen + iscsi_pad4(dlen);
+        if (i > len)
+            break;
+    }
+    best = scan_mrdsl(text, tlen, best);
+    free(text);
     return best;
 }
 

@@ -31,8 +31,11 @@ def pdu(op, flags, data=b"", **kw):
     return bhs(op, flags, len(data), **kw) + pad(data)
 
 
-def scsi_cmd(flags, itt, cmdsn, edtl, cdb, data=b""):
-    return pdu(0x01, flags, data, itt=itt, f20=edtl, f24=cmdsn, rest=cdb)
+LUN1 = 1 << 48  # LUN 1, peripheral addressing (byte 1): the file-backed disk
+
+
+def scsi_cmd(flags, itt, cmdsn, edtl, cdb, data=b"", lun=0):
+    return pdu(0x01, flags, data, itt=itt, lun=lun, f20=edtl, f24=cmdsn, rest=cdb)
 
 
 def data_out(itt, ttt, datasn, offset, data, final=True):
@@ -107,6 +110,14 @@ def seeds():
     s["digest_bad_data_digest"] = bytes([DIGESTS | FRAME | BAD_DD]) + scsi_cmd(
         0xc1, 0xc0, 1, 96, inquiry) + pdu(0x40, 0x80, b"ping" * 8, itt=0xc1, f20=0xffffffff,
                                           f24=2)
+    # LUN 1 (file, io_uring: completions on another thread): WRITE(10) 8 KiB immediate, READ(10)
+    # of it, and a READ(10) of 1 MiB still going when the input ends (teardown waits for it)
+    s["lun1_write_read_then_close"] = bytes([0]) + scsi_cmd(
+        0xa1, 0xd0, 1, 8192, bytes([0x2a, 0, 0, 0, 0, 16, 0, 0, 16, 0]), wr[:8192],
+        lun=LUN1) + scsi_cmd(0xc1, 0xd1, 2, 8192, bytes([0x28, 0, 0, 0, 0, 16, 0, 0, 16, 0]),
+                             lun=LUN1) + scsi_cmd(
+                                 0xc1, 0xd2, 3, 1 << 20,
+                                 bytes([0x28, 0, 0, 0, 0, 0, 0, 8, 0, 0]), lun=LUN1)
     return s
 
 
