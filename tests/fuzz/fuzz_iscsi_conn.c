@@ -11,7 +11,8 @@
  *   bit 1  with the harness login: HeaderDigest=DataDigest=CRC32C negotiated
  *   bit 2  with digests: the harness frames the input as PDUs (by their headers' lengths) and
  *          puts correct digests after each, so inputs reach past the digest checks
- *   bit 3  with framing: the last PDU's data digest is wrong
+ *   bit 3  with framing: the last PDU's data digest is wrong; without: a small receive buffer
+ *          and a 1 ms pause before reading, so the target's sends stop short (back-pressure)
  *   bits 4-5  the input goes in 1 + n pieces ...
  *   bits 6-7  ... of 7, 20, 100 or 1000 bytes (the rest in the last), a pause between pieces so
  *          that the target sees PDUs cut where they were cut
@@ -53,7 +54,8 @@ enum {
     FLAG_RAW = 0x01,
     FLAG_DIGESTS = 0x02,
     FLAG_FRAME = 0x04,
-    FLAG_BAD_DD = 0x08,
+    FLAG_BAD_DD = 0x08,    /* with FLAG_FRAME */
+    FLAG_SLOW_READ = 0x08, /* without */
 };
 
 /* LUN 0: a RAM disk, completing inline on the connection's loop; LUN 1: a file (io_uring),
@@ -314,12 +316,15 @@ static unsigned check_pdus(struct checker *k)
 
 /* ---- the connection --------------------------------------------------------------------- */
 
-static int connect_target(void)
+static int connect_target(bool small_rcvbuf)
 {
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(fuzz_port)};
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), rcvbuf = 4096;
 
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    /* before connect, so the window is small from the start */
+    if (fd >= 0 && small_rcvbuf)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
     if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)))
         fail("cannot connect to the target");
     return fd;
@@ -353,7 +358,7 @@ static bool read_some(int fd, struct checker *k, int64_t *last)
 /* Sends out[0..len) in pieces of piece bytes (npieces - 1 of them, the rest in the last) while
  * reading, then shuts the write side down and reads until the target closes. */
 static void exchange(int fd, struct checker *k, const uint8_t *out, size_t len, unsigned npieces,
-                     size_t piece)
+                     size_t piece, bool slow_read)
 {
     size_t sent = 0, piece_end = npieces > 1 && piece < len ? piece : len;
     unsigned pieces_left = npieces;
@@ -394,6 +399,8 @@ static void exchange(int fd, struct checker *k, const uint8_t *out, size_t len, 
             if (sent == len) {
                 shutdown(fd, SHUT_WR);
                 wr_open = false;
+                if (slow_read) /* let the target's sends fill the window and stop short */
+                    nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
             }
         }
         if (open && now_ns() - last > (int64_t)FUZZ_HANG_MS * 1000000)
@@ -561,16 +568,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const uint8_t *in = data + 1;
     size_t len = size - 1, out_len = len;
     bool raw = flags & FLAG_RAW, digests = !raw && (flags & FLAG_DIGESTS);
+    bool frame = digests && (flags & FLAG_FRAME), slow_read = !frame && (flags & FLAG_SLOW_READ);
     uint8_t *framed = NULL;
     const uint8_t *out = in;
 
     k.limit_after = declared_mrdsl(in, len);
-    int fd = connect_target();
+    int fd = connect_target(slow_read);
     if (!raw)
         harness_login(fd, &k, digests);
-    if (digests && (flags & FLAG_FRAME))
+    if (frame)
         out = framed = frame_with_digests(in, len, flags & FLAG_BAD_DD, &out_len);
-    exchange(fd, &k, out, out_len, 1 + ((flags >> 4) & 3), piece_sizes[flags >> 6]);
+    exchange(fd, &k, out, out_len, 1 + ((flags >> 4) & 3), piece_sizes[flags >> 6], slow_read);
     close(fd);
     free(framed);
     free(k.buf);
