@@ -8,6 +8,7 @@ import os
 import struct
 
 RAW, DIGESTS, FRAME, BAD_DD = 0x01, 0x02, 0x04, 0x08
+SLOW_READ = 0x08  # without FRAME: a small receive buffer, a pause before reading
 IQN = b"iqn.2026-11.org.storstack:default"
 
 
@@ -100,6 +101,7 @@ def seeds():
     big = scsi_cmd(0xc1, 0x90, 1, 1 << 20, bytes([0x28, 0, 0, 0, 0, 0, 0, 8, 0, 0]))
     big += b"".join(scsi_cmd(0xc1, 0x100 + i, 2 + i, 96, inquiry) for i in range(70))
     s["read10_1m_and_70_inquiry"] = bytes([pieces(4, 2)]) + big
+    s["read10_1m_slow_reader"] = bytes([SLOW_READ]) + big
     s["tmf_lun_reset"] = bytes([0]) + scsi_cmd(0xc1, 0xa0, 1, 96, inquiry) + pdu(
         0x42, 0x85, itt=0xa1, f20=0xffffffff, f24=2)
     # unsolicited Data-Out with DataSN 1 where 0 is expected: DATA PHASE ERROR, session goes on
