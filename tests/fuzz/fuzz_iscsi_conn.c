@@ -410,7 +410,7 @@ static void exchange(int fd, struct checker *k, const uint8_t *out, size_t len, 
 }
 
 /* The harness's login to full feature phase, as one Login Request (operational stage). */
-static void harness_login(int fd, struct checker *k, bool digests)
+static void harness_login(int fd, struct checker *k, bool digests, uint8_t isid)
 {
     static const char text_none[] = "InitiatorName=iqn.2026-11.org.storstack:fuzz\0"
                                     "TargetName=" FUZZ_IQN "\0SessionType=Normal\0"
@@ -432,7 +432,7 @@ static void harness_login(int fd, struct checker *k, bool digests)
     iscsi_bhs_init(pdu, ISCSI_BHS_IMMEDIATE | ISCSI_OP_LOGIN_REQ, ISCSI_LOGIN_TRANSIT | 1 << 2 | 3,
                    (uint32_t)tlen, 1);
     pdu[8] = 0x80; /* ISID: random format */
-    pdu[13] = 0x2a;
+    pdu[13] = isid;
     iscsi_put32(pdu + ISCSI_OFF_CMDSN, 1);
     iscsi_put32(pdu + ISCSI_OFF_EXPSTATSN, 0);
     memcpy(pdu + ISCSI_BHS_LEN, text, tlen);
@@ -451,6 +451,27 @@ static void harness_login(int fd, struct checker *k, bool digests)
         fail("a PDU after the Login Response before any request");
     if (k->hd != digests || k->dd != digests)
         fail("the digests the harness asked for were not agreed");
+}
+
+/*
+ * A second session, idle, kept across inputs and logged in again before an input once it has
+ * ended: the input's session is never alone, so a TARGET COLD RESET has another connection to
+ * close (iscsi_conn_drop_target, from another loop) and resets have another nexus to reach.
+ */
+static void background_session(void)
+{
+    static int bg_fd = -1;
+
+    if (bg_fd >= 0) {
+        struct pollfd pfd = {.fd = bg_fd, .events = POLLIN};
+        if (poll(&pfd, 1, 0) == 0)
+            return;   /* up, and nothing said */
+        close(bg_fd); /* closed (or it spoke, which an idle session never has reason to) */
+    }
+    struct checker k = {0};
+    bg_fd = connect_target(false);
+    harness_login(bg_fd, &k, false, 0x2b);
+    free(k.buf);
 }
 
 /* ---- the input -------------------------------------------------------------------------- */
@@ -572,10 +593,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint8_t *framed = NULL;
     const uint8_t *out = in;
 
+    background_session();
     k.limit_after = declared_mrdsl(in, len);
     int fd = connect_target(slow_read);
     if (!raw)
-        harness_login(fd, &k, digests);
+        harness_login(fd, &k, digests, 0x2a);
     if (frame)
         out = framed = frame_with_digests(in, len, flags & FLAG_BAD_DD, &out_len);
     exchange(fd, &k, out, out_len, 1 + ((flags >> 4) & 3), piece_sizes[flags >> 6], slow_read);

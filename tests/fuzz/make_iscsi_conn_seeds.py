@@ -102,6 +102,8 @@ def seeds():
     big += b"".join(scsi_cmd(0xc1, 0x100 + i, 2 + i, 96, inquiry) for i in range(70))
     s["read10_1m_and_70_inquiry"] = bytes([pieces(4, 2)]) + big
     s["read10_1m_slow_reader"] = bytes([SLOW_READ]) + big
+    # TARGET COLD RESET: this connection and the harness's idle second session close
+    s["tmf_target_cold_reset"] = bytes([0]) + pdu(0x42, 0x87, itt=0xe0, f20=0xffffffff, f24=1)
     s["tmf_lun_reset"] = bytes([0]) + scsi_cmd(0xc1, 0xa0, 1, 96, inquiry) + pdu(
         0x42, 0x85, itt=0xa1, f20=0xffffffff, f24=2)
     # unsolicited Data-Out with DataSN 1 where 0 is expected: DATA PHASE ERROR, session goes on
