@@ -17,6 +17,7 @@
  *   bits 6-7  ... of 7, 20, 100 or 1000 bytes (the rest in the last), a pause between pieces so
  *          that the target sees PDUs cut where they were cut
  * Then the write side is shut down, and everything the target sends is read until it closes.
+ * An idle second session stays logged in alongside (again after a TARGET COLD RESET).
  *
  * Findings (abort): a crash or sanitizer report in the target; no byte and no close from the
  * target for FUZZ_HANG_MS; a response that is not well-formed: an opcode a target does not send
