@@ -41,7 +41,7 @@ test-tsan: test-deps
 FUZZ_SECONDS ?= 30
 fuzz: test-deps
 	@CC=clang cmake -S . -B $(BUILD)-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSS_FUZZ=ON >/dev/null
-	@cmake --build $(BUILD)-fuzz -j $(JOBS) --target fuzz_cdb fuzz_wire fuzz_config fuzz_passthrough fuzz_iscsi fuzz_cue
+	@cmake --build $(BUILD)-fuzz -j $(JOBS) --target fuzz_cdb fuzz_wire fuzz_config fuzz_passthrough fuzz_iscsi fuzz_cue fuzz_iscsi_conn
 	cd $(BUILD)-fuzz && ctest --output-on-failure -R '^fuzz_'
 	@for f in $(BUILD)-fuzz/tests/fuzz/fuzz_*; do \
 	    [ -x "$$f" ] || continue; \
