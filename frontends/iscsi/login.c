@@ -484,16 +484,19 @@ enum iscsi_login_result iscsi_login_step(struct iscsi_login *l, const struct isc
         else
             l->secured = true;
     }
+    if (transit && nsg == ISCSI_STAGE_FULL_FEATURE && !l->sent_mrdsl) {
+        iscsi_text_add(out, "MaxRecvDataSegmentLength", "%u", l->params.max_recv_dsl);
+        l->sent_mrdsl = true;
+    }
+    /* An answer that does not fit one response: the keys it negotiated (digests among them)
+     * would be in force without the initiator having been told, so the login ends, with or
+     * without T (answers are not continued over C-bit responses here). */
+    if (out->overflow)
+        return iscsi_login_fail(l, rsp, ISCSI_LOGIN_TARGET_ERROR, out);
     if (!transit) {
         iscsi_put24(rsp + ISCSI_OFF_DSL, (uint32_t)out->len);
         return ISCSI_LOGIN_MORE;
     }
-    if (nsg == ISCSI_STAGE_FULL_FEATURE && !l->sent_mrdsl) {
-        iscsi_text_add(out, "MaxRecvDataSegmentLength", "%u", l->params.max_recv_dsl);
-        l->sent_mrdsl = true;
-    }
-    if (out->overflow)
-        return iscsi_login_fail(l, rsp, ISCSI_LOGIN_TARGET_ERROR, out);
     rsp[1] = (uint8_t)(ISCSI_LOGIN_TRANSIT | csg << 2 | nsg);
     iscsi_put24(rsp + ISCSI_OFF_DSL, (uint32_t)out->len);
     l->stage = nsg;

@@ -411,6 +411,33 @@ static void test_login_gathers_text_over_continue(void **state)
     assert_string_equal(l.params.initiator_name, "iqn.test");
 }
 
+/* An answer that overflows the response fails the login, also without T: the keys it would have
+ * negotiated (HeaderDigest among them) must not be in force unsaid. */
+static void test_login_answer_too_long_fails_even_without_transit(void **state)
+{
+    static const uint8_t req[] = "InitiatorName=iqn.test\0SessionType=Discovery\0X-a=1\0X-b=1\0"
+                                 "X-c=1\0X-d=1\0HeaderDigest=CRC32C\0";
+    uint8_t bhs[ISCSI_BHS_LEN], rsp[ISCSI_BHS_LEN], buf[48];
+    struct iscsi_text_out out = {.buf = buf, .cap = sizeof(buf)};
+    struct iscsi_login l;
+    struct iscsi_pdu p;
+
+    iscsi_login_init(&l, &cfg, 1);
+    login_req(bhs, 1 << 2, sizeof(req) - 1); /* operational stage, T=0 */
+    assert_int_equal(iscsi_pdu_parse(bhs, ISCSI_LOGIN_MAX_DSL, &p), 0);
+    assert_int_equal(iscsi_login_step(&l, &p, req, &out, rsp), ISCSI_LOGIN_FAIL);
+    assert_int_equal(iscsi_get16(rsp + 36), ISCSI_LOGIN_TARGET_ERROR);
+
+    /* the same text fits a response of ordinary size */
+    uint8_t big[1024];
+    struct iscsi_text_out out2 = {.buf = big, .cap = sizeof(big)};
+    iscsi_login_init(&l, &cfg, 1);
+    assert_int_equal(iscsi_login_step(&l, &p, req, &out2, rsp), ISCSI_LOGIN_MORE);
+    assert_false(out2.overflow);
+    assert_string_equal(answer(&out2, "X-a"), "NotUnderstood");
+    assert_non_null(answer(&out2, "HeaderDigest"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -432,6 +459,7 @@ int main(void)
         cmocka_unit_test(test_login_security_then_operational_then_full_feature),
         cmocka_unit_test(test_login_rejects_wrong_target_and_stage_violations),
         cmocka_unit_test(test_login_gathers_text_over_continue),
+        cmocka_unit_test(test_login_answer_too_long_fails_even_without_transit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
