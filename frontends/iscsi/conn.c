@@ -859,13 +859,14 @@ void *iscsi_loop_main(void *arg)
     struct epoll_event evs[64];
     bool stopping = false;
 
+    struct timespec now;
+
     iscsi_loop_self = lp;
-    clock_gettime(CLOCK_MONOTONIC, &lp->next_tick);
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    lp->next_tick = now;
     while (!stopping || lp->conns) {
-        struct timespec now;
         int timeout = -1;
-        if (lp->conns) {
-            clock_gettime(CLOCK_MONOTONIC, &now);
+        if (lp->conns) { /* until the next tick, from the end of the last turn */
             int64_t left = -iscsi_ms_since(&lp->next_tick, &now);
             timeout = left < 0 ? 0 : (int)left + 1;
         }
@@ -875,15 +876,7 @@ void *iscsi_loop_main(void *arg)
         for (int i = 0; i < n; i++) {
             struct iscsi_ev *e = evs[i].data.ptr;
             if (!e) {
-                if (iscsi_loop_wake(lp) && !stopping) {
-                    /* Stop: every connection closes; the loop ends once all have come back. */
-                    stopping = true;
-                    for (struct iscsi_conn *c = lp->conns, *next; c; c = next) {
-                        next = c->loop_next;
-                        iscsi_conn_close(c);
-                        iscsi_conn_settle(c, 0);
-                    }
-                }
+                stopping |= iscsi_loop_wake(lp);
                 continue;
             }
             struct iscsi_conn *c = e->c;
@@ -899,7 +892,7 @@ void *iscsi_loop_main(void *arg)
         clock_gettime(CLOCK_MONOTONIC, &now);
         if (lp->conns && iscsi_ms_since(&lp->next_tick, &now) >= 0)
             iscsi_loop_tick(lp, &now);
-        if (stopping) /* connections handed over after the stop close at once too */
+        if (stopping) /* every connection closes; the loop ends once all have come back */
             for (struct iscsi_conn *c = lp->conns, *next; c; c = next) {
                 next = c->loop_next;
                 if (c->phase != ISCSI_CONN_CLOSING) {

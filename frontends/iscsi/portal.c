@@ -43,11 +43,20 @@ static void iscsi_portal_reap(struct iscsi_target *t)
     }
 }
 
+/* Wakes a loop to look at its incoming list and stop flag. */
+static void iscsi_loop_kick(struct iscsi_loop *lp)
+{
+    uint64_t one = 1;
+
+    if (write(lp->wake, &one, sizeof(one)) < 0) {
+        /* the counter cannot overflow */
+    }
+}
+
 /* Hands a new connection to the loop with the fewest. Portal lock held. */
 static void iscsi_portal_hand_over(struct iscsi_target *t, struct iscsi_conn *c)
 {
     struct iscsi_loop *lp = &t->loops[0];
-    uint64_t one = 1;
 
     for (unsigned i = 1; i < t->nloops; i++)
         if (t->loops[i].nconns < lp->nconns)
@@ -58,9 +67,7 @@ static void iscsi_portal_hand_over(struct iscsi_target *t, struct iscsi_conn *c)
     c->loop_next = lp->incoming;
     lp->incoming = c;
     pthread_mutex_unlock(&lp->lock);
-    if (write(lp->wake, &one, sizeof(one)) < 0) {
-        /* the counter cannot overflow */
-    }
+    iscsi_loop_kick(lp);
 }
 
 static void *iscsi_portal_main(void *arg)
@@ -112,16 +119,12 @@ static void *iscsi_portal_main(void *arg)
 /* Tells loops [0, n) to stop and joins them (each ends its connections first), then frees them. */
 static void iscsi_loops_join(struct iscsi_target *t, unsigned n)
 {
-    uint64_t one = 1;
-
     for (unsigned i = 0; i < n; i++) {
         struct iscsi_loop *lp = &t->loops[i];
         pthread_mutex_lock(&lp->lock);
         lp->stop = true;
         pthread_mutex_unlock(&lp->lock);
-        if (write(lp->wake, &one, sizeof(one)) < 0) {
-            /* the counter cannot overflow */
-        }
+        iscsi_loop_kick(lp);
         pthread_join(lp->thread, NULL);
     }
     for (unsigned i = 0; i < t->nloops; i++) {

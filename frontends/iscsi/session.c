@@ -288,7 +288,7 @@ static int iscsi_send_data_in(struct iscsi_conn *c, struct iscsi_task *task, uin
                               uint8_t status, const uint8_t *sense, uint32_t sense_len,
                               uint32_t edtl, uint32_t wanted)
 {
-    bool collapse = status == ISCSI_STATUS_GOOD && sense_len == 0, task_buf = task != NULL;
+    bool collapse = status == ISCSI_STATUS_GOOD && sense_len == 0;
     uint32_t seg = c->params.max_xmit_dsl, burst = c->params.max_burst;
     uint32_t off = task ? task->din_off : 0, datasn = task ? task->din_sn : 0;
     uint8_t bhs[ISCSI_BHS_LEN];
@@ -308,14 +308,14 @@ static int iscsi_send_data_in(struct iscsi_conn *c, struct iscsi_task *task, uin
         iscsi_build_data_in(bhs, itt, lun, datasn++, off, n, last || n == to_burst);
         if (last && collapse) {
             iscsi_data_in_set_status(bhs, status, edtl, wanted, moved);
-            int rc = task_buf ? iscsi_conn_send_status_ref(c, bhs, buf + off, n)
-                              : iscsi_conn_send_status(c, bhs, buf + off, n);
+            int rc = task ? iscsi_conn_send_status_ref(c, bhs, buf + off, n)
+                          : iscsi_conn_send_status(c, bhs, buf + off, n);
             return rc ? -EPIPE : 0;
         }
         iscsi_bhs_set_sn(bhs, 0, c->exp_cmdsn, iscsi_conn_max_cmdsn(c));
         /* A task's buffer is sent from where the pass-through read into it, no copy. */
-        if (task_buf ? iscsi_conn_send_ref(c, bhs, buf + off, n)
-                     : iscsi_conn_send(c, bhs, buf + off, n))
+        if (task ? iscsi_conn_send_ref(c, bhs, buf + off, n)
+                 : iscsi_conn_send(c, bhs, buf + off, n))
             return -EPIPE;
         off += n;
     }
