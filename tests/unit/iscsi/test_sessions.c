@@ -1149,10 +1149,28 @@ static void test_target_stops_with_a_stalled_session_and_commands_in_flight(void
     close(idle);
 }
 
-static int bp_setup(void **state)
+/* The target the stack's registry configures, on an ephemeral port of 127.0.0.1: 0 or -1. */
+static int start_target(storstack_t *s, struct iscsi_target **out)
 {
     static struct iscsi_target_config cfg;
     char err[256], portal[64];
+
+    iscsi_config_default(&cfg);
+    if (iscsi_config_from_registry(s, &cfg, portal, sizeof(portal), err, sizeof(err))) {
+        fprintf(stderr, "configuration: %s\n", err);
+        return -1;
+    }
+    cfg.portal = "127.0.0.1:0";
+    if (iscsi_target_start(s, &cfg, out, err, sizeof(err))) {
+        fprintf(stderr, "cannot start the target: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+static int bp_setup(void **state)
+{
+    char err[256];
     storstack_handle_t *h;
     uint32_t done = 0;
 
@@ -1181,16 +1199,8 @@ static int bp_setup(void **state)
         fprintf(stderr, "cannot write the pattern: %08x\n", (unsigned)st);
         return -1;
     }
-    iscsi_config_default(&cfg);
-    if (iscsi_config_from_registry(bp_stack, &cfg, portal, sizeof(portal), err, sizeof(err))) {
-        fprintf(stderr, "configuration: %s\n", err);
+    if (start_target(bp_stack, &bp_target))
         return -1;
-    }
-    cfg.portal = "127.0.0.1:0";
-    if (iscsi_target_start(bp_stack, &cfg, &bp_target, err, sizeof(err))) {
-        fprintf(stderr, "cannot start the target: %s\n", err);
-        return -1;
-    }
     bp_saved_port = port;
     port = iscsi_target_port(bp_target);
     return 0;
@@ -1209,24 +1219,15 @@ static int bp_teardown(void **state)
 
 static int setup(void **state)
 {
-    static struct iscsi_target_config cfg;
-    char err[256], portal[64];
+    char err[256];
 
     stack = storstack_create_ex(NULL, config, NULL, 0, err, sizeof(err));
     if (!stack) {
         fprintf(stderr, "cannot boot: %s\n", err);
         return -1;
     }
-    iscsi_config_default(&cfg);
-    if (iscsi_config_from_registry(stack, &cfg, portal, sizeof(portal), err, sizeof(err))) {
-        fprintf(stderr, "configuration: %s\n", err);
+    if (start_target(stack, &target))
         return -1;
-    }
-    cfg.portal = "127.0.0.1:0";
-    if (iscsi_target_start(stack, &cfg, &target, err, sizeof(err))) {
-        fprintf(stderr, "cannot start the target: %s\n", err);
-        return -1;
-    }
     port = iscsi_target_port(target);
     return 0;
 }
