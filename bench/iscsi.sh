@@ -53,27 +53,33 @@ start_tgtd() {
     wait_port "$port" "$pid" tgtd
 }
 
-# iscsi_perf SECTION LABEL URL ARGS...: one bounded iscsi-perf run; its figure is the last
-# "iops average" line (the whole run, login included, the same for every target)
+# iscsi_perf_figures LABEL RC FILE: checks one bounded iscsi-perf run's exit (0, or 124 when the
+# timeout ended it) and sets PERF_IOPS and PERF_MIBS from its last "iops average" line (the whole
+# run, login included, the same for every target)
+iscsi_perf_figures() {
+    local label=$1 rc=$2 out=$3 line
+    ((rc == 0 || rc == 124)) || die "$label: iscsi-perf failed ($rc): $(tail -3 "$out")"
+    line=$(tr '\r' '\n' <"$out" | grep 'iops average' | tail -1)
+    [[ -n $line ]] || die "$label: iscsi-perf printed no figures: $(tail -3 "$out")"
+    PERF_IOPS=$(sed -n 's/.*iops average \([0-9]*\) (\([0-9]*\) MB\/s).*/\1/p' <<<"$line")
+    PERF_MIBS=$(sed -n 's/.*iops average \([0-9]*\) (\([0-9]*\) MB\/s).*/\2/p' <<<"$line")
+    [[ -n $PERF_IOPS && -n $PERF_MIBS ]] || die "$label: cannot parse iscsi-perf's line: $line"
+}
+
+# iscsi_perf SECTION LABEL URL ARGS...: one bounded iscsi-perf run
 iscsi_perf() {
-    local section=$1 label=$2 url=$3 line iops mibs
+    local section=$1 label=$2 url=$3 rc=0
     shift 3
-    local rc=0
     timeout -s INT "$((NET_RUNTIME + 1))" iscsi-perf "$@" "$url" >"$WORK/iscsi-perf.out" 2>&1 || rc=$?
-    ((rc == 0 || rc == 124)) || die "$label: iscsi-perf failed ($rc): $(tail -3 "$WORK/iscsi-perf.out")"
-    line=$(tr '\r' '\n' <"$WORK/iscsi-perf.out" | grep 'iops average' | tail -1)
-    [[ -n $line ]] || die "$label: iscsi-perf printed no figures: $(tail -3 "$WORK/iscsi-perf.out")"
-    iops=$(sed -n 's/.*iops average \([0-9]*\) (\([0-9]*\) MB\/s).*/\1/p' <<<"$line")
-    mibs=$(sed -n 's/.*iops average \([0-9]*\) (\([0-9]*\) MB\/s).*/\2/p' <<<"$line")
-    [[ -n $iops && -n $mibs ]] || die "$label: cannot parse iscsi-perf's line: $line"
-    add_sample "$section" "$label" "$iops" "$mibs" "" "" "" \
+    iscsi_perf_figures "$label" "$rc" "$WORK/iscsi-perf.out"
+    add_sample "$section" "$label" "$PERF_IOPS" "$PERF_MIBS" "" "" "" \
         "timeout -s INT $((NET_RUNTIME + 1)) iscsi-perf $* ${url/127.0.0.1:[0-9]*\//127.0.0.1:PORT/}"
 }
 
 # iscsi_perf_pair SECTION LABEL URL ARGS...: two iscsi-perf at once (two sessions, two initiator
-# names), each bounded as in iscsi_perf; the figure is the sum of their "iops average" lines
+# names), each bounded as in iscsi_perf; the figure is the sum of theirs
 iscsi_perf_pair() {
-    local section=$1 label=$2 url=$3 k iops=0 mibs=0 line i m
+    local section=$1 label=$2 url=$3 k iops=0 mibs=0
     shift 3
     local -a pids=()
     for k in 1 2; do
@@ -84,13 +90,9 @@ iscsi_perf_pair() {
     for k in 1 2; do
         local rc=0
         wait "${pids[k - 1]}" || rc=$?
-        ((rc == 0 || rc == 124)) || die "$label: iscsi-perf $k failed ($rc): $(tail -3 "$WORK/iscsi-perf-$k.out")"
-        line=$(tr '\r' '\n' <"$WORK/iscsi-perf-$k.out" | grep 'iops average' | tail -1)
-        i=$(sed -n 's/.*iops average \([0-9]*\) (\([0-9]*\) MB\/s).*/\1/p' <<<"$line")
-        m=$(sed -n 's/.*iops average \([0-9]*\) (\([0-9]*\) MB\/s).*/\2/p' <<<"$line")
-        [[ -n $i && -n $m ]] || die "$label: cannot parse iscsi-perf $k's line: $line"
-        iops=$((iops + i))
-        mibs=$((mibs + m))
+        iscsi_perf_figures "$label (iscsi-perf $k)" "$rc" "$WORK/iscsi-perf-$k.out"
+        iops=$((iops + PERF_IOPS))
+        mibs=$((mibs + PERF_MIBS))
     done
     add_sample "$section" "$label" "$iops" "$mibs" "" "" "" \
         "two at once: timeout -s INT $((NET_RUNTIME + 1)) iscsi-perf -i iqn.2026-11.org.storstack:bench-K $* ${url/127.0.0.1:[0-9]*\//127.0.0.1:PORT/}"
